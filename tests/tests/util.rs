@@ -1,0 +1,74 @@
+//! Helpers shared by the end-to-end tests: find the `vigil` binary, run it with a
+//! timeout, and give each test a scratch directory.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// The repository root (tests run `vigil` from there, like a user would).
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ has a parent")
+        .to_path_buf()
+}
+
+/// The `vigil` binary built for this test run.
+pub fn vigil_bin() -> PathBuf {
+    if let Some(p) = option_env!("CARGO_BIN_EXE_vigil") {
+        return PathBuf::from(p);
+    }
+    // Integration tests of another package: the binary sits beside `deps/`.
+    let exe = std::env::current_exe().expect("test binary path");
+    let dir = exe.parent().and_then(Path::parent).expect("target dir");
+    let bin = dir.join("vigil");
+    assert!(
+        bin.exists(),
+        "{} not built; run `cargo build -p vigil-launcher` first (cargo test --workspace does)",
+        bin.display()
+    );
+    bin
+}
+
+/// A `vigil` command run from the repository root.
+pub fn vigil() -> Command {
+    let mut cmd = Command::new(vigil_bin());
+    cmd.current_dir(repo_root());
+    cmd
+}
+
+/// Runs `cmd` to completion, killing it after `limit`.
+pub fn run_with_timeout(cmd: &mut Command, limit: Duration) -> Output {
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn vigil");
+    let start = Instant::now();
+    loop {
+        if child.try_wait().expect("wait").is_some() {
+            return child.wait_with_output().expect("collect output");
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            let out = child.wait_with_output().expect("collect output");
+            panic!(
+                "command timed out after {limit:?}\nstdout:\n{}\nstderr:\n{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Standard output and error of a finished command, as text.
+pub fn texts(out: &Output) -> (String, String) {
+    (
+        String::from_utf8_lossy(&out.stdout).into(),
+        String::from_utf8_lossy(&out.stderr).into(),
+    )
+}
