@@ -3,6 +3,7 @@
 //! # Layout
 //! - [`config`]: the YAML run config — schema, overrides, validation.
 //! - [`metrics`]: evaluation metrics and the evaluation report.
+//! - [`train`]: the training loop and its parts (schedule, early stopping, timing).
 //!
 //! Later modules (data, model, training loop, metrics, TensorBoard, checkpoints)
 //! plug into the config defined here; the launcher depends on this crate only for
@@ -10,3 +11,4 @@
 
 pub mod config;
 pub mod metrics;
+pub mod train;
