@@ -4,6 +4,7 @@
 //! - `flat.rs`: trainable parameters and gradients as one flat vector (the
 //!   bridge between burn modules and `vigil-collective`).
 //! - `adamw.rs`: AdamW over flat vectors with parameter groups; gradient clipping.
+//! - `gather.rs`: distributed evaluation scores and replica checksums.
 //! - `schedule.rs`: learning-rate schedules (pure functions of the step).
 //! - `early_stop.rs`: early stopping on a monitored metric.
 //! - `timing.rs`: the per-step time split and throughput.
@@ -12,6 +13,7 @@
 mod adamw;
 mod early_stop;
 mod flat;
+mod gather;
 mod progress;
 mod schedule;
 mod timing;
@@ -19,6 +21,7 @@ mod timing;
 pub use adamw::{AdamWConfig, FlatAdamW, ParamGroup, clip_global_norm, global_norm};
 pub use early_stop::{EarlyStopper, Verdict, is_better};
 pub use flat::{ParamLayout, ParamSlot, read_grads, read_params, write_params};
+pub use gather::{ShardScores, checksum, merge};
 pub use progress::{Progress, ProgressMode, ProgressRecord};
 pub use schedule::LrSchedule;
 pub use timing::{IntervalStats, Phase, StepTimer};
