@@ -51,7 +51,7 @@ impl ShardScores {
     /// Inverse of [`ShardScores::encode`]; `None` if the length does not fit.
     pub fn decode(buf: &[f32], labels: usize) -> Option<Self> {
         let stride = 1 + 3 * labels;
-        if buf.len() % stride != 0 {
+        if !buf.len().is_multiple_of(stride) {
             return None;
         }
         let mut s = Self::default();
