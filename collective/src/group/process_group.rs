@@ -156,7 +156,9 @@ impl ProcessGroup {
 
     fn ring(&mut self) -> Result<&mut TcpRing> {
         // `new` builds the ring whenever world_size > 1, the only case that calls this.
-        self.ring.as_mut().ok_or_else(|| Error::Config { reason: "group has no TCP ring".into() })
+        self.ring.as_mut().ok_or_else(|| Error::Config {
+            reason: "group has no TCP ring".into(),
+        })
     }
 
     /// Reduce `buf` across all ranks in place; every rank ends with the same values.

@@ -263,7 +263,19 @@ impl Drop for ShmSegment {
 fn pid_alive(pid: libc::pid_t) -> bool {
     // SAFETY: signal 0 only checks existence and permission.
     let rc = unsafe { libc::kill(pid, 0) };
-    rc == 0 || std::io::Error::last_os_error().raw_os_error() != Some(libc::ESRCH)
+    if rc != 0 {
+        return std::io::Error::last_os_error().raw_os_error() != Some(libc::ESRCH);
+    }
+    // A killed rank stays a zombie until its parent reaps it; that is dead for us.
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => {
+            let state = stat
+                .rsplit_once(')')
+                .and_then(|(_, rest)| rest.trim_start().chars().next());
+            !matches!(state, Some('Z' | 'X'))
+        }
+        Err(_) => true,
+    }
 }
 
 /// Remove leftovers in `dir`: every `vigil-<run_id>-*` file (this run's earlier generations
