@@ -1,0 +1,21 @@
+//! NCCL transport stub for builds without the `nccl` feature: same API, every call returns
+//! [`Error::NotCompiledWith`].
+
+use std::time::Instant;
+
+use crate::error::{Error, Result};
+use crate::group::GroupConfig;
+use crate::store::StoreClient;
+
+/// An NCCL communicator (unavailable in this build).
+#[derive(Debug)]
+pub struct NcclComm {
+    _private: (),
+}
+
+impl NcclComm {
+    /// Always fails: this build has no NCCL support.
+    pub fn new(_cfg: &GroupConfig, _store: &mut StoreClient, _deadline: Instant) -> Result<Self> {
+        Err(Error::NotCompiledWith { feature: "nccl" })
+    }
+}

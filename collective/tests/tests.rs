@@ -1,0 +1,7 @@
+//! Integration tests of vigil-collective: one binary, one module per concern.
+
+mod allreduce;
+mod failure;
+mod process;
+mod store;
+mod util;
