@@ -1,0 +1,524 @@
+//! The store's wire format: pure encode/decode, no I/O.
+//!
+//! A frame is `u32 length (LE)` followed by `length` payload bytes; the payload is a tag byte
+//! and the tag's fields. Byte strings are `u32 len + bytes`, integers little-endian. The
+//! decoder takes a byte slice and answers "a whole frame and how many bytes it used", "need
+//! more bytes", or an error; it checks every length against the bytes present and against
+//! [`MAX_FRAME`] *before* allocating, so garbage can neither panic it nor make it reserve
+//! gigabytes. The connection code around it only reads sockets and appends to a buffer.
+
+use std::fmt;
+
+/// Largest payload accepted in one frame (values are addresses, ids and small JSON).
+pub const MAX_FRAME: usize = 16 << 20;
+
+/// Why a byte sequence is not a valid frame.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ProtocolError {
+    /// The frame header announces more than [`MAX_FRAME`] bytes.
+    TooLarge {
+        /// Announced payload length.
+        len: usize,
+    },
+    /// The payload ended before a field did, or has bytes left after the last field.
+    Malformed(&'static str),
+    /// Unknown tag byte.
+    UnknownTag(u8),
+    /// A key is not UTF-8.
+    BadKey,
+}
+
+impl fmt::Display for ProtocolError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ProtocolError::TooLarge { len } => {
+                write!(f, "frame of {len} bytes exceeds the limit of {MAX_FRAME}")
+            }
+            ProtocolError::Malformed(what) => write!(f, "malformed frame: {what}"),
+            ProtocolError::UnknownTag(t) => write!(f, "unknown message tag {t}"),
+            ProtocolError::BadKey => f.write_str("key is not valid UTF-8"),
+        }
+    }
+}
+
+impl std::error::Error for ProtocolError {}
+
+/// A client request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Request {
+    /// Must be the first request on a connection.
+    Auth {
+        /// The run's secret (`VIGIL_STORE_TOKEN`).
+        token: Vec<u8>,
+    },
+    /// Set `key` to `value`.
+    Set {
+        /// Key.
+        key: String,
+        /// Value.
+        value: Vec<u8>,
+    },
+    /// Read `key` (answer `Value` or `Missing`).
+    Get {
+        /// Key.
+        key: String,
+    },
+    /// Are all keys present? (answer `Bool`)
+    Check {
+        /// Keys.
+        keys: Vec<String>,
+    },
+    /// Block until all keys are present (answer `Ok`) or the timeout expires (`TimedOut`).
+    Wait {
+        /// Keys.
+        keys: Vec<String>,
+        /// Timeout in milliseconds.
+        timeout_ms: u64,
+    },
+    /// Atomically add `delta` to the decimal integer stored at `key` (missing = 0).
+    Add {
+        /// Key.
+        key: String,
+        /// Amount to add.
+        delta: i64,
+    },
+    /// Set `key` to `desired` if its value is `expected` (`None`: if it is absent).
+    CompareSet {
+        /// Key.
+        key: String,
+        /// Expected current value; `None` means "absent".
+        expected: Option<Vec<u8>>,
+        /// New value.
+        desired: Vec<u8>,
+    },
+    /// Remove `key` (answer `Bool`: whether it existed).
+    Delete {
+        /// Key.
+        key: String,
+    },
+}
+
+/// A server response.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Response {
+    /// Success without a value.
+    Ok,
+    /// A value.
+    Value(Vec<u8>),
+    /// The key does not exist.
+    Missing,
+    /// A counter's new value.
+    Int(i64),
+    /// A yes/no answer.
+    Bool(bool),
+    /// A wait timed out.
+    TimedOut,
+    /// Compare-and-set outcome: whether it swapped and the value now stored.
+    Swapped {
+        /// Whether `desired` was written.
+        swapped: bool,
+        /// The value stored after the operation (`None`: absent).
+        current: Option<Vec<u8>>,
+    },
+    /// The request was refused (unauthenticated, bad counter, ...).
+    Error(String),
+}
+
+struct Reader<'a> {
+    buf: &'a [u8],
+}
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize, what: &'static str) -> Result<&'a [u8], ProtocolError> {
+        if self.buf.len() < n {
+            return Err(ProtocolError::Malformed(what));
+        }
+        let (head, tail) = self.buf.split_at(n);
+        self.buf = tail;
+        Ok(head)
+    }
+    fn u8(&mut self) -> Result<u8, ProtocolError> {
+        Ok(self.take(1, "truncated byte")?[0])
+    }
+    fn u32(&mut self) -> Result<u32, ProtocolError> {
+        let b = self.take(4, "truncated u32")?;
+        Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+    }
+    fn u64(&mut self) -> Result<u64, ProtocolError> {
+        let b = self.take(8, "truncated u64")?;
+        let mut a = [0u8; 8];
+        a.copy_from_slice(b);
+        Ok(u64::from_le_bytes(a))
+    }
+    fn bytes(&mut self) -> Result<Vec<u8>, ProtocolError> {
+        let n = self.u32()? as usize;
+        Ok(self.take(n, "byte string longer than the frame")?.to_vec())
+    }
+    fn key(&mut self) -> Result<String, ProtocolError> {
+        String::from_utf8(self.bytes()?).map_err(|_| ProtocolError::BadKey)
+    }
+    fn keys(&mut self) -> Result<Vec<String>, ProtocolError> {
+        let n = self.u32()? as usize;
+        // Every key takes at least 4 bytes: reject counts the frame cannot hold before
+        // reserving memory for them.
+        if n > self.buf.len() / 4 {
+            return Err(ProtocolError::Malformed("key count larger than the frame"));
+        }
+        (0..n).map(|_| self.key()).collect()
+    }
+    fn opt_bytes(&mut self) -> Result<Option<Vec<u8>>, ProtocolError> {
+        match self.u8()? {
+            0 => Ok(None),
+            1 => Ok(Some(self.bytes()?)),
+            _ => Err(ProtocolError::Malformed("bad option flag")),
+        }
+    }
+    fn finish(&self) -> Result<(), ProtocolError> {
+        if self.buf.is_empty() {
+            Ok(())
+        } else {
+            Err(ProtocolError::Malformed("trailing bytes"))
+        }
+    }
+}
+
+#[derive(Default)]
+struct Writer {
+    buf: Vec<u8>,
+}
+
+impl Writer {
+    fn new(tag: u8) -> Self {
+        let mut w = Writer { buf: vec![0; 4] };
+        w.buf.push(tag);
+        w
+    }
+    fn u8(&mut self, v: u8) -> &mut Self {
+        self.buf.push(v);
+        self
+    }
+    fn u32(&mut self, v: u32) -> &mut Self {
+        self.buf.extend_from_slice(&v.to_le_bytes());
+        self
+    }
+    fn u64(&mut self, v: u64) -> &mut Self {
+        self.buf.extend_from_slice(&v.to_le_bytes());
+        self
+    }
+    fn bytes(&mut self, b: &[u8]) -> &mut Self {
+        self.u32(b.len() as u32);
+        self.buf.extend_from_slice(b);
+        self
+    }
+    fn keys(&mut self, keys: &[String]) -> &mut Self {
+        self.u32(keys.len() as u32);
+        for k in keys {
+            self.bytes(k.as_bytes());
+        }
+        self
+    }
+    fn opt_bytes(&mut self, b: &Option<Vec<u8>>) -> &mut Self {
+        match b {
+            None => self.u8(0),
+            Some(b) => self.u8(1).bytes(b),
+        }
+    }
+    fn finish(mut self) -> Vec<u8> {
+        let len = (self.buf.len() - 4) as u32;
+        self.buf[..4].copy_from_slice(&len.to_le_bytes());
+        self.buf
+    }
+}
+
+/// Split one frame off the front of `buf`: `Ok(None)` if more bytes are needed, else the
+/// payload and the total number of bytes the frame used.
+fn split_frame(buf: &[u8]) -> Result<Option<(&[u8], usize)>, ProtocolError> {
+    if buf.len() < 4 {
+        return Ok(None);
+    }
+    let len = u32::from_le_bytes([buf[0], buf[1], buf[2], buf[3]]) as usize;
+    if len > MAX_FRAME {
+        return Err(ProtocolError::TooLarge { len });
+    }
+    if len == 0 {
+        return Err(ProtocolError::Malformed("empty frame"));
+    }
+    match buf.get(4..4 + len) {
+        Some(payload) => Ok(Some((payload, 4 + len))),
+        None => Ok(None),
+    }
+}
+
+impl Request {
+    /// Encode as one frame (header included).
+    pub fn encode(&self) -> Vec<u8> {
+        let w = match self {
+            Request::Auth { token } => {
+                let mut w = Writer::new(1);
+                w.bytes(token);
+                w
+            }
+            Request::Set { key, value } => {
+                let mut w = Writer::new(2);
+                w.bytes(key.as_bytes()).bytes(value);
+                w
+            }
+            Request::Get { key } => {
+                let mut w = Writer::new(3);
+                w.bytes(key.as_bytes());
+                w
+            }
+            Request::Check { keys } => {
+                let mut w = Writer::new(4);
+                w.keys(keys);
+                w
+            }
+            Request::Wait { keys, timeout_ms } => {
+                let mut w = Writer::new(5);
+                w.keys(keys).u64(*timeout_ms);
+                w
+            }
+            Request::Add { key, delta } => {
+                let mut w = Writer::new(6);
+                w.bytes(key.as_bytes()).u64(*delta as u64);
+                w
+            }
+            Request::CompareSet {
+                key,
+                expected,
+                desired,
+            } => {
+                let mut w = Writer::new(7);
+                w.bytes(key.as_bytes()).opt_bytes(expected).bytes(desired);
+                w
+            }
+            Request::Delete { key } => {
+                let mut w = Writer::new(8);
+                w.bytes(key.as_bytes());
+                w
+            }
+        };
+        w.finish()
+    }
+
+    /// Decode one request from the front of `buf` (see the module docs).
+    pub fn decode(buf: &[u8]) -> Result<Option<(Request, usize)>, ProtocolError> {
+        let Some((payload, used)) = split_frame(buf)? else {
+            return Ok(None);
+        };
+        let mut r = Reader { buf: payload };
+        let req = match r.u8()? {
+            1 => Request::Auth { token: r.bytes()? },
+            2 => Request::Set {
+                key: r.key()?,
+                value: r.bytes()?,
+            },
+            3 => Request::Get { key: r.key()? },
+            4 => Request::Check { keys: r.keys()? },
+            5 => Request::Wait {
+                keys: r.keys()?,
+                timeout_ms: r.u64()?,
+            },
+            6 => Request::Add {
+                key: r.key()?,
+                delta: r.u64()? as i64,
+            },
+            7 => Request::CompareSet {
+                key: r.key()?,
+                expected: r.opt_bytes()?,
+                desired: r.bytes()?,
+            },
+            8 => Request::Delete { key: r.key()? },
+            t => return Err(ProtocolError::UnknownTag(t)),
+        };
+        r.finish()?;
+        Ok(Some((req, used)))
+    }
+}
+
+impl Response {
+    /// Encode as one frame (header included).
+    pub fn encode(&self) -> Vec<u8> {
+        let w = match self {
+            Response::Ok => Writer::new(1),
+            Response::Value(v) => {
+                let mut w = Writer::new(2);
+                w.bytes(v);
+                w
+            }
+            Response::Missing => Writer::new(3),
+            Response::Int(i) => {
+                let mut w = Writer::new(4);
+                w.u64(*i as u64);
+                w
+            }
+            Response::Bool(b) => {
+                let mut w = Writer::new(5);
+                w.u8(*b as u8);
+                w
+            }
+            Response::TimedOut => Writer::new(6),
+            Response::Swapped { swapped, current } => {
+                let mut w = Writer::new(7);
+                w.u8(*swapped as u8).opt_bytes(current);
+                w
+            }
+            Response::Error(msg) => {
+                let mut w = Writer::new(8);
+                w.bytes(msg.as_bytes());
+                w
+            }
+        };
+        w.finish()
+    }
+
+    /// Decode one response from the front of `buf`.
+    pub fn decode(buf: &[u8]) -> Result<Option<(Response, usize)>, ProtocolError> {
+        let Some((payload, used)) = split_frame(buf)? else {
+            return Ok(None);
+        };
+        let mut r = Reader { buf: payload };
+        let resp = match r.u8()? {
+            1 => Response::Ok,
+            2 => Response::Value(r.bytes()?),
+            3 => Response::Missing,
+            4 => Response::Int(r.u64()? as i64),
+            5 => Response::Bool(r.u8()? != 0),
+            6 => Response::TimedOut,
+            7 => Response::Swapped {
+                swapped: r.u8()? != 0,
+                current: r.opt_bytes()?,
+            },
+            8 => Response::Error(String::from_utf8_lossy(&r.bytes()?).into_owned()),
+            t => return Err(ProtocolError::UnknownTag(t)),
+        };
+        r.finish()?;
+        Ok(Some((resp, used)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn samples() -> Vec<Request> {
+        vec![
+            Request::Auth {
+                token: b"secret".to_vec(),
+            },
+            Request::Set {
+                key: "a/b".into(),
+                value: vec![1, 2, 3],
+            },
+            Request::Get { key: "k".into() },
+            Request::Check {
+                keys: vec!["x".into(), "y".into()],
+            },
+            Request::Wait {
+                keys: vec!["x".into()],
+                timeout_ms: 1234,
+            },
+            Request::Add {
+                key: "c".into(),
+                delta: -7,
+            },
+            Request::CompareSet {
+                key: "c".into(),
+                expected: None,
+                desired: b"1".to_vec(),
+            },
+            Request::CompareSet {
+                key: "c".into(),
+                expected: Some(vec![]),
+                desired: vec![],
+            },
+            Request::Delete { key: "c".into() },
+        ]
+    }
+
+    #[test]
+    fn requests_round_trip_and_report_incomplete_prefixes() {
+        for req in samples() {
+            let bytes = req.encode();
+            assert_eq!(
+                Request::decode(&bytes),
+                Ok(Some((req.clone(), bytes.len())))
+            );
+            for cut in 0..bytes.len() {
+                assert_eq!(
+                    Request::decode(&bytes[..cut]),
+                    Ok(None),
+                    "{req:?} cut at {cut}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn responses_round_trip() {
+        let all = [
+            Response::Ok,
+            Response::Value(b"v".to_vec()),
+            Response::Missing,
+            Response::Int(-3),
+            Response::Bool(true),
+            Response::TimedOut,
+            Response::Swapped {
+                swapped: false,
+                current: Some(b"x".to_vec()),
+            },
+            Response::Error("no".into()),
+        ];
+        for resp in all {
+            let bytes = resp.encode();
+            assert_eq!(Response::decode(&bytes), Ok(Some((resp, bytes.len()))));
+        }
+    }
+
+    #[test]
+    fn oversized_frame_is_rejected_before_it_arrives() {
+        let header = ((MAX_FRAME + 1) as u32).to_le_bytes();
+        assert_eq!(
+            Request::decode(&header),
+            Err(ProtocolError::TooLarge { len: MAX_FRAME + 1 })
+        );
+    }
+
+    #[test]
+    fn huge_key_count_is_rejected_without_allocating() {
+        let mut w = Writer::new(4);
+        w.u32(u32::MAX);
+        assert!(matches!(
+            Request::decode(&w.finish()),
+            Err(ProtocolError::Malformed(_))
+        ));
+    }
+
+    /// Property test by seeded random search: arbitrary bytes, and valid frames with random
+    /// mutations, never panic the decoder, and whatever it accepts re-encodes to the bytes.
+    #[test]
+    fn decoder_never_panics_on_garbage() {
+        use rand::{Rng, SeedableRng, rngs::StdRng};
+        let mut rng = StdRng::seed_from_u64(0x5EED);
+        let samples = samples();
+        for i in 0..50_000 {
+            let mut bytes: Vec<u8> = if i % 2 == 0 {
+                let n = rng.random_range(0..64);
+                (0..n).map(|_| rng.random()).collect()
+            } else {
+                samples[i % samples.len()].encode()
+            };
+            let flips = rng.random_range(0..4);
+            for _ in 0..flips {
+                if !bytes.is_empty() {
+                    let at = rng.random_range(0..bytes.len());
+                    bytes[at] = rng.random();
+                }
+            }
+            if let Ok(Some((req, used))) = Request::decode(&bytes) {
+                assert_eq!(req.encode(), bytes[..used].to_vec());
+            }
+            let _ = Response::decode(&bytes);
+        }
+    }
+}
