@@ -1,21 +1,36 @@
 //! Exit codes of `vigil`, documented in README.md.
 //!
 //! Schedulers branch on them, so each has one meaning: 0 success, 1 a runtime
-//! failure, 2 a usage or config error (the user must change something).
+//! failure, 2 a usage or config error (the user must change something), 75 preempted
+//! (the workers were stopped on request after checkpointing: requeue the job).
 
 use vigil_trainer::config::ConfigError;
+
+use crate::cli::{LaunchUsageError, RenderUsageError};
+use crate::supervise::LaunchError;
 
 /// A runtime failure (a worker crashed, I/O failed).
 pub const FAILURE: u8 = 1;
 /// A usage or config error: bad flags, bad YAML, a missing file.
 pub const USAGE: u8 = 2;
+/// `vigil launch` was told to stop (SIGTERM/SIGINT, or another node was) and stopped its
+/// workers: the run can resume from its checkpoint. `EX_TEMPFAIL` from `sysexits.h`
+/// ("temporary failure, retry"), distinct from 128+N codes of processes killed by a signal,
+/// so Slurm requeue scripts and Kubernetes `podFailurePolicy` can match it exactly.
+pub const PREEMPTED: u8 = 75;
 
 /// The exit code for an error that ended the command.
 pub fn code_for(err: &anyhow::Error) -> u8 {
-    if err
-        .chain()
-        .any(|e| e.downcast_ref::<ConfigError>().is_some())
-    {
+    let usage = |e: &(dyn std::error::Error + 'static)| {
+        e.downcast_ref::<ConfigError>().is_some()
+            || e.downcast_ref::<LaunchUsageError>().is_some()
+            || e.downcast_ref::<RenderUsageError>().is_some()
+            || matches!(
+                e.downcast_ref::<LaunchError>(),
+                Some(LaunchError::NoToken { .. } | LaunchError::DuplicateNode { .. })
+            )
+    };
+    if err.chain().any(usage) {
         USAGE
     } else {
         FAILURE

@@ -6,7 +6,10 @@ use std::process::ExitCode;
 use clap::Parser;
 
 mod cli;
+mod cluster;
 mod exit;
+mod render;
+mod supervise;
 
 fn main() -> ExitCode {
     let args = cli::Cli::parse();

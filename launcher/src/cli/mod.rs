@@ -4,7 +4,13 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod guard;
+mod launch;
+mod render;
 mod validate;
+
+pub use launch::LaunchUsageError;
+pub use render::RenderUsageError;
 
 /// Vigil: data-parallel fine-tuning of multimodal moderation classifiers.
 #[derive(Debug, Parser)]
@@ -18,11 +24,22 @@ pub struct Cli {
 enum Command {
     /// Check a run config (and overrides); print every problem, or the resolved config.
     Validate(validate::ValidateArgs),
+    /// Run workers on this node under supervision (restarts, preemption, multi-node).
+    Launch(launch::LaunchArgs),
+    /// Print a cluster job for a config: a Slurm batch script or a Kubernetes CronJob.
+    #[command(subcommand)]
+    Render(render::RenderCommand),
+    /// Internal: the orphan guard started by `vigil launch`.
+    #[command(name = "__guard", hide = true)]
+    Guard,
 }
 
 /// Runs the parsed command.
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Validate(args) => validate::run(args),
+        Command::Launch(args) => launch::run(args),
+        Command::Render(cmd) => render::run(cmd),
+        Command::Guard => guard::run(),
     }
 }

@@ -1,0 +1,349 @@
+//! Coordination between the launchers of one job ("nodes") through the rendezvous store
+//! that node 0 hosts.
+//!
+//! Keys (under `launch/`, beside the workers' `gen/<restart>/` keys):
+//! - `launch/node/<k>`: node k's worker count, claimed with compare-and-set so two
+//!   launchers with one `--node-rank` are refused; every node waits for all of them and
+//!   derives the world size and its rank offset (node counts may differ per node).
+//! - `launch/run_id`, `launch/max_restarts`: node 0's values, adopted by every node, so a
+//!   run has one id and one restart budget.
+//! - `launch/gen/<g>/ready/<k>`: the barrier before generation g ≥ 1 starts anywhere.
+//! - `launch/gen/<g>/failed`: the first failure of generation g (compare-and-set, so
+//!   exactly one is reported); every node polls it and stops its workers.
+//! - `launch/gen/<g>/done/<k>`: node k's workers all exited 0; success is global only when
+//!   every node has written it (a node that finished early still joins a restart).
+//! - `launch/preempted`: a node was told to stop; the others stop too, without restart.
+//! - `launch/exit/<k>`: node k is leaving; node 0 keeps the store up until all have left
+//!   (bounded), so nobody loses the store mid-decision.
+//!
+//! The launcher speaks to the store with a blocking client from its supervision loop:
+//! every call is bounded by a socket timeout.
+
+use std::time::{Duration, Instant};
+
+use vigil_collective::store::StoreClient;
+
+use super::env::WorldSpec;
+use super::error::LaunchError;
+use super::policy::{Cause, Event, Failure};
+
+/// Longest a poll of the store may block the supervision loop.
+const POLL_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// One node's view of the job, agreed through the store.
+pub struct Coordinator {
+    client: StoreClient,
+    endpoint: String,
+    node_rank: u32,
+    nnodes: u32,
+    timeout: Duration,
+}
+
+/// What the initial rendezvous agreed on.
+pub struct Agreed {
+    /// This node's place.
+    pub world: WorldSpec,
+    /// Node 0's run id.
+    pub run_id: String,
+    /// Node 0's restart budget.
+    pub max_restarts: u32,
+}
+
+impl Coordinator {
+    /// Connects to the store at `endpoint`, retrying until `timeout`.
+    pub fn connect(
+        endpoint: &str,
+        token: &str,
+        node_rank: u32,
+        nnodes: u32,
+        timeout: Duration,
+    ) -> Result<Self, LaunchError> {
+        let deadline = Instant::now() + timeout;
+        let client = loop {
+            // Name resolution can fail while a cluster's DNS catches up: retry it too.
+            let left = deadline.saturating_duration_since(Instant::now());
+            match StoreClient::connect(endpoint, token, left.max(Duration::from_millis(100))) {
+                Ok(c) => break c,
+                Err(e) if Instant::now() + Duration::from_millis(200) < deadline => {
+                    tracing::debug!(%endpoint, error = %e, "store not reachable yet");
+                    std::thread::sleep(Duration::from_millis(200));
+                }
+                Err(source) => {
+                    return Err(LaunchError::Unreachable {
+                        node_rank,
+                        endpoint: endpoint.to_string(),
+                        timeout,
+                        source,
+                    });
+                }
+            }
+        };
+        // Polls must not block the loop for the whole rendezvous timeout.
+        let client = StoreClient::connect(client.server_addr(), token, POLL_TIMEOUT.min(timeout))
+            .map_err(|source| LaunchError::Unreachable {
+            node_rank,
+            endpoint: endpoint.to_string(),
+            timeout,
+            source,
+        })?;
+        Ok(Self {
+            client,
+            endpoint: endpoint.to_string(),
+            node_rank,
+            nnodes,
+            timeout,
+        })
+    }
+
+    fn store_err(
+        &self,
+        what: impl Into<String>,
+    ) -> impl FnOnce(vigil_collective::Error) -> LaunchError {
+        let endpoint = self.endpoint.clone();
+        let what = what.into();
+        move |source| LaunchError::Store {
+            endpoint,
+            what,
+            source,
+        }
+    }
+
+    /// Waits for `keys` in rendezvous-timeout-sized blocks, mapping a timeout to a clear error.
+    fn wait_all(&mut self, keys: &[String], what: &str) -> Result<(), LaunchError> {
+        let refs: Vec<&str> = keys.iter().map(String::as_str).collect();
+        let mut waiter = self
+            .client
+            .reconnect()
+            .map_err(self.store_err("reconnect for waiting"))?;
+        match waiter.wait(&refs, self.timeout) {
+            Ok(()) => Ok(()),
+            Err(vigil_collective::Error::StoreTimeout { .. }) => {
+                let missing: Vec<String> = keys
+                    .iter()
+                    .filter(|k| !matches!(self.client.get(k), Ok(Some(_))))
+                    .cloned()
+                    .collect();
+                Err(LaunchError::RendezvousTimeout {
+                    endpoint: self.endpoint.clone(),
+                    what: format!("{what}; still missing: {}", missing.join(", ")),
+                    timeout: self.timeout,
+                })
+            }
+            Err(e) => Err(self.store_err(what)(e)),
+        }
+    }
+
+    /// The initial rendezvous: claim this node's slot, publish (node 0) or adopt the run
+    /// id and restart budget, wait for every node, compute this node's ranks.
+    pub fn rendezvous(
+        &mut self,
+        nproc: u32,
+        run_id: &str,
+        max_restarts: u32,
+        local_override: Option<(u32, u32)>,
+    ) -> Result<Agreed, LaunchError> {
+        let k = self.node_rank;
+        if k == 0 {
+            self.client
+                .set("launch/run_id", run_id)
+                .map_err(self.store_err("publish the run id"))?;
+            self.client
+                .set("launch/max_restarts", max_restarts.to_string())
+                .map_err(self.store_err("publish max_restarts"))?;
+        }
+        let mine = format!("launch/node/{k}");
+        let cas = self
+            .client
+            .compare_set(&mine, None, nproc.to_string())
+            .map_err(self.store_err("join the rendezvous"))?;
+        if !cas.swapped {
+            return Err(LaunchError::DuplicateNode {
+                node_rank: k,
+                endpoint: self.endpoint.clone(),
+            });
+        }
+        let mut keys: Vec<String> = (0..self.nnodes)
+            .map(|i| format!("launch/node/{i}"))
+            .collect();
+        keys.push("launch/run_id".into());
+        keys.push("launch/max_restarts".into());
+        self.wait_all(&keys, &format!("waiting for {} nodes", self.nnodes))?;
+        let mut counts = Vec::new();
+        for i in 0..self.nnodes {
+            counts.push(self.get_u32(&format!("launch/node/{i}"))?);
+        }
+        let run_id = self.get_string("launch/run_id")?;
+        let max_restarts = self.get_u32("launch/max_restarts")?;
+        let offset: u32 = counts[..k as usize].iter().sum();
+        Ok(Agreed {
+            world: WorldSpec {
+                rank_offset: offset,
+                local_world_size: nproc,
+                world_size: counts.iter().sum(),
+                node_rank: k,
+                nnodes: self.nnodes,
+                local_override,
+            },
+            run_id,
+            max_restarts,
+        })
+    }
+
+    fn get_string(&mut self, key: &str) -> Result<String, LaunchError> {
+        let v = self
+            .client
+            .get(key)
+            .map_err(self.store_err(format!("read {key}")))?
+            .unwrap_or_default();
+        Ok(String::from_utf8_lossy(&v).into_owned())
+    }
+
+    fn get_u32(&mut self, key: &str) -> Result<u32, LaunchError> {
+        let s = self.get_string(key)?;
+        s.parse().map_err(|_| LaunchError::Store {
+            endpoint: self.endpoint.clone(),
+            what: format!("{key} holds '{s}', not a number"),
+            source: vigil_collective::Error::BadValue {
+                key: key.into(),
+                reason: "not a number".into(),
+            },
+        })
+    }
+
+    /// The barrier before generation `restart` starts on any node.
+    pub fn barrier(&mut self, restart: u32) -> Result<(), LaunchError> {
+        if self.nnodes == 1 {
+            return Ok(());
+        }
+        self.client
+            .set(
+                &format!("launch/gen/{restart}/ready/{}", self.node_rank),
+                "1",
+            )
+            .map_err(self.store_err("enter the restart barrier"))?;
+        let keys: Vec<String> = (0..self.nnodes)
+            .map(|i| format!("launch/gen/{restart}/ready/{i}"))
+            .collect();
+        self.wait_all(&keys, &format!("restart {restart}: waiting for every node"))
+    }
+
+    /// Reports the first failure of generation `restart` (first writer wins).
+    pub fn publish_failure(&mut self, restart: u32, f: &Failure) {
+        let text = format!(
+            "{}\n{}\n{}",
+            f.rank.map_or(String::new(), |r| r.to_string()),
+            self.node_rank,
+            f.cause
+        );
+        let key = format!("launch/gen/{restart}/failed");
+        if let Err(e) = self.client.compare_set(&key, None, text) {
+            tracing::warn!(error = %e, "could not publish the failure to other nodes");
+        }
+    }
+
+    /// Reports preemption.
+    pub fn publish_preempted(&mut self) {
+        if let Err(e) = self
+            .client
+            .set("launch/preempted", self.node_rank.to_string())
+        {
+            tracing::warn!(error = %e, "could not publish preemption to other nodes");
+        }
+    }
+
+    /// Reports that this node's workers all succeeded in generation `restart`.
+    pub fn publish_done(&mut self, restart: u32) {
+        let key = format!("launch/gen/{restart}/done/{}", self.node_rank);
+        if let Err(e) = self.client.set(&key, "1") {
+            tracing::warn!(error = %e, "could not publish success to other nodes");
+        }
+    }
+
+    /// What other nodes reported for generation `restart`, as policy events.
+    pub fn poll(&mut self, restart: u32, waiting_for_peers: bool) -> Vec<Event> {
+        let mut events = Vec::new();
+        if self.nnodes == 1 {
+            if waiting_for_peers {
+                events.push(Event::AllNodesDone);
+            }
+            return events;
+        }
+        match self.client.get(&format!("launch/gen/{restart}/failed")) {
+            Ok(Some(v)) => {
+                let text = String::from_utf8_lossy(&v).into_owned();
+                let mut parts = text.splitn(3, '\n');
+                let rank = parts.next().and_then(|r| r.parse().ok());
+                let node: u32 = parts
+                    .next()
+                    .and_then(|n| n.parse().ok())
+                    .unwrap_or(u32::MAX);
+                let cause = parts.next().unwrap_or("failed").to_string();
+                if node != self.node_rank {
+                    events.push(Event::PeerFailed(Failure {
+                        rank,
+                        cause: Cause::Peer(format!("{cause} (on node {node})")),
+                    }));
+                }
+            }
+            Ok(None) => {}
+            Err(e) => events.push(self.lost(e)),
+        }
+        match self.client.get("launch/preempted") {
+            Ok(Some(v)) if String::from_utf8_lossy(&v) != self.node_rank.to_string() => {
+                events.push(Event::PeerPreempted);
+            }
+            Ok(_) => {}
+            Err(e) => events.push(self.lost(e)),
+        }
+        if waiting_for_peers {
+            let keys: Vec<String> = (0..self.nnodes)
+                .map(|i| format!("launch/gen/{restart}/done/{i}"))
+                .collect();
+            let refs: Vec<&str> = keys.iter().map(String::as_str).collect();
+            match self.client.check(&refs) {
+                Ok(true) => events.push(Event::AllNodesDone),
+                Ok(false) => {}
+                Err(e) => events.push(self.lost(e)),
+            }
+        }
+        events
+    }
+
+    fn lost(&self, e: vigil_collective::Error) -> Event {
+        Event::PeerFailed(Failure {
+            rank: None,
+            cause: Cause::Peer(format!(
+                "lost the rendezvous store at {} ({e}); node 0's launcher is gone",
+                self.endpoint
+            )),
+        })
+    }
+
+    /// The store heartbeat counter of `rank` in generation `restart`, if it beat yet.
+    pub fn heartbeat(&mut self, restart: u32, rank: u32) -> Option<i64> {
+        let key = format!(
+            "{}worker/{rank}/heartbeat",
+            super::env::store_prefix(restart)
+        );
+        let v = self.client.get(&key).ok()??;
+        String::from_utf8_lossy(&v).parse().ok()
+    }
+
+    /// Leaving: record it; node 0 waits (bounded) until every node has left so nobody
+    /// loses the store while still deciding.
+    pub fn leave(&mut self, limit: Duration) {
+        let _ = self
+            .client
+            .set(&format!("launch/exit/{}", self.node_rank), "1");
+        if self.node_rank != 0 || self.nnodes == 1 {
+            return;
+        }
+        let keys: Vec<String> = (0..self.nnodes)
+            .map(|i| format!("launch/exit/{i}"))
+            .collect();
+        let refs: Vec<&str> = keys.iter().map(String::as_str).collect();
+        if let Ok(mut w) = self.client.reconnect() {
+            let _ = w.wait(&refs, limit);
+        }
+    }
+}

@@ -1,0 +1,208 @@
+//! `vigil render`: the Slurm script is valid bash whose `#SBATCH` lines, launch command
+//! and requeue logic are right (run against fake `srun`/`scontrol`); the Kubernetes
+//! output parses as a ConfigMap and a `batch/v1` CronJob with every field the issue asks
+//! for.
+
+mod util;
+
+use std::collections::BTreeMap;
+use std::os::unix::fs::PermissionsExt;
+use std::time::Duration;
+
+use util::{run_with_timeout, texts, vigil};
+
+const LIMIT: Duration = Duration::from_secs(60);
+
+fn render(args: &[&str]) -> String {
+    let out = run_with_timeout(vigil().arg("render").args(args), LIMIT);
+    let (so, se) = texts(&out);
+    assert!(out.status.success(), "{se}");
+    so
+}
+
+#[test]
+fn slurm_script_is_valid_bash_with_the_expected_directives() {
+    let script = render(&[
+        "slurm",
+        "configs/tiny.yaml",
+        "--nodes",
+        "2",
+        "--gpus-per-node",
+        "4",
+        "--time",
+        "02:00:00",
+        "--set",
+        "optim.lr=1e-3",
+    ]);
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("job.sbatch");
+    std::fs::write(&path, &script).unwrap();
+    let out = std::process::Command::new("bash")
+        .arg("-n")
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "bash -n: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(script.starts_with("#!/bin/bash\n"));
+    let directives: BTreeMap<String, String> = script
+        .lines()
+        .filter_map(|l| l.strip_prefix("#SBATCH --"))
+        .map(|d| match d.split_once('=') {
+            Some((k, v)) => (k.to_string(), v.to_string()),
+            None => (d.to_string(), String::new()),
+        })
+        .collect();
+    assert_eq!(directives["job-name"], "tiny");
+    assert_eq!(directives["nodes"], "2");
+    assert_eq!(directives["ntasks-per-node"], "1");
+    assert_eq!(directives["gpus-per-node"], "4");
+    assert_eq!(directives["time"], "02:00:00");
+    // tiny.yaml: grace_s 5 → SIGTERM 65 s before the limit.
+    assert_eq!(directives["signal"], "TERM@65");
+    assert!(directives.contains_key("requeue"));
+    assert!(
+        script.contains("vigil \\\n    launch \\\n    configs/tiny.yaml"),
+        "{script}"
+    );
+    assert!(script.contains("--cluster \\\n    slurm"), "{script}");
+    assert!(script.contains("--set \\\n    optim.lr=1e-3"), "{script}");
+    assert!(script.contains("export VIGIL_STORE_TOKEN="), "{script}");
+
+    // Run it with fake srun/scontrol: a preempted launch (75) requeues, others do not.
+    for (code, requeued) in [(75, true), (0, false), (1, false)] {
+        let bin = tmp.path().join(format!("bin-{code}"));
+        std::fs::create_dir_all(&bin).unwrap();
+        let log = tmp.path().join(format!("calls-{code}"));
+        let fake = |name: &str, body: &str| {
+            let p = bin.join(name);
+            std::fs::write(&p, format!("#!/bin/sh\n{body}\n")).unwrap();
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+        };
+        fake(
+            "srun",
+            &format!(
+                "echo \"srun $* token=${{#VIGIL_STORE_TOKEN}}\" >> {}; exit {code}",
+                log.display()
+            ),
+        );
+        fake(
+            "scontrol",
+            &format!(
+                "if [ \"$1\" = show ]; then echo gpu07; echo gpu08; else echo \"scontrol $*\" >> {}; fi",
+                log.display()
+            ),
+        );
+        let path_var = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
+        let out = std::process::Command::new("bash")
+            .arg(&path)
+            .current_dir(tmp.path())
+            .env("PATH", path_var)
+            .env("SLURM_JOB_ID", "4242")
+            .env("SLURM_NNODES", "2")
+            .env("SLURM_JOB_NODELIST", "gpu[07-08]")
+            .output()
+            .unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(code),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let calls = std::fs::read_to_string(&log).unwrap();
+        assert!(calls.contains("--rdzv-endpoint gpu07:24242"), "{calls}");
+        assert!(calls.contains("--nnodes 2"), "{calls}");
+        assert!(
+            calls.contains("token=32"),
+            "a 32-hex-digit token is exported: {calls}"
+        );
+        assert_eq!(calls.contains("scontrol requeue 4242"), requeued, "{calls}");
+    }
+}
+
+#[test]
+fn k8s_cronjob_parses_with_the_expected_fields() {
+    let text = render(&[
+        "k8s-cronjob",
+        "configs/tiny.yaml",
+        "--schedule",
+        "0 3 * * *",
+        "--image",
+        "registry.example/vigil:1.2",
+    ]);
+    let docs: Vec<serde_yaml_ng::Value> = serde_yaml_ng::Deserializer::from_str(&text)
+        .map(|d| serde::Deserialize::deserialize(d).unwrap())
+        .collect();
+    assert_eq!(docs.len(), 2, "{text}");
+    let (cm, cron) = (&docs[0], &docs[1]);
+    assert_eq!(cm["kind"].as_str(), Some("ConfigMap"));
+    let original = std::fs::read_to_string(util::repo_root().join("configs/tiny.yaml")).unwrap();
+    assert_eq!(cm["data"]["tiny.yaml"].as_str(), Some(original.as_str()));
+
+    assert_eq!(cron["apiVersion"].as_str(), Some("batch/v1"));
+    assert_eq!(cron["kind"].as_str(), Some("CronJob"));
+    assert_eq!(cron["metadata"]["name"].as_str(), Some("vigil-tiny"));
+    let spec = &cron["spec"];
+    assert_eq!(spec["schedule"].as_str(), Some("0 3 * * *"));
+    assert_eq!(spec["concurrencyPolicy"].as_str(), Some("Forbid"));
+    let job = &spec["jobTemplate"]["spec"];
+    assert!(job["backoffLimit"].as_u64().is_some());
+    let rules = job["podFailurePolicy"]["rules"].as_sequence().unwrap();
+    assert_eq!(rules[0]["action"].as_str(), Some("Ignore"));
+    assert_eq!(rules[0]["onExitCodes"]["values"][0].as_u64(), Some(75));
+    let pod = &job["template"]["spec"];
+    assert_eq!(pod["restartPolicy"].as_str(), Some("Never"));
+    assert_eq!(pod["terminationGracePeriodSeconds"].as_u64(), Some(35));
+    let c = &pod["containers"][0];
+    assert_eq!(c["image"].as_str(), Some("registry.example/vigil:1.2"));
+    assert_eq!(c["command"][0].as_str(), Some("vigil"));
+    let args: Vec<&str> = c["args"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap())
+        .collect();
+    assert_eq!(&args[..2], ["launch", "/etc/vigil/tiny.yaml"]);
+    assert!(
+        args.contains(&"run.output_dir=/vigil/runs/tiny"),
+        "{args:?}"
+    );
+    assert!(args.contains(&"export.dir=/vigil/export"), "{args:?}");
+    assert_eq!(c["resources"]["requests"]["cpu"].as_str(), Some("2"));
+    assert!(c["resources"]["limits"]["memory"].as_str().is_some());
+    let mounts = c["volumeMounts"].as_sequence().unwrap();
+    assert!(
+        mounts
+            .iter()
+            .any(|m| m["mountPath"].as_str() == Some("/vigil"))
+    );
+    let vols = pod["volumes"].as_sequence().unwrap();
+    assert!(
+        vols.iter()
+            .any(|v| v["persistentVolumeClaim"]["claimName"].as_str() == Some("vigil-data"))
+    );
+    assert!(
+        vols.iter()
+            .any(|v| v["configMap"]["name"].as_str() == Some("vigil-tiny-config"))
+    );
+}
+
+#[test]
+fn a_bad_schedule_is_a_usage_error() {
+    let out = run_with_timeout(
+        vigil().args([
+            "render",
+            "k8s-cronjob",
+            "configs/tiny.yaml",
+            "--schedule",
+            "daily",
+        ]),
+        LIMIT,
+    );
+    let (_, se) = texts(&out);
+    assert_eq!(out.status.code(), Some(2), "{se}");
+    assert!(se.contains("--schedule"), "{se}");
+}
