@@ -3,8 +3,10 @@
 //! `RUN_DIR/expected.json` (what a reviewer must see after TensorBoard drops the
 //! superseded steps), for `scripts/check_tensorboard.py --expect` to verify.
 //!
-//! Usage: `cargo run -p vigil-trainer --example tensorboard_demo -- RUN_DIR [CONFIG]`
-//! (CONFIG defaults to `configs/tiny.yaml`).
+//! Usage: `cargo run -p vigil-trainer --example tensorboard_demo -- RUN_DIR [CONFIG]
+//! [--no-session-start]` (CONFIG defaults to `configs/tiny.yaml`). The flag leaves out
+//! the resume marker, the bug the checker must catch: CI runs it and expects the
+//! checker to fail.
 //!
 //! The story, with `logging.interval: 2`, histograms every 4 steps, evaluation
 //! every 6, a checkpoint at step 6 and 12 steps in all:
@@ -28,6 +30,7 @@ use vigil_trainer::logging::{
     flatten_hparams, tags, wall_time,
 };
 
+const USAGE: &str = "tensorboard_demo RUN_DIR [CONFIG] [--no-session-start]";
 const STEPS: u64 = 12;
 const INTERVAL: u64 = 2;
 const HIST_EVERY: u64 = 4;
@@ -152,12 +155,15 @@ fn attempt(
     config: &RunConfig,
     config_text: &str,
     attempt: u32,
+    marker: bool,
     expected: &mut Expected,
 ) -> Result<()> {
     let start = if attempt == 1 { 0 } else { CHECKPOINT + 1 };
     let last = if attempt == 1 { CRASH_AFTER } else { STEPS };
     let mut logger = TensorBoardLogger::open(tb_dir, WriterOptions::default())?;
-    logger.session_start(start)?;
+    if marker {
+        logger.session_start(start)?;
+    }
     if start == 0 {
         let mut metrics = vec![tags::VAL_LOSS.to_owned(), tags::val_macro("auroc")];
         metrics.extend(
@@ -246,13 +252,18 @@ fn series_json(series: &BTreeMap<String, Vec<u64>>) -> Value {
 }
 
 fn main() -> Result<()> {
-    let mut args = std::env::args_os().skip(1);
-    let run_dir = PathBuf::from(
-        args.next()
-            .context("usage: tensorboard_demo RUN_DIR [CONFIG]")?,
-    );
+    let (flags, mut args): (Vec<_>, Vec<_>) = std::env::args_os()
+        .skip(1)
+        .partition(|a| a.to_string_lossy().starts_with("--"));
+    let marker = match flags.first().map(|f| f.to_string_lossy()) {
+        None => true,
+        Some(f) if f == "--no-session-start" && flags.len() == 1 => false,
+        Some(f) => anyhow::bail!("unknown flag {f}; usage: {USAGE}"),
+    };
+    args.reverse();
+    let run_dir = PathBuf::from(args.pop().context(USAGE)?);
     let config_path = args
-        .next()
+        .pop()
         .map_or_else(|| PathBuf::from("configs/tiny.yaml"), PathBuf::from);
     let config = RunConfig::load(&config_path, &[])?;
     let config_text = config.to_yaml();
@@ -270,8 +281,8 @@ fn main() -> Result<()> {
         pr_curves: BTreeMap::new(),
         text_steps: Vec::new(),
     };
-    attempt(&tb_dir, &config, &config_text, 1, &mut expected)?;
-    attempt(&tb_dir, &config, &config_text, 2, &mut expected)?;
+    attempt(&tb_dir, &config, &config_text, 1, true, &mut expected)?;
+    attempt(&tb_dir, &config, &config_text, 2, marker, &mut expected)?;
 
     let hparams = flatten_hparams(&config)?;
     let expect = json!({
