@@ -2,6 +2,7 @@
 //!
 //! # Layout
 //! - [`config`]: the YAML run config — schema, overrides, validation.
+//! - [`logging`]: TensorBoard events and the `MetricLogger` trait.
 //! - [`metrics`]: evaluation metrics and the evaluation report.
 //! - [`train`]: the training loop and its parts (schedule, early stopping, timing).
 //!
@@ -10,5 +11,6 @@
 //! the config and the `vigil worker` entry point, never for supervision.
 
 pub mod config;
+pub mod logging;
 pub mod metrics;
 pub mod train;

@@ -1,0 +1,321 @@
+#!/usr/bin/env python3
+"""Check a Vigil run's TensorBoard events with TensorBoard's own reader.
+
+Opens RUN_DIR/tensorboard/ with
+`tensorboard.backend.event_processing.event_accumulator.EventAccumulator` (the
+reader that applies `SessionLog START` purging, as TensorBoard does) and asserts
+what a reviewer must see:
+
+* every expected scalar tag, with the expected steps (and values, when given);
+* histograms whose bucket counts add up to `num`, with increasing limits;
+* PR curves as float tensors of shape [6, num_thresholds] for the `pr_curves`
+  plugin, with consistent TP/FP/TN/FN rows;
+* the hparams experiment, session start and session end, parsed with
+  `tensorboard.plugins.hparams.plugin_data_pb2`;
+* the resolved config as text (equal to RUN_DIR/config.resolved.yaml if present);
+* exactly the expected number of event files, none written concurrently (one
+  writer: rank 0), each starting with `brain.Event:2`;
+* no step appearing twice in any series after purging (a resumed run shows one
+  curve).
+
+Expectations come from `--expect FILE.json` (written by
+`cargo run -p vigil-trainer --example tensorboard_demo`), or, for a real run,
+from the defaults below plus flags (`--labels`, `--scalars`, `--event-files`,
+...). Exit status: 0 if all checks pass, 1 with every failure listed otherwise.
+"""
+
+import argparse
+import glob
+import json
+import math
+import os
+import sys
+
+# Keep in sync with trainer/src/logging/tags.rs.
+TRAIN_SCALARS = [
+    "train/loss", "train/lr", "train/lr_head", "train/grad_norm",
+    "train/samples_per_sec", "train/epoch", "time/data_wait_ms",
+    "time/forward_ms", "time/backward_ms", "time/allreduce_ms",
+    "time/optimizer_ms", "time/step_ms",
+]
+CONFIG_TEXT = "config/resolved"
+HPARAMS_TAGS = {
+    "experiment": "_hparams_/experiment",
+    "session_start_info": "_hparams_/session_start_info",
+    "session_end_info": "_hparams_/session_end_info",
+}
+
+
+class Checker:
+    def __init__(self):
+        self.failures = []
+        self.passed = 0
+
+    def check(self, ok, message):
+        if ok:
+            self.passed += 1
+        else:
+            self.failures.append(message)
+        return ok
+
+
+def parse_args():
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("run_dir", help="run directory (contains tensorboard/)")
+    p.add_argument("--expect", help="expectations JSON (the demo writes RUN_DIR/expected.json)")
+    p.add_argument("--scalars", help="comma-separated scalar tags that must exist "
+                   "(default: the training scalars of tags.rs)")
+    p.add_argument("--labels", help="comma-separated labels: expects pr_curve/<label> and "
+                   "val/<label>/<metric> tags")
+    p.add_argument("--event-files", type=int, help="number of event files (one per process "
+                   "start of rank 0; default 1, or as in --expect)")
+    p.add_argument("--resumed-at", help="comma-separated steps at which SessionLog START "
+                   "markers must appear besides the first (a resumed run)")
+    p.add_argument("--no-hparams-end", action="store_true",
+                   help="do not require a session end (run still going)")
+    return p.parse_args()
+
+
+def load_expectations(args):
+    exp = {}
+    if args.expect:
+        with open(args.expect) as f:
+            exp = json.load(f)
+    if "scalars" not in exp:
+        exp["scalars"] = {t: {} for t in TRAIN_SCALARS}
+    if args.scalars:
+        for tag in args.scalars.split(","):
+            exp["scalars"].setdefault(tag, {})
+    if args.labels:
+        exp.setdefault("pr_curves", {})
+        for label in args.labels.split(","):
+            exp["pr_curves"].setdefault("pr_curve/" + label, {})
+    exp.setdefault("text", {CONFIG_TEXT: {"config_file": "config.resolved.yaml"}})
+    exp.setdefault("hparams", {"status": None if args.no_hparams_end else "STATUS_SUCCESS"})
+    if args.event_files is not None:
+        exp["event_files"] = args.event_files
+    exp.setdefault("event_files", 1)
+    if args.resumed_at:
+        exp["resumed_at"] = [int(s) for s in args.resumed_at.split(",")]
+    exp.setdefault("resumed_at", [])
+    return exp
+
+
+def check_files(c, tb_dir, exp):
+    """One writer: the expected number of files, none overlapping in time."""
+    from tensorboard.backend.event_processing import event_file_loader
+    from tensorboard.compat.proto import event_pb2
+
+    files = sorted(glob.glob(os.path.join(tb_dir, "*tfevents*")))
+    c.check(len(files) == exp["event_files"],
+            f"expected {exp['event_files']} event file(s) (rank 0 only, one per process "
+            f"start), found {len(files)}: {[os.path.basename(f) for f in files]}")
+    spans, starts = [], []
+    for path in files:
+        name = os.path.basename(path)
+        parts = name.split(".")
+        c.check(name.startswith("events.out.tfevents.") and len(parts) >= 6
+                and parts[3].isdigit() and parts[-1].isdigit() and parts[-2].isdigit(),
+                f"{name}: not events.out.tfevents.<secs>.<host>.<pid>.<n>")
+        events = list(event_file_loader.RawEventFileLoader(path).Load())
+        events = [event_pb2.Event.FromString(e) for e in events]
+        if not c.check(events, f"{name}: no events"):
+            continue
+        c.check(events[0].file_version == "brain.Event:2",
+                f"{name}: first record is not file_version brain.Event:2")
+        times = [e.wall_time for e in events]
+        spans.append((min(times), max(times), name))
+        starts += [e.step for e in events
+                   if e.HasField("session_log") and e.session_log.status == event_pb2.SessionLog.START]
+    spans.sort()
+    for (a0, a1, an), (b0, b1, bn) in zip(spans, spans[1:]):
+        c.check(a1 <= b0, f"{an} and {bn} were written at the same time: two writers "
+                f"(only rank 0 may write)")
+    expected_starts = exp["resumed_at"]
+    c.check(starts[1:] == expected_starts,
+            f"SessionLog START markers after the first: expected {expected_starts}, found {starts[1:]}")
+
+
+def plugin_content(acc, plugin):
+    """Tag -> plugin metadata content of one plugin ({} if none)."""
+    try:
+        return acc.PluginTagToContent(plugin)
+    except KeyError:
+        return {}
+
+
+def check_no_duplicates(c, acc):
+    tags = acc.Tags()
+    for kind, getter in (("scalars", acc.Scalars), ("histograms", acc.Histograms),
+                         ("tensors", acc.Tensors)):
+        for tag in tags[kind]:
+            steps = [e.step for e in getter(tag)]
+            c.check(steps == sorted(set(steps)),
+                    f"{kind} {tag}: steps not strictly increasing after purging "
+                    f"(duplicated or overlapping curves): {steps}")
+
+
+def check_scalars(c, acc, exp):
+    have = set(acc.Tags()["scalars"])
+    for tag, want in sorted(exp["scalars"].items()):
+        if not c.check(tag in have, f"scalar {tag}: missing"):
+            continue
+        events = acc.Scalars(tag)
+        steps = [e.step for e in events]
+        if "steps" in want:
+            c.check(steps == want["steps"], f"scalar {tag}: steps {steps}, expected {want['steps']}")
+        if "values" in want and steps == want.get("steps"):
+            for e, v in zip(events, want["values"]):
+                if not c.check(math.isclose(e.value, v, rel_tol=1e-6, abs_tol=1e-9),
+                               f"scalar {tag} step {e.step}: value {e.value}, expected {v}"):
+                    break
+        c.check(all(math.isfinite(e.value) for e in events), f"scalar {tag}: non-finite values")
+
+
+def check_histograms(c, acc, exp):
+    have = acc.Tags()["histograms"]
+    for tag, want in sorted(exp.get("histograms", {}).items()):
+        if c.check(tag in have, f"histogram {tag}: missing") and "steps" in want:
+            steps = [e.step for e in acc.Histograms(tag)]
+            c.check(steps == want["steps"], f"histogram {tag}: steps {steps}, expected {want['steps']}")
+    for tag in have:
+        for e in acc.Histograms(tag):
+            h = e.histogram_value
+            where = f"histogram {tag} step {e.step}"
+            c.check(len(h.bucket) == len(h.bucket_limit) and len(h.bucket) > 0,
+                    f"{where}: {len(h.bucket)} counts for {len(h.bucket_limit)} limits")
+            c.check(sum(h.bucket) == h.num and h.num > 0,
+                    f"{where}: bucket counts add up to {sum(h.bucket)}, num is {h.num}")
+            c.check(all(a < b for a, b in zip(h.bucket_limit, h.bucket_limit[1:])),
+                    f"{where}: bucket limits not increasing")
+            c.check(h.min <= h.max and h.bucket_limit[-1] >= h.max,
+                    f"{where}: min {h.min} / max {h.max} outside the buckets")
+            mean = h.sum / h.num
+            c.check(h.min - 1e-9 <= mean <= h.max + 1e-9 and h.sum_squares >= 0,
+                    f"{where}: inconsistent sum {h.sum} / sum_squares {h.sum_squares}")
+
+
+def check_pr_curves(c, acc, exp):
+    from tensorboard.plugins.pr_curve import metadata as pr_metadata
+    from tensorboard.util import tensor_util
+
+    content = plugin_content(acc, pr_metadata.PLUGIN_NAME)
+    for tag, want in sorted(exp.get("pr_curves", {}).items()):
+        if not c.check(tag in content, f"PR curve {tag}: missing (no pr_curves plugin data)"):
+            continue
+        n = pr_metadata.parse_plugin_metadata(content[tag]).num_thresholds
+        if "num_thresholds" in want:
+            c.check(n == want["num_thresholds"], f"PR curve {tag}: {n} thresholds, "
+                    f"expected {want['num_thresholds']}")
+        events = acc.Tensors(tag)
+        if "steps" in want:
+            steps = [e.step for e in events]
+            c.check(steps == want["steps"], f"PR curve {tag}: steps {steps}, expected {want['steps']}")
+        for e in events:
+            a = tensor_util.make_ndarray(e.tensor_proto)
+            where = f"PR curve {tag} step {e.step}"
+            if not c.check(a.shape == (6, n) and a.dtype.name == "float32",
+                           f"{where}: tensor {a.dtype} {a.shape}, expected float32 (6, {n})"):
+                continue
+            tp, fp, tn, fn, precision, recall = a
+            total = tp + fp + tn + fn
+            c.check((total == total[0]).all() and (tp + fn == tp[0]).all(),
+                    f"{where}: TP+FP+TN+FN or TP+FN not constant over thresholds")
+            c.check(((precision >= 0) & (precision <= 1) & (recall >= 0) & (recall <= 1)).all(),
+                    f"{where}: precision/recall outside [0, 1]")
+
+
+def check_text(c, acc, exp, run_dir):
+    from tensorboard.util import tensor_util
+
+    content = plugin_content(acc, "text")
+    for tag, want in sorted(exp.get("text", {}).items()):
+        if not c.check(tag in content, f"text {tag}: missing (no text plugin data)"):
+            continue
+        events = acc.Tensors(tag)
+        if "steps" in want:
+            steps = [e.step for e in events]
+            c.check(steps == want["steps"], f"text {tag}: steps {steps}, expected {want['steps']}")
+        config_file = want.get("config_file")
+        config_path = os.path.join(run_dir, config_file) if config_file else None
+        for e in events:
+            value = tensor_util.make_ndarray(e.tensor_proto)
+            text = value.item().decode("utf-8") if value.shape == () else None
+            if not c.check(text is not None, f"text {tag} step {e.step}: not a scalar string"):
+                continue
+            if config_path and os.path.exists(config_path):
+                with open(config_path) as f:
+                    config = f.read()
+                c.check(config.strip() in text,
+                        f"text {tag} step {e.step}: does not contain {config_file}")
+
+
+def check_hparams(c, acc, exp):
+    from tensorboard.plugins.hparams import api_pb2, plugin_data_pb2
+
+    want = exp.get("hparams", {})
+    content = plugin_content(acc, "hparams")
+    data = {}
+    for field, tag in HPARAMS_TAGS.items():
+        if field == "session_end_info" and want.get("status") is None:
+            continue
+        if c.check(tag in content, f"hparams {tag}: missing"):
+            pd = plugin_data_pb2.HParamsPluginData.FromString(content[tag])
+            c.check(pd.version == 0 and pd.WhichOneof("data") == field,
+                    f"hparams {tag}: holds {pd.WhichOneof('data')}, expected {field}")
+            data[field] = getattr(pd, field)
+    exp_pb, start, end = (data.get(k) for k in HPARAMS_TAGS)
+    if exp_pb is not None and start is not None:
+        info_names = {h.name for h in exp_pb.hparam_infos}
+        c.check(info_names == set(start.hparams.keys()) and info_names,
+                "hparams: experiment columns and session values name different keys")
+        for key in want.get("keys", []):
+            c.check(key in start.hparams, f"hparams: no value for {key}")
+        for key, value in want.get("values", {}).items():
+            v = start.hparams.get(key)
+            got = None if v is None else getattr(v, v.WhichOneof("kind"))
+            ok = got == value or (isinstance(value, float) and isinstance(got, float)
+                                  and math.isclose(got, value, rel_tol=1e-9))
+            c.check(ok, f"hparams: {key} = {got!r}, expected {value!r}")
+        metric_tags = [m.name.tag for m in exp_pb.metric_infos]
+        for tag in want.get("metrics", []):
+            c.check(tag in metric_tags, f"hparams: metric {tag} not in the experiment")
+        scalar_tags = set(acc.Tags()["scalars"])
+        for tag in metric_tags:
+            c.check(tag in scalar_tags, f"hparams: metric {tag} has no scalar series")
+    if want.get("status") is not None and end is not None:
+        status = api_pb2.Status.Name(end.status)
+        c.check(status == want["status"], f"hparams: end status {status}, expected {want['status']}")
+
+
+def main():
+    args = parse_args()
+    from tensorboard.backend.event_processing import event_accumulator as ea
+
+    exp = load_expectations(args)
+    tb_dir = os.path.join(args.run_dir, "tensorboard")
+    if not os.path.isdir(tb_dir):
+        print(f"check_tensorboard: {tb_dir}: no such directory", file=sys.stderr)
+        return 1
+    c = Checker()
+    check_files(c, tb_dir, exp)
+    acc = ea.EventAccumulator(tb_dir, size_guidance={k: 0 for k in ea.DEFAULT_SIZE_GUIDANCE},
+                              purge_orphaned_data=True)
+    acc.Reload()
+    check_no_duplicates(c, acc)
+    check_scalars(c, acc, exp)
+    check_histograms(c, acc, exp)
+    check_pr_curves(c, acc, exp)
+    check_text(c, acc, exp, args.run_dir)
+    check_hparams(c, acc, exp)
+    tags = acc.Tags()
+    print(f"check_tensorboard: {tb_dir}: {len(tags['scalars'])} scalar, "
+          f"{len(tags['histograms'])} histogram, {len(tags['tensors'])} tensor tags; "
+          f"{c.passed} checks passed, {len(c.failures)} failed")
+    for f in c.failures:
+        print(f"  FAIL {f}", file=sys.stderr)
+    return 1 if c.failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,64 @@
+//! [`MetricLogger`]: what the training loop logs, independent of where it goes.
+//!
+//! Three implementations: [`TensorBoardLogger`](super::TensorBoardLogger) (rank 0),
+//! [`NullLogger`](super::NullLogger) (every other rank: writes nothing) and
+//! [`MemoryLogger`](super::MemoryLogger) (tests). Inputs are checked the same way
+//! by all of them, so a test with the memory logger catches a PR curve with
+//! mismatched lengths just as the real writer would.
+//!
+//! Errors are returned, not swallowed: the training loop decides whether a failed
+//! histogram is a warning (it should be) and a failed `sync` at a checkpoint an
+//! error.
+
+use super::error::LoggingError;
+use super::hparams::{HParamsStart, RunStatus};
+
+/// Sink of training metrics, keyed by tag and global step.
+pub trait MetricLogger: Send {
+    /// Several scalars at one step (one event in TensorBoard's file).
+    fn scalars(&mut self, step: u64, values: &[(&str, f64)]) -> Result<(), LoggingError>;
+
+    /// One scalar.
+    fn scalar(&mut self, tag: &str, step: u64, value: f64) -> Result<(), LoggingError> {
+        self.scalars(step, &[(tag, value)])
+    }
+
+    /// A histogram of `values` in TensorFlow's default buckets (non-finite values
+    /// are left out; none finite is [`LoggingError::EmptyHistogram`]).
+    fn histogram(&mut self, tag: &str, step: u64, values: &[f32]) -> Result<(), LoggingError>;
+
+    /// Markdown text (use [`code_block`](super::code_block) for YAML).
+    fn text(&mut self, tag: &str, step: u64, markdown: &str) -> Result<(), LoggingError>;
+
+    /// A PR curve of binary `labels` against `scores` in `[0, 1]` at
+    /// `num_thresholds` evenly spaced thresholds.
+    fn pr_curve(
+        &mut self,
+        tag: &str,
+        step: u64,
+        labels: &[bool],
+        scores: &[f32],
+        num_thresholds: u32,
+    ) -> Result<(), LoggingError>;
+
+    /// The HParams dashboard's experiment and this run's values, at step 0. Call it
+    /// when training starts at step 0, after [`session_start`](Self::session_start);
+    /// not on a resume (the dashboard keeps the first, and a second would be a
+    /// duplicate step-0 point).
+    fn hparams_start(&mut self, start: &HParamsStart) -> Result<(), LoggingError>;
+
+    /// The run's end status at its last step. Write `Failure` only when no restart
+    /// follows: TensorBoard keeps the first end status a run wrote.
+    fn hparams_end(&mut self, step: u64, status: RunStatus) -> Result<(), LoggingError>;
+
+    /// Marks a (re)start at `step`: data logged before with steps `>= step` is
+    /// superseded. Call it first, with the first step this process will log: 0 when
+    /// fresh, the checkpoint's step + 1 on a resume.
+    fn session_start(&mut self, step: u64) -> Result<(), LoggingError>;
+
+    /// Makes everything logged so far visible to readers.
+    fn flush(&mut self) -> Result<(), LoggingError>;
+
+    /// Flushes and makes everything logged so far durable (at checkpoints).
+    fn sync(&mut self) -> Result<(), LoggingError>;
+}

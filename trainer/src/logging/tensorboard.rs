@@ -1,0 +1,100 @@
+//! [`TensorBoardLogger`]: the [`MetricLogger`] of rank 0, one event file per
+//! process lifetime in the run's `tensorboard/` directory.
+
+use std::path::Path;
+
+use super::base::MetricLogger;
+use super::error::LoggingError;
+use super::histogram::Histogram;
+use super::hparams::{self, HParamsStart, RunStatus};
+use super::pr_curve::compute_curve;
+use super::summary::{histogram_value, pr_curve_value, scalar_value, text_value};
+use super::writer::{EventWriter, WriterOptions, wall_time};
+
+/// Writes TensorBoard event files.
+#[derive(Debug)]
+pub struct TensorBoardLogger {
+    writer: EventWriter,
+}
+
+impl TensorBoardLogger {
+    /// Opens a new event file in `dir` (created if missing).
+    pub fn open(dir: &Path, options: WriterOptions) -> Result<Self, LoggingError> {
+        Ok(Self {
+            writer: EventWriter::create(dir, options)?,
+        })
+    }
+
+    /// The event file being written.
+    pub fn path(&self) -> &Path {
+        self.writer.path()
+    }
+}
+
+impl MetricLogger for TensorBoardLogger {
+    fn scalars(&mut self, step: u64, values: &[(&str, f64)]) -> Result<(), LoggingError> {
+        if values.is_empty() {
+            return Ok(());
+        }
+        let values = values
+            .iter()
+            .map(|(tag, v)| scalar_value(tag, *v))
+            .collect();
+        self.writer.write_summary(step, values)
+    }
+
+    fn histogram(&mut self, tag: &str, step: u64, values: &[f32]) -> Result<(), LoggingError> {
+        let h = Histogram::from_values(values).ok_or_else(|| LoggingError::EmptyHistogram {
+            tag: tag.to_owned(),
+            step,
+        })?;
+        self.writer
+            .write_summary(step, vec![histogram_value(tag, &h)])
+    }
+
+    fn text(&mut self, tag: &str, step: u64, markdown: &str) -> Result<(), LoggingError> {
+        self.writer
+            .write_summary(step, vec![text_value(tag, markdown)])
+    }
+
+    fn pr_curve(
+        &mut self,
+        tag: &str,
+        step: u64,
+        labels: &[bool],
+        scores: &[f32],
+        num_thresholds: u32,
+    ) -> Result<(), LoggingError> {
+        let curve = compute_curve(labels, scores, num_thresholds).map_err(|source| {
+            LoggingError::PrCurve {
+                tag: tag.to_owned(),
+                step,
+                source,
+            }
+        })?;
+        self.writer
+            .write_summary(step, vec![pr_curve_value(tag, &curve)])
+    }
+
+    fn hparams_start(&mut self, start: &HParamsStart) -> Result<(), LoggingError> {
+        self.writer
+            .write_summary(0, hparams::start_values(start).into())
+    }
+
+    fn hparams_end(&mut self, step: u64, status: RunStatus) -> Result<(), LoggingError> {
+        self.writer
+            .write_summary(step, vec![hparams::end_value(status, wall_time())])
+    }
+
+    fn session_start(&mut self, step: u64) -> Result<(), LoggingError> {
+        self.writer.session_start(step)
+    }
+
+    fn flush(&mut self) -> Result<(), LoggingError> {
+        self.writer.flush()
+    }
+
+    fn sync(&mut self) -> Result<(), LoggingError> {
+        self.writer.sync()
+    }
+}
