@@ -201,7 +201,8 @@ impl Store for LocalFs {
             if name.starts_with('.') {
                 continue;
             }
-            if item.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+            // `is_dir` follows symlinks: a linked-in version counts.
+            if item.path().is_dir() {
                 out.push(name);
             }
         }
