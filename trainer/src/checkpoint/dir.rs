@@ -134,7 +134,14 @@ impl CheckpointDir {
         })
     }
 
-    /// Opens the checkpoints for reading only (other ranks, tools): no cleanup.
+    /// The checkpoints in `<run_dir>/checkpoints/` for reading only (ranks other
+    /// than 0, tools): no cleanup, so a live writer's staging is left alone.
+    pub fn reader(run_dir: &Path) -> Result<Self, StoreError> {
+        let store = LocalFs::new(run_dir.join("checkpoints"))?;
+        Ok(Self::open_read_only(Arc::new(store)))
+    }
+
+    /// Opens the checkpoints in `store` for reading only: no cleanup.
     pub fn open_read_only(store: Arc<dyn Store>) -> Self {
         Self {
             store,
@@ -340,6 +347,18 @@ fn decode_meta(location: &str, manifest: &Manifest) -> Result<CheckpointMeta, St
         op: "decode",
         what: format!("checkpoint metadata in {location}/MANIFEST.json"),
         source,
+    })
+}
+
+/// Reads and verifies the checkpoint directory at `path` (`train.resume: <path>`).
+pub fn load_checkpoint_dir(path: &Path) -> Result<Loaded, StoreError> {
+    let (manifest, files) = load_dir(path)?;
+    let meta = decode_meta(&path.display().to_string(), &manifest)?;
+    Ok(Loaded {
+        step: meta.step,
+        meta,
+        manifest,
+        files,
     })
 }
 

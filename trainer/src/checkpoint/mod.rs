@@ -32,8 +32,8 @@ pub mod store;
 pub mod writer;
 
 pub use dir::{
-    CheckpointDir, CheckpointMeta, Found, LATEST, Loaded, SaveReport, config_hash, load_dir,
-    parse_step, step_entry,
+    CheckpointDir, CheckpointMeta, Found, LATEST, Loaded, SaveReport, config_hash,
+    load_checkpoint_dir, load_dir, parse_step, step_entry,
 };
 pub use error::{Corruption, StoreError};
 pub use local::LocalFs;
