@@ -1,0 +1,29 @@
+//! Serving exports: numbered model versions published atomically, and the
+//! champion/challenger gate deciding whether a retrained model is published.
+//!
+//! # Layout
+//! - [`repo`]: [`ModelRepo`] — `<export.dir>/<model_name>/<version>/`, publish,
+//!   newest complete version, pruning.
+//! - [`gate`]: [`decide`] — the gate as a pure function, and [`Decision`], the
+//!   `export-decision.json` a scheduler reads.
+//!
+//! A version is an entry of the checkpoint [`Store`](crate::checkpoint::Store):
+//! same staging, fsync, manifest-last and rename discipline, so "a serving process
+//! never sees a half-written model" is the same guarantee as "resume never loads a
+//! half-written checkpoint". What goes into the files (tensor names, label and
+//! threshold formats) belongs to the model code that produces them.
+//!
+//! The intended flow at export time (rank 0):
+//! 1. `repo.newest_complete()` → the champion; load and evaluate it on the run's
+//!    validation data → [`Champion`].
+//! 2. `decide(config.export.gate.as_ref(), &champion, Some(new_score))`.
+//! 3. If `published`, `repo.publish(files, meta)`, set `published_version`, then
+//!    `repo.prune(export.keep_versions)`.
+//! 4. `decision.write(output_dir)`; log `decision.summary()` and write it as
+//!    TensorBoard text.
+
+pub mod gate;
+pub mod repo;
+
+pub use gate::{Champion, DECISION_FILE, Decision, Outcome, decide};
+pub use repo::{EXPORT_FILES, ModelRepo, Newest, STALE_STAGING, Version, parse_version};
