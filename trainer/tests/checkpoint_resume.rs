@@ -330,9 +330,21 @@ fn child_writer_loop() {
         }
         None => 0,
     };
-    loop {
+    // Bounded, so an orphaned child (the parent test died) stops by itself.
+    let stop = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < stop {
         step += 1;
         dir.save(step, &state(step, 4 << 20), meta(None)).unwrap();
+    }
+}
+
+/// Kills and reaps the child when dropped, also when the test fails.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
     }
 }
 
@@ -344,13 +356,15 @@ fn a_writer_killed_mid_save_leaves_latest_complete() {
     let mut killed_mid_write = 0;
     let rounds = 8;
     for round in 0..rounds {
-        let mut child = Command::new(&exe)
-            .args(["--exact", "child_writer_loop", "--ignored", "--nocapture"])
-            .env(CHILD_ENV, run.path())
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
+        let mut child = KillOnDrop(
+            Command::new(&exe)
+                .args(["--exact", "child_writer_loop", "--ignored", "--nocapture"])
+                .env(CHILD_ENV, run.path())
+                .stdout(Stdio::null())
+                .stderr(Stdio::inherit())
+                .spawn()
+                .unwrap(),
+        );
         // Let it resume and save at least one new checkpoint, then kill it at a
         // varying moment of its save loop.
         let before = CheckpointDir::open_read_only(Arc::new(LocalFs::new(&ck).unwrap()))
@@ -359,7 +373,7 @@ fn a_writer_killed_mid_save_leaves_latest_complete() {
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             assert!(Instant::now() < deadline, "child made no progress");
-            if let Some(status) = child.try_wait().unwrap() {
+            if let Some(status) = child.0.try_wait().unwrap() {
                 panic!("child exited early: {status}");
             }
             let now = std::fs::read_to_string(ck.join("LATEST")).ok();
@@ -372,8 +386,8 @@ fn a_writer_killed_mid_save_leaves_latest_complete() {
         }
         std::thread::sleep(Duration::from_millis((round as u64 * 37) % 120));
         // SIGKILL: no destructor, no cleanup, like the OOM killer.
-        child.kill().unwrap();
-        child.wait().unwrap();
+        child.0.kill().unwrap();
+        child.0.wait().unwrap();
 
         let staging = std::fs::read_dir(&ck)
             .unwrap()

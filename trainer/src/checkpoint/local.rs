@@ -274,11 +274,13 @@ impl Store for LocalFs {
                 continue;
             }
             let Ok(md) = item.metadata() else { continue };
+            // A time in the future (clock skew on a shared filesystem) counts as
+            // young: better to leave garbage than to remove a live writer's work.
             let age = md
                 .modified()
                 .ok()
                 .and_then(|m| now.duration_since(m).ok())
-                .unwrap_or(Duration::MAX);
+                .unwrap_or(Duration::ZERO);
             if age < older_than {
                 continue;
             }

@@ -21,7 +21,6 @@ pub const MANIFEST_FORMAT: u32 = 1;
 
 /// Size and digest of one file.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct FileDigest {
     /// Length in bytes.
     pub size: u64,
@@ -79,9 +78,9 @@ impl FileDigest {
     }
 }
 
-/// The contents of `MANIFEST.json`.
+/// The contents of `MANIFEST.json`. Unknown fields are ignored so that a later
+/// writer may add information; an incompatible change bumps [`MANIFEST_FORMAT`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct Manifest {
     /// Manifest format version ([`MANIFEST_FORMAT`]).
     pub format: u32,

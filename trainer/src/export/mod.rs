@@ -6,6 +6,7 @@
 //!   newest complete version, pruning.
 //! - [`gate`]: [`decide`] — the gate as a pure function, and [`Decision`], the
 //!   `export-decision.json` a scheduler reads.
+//! - [`schedule`]: [`ExportSchedule`] — `export.when` (`best`, `end`, `every`).
 //!
 //! A version is an entry of the checkpoint [`Store`](crate::checkpoint::Store):
 //! same staging, fsync, manifest-last and rename discipline, so "a serving process
@@ -24,6 +25,8 @@
 
 pub mod gate;
 pub mod repo;
+pub mod schedule;
 
 pub use gate::{Champion, DECISION_FILE, Decision, Outcome, decide};
 pub use repo::{EXPORT_FILES, ModelRepo, Newest, STALE_STAGING, Version, parse_version};
+pub use schedule::ExportSchedule;
