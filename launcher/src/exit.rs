@@ -5,6 +5,7 @@
 //! (the workers were stopped on request after checkpointing: requeue the job).
 
 use vigil_trainer::config::ConfigError;
+use vigil_trainer::train::TrainError;
 
 use crate::cli::{LaunchUsageError, RenderUsageError};
 use crate::supervise::LaunchError;
@@ -25,6 +26,7 @@ pub fn code_for(err: &anyhow::Error) -> u8 {
         e.downcast_ref::<ConfigError>().is_some()
             || e.downcast_ref::<LaunchUsageError>().is_some()
             || e.downcast_ref::<RenderUsageError>().is_some()
+            || e.downcast_ref::<TrainError>().is_some_and(TrainError::is_usage)
             || matches!(
                 e.downcast_ref::<LaunchError>(),
                 Some(LaunchError::NoToken { .. } | LaunchError::DuplicateNode { .. })

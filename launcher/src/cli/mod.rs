@@ -8,6 +8,7 @@ mod guard;
 mod launch;
 mod render;
 mod validate;
+mod worker;
 
 pub use launch::LaunchUsageError;
 pub use render::RenderUsageError;
@@ -29,6 +30,8 @@ enum Command {
     /// Print a cluster job for a config: a Slurm batch script or a Kubernetes CronJob.
     #[command(subcommand)]
     Render(render::RenderCommand),
+    /// Train one worker of a run (what `vigil launch` starts; runs alone with WORLD_SIZE=1).
+    Worker(worker::WorkerArgs),
     /// Internal: the orphan guard started by `vigil launch`.
     #[command(name = "__guard", hide = true)]
     Guard,
@@ -40,6 +43,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Validate(args) => validate::run(args),
         Command::Launch(args) => launch::run(args),
         Command::Render(cmd) => render::run(cmd),
+        Command::Worker(args) => worker::run(args),
         Command::Guard => guard::run(),
     }
 }

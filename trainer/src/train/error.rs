@@ -35,6 +35,38 @@ pub enum TrainError {
         /// The loss.
         value: f64,
     },
+    /// This build lacks a cargo feature the config asks for.
+    #[error("this vigil was built without the `{feature}` feature (rebuild with --features {feature})")]
+    NotCompiledWith {
+        /// The feature.
+        feature: &'static str,
+    },
+    /// The data could not be loaded (a bad row under `on_bad_row: fail`, a missing file).
+    #[error(transparent)]
+    Data(#[from] crate::data::DataError),
+    /// The model could not be built or loaded.
+    #[error(transparent)]
+    Model(#[from] crate::model::ModelError),
+    /// A checkpoint or export could not be written or read.
+    #[error(transparent)]
+    Store(#[from] crate::checkpoint::StoreError),
+    /// TensorBoard events could not be written.
+    #[error(transparent)]
+    Logging(#[from] crate::logging::LoggingError),
+    /// A checkpoint does not fit this run.
+    #[error("checkpoint step {step} {message}")]
+    Checkpoint {
+        /// Its step.
+        step: u64,
+        /// What is wrong.
+        message: String,
+    },
+    /// Ranks exchanged something malformed (a bug, not a user error).
+    #[error("internal protocol error: {what}")]
+    Protocol {
+        /// What was malformed.
+        what: &'static str,
+    },
     /// A file of the run directory could not be written or read.
     #[error("{}: {source}", path.display())]
     Io {

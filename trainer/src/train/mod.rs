@@ -10,17 +10,28 @@
 //! - `schedule.rs`: learning-rate schedules (pure functions of the step).
 //! - `early_stop.rs`: early stopping on a monitored metric.
 //! - `timing.rs`: the per-step time split and throughput.
+//! - `worker.rs`: `vigil worker` — the data-parallel loop.
+//! - `evaluate.rs`: distributed evaluation and the report files.
+//! - `publish.rs`: batches to tensors; the serving export behind the gate.
+//! - `resume.rs`: checkpoint save and restore; `state.rs`: what a checkpoint holds.
+//! - `signals.rs`: stop signals and the launcher heartbeat.
 //! - `progress.rs`: rank 0's console progress (bar, text or JSON lines).
 
 mod adamw;
 mod comm;
 mod early_stop;
+mod evaluate;
 mod error;
 mod flat;
 mod gather;
 mod progress;
+mod publish;
+mod resume;
 mod schedule;
+mod signals;
+mod state;
 mod timing;
+mod worker;
 
 pub use adamw::{AdamWConfig, FlatAdamW, ParamGroup, clip_global_norm, global_norm};
 pub use comm::Comm;
@@ -31,3 +42,8 @@ pub use gather::{ShardScores, checksum, merge};
 pub use progress::{Progress, ProgressMode, ProgressRecord};
 pub use schedule::LrSchedule;
 pub use timing::{IntervalStats, Phase, StepTimer};
+pub use evaluate::{EvalOutcome, evaluate, score_shard};
+pub use publish::{Exporter, batch_tensors};
+pub use signals::{PREEMPTED_EXIT, install_stop_handler, stop_requested};
+pub use state::LoopState;
+pub use worker::{Outcome, param_groups, run, total_steps};

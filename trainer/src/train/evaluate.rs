@@ -1,0 +1,173 @@
+//! Distributed evaluation: every rank scores its shard of the validation set in
+//! file order, the shards are gathered on rank 0, and rank 0 computes the report,
+//! writes `eval/step-<S>.json`, logs `val/*` scalars and one PR curve per label,
+//! and prints a short table.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use burn::module::AutodiffModule;
+use burn::tensor::ElementConversion;
+use burn::tensor::backend::{AutodiffBackend, Backend};
+
+use super::comm::Comm;
+use super::error::TrainError;
+use super::gather::{ShardScores, merge};
+use super::progress::Progress;
+use super::publish::batch_tensors;
+use super::signals::Heartbeat;
+use crate::config::{RunConfig, UnevenTail};
+use crate::data::{Dataset, Loader, LoaderOptions, ShardSampler};
+use crate::logging::{MetricLogger, tags};
+use crate::metrics::{EvalReport, Scores};
+use crate::model::{ModerationModel, TextTokenizer};
+
+/// Thresholds of the PR curves logged per label.
+const PR_THRESHOLDS: u32 = 101;
+
+/// What one evaluation produced.
+#[derive(Debug, Clone)]
+pub struct EvalOutcome {
+    /// The report (rank 0 only).
+    pub report: Option<EvalReport>,
+    /// The merged scores (rank 0 only).
+    pub scores: Option<Scores>,
+    /// Mean validation loss over all scored rows (every rank).
+    pub loss: f64,
+    /// `val/*` scalars of the report (rank 0 only), for checkpoint metadata.
+    pub scalars: std::collections::BTreeMap<String, f64>,
+}
+
+/// Scores `val` with `model` (in evaluation mode: no dropout, no autodiff) across
+/// the group; rank 0 gets the report.
+pub fn evaluate<B: AutodiffBackend>(
+    model: &ModerationModel<B>,
+    tokenizer: Option<&TextTokenizer>,
+    val: &Arc<Dataset>,
+    comm: &mut Comm,
+    cfg: &RunConfig,
+    device: &B::Device,
+    heartbeat: &mut Heartbeat,
+) -> Result<EvalOutcome, TrainError> {
+    let inner = model.valid();
+    let (rank, world) = (comm.rank(), comm.world_size());
+    let (shard, loss_sum, rows) =
+        score_shard::<B::InnerBackend>(&inner, tokenizer, val, rank, world, cfg, device, heartbeat)?;
+    let labels = cfg.model.labels.clone();
+    let gathered = comm.all_gather_f32(&shard.encode(labels.len()))?;
+    let mut sums = [loss_sum, rows as f64];
+    comm.sum_f64(&mut sums)?;
+    let loss = sums[0] / sums[1].max(1.0);
+    if rank != 0 {
+        return Ok(EvalOutcome { report: None, scores: None, loss, scalars: Default::default() });
+    }
+    let shards = gathered
+        .iter()
+        .map(|b| ShardScores::decode(b, labels.len()))
+        .collect::<Option<Vec<_>>>()
+        .ok_or(TrainError::Protocol { what: "evaluation scores of a rank have a bad length" })?;
+    let scores = merge(&shards, &labels);
+    let report = EvalReport::compute(&scores);
+    let mut scalars: std::collections::BTreeMap<String, f64> = report.scalars().into_iter().collect();
+    scalars.insert(tags::VAL_LOSS.to_string(), loss);
+    Ok(EvalOutcome { report: Some(report), scores: Some(scores), loss, scalars })
+}
+
+/// Scores one rank's shard of `ds` (world 1 scores everything, as the export gate
+/// does for the champion).
+#[allow(clippy::too_many_arguments)]
+pub fn score_shard<B: Backend>(
+    model: &ModerationModel<B>,
+    tokenizer: Option<&TextTokenizer>,
+    ds: &Arc<Dataset>,
+    rank: usize,
+    world: usize,
+    cfg: &RunConfig,
+    device: &B::Device,
+    heartbeat: &mut Heartbeat,
+) -> Result<(ShardScores, f64, usize), TrainError> {
+    let sampler = ShardSampler::new(
+        ds.len(),
+        rank,
+        world,
+        cfg.train.batch_size,
+        cfg.run.seed,
+        false,
+        UnevenTail::Pad,
+    )?;
+    let opts = LoaderOptions::from_section(&cfg.data, model.image.is_some());
+    let mut shard = ShardScores::default();
+    let (mut loss_sum, mut rows) = (0.0f64, 0usize);
+    for batch in Loader::new(ds.clone(), &sampler, 0, 0, opts) {
+        let batch = batch?;
+        let (input, targets) = batch_tensors::<B>(tokenizer, &batch, device)?;
+        let logits = model.forward(&input);
+        let loss: f64 = model.loss(logits.clone(), &targets).into_scalar().elem();
+        loss_sum += loss * batch.len() as f64;
+        rows += batch.len();
+        let probs = model.probabilities(logits).into_data().convert::<f32>();
+        let probs = probs.as_slice::<f32>().map_err(|_| TrainError::Protocol {
+            what: "model probabilities are not f32",
+        })?;
+        let idx: Vec<u32> = batch.rows.iter().map(|&r| r as u32).collect();
+        shard.push(&idx, probs, &batch.labels, &batch.label_known);
+        heartbeat.beat();
+    }
+    Ok((shard, loss_sum, rows))
+}
+
+/// Rank 0: writes the report file, logs scalars and PR curves, prints the table.
+pub fn record(
+    report: &EvalReport,
+    ev: &EvalOutcome,
+    step: u64,
+    logger: &mut dyn MetricLogger,
+    progress: Option<&Progress>,
+    run_dir: &Path,
+    cfg: &RunConfig,
+) -> Result<(), TrainError> {
+    let dir = run_dir.join("eval");
+    let io = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| TrainError::Io { path, source }
+    };
+    std::fs::create_dir_all(&dir).map_err(io(&dir))?;
+    let file = dir.join(format!("step-{step}.json"));
+    let tmp = dir.join(format!(".step-{step}.json.tmp"));
+    let body = serde_json::json!({
+        "step": step,
+        "run": cfg.run.name,
+        "val_file": cfg.data.val,
+        "loss": ev.loss,
+        "report": report,
+    });
+    let text = serde_json::to_string_pretty(&body).expect("a report serializes");
+    std::fs::write(&tmp, text).map_err(io(&tmp))?;
+    std::fs::rename(&tmp, &file).map_err(io(&file))?;
+
+    let values: Vec<(&str, f64)> = ev.scalars.iter().map(|(k, v)| (k.as_str(), *v)).collect();
+    logger.scalars(step, &values)?;
+    if let Some(scores) = &ev.scores {
+        for (l, label) in scores.labels.iter().enumerate() {
+            let pairs = scores.pairs(l);
+            if pairs.is_empty() {
+                continue;
+            }
+            let ys: Vec<bool> = pairs.iter().map(|p| p.1).collect();
+            let ss: Vec<f32> = pairs.iter().map(|p| p.0).collect();
+            logger.pr_curve(&tags::pr_curve(label), step, &ys, &ss, PR_THRESHOLDS)?;
+        }
+    }
+    logger.flush()?;
+    if let Some(p) = progress {
+        p.println(&format!(
+            "eval step {step}: loss {:.4}, macro AUROC {}, macro AUPRC {} ({})\n{}",
+            ev.loss,
+            report.macro_avg.auroc,
+            report.macro_avg.auprc,
+            file.display(),
+            report.table()
+        ));
+    }
+    Ok(())
+}

@@ -1,0 +1,197 @@
+//! From a loader batch to tensors, and the serving export at the end (or at the
+//! best evaluation) of a run, behind the champion/challenger gate.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use burn::tensor::backend::{AutodiffBackend, Backend};
+
+use super::error::TrainError;
+use super::evaluate::score_shard;
+use super::gather::merge;
+use super::resume::model_bytes;
+use super::signals::Heartbeat;
+use crate::config::RunConfig;
+use crate::data::{Batch, Dataset};
+use crate::export::{Champion, Decision, ModelRepo, decide};
+use crate::metrics::EvalReport;
+use crate::model::{ModelInput, ModerationModel, Targets, TextTokenizer};
+
+/// The model's input and targets for `batch`.
+pub fn batch_tensors<B: Backend>(
+    tokenizer: Option<&TextTokenizer>,
+    batch: &Batch,
+    device: &B::Device,
+) -> Result<(ModelInput<B>, Targets<B>), TrainError> {
+    let input = ModelInput::from_vecs(
+        tokenizer,
+        &batch.texts,
+        &batch.images,
+        &batch.image_present,
+        batch.image_size,
+        device,
+    )?;
+    let targets =
+        Targets::from_vecs(&batch.labels, &batch.label_known, batch.len(), batch.num_labels, device)?;
+    Ok((input, targets))
+}
+
+/// Rank 0's exporter: remembers the latest evaluation and publishes versions.
+#[derive(Debug)]
+pub struct Exporter {
+    cfg: RunConfig,
+    rank: usize,
+    /// `val/*` scalars of the latest evaluation.
+    pub metrics: BTreeMap<String, f64>,
+    /// Per-label thresholds tuned at the latest evaluation.
+    pub thresholds: Vec<(String, f32)>,
+    /// An evaluation step whose model should be exported (`when: best|every`).
+    pub pending_eval: Option<u64>,
+    /// Versions published by this run.
+    pub published: Vec<u64>,
+    /// The last gate decision.
+    pub decision: Option<Decision>,
+}
+
+impl Exporter {
+    /// An exporter for `cfg` on `rank` (only rank 0 writes).
+    pub fn new(cfg: &RunConfig, rank: usize) -> Self {
+        Self {
+            cfg: cfg.clone(),
+            rank,
+            metrics: BTreeMap::new(),
+            thresholds: cfg.model.labels.iter().map(|l| (l.clone(), 0.5)).collect(),
+            pending_eval: None,
+            published: Vec::new(),
+            decision: None,
+        }
+    }
+
+    /// Publishes `model` as the next version if the gate allows; writes
+    /// `export-decision.json`. A no-op on ranks other than 0 or without `export.dir`.
+    pub fn export<B: AutodiffBackend>(
+        &mut self,
+        model: &ModerationModel<B>,
+        tokenizer: Option<&TextTokenizer>,
+        val: Option<&Arc<Dataset>>,
+        device: &B::Device,
+        step: u64,
+    ) -> Result<(), TrainError> {
+        let Some(dir) = self.cfg.export.dir.clone() else { return Ok(()) };
+        if self.rank != 0 {
+            return Ok(());
+        }
+        let repo = ModelRepo::new(Path::new(&dir), &self.cfg.export.model_name)?;
+        let gate = self.cfg.export.gate.clone();
+        let champion = match (&gate, repo.newest_complete()?) {
+            (Some(g), Some(newest)) => {
+                let version = newest.version.version;
+                let path = PathBuf::from(&newest.version.location).join("model.safetensors");
+                match self.score_champion::<B>(&path, tokenizer, val, device, &g.metric) {
+                    Ok(score) => Champion::Scored { version, score },
+                    Err(why) => Champion::Unscorable { version, why },
+                }
+            }
+            _ => Champion::None,
+        };
+        let challenger = gate.as_ref().and_then(|g| self.metrics.get(&g.metric).copied());
+        let mut decision = decide(gate.as_ref(), &champion, challenger);
+        if decision.published {
+            let files = self.files(model, tokenizer, step)?;
+            let meta = serde_json::json!({ "run": self.cfg.run.name, "step": step });
+            let version = repo.publish(&files, meta)?;
+            decision.published_version = Some(version.version);
+            self.published.push(version.version);
+            repo.prune(self.cfg.export.keep_versions)?;
+        }
+        let run_dir = self.cfg.output_dir();
+        decision.write(&run_dir)?;
+        eprintln!("export: {}", decision.summary());
+        self.decision = Some(decision);
+        Ok(())
+    }
+
+    fn score_champion<B: AutodiffBackend>(
+        &self,
+        weights: &Path,
+        tokenizer: Option<&TextTokenizer>,
+        val: Option<&Arc<Dataset>>,
+        device: &B::Device,
+        metric: &str,
+    ) -> Result<f64, String> {
+        let val = val.ok_or("no validation data (data.val) to score it on")?;
+        let mut model_cfg = self.cfg.model.clone();
+        model_cfg.init_from = None;
+        let built =
+            ModerationModel::<B::InnerBackend>::from_config(&model_cfg, &self.cfg.data, device)
+                .map_err(|e| e.to_string())?;
+        let champion = built.model.load_weights(weights).map_err(|e| e.to_string())?;
+        let mut hb = Heartbeat::from_env();
+        let (shard, _, _) =
+            score_shard(&champion, tokenizer, val, 0, 1, &self.cfg, device, &mut hb)
+                .map_err(|e| e.to_string())?;
+        let report = EvalReport::compute(&merge(&[shard], &self.cfg.model.labels));
+        report.metric(metric).ok_or_else(|| format!("its {metric} is undefined on this data"))
+    }
+
+    fn files<B: Backend>(
+        &self,
+        model: &ModerationModel<B>,
+        tokenizer: Option<&TextTokenizer>,
+        step: u64,
+    ) -> Result<Vec<(String, Vec<u8>)>, TrainError> {
+        let cfg = &self.cfg;
+        let json = |v: serde_json::Value| serde_json::to_vec_pretty(&v).expect("json serializes");
+        let config = serde_json::json!({
+            "format": "vigil-moderation",
+            "format_version": 1,
+            "run": cfg.run.name,
+            "step": step,
+            "labels": cfg.model.labels,
+            "task": cfg.model.task.as_str(),
+            "model": cfg.model,
+            "preprocessing": {
+                "max_text_len": cfg.data.max_text_len,
+                "image_size": cfg.data.image_size,
+                "image_resize": "exact square, bilinear (triangle filter)",
+                "image_mean": [0.485, 0.456, 0.406],
+                "image_std": [0.229, 0.224, 0.225],
+                "tokenizer": tokenizer.is_some().then_some("tokenizer.json"),
+            },
+        });
+        let tokenizer_json = match tokenizer {
+            Some(t) => t.to_json().map_err(TrainError::from)?.into_bytes(),
+            None => b"null\n".to_vec(),
+        };
+        let thresholds: BTreeMap<&str, f32> =
+            self.thresholds.iter().map(|(l, t)| (l.as_str(), *t)).collect();
+        Ok(vec![
+            ("model.safetensors".to_string(), model_bytes(model, &cfg.output_dir())?),
+            ("config.json".to_string(), json(config)),
+            ("tokenizer.json".to_string(), tokenizer_json),
+            ("labels.json".to_string(), json(serde_json::json!(cfg.model.labels))),
+            ("thresholds.json".to_string(), json(serde_json::json!(thresholds))),
+            ("metrics.json".to_string(), json(serde_json::json!(self.metrics))),
+        ])
+    }
+
+    /// Where a user finds the run's outputs.
+    pub fn summary(&self, run_dir: &Path, step: u64) -> String {
+        let mut s = format!(
+            "finished at step {step}\n  TensorBoard: tensorboard --logdir {}\n  evaluation reports: {}\n  checkpoints: {}",
+            run_dir.join("tensorboard").display(),
+            run_dir.join("eval").display(),
+            run_dir.join("checkpoints").display(),
+        );
+        if let (Some(dir), Some(v)) = (&self.cfg.export.dir, self.published.last()) {
+            s.push_str(&format!(
+                "\n  exported model: {}",
+                Path::new(dir).join(&self.cfg.export.model_name).join(v.to_string()).display()
+            ));
+        } else if let Some(d) = &self.decision {
+            s.push_str(&format!("\n  export: {}", d.summary()));
+        }
+        s
+    }
+}

@@ -1,0 +1,67 @@
+//! SIGTERM/SIGINT → a flag the training loop polls once per step, and the
+//! launcher's heartbeat file.
+//!
+//! A preempted worker must not die mid-step: the handler only sets a flag; the
+//! loop finishes its step, the ranks agree on stopping (the max of their flags, so
+//! one signalled rank stops all), rank 0 checkpoints, and every worker exits with
+//! the launcher's "preempted" code.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+/// Exit code of a worker that stopped for preemption (the launcher's `EX_TEMPFAIL`).
+pub const PREEMPTED_EXIT: u8 = 75;
+
+static STOP: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_signal(_sig: libc::c_int) {
+    STOP.store(true, Ordering::SeqCst);
+}
+
+/// Routes SIGTERM and SIGINT to the stop flag.
+pub fn install_stop_handler() {
+    let handler = on_signal as extern "C" fn(libc::c_int) as libc::sighandler_t;
+    // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
+    unsafe {
+        libc::signal(libc::SIGTERM, handler);
+        libc::signal(libc::SIGINT, handler);
+    }
+}
+
+/// Whether a stop was requested.
+pub fn stop_requested() -> bool {
+    STOP.load(Ordering::SeqCst)
+}
+
+/// Proves liveness to the launcher's watchdog by touching `VIGIL_HEARTBEAT_FILE`
+/// (at most once a second).
+#[derive(Debug)]
+pub struct Heartbeat {
+    file: Option<PathBuf>,
+    last: Option<Instant>,
+}
+
+impl Heartbeat {
+    /// The heartbeat file the launcher gave this worker, if any.
+    pub fn from_env() -> Self {
+        Self { file: std::env::var_os("VIGIL_HEARTBEAT_FILE").map(PathBuf::from), last: None }
+    }
+
+    /// Beats, unless one was sent in the last second.
+    pub fn beat(&mut self) {
+        let Some(file) = &self.file else { return };
+        if self.last.is_some_and(|t| t.elapsed() < Duration::from_secs(1)) {
+            return;
+        }
+        self.last = Some(Instant::now());
+        // A missing directory or a full disk must not kill training; the watchdog
+        // will say so if beats stop arriving.
+        let _ = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(file)
+            .and_then(|f| f.set_modified(std::time::SystemTime::now()));
+    }
+}

@@ -1,0 +1,528 @@
+//! `vigil worker`: one replica of the data-parallel training loop.
+//!
+//! Each optimizer step: `grad_accum` micro-batches forward and backward, their
+//! gradients summed into the flat [`CommBuffer`](vigil_collective::CommBuffer)
+//! (shared memory under shm), one all-reduce (mean) on the last micro-step only,
+//! clipping by global norm, the flat AdamW update of the fp32 master weights, and
+//! the weights written back into the burn module. Every rank applies the same
+//! averaged gradient to the same weights, so replicas stay bit-identical; their
+//! checksums are compared at start and at every evaluation, and a difference is an
+//! error.
+//!
+//! Rank 0 alone writes: TensorBoard events, evaluation reports, checkpoints (on a
+//! background thread) and exports. Every rank can resume: rank 0 chooses the
+//! checkpoint and the others load the same step.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use burn::tensor::ElementConversion;
+use burn::tensor::backend::AutodiffBackend;
+
+use super::comm::Comm;
+use super::early_stop::{EarlyStopper, Verdict, is_better};
+use super::error::TrainError;
+use super::evaluate::{EvalOutcome, evaluate};
+use super::flat::{ParamLayout, read_grads, read_params, write_params};
+use super::gather::checksum;
+use super::progress::{Progress, ProgressMode, ProgressRecord};
+use super::publish::{Exporter, batch_tensors};
+use super::resume::{ResumeSource, restore, save_checkpoint};
+use super::signals::{Heartbeat, install_stop_handler, stop_requested};
+use super::state::{LoopState, step_seed};
+use super::timing::{Phase, StepTimer};
+use super::{AdamWConfig, FlatAdamW, LrSchedule, ParamGroup, clip_global_norm};
+use crate::checkpoint::{AsyncCheckpointer, CheckpointDir};
+use crate::config::{ExportWhen, OptimSection, RunConfig};
+use crate::data::{Dataset, Loader, LoaderOptions, Position, ShardSampler, Split};
+use crate::logging::{self, HParamsStart, MetricLogger, RunStatus, tags};
+use crate::model::{LoadedModel, ModerationModel};
+
+/// How a worker's run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Trained to the last step.
+    Completed {
+        /// Optimizer steps taken.
+        steps: u64,
+    },
+    /// Early stopping ended training.
+    EarlyStopped {
+        /// The step it stopped at.
+        steps: u64,
+    },
+    /// A stop signal arrived; a checkpoint was written at `steps`.
+    Preempted {
+        /// The step checkpointed.
+        steps: u64,
+    },
+}
+
+/// Runs one worker of `cfg` on the configured device.
+pub fn run(cfg: &RunConfig) -> Result<Outcome, TrainError> {
+    match cfg.launch.device {
+        crate::config::Device::Cpu => {
+            train::<crate::backend::CpuAutodiff>(cfg, &Default::default())
+        }
+        crate::config::Device::Cuda => cuda(cfg),
+    }
+}
+
+#[cfg(feature = "cuda")]
+fn cuda(cfg: &RunConfig) -> Result<Outcome, TrainError> {
+    let local: usize = std::env::var("LOCAL_RANK").ok().and_then(|v| v.parse().ok()).unwrap_or(0);
+    let device = burn::backend::cuda::CudaDevice::new(local);
+    train::<crate::backend::CudaAutodiff>(cfg, &device)
+}
+
+#[cfg(not(feature = "cuda"))]
+fn cuda(_cfg: &RunConfig) -> Result<Outcome, TrainError> {
+    Err(TrainError::NotCompiledWith { feature: "cuda" })
+}
+
+/// Parameter groups as ranges of the flat layout: encoders (`text.*`, `image.*`)
+/// at `optim.lr`, fusion and head at `optim.head_lr`; no weight decay on biases
+/// and normalisation parameters.
+pub fn param_groups(layout: &ParamLayout, optim: &OptimSection) -> Vec<ParamGroup> {
+    let mut groups: Vec<ParamGroup> = Vec::new();
+    for s in &layout.slots {
+        let encoder = s.path.starts_with("text") || s.path.starts_with("image");
+        let lr = if encoder { optim.lr } else { optim.head_lr };
+        let leaf = s.path.rsplit('.').next().unwrap_or_default();
+        let decay = !(matches!(leaf, "bias" | "beta" | "gamma") || s.path.contains("norm"));
+        match groups.last_mut() {
+            Some(g) if g.end == s.offset && g.lr == lr && g.decay == decay => g.end += s.numel,
+            _ => groups.push(ParamGroup { start: s.offset, end: s.offset + s.numel, lr, decay }),
+        }
+    }
+    groups
+}
+
+/// Optimizer steps of the run: `train.max_steps`, `train.epochs` worth, or the
+/// smaller of the two.
+pub fn total_steps(cfg: &RunConfig, batches_per_epoch: u64) -> u64 {
+    let per_epoch = batches_per_epoch.div_ceil(u64::from(cfg.train.grad_accum));
+    let by_epochs = cfg.train.epochs.map(|e| u64::from(e) * per_epoch);
+    match (by_epochs, cfg.train.max_steps) {
+        (Some(a), Some(b)) => a.min(b),
+        (Some(a), None) => a,
+        (None, Some(b)) => b,
+        (None, None) => per_epoch,
+    }
+}
+
+fn train<B: AutodiffBackend>(cfg: &RunConfig, device: &B::Device) -> Result<Outcome, TrainError> {
+    install_stop_handler();
+    let mut heartbeat = Heartbeat::from_env();
+    let mut comm = Comm::from_env(&cfg.launch)?;
+    let (rank, world) = (comm.rank(), comm.world_size());
+    let run_dir = cfg.output_dir();
+    if rank == 0 {
+        write_resolved_config(cfg, &run_dir)?;
+    }
+    let seed = cfg.run.seed;
+
+    let writer_dir = (rank == 0).then_some(run_dir.as_path());
+    let (train_ds, train_report) =
+        Dataset::load(&cfg.data, &cfg.model.labels, Split::Train, writer_dir)?;
+    let val_ds = match cfg.data.val {
+        Some(_) => Some(Arc::new(
+            Dataset::load(&cfg.data, &cfg.model.labels, Split::Val, writer_dir)?.0,
+        )),
+        None => None,
+    };
+    let train_ds = Arc::new(train_ds);
+    heartbeat.beat();
+
+    B::seed(device, seed);
+    let LoadedModel { model, tokenizer } =
+        ModerationModel::<B>::from_config(&cfg.model, &cfg.data, device)?;
+    let layout = ParamLayout::of::<B, _>(&model);
+    let mut master = vec![0.0f32; layout.len];
+    read_params::<B, _>(&model, &layout, &mut master);
+    // Seeded initialisation is already identical; broadcasting rank 0's weights
+    // makes it so by construction (as DDP does).
+    comm.broadcast(&mut master, 0)?;
+    let mut model = write_params::<B, _>(model, &layout, &master);
+    let adam = AdamWConfig {
+        beta1: cfg.optim.betas[0],
+        beta2: cfg.optim.betas[1],
+        eps: cfg.optim.eps,
+        weight_decay: cfg.optim.weight_decay,
+    };
+    let mut opt = FlatAdamW::new(adam, param_groups(&layout, &cfg.optim), layout.len);
+    let mut state = LoopState {
+        step: 0,
+        position: Position::default(),
+        optimizer_step: 0,
+        early_stopper: cfg.train.early_stopping.as_ref().map(EarlyStopper::new),
+        best_metric: None,
+        world_size: world,
+        global_batch: cfg.train.batch_size * world * cfg.train.grad_accum as usize,
+    };
+
+    let ckdir = if rank == 0 {
+        CheckpointDir::new(&run_dir)?.with_config(&cfg.checkpoint)
+    } else {
+        CheckpointDir::reader(&run_dir)?
+    };
+    let source = ResumeSource::from_config(cfg, &ckdir, &mut comm)?;
+    if let Some(source) = source {
+        let restored = restore::<B>(source, model, &layout, &mut master, &mut opt, &mut state)?;
+        model = restored;
+    }
+    verify_replicas(&mut comm, &master, state.step)?;
+
+    let sampler = ShardSampler::new(
+        train_ds.len(),
+        rank,
+        world,
+        cfg.train.batch_size,
+        seed,
+        true,
+        cfg.data.uneven,
+    )?;
+    let batches_per_epoch = sampler.batches_per_epoch() as u64;
+    let total = total_steps(cfg, batches_per_epoch);
+    let schedule = LrSchedule {
+        kind: cfg.optim.schedule,
+        warmup_steps: cfg.optim.warmup_steps,
+        total_steps: total,
+    };
+    let fresh = state.step == 0;
+    let mut logger =
+        logging::open_logger(&cfg.logging, rank, &run_dir.join("tensorboard"), state.step)?;
+    if fresh {
+        log_run_start(logger.as_mut(), cfg, &train_report)?;
+    }
+    let progress = (rank == 0)
+        .then(|| Progress::new(ProgressMode::detect(cfg.logging.format), state.step, total));
+    let mut writer = (rank == 0).then(|| AsyncCheckpointer::new(ckdir.clone()));
+    let mut exporter = Exporter::new(cfg, rank);
+    let loader_opts = LoaderOptions::from_section(&cfg.data, model.image.is_some());
+    let mut grads = comm.alloc(layout.len)?;
+    let accum = u64::from(cfg.train.grad_accum);
+    let mut scratch = vec![0.0f32; if accum > 1 { layout.len } else { 0 }];
+    let mut timer = StepTimer::default();
+    let (mut interval_loss, mut interval_n) = (0.0f64, 0u64);
+    let mut outcome = None;
+
+    'epochs: while state.step < total {
+        let epoch = state.position.epoch;
+        if state.position.batch >= batches_per_epoch {
+            state.position = Position { epoch: epoch + 1, batch: 0 };
+            continue;
+        }
+        let mut loader = Loader::new(
+            train_ds.clone(),
+            &sampler,
+            epoch,
+            state.position.batch as usize,
+            loader_opts,
+        );
+        loop {
+            // One optimizer step: up to `accum` micro-batches (fewer at an epoch's end).
+            let (mut micro, mut loss_sum, mut samples) = (0u64, 0.0f64, 0usize);
+            while micro < accum {
+                let waited = Instant::now();
+                let Some(batch) = loader.next() else { break };
+                let batch = batch?;
+                timer.add(Phase::DataWait, waited.elapsed());
+                B::seed(device, step_seed(seed, state.step * accum + micro, rank));
+                let t = Instant::now();
+                let (input, targets) = batch_tensors::<B>(tokenizer.as_ref(), &batch, device)?;
+                let loss = model.loss(model.forward(&input), &targets);
+                let loss_value: f64 = loss.clone().into_scalar().elem();
+                timer.add(Phase::Forward, t.elapsed());
+                let t = Instant::now();
+                let step_grads = loss.backward();
+                let dst: &mut [f32] = if micro == 0 { &mut grads } else { &mut scratch };
+                read_grads::<B, _>(&model, &step_grads, &layout, dst);
+                if micro > 0 {
+                    grads.iter_mut().zip(&scratch).for_each(|(g, s)| *g += s);
+                }
+                timer.add(Phase::Backward, t.elapsed());
+                micro += 1;
+                loss_sum += loss_value;
+                samples += batch.len();
+                state.position = Position { epoch, batch: batch.position.batch + 1 };
+            }
+            if micro == 0 {
+                break;
+            }
+            if micro > 1 {
+                let inv = 1.0 / micro as f32;
+                grads.iter_mut().for_each(|g| *g *= inv);
+            }
+            let t = Instant::now();
+            comm.mean_buffer(&mut grads)?;
+            let mut sums = [loss_sum / micro as f64, samples as f64];
+            comm.sum_f64(&mut sums)?;
+            timer.add(Phase::AllReduce, t.elapsed());
+            let t = Instant::now();
+            let grad_norm = clip_global_norm(&mut grads, cfg.optim.grad_clip);
+            let factor = schedule.factor(state.step);
+            opt.update(&mut master, &grads, factor);
+            model = write_params::<B, _>(model, &layout, &master);
+            timer.add(Phase::Optimizer, t.elapsed());
+            state.step += 1;
+            state.optimizer_step = opt.step;
+            timer.step_done(sums[1] as u64);
+            heartbeat.beat();
+
+            let loss = sums[0] / world as f64;
+            if !loss.is_finite() {
+                return Err(TrainError::NonFiniteLoss { step: state.step, value: loss });
+            }
+            interval_loss += loss;
+            interval_n += 1;
+            if state.step % cfg.logging.interval.max(1) == 0 || state.step == total {
+                let stats = timer.take();
+                let mean_loss = interval_loss / interval_n.max(1) as f64;
+                (interval_loss, interval_n) = (0.0, 0);
+                let lr = cfg.optim.lr * factor;
+                let lr_head = cfg.optim.head_lr * factor;
+                let mut values = vec![
+                    (tags::TRAIN_LOSS, mean_loss),
+                    (tags::TRAIN_LR, lr),
+                    (tags::TRAIN_LR_HEAD, lr_head),
+                    (tags::TRAIN_GRAD_NORM, grad_norm),
+                    (tags::TRAIN_SAMPLES_PER_SEC, stats.samples_per_sec),
+                    (tags::TRAIN_EPOCH, epoch as f64),
+                    (tags::TIME_STEP_MS, stats.step_ms),
+                ];
+                for (name, ms) in &stats.phases_ms {
+                    values.push((phase_tag(name), *ms));
+                }
+                logger.scalars(state.step, &values)?;
+                if let Some(p) = &progress {
+                    let left = total.saturating_sub(state.step) as f64;
+                    p.update(&ProgressRecord {
+                        event: "train",
+                        step: state.step,
+                        total_steps: total,
+                        epoch,
+                        loss: mean_loss,
+                        lr,
+                        grad_norm,
+                        samples_per_sec: stats.samples_per_sec,
+                        eta_s: left * stats.step_ms / 1e3,
+                        time_ms: stats
+                            .phases_ms
+                            .iter()
+                            .map(|(n, v)| ((*n).to_string(), serde_json::json!(v)))
+                            .collect(),
+                    });
+                }
+            }
+            if let Some(every) = cfg.logging.histogram_every
+                && state.step % every.max(1) == 0
+                && rank == 0
+            {
+                for s in &layout.slots {
+                    let r = s.offset..s.offset + s.numel;
+                    logger.histogram(&tags::weights(&s.path), state.step, &master[r.clone()])?;
+                    logger.histogram(&tags::grads(&s.path), state.step, &grads[r])?;
+                }
+            }
+
+            let last = state.step >= total;
+            let eval_due = cfg.train.eval_every.is_some_and(|e| state.step % e == 0) || last;
+            let mut stop_early = false;
+            if eval_due && let Some(val) = &val_ds {
+                verify_replicas(&mut comm, &master, state.step)?;
+                let ev = evaluate::<B>(
+                    &model,
+                    tokenizer.as_ref(),
+                    val,
+                    &mut comm,
+                    cfg,
+                    device,
+                    &mut heartbeat,
+                )?;
+                if rank == 0 {
+                    exporter.metrics = ev.scalars.clone();
+                }
+                stop_early = after_eval(
+                    cfg,
+                    &mut state,
+                    &ev,
+                    logger.as_mut(),
+                    progress.as_ref(),
+                    &run_dir,
+                    &mut exporter,
+                    &mut comm,
+                )?;
+                if exporter.pending_eval.take().is_some() {
+                    exporter.export(&model, tokenizer.as_ref(), Some(val), device, state.step)?;
+                }
+            }
+            let ckpt_due = cfg.checkpoint.every_steps.is_some_and(|e| state.step % e == 0);
+            let stop_signal = comm.max_u64(u64::from(stop_requested()))? > 0;
+            if ckpt_due || last || stop_early || stop_signal {
+                save_checkpoint::<B>(
+                    writer.as_mut(),
+                    cfg,
+                    &model,
+                    &master,
+                    &opt,
+                    &state,
+                    &exporter.metrics,
+                    &run_dir,
+                )?;
+                logger.sync()?;
+            }
+            if stop_signal {
+                outcome = Some(Outcome::Preempted { steps: state.step });
+                break 'epochs;
+            }
+            if stop_early {
+                outcome = Some(Outcome::EarlyStopped { steps: state.step });
+                break 'epochs;
+            }
+            if last {
+                break 'epochs;
+            }
+        }
+        state.position = Position { epoch: epoch + 1, batch: 0 };
+    }
+
+    if let Some(w) = writer.take()
+        && let Some(report) = w.finish()?
+    {
+        tracing::info!(
+            step = report.save.step,
+            bytes = report.save.bytes,
+            write_ms = report.save.elapsed.as_millis() as u64,
+            stall_ms = report.stall.as_millis() as u64,
+            "checkpoint written"
+        );
+    }
+    let outcome = outcome.unwrap_or(Outcome::Completed { steps: state.step });
+    if !matches!(outcome, Outcome::Preempted { .. }) && cfg.export.when == ExportWhen::End {
+        exporter.export(&model, tokenizer.as_ref(), val_ds.as_ref(), device, state.step)?;
+    }
+    let status =
+        if matches!(outcome, Outcome::Preempted { .. }) { RunStatus::Running } else { RunStatus::Success };
+    logger.hparams_end(state.step, status)?;
+    logger.sync()?;
+    if let Some(p) = &progress {
+        p.finish();
+        p.println(&exporter.summary(&run_dir, state.step));
+    }
+    comm.barrier()?;
+    Ok(outcome)
+}
+
+fn phase_tag(name: &str) -> &'static str {
+    match name {
+        "data_wait" => tags::TIME_DATA_WAIT_MS,
+        "forward" => tags::TIME_FORWARD_MS,
+        "backward" => tags::TIME_BACKWARD_MS,
+        "allreduce" => tags::TIME_ALLREDUCE_MS,
+        _ => tags::TIME_OPTIMIZER_MS,
+    }
+}
+
+/// Rank 0 decides on early stopping and best-model export after an evaluation;
+/// every rank learns the decision (a broadcast), so all stop at the same step.
+#[allow(clippy::too_many_arguments)]
+fn after_eval(
+    cfg: &RunConfig,
+    state: &mut LoopState,
+    ev: &EvalOutcome,
+    logger: &mut dyn MetricLogger,
+    progress: Option<&Progress>,
+    run_dir: &Path,
+    exporter: &mut Exporter,
+    comm: &mut Comm,
+) -> Result<bool, TrainError> {
+    let mut decision = [0.0f32; 2];
+    if let Some(report) = &ev.report {
+        super::evaluate::record(report, ev, state.step, logger, progress, run_dir, cfg)?;
+        let monitored = monitored_metric(cfg).and_then(|m| report.metric(&m));
+        if let Some(es) = state.early_stopper.as_mut() {
+            let value = report.metric(&cfg.train.early_stopping.as_ref().expect("set").monitor);
+            if es.observe(value) == Verdict::Stop {
+                decision[0] = 1.0;
+            }
+        }
+        let mode = cfg.checkpoint.monitor.as_ref().map(|m| m.mode).unwrap_or_default();
+        let improved = match (monitored, state.best_metric) {
+            (Some(v), None) => v.is_finite(),
+            (Some(v), Some(b)) => is_better(mode, v, b, 0.0),
+            _ => false,
+        };
+        if improved {
+            state.best_metric = monitored;
+        }
+        let export_now = match cfg.export.when {
+            ExportWhen::Every => true,
+            ExportWhen::Best => improved,
+            ExportWhen::End => false,
+        };
+        exporter.thresholds = report.thresholds();
+        if export_now {
+            decision[1] = 1.0;
+        }
+    }
+    comm.broadcast(&mut decision, 0)?;
+    if decision[1] > 0.5 {
+        exporter.pending_eval = Some(state.step);
+    }
+    Ok(decision[0] > 0.5)
+}
+
+/// The metric that ranks checkpoints and "best" exports.
+fn monitored_metric(cfg: &RunConfig) -> Option<String> {
+    cfg.checkpoint
+        .monitor
+        .as_ref()
+        .map(|m| m.metric.clone())
+        .or_else(|| cfg.export.gate.as_ref().map(|g| g.metric.clone()))
+}
+
+/// Compares replica checksums; any difference is an error (never a warning).
+fn verify_replicas(comm: &mut Comm, master: &[f32], step: u64) -> Result<(), TrainError> {
+    let sums = comm.all_gather_u64(checksum(master))?;
+    if sums.iter().any(|&s| s != sums[0]) {
+        return Err(TrainError::Diverged { step, checksums: sums });
+    }
+    Ok(())
+}
+
+fn write_resolved_config(cfg: &RunConfig, run_dir: &Path) -> Result<(), TrainError> {
+    let io = |path: PathBuf| move |source| TrainError::Io { path: path.clone(), source };
+    std::fs::create_dir_all(run_dir).map_err(io(run_dir.to_path_buf()))?;
+    let path = run_dir.join("config.resolved.yaml");
+    let tmp = run_dir.join(".config.resolved.yaml.tmp");
+    std::fs::write(&tmp, cfg.to_yaml()).map_err(io(tmp.clone()))?;
+    std::fs::rename(&tmp, &path).map_err(io(path.clone()))
+}
+
+fn log_run_start(
+    logger: &mut dyn MetricLogger,
+    cfg: &RunConfig,
+    report: &crate::data::LoadReport,
+) -> Result<(), TrainError> {
+    logger.text(tags::CONFIG_TEXT, 0, &logging::code_block("yaml", &cfg.to_yaml()))?;
+    let hparams = logging::flatten_hparams(cfg).unwrap_or_default();
+    let mut metrics = vec![
+        tags::TRAIN_LOSS.to_string(),
+        tags::val_macro("auroc"),
+        tags::val_macro("auprc"),
+        tags::val_macro("f1"),
+    ];
+    metrics.dedup();
+    logger.hparams_start(&HParamsStart {
+        group_name: cfg.run.name.clone(),
+        hparams,
+        metrics,
+        start_time_secs: logging::wall_time(),
+    })?;
+    for (kind, n) in report.skipped_by_kind() {
+        logger.scalar(&tags::skipped_rows(&kind.to_string()), 0, n as f64)?;
+    }
+    Ok(())
+}
