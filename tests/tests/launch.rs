@@ -103,7 +103,16 @@ fn kv(path: &Path) -> BTreeMap<String, String> {
         .collect()
 }
 
-const ENV_DUMP: &str = r#"env | grep -E '^(RANK|TORCHELASTIC_RESTART_COUNT|LOCAL_RANK|WORLD_SIZE|LOCAL_WORLD_SIZE|NODE_RANK|GROUP_RANK|GROUP_WORLD_SIZE|MASTER_ADDR|MASTER_PORT|VIGIL_[A-Z_]+)=' > "$VIGIL_OUTPUT_DIR/env-$RANK.$VIGIL_RESTART_COUNT""#;
+/// Writes the worker's contract variables to `env-RANK.RESTART` (atomically, so a worker
+/// stopped mid-write leaves no half file).
+const ENV_DUMP: &str = r#"f="$VIGIL_OUTPUT_DIR/env-$RANK.$VIGIL_RESTART_COUNT"; env | grep -E '^(RANK|TORCHELASTIC_RESTART_COUNT|LOCAL_RANK|WORLD_SIZE|LOCAL_WORLD_SIZE|NODE_RANK|GROUP_RANK|GROUP_WORLD_SIZE|MASTER_ADDR|MASTER_PORT|VIGIL_[A-Z_]+)=' > "$f.tmp"; mv "$f.tmp" "$f""#;
+
+/// Waits until N workers wrote their `env-*.0` (so failing first cannot stop them early).
+fn wait_envs(n: usize) -> String {
+    format!(
+        r#"while [ $(ls "$VIGIL_OUTPUT_DIR" | grep -c '^env-[0-9]*\.0$') -lt {n} ]; do sleep 0.02; done"#
+    )
+}
 
 #[test]
 fn every_rank_sees_the_environment_contract() {
@@ -179,7 +188,8 @@ fn a_crash_restarts_the_whole_group_with_the_next_restart_count() {
     // Rank 1 crashes in the first generation; rank 0 would run long and must be stopped.
     let script = format!(
         "{ENV_DUMP}; if [ $VIGIL_RESTART_COUNT = 0 ]; then \
-           if [ $RANK = 1 ]; then exit 3; else sleep 30; fi; fi; echo done-$RANK"
+           if [ $RANK = 1 ]; then {}; exit 3; else sleep 30; fi; fi; echo done-$RANK",
+        wait_envs(2)
     );
     let flags = [
         "--nproc-per-node",
@@ -385,6 +395,32 @@ fn a_hung_worker_is_caught_by_the_heartbeat_watchdog() {
     assert!(se.contains("| stuck in all-reduce"), "{se}");
 }
 
+#[test]
+fn a_worker_whose_store_heartbeats_stop_is_caught_by_the_watchdog() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("run");
+    let mut cmd = vigil();
+    cmd.args(["launch", "--cluster", "none", "--output-dir"])
+        .arg(&dir)
+        .args([
+            "--nproc-per-node",
+            "2",
+            "--heartbeat-timeout-s",
+            "1",
+            "--grace-s",
+            "1",
+        ])
+        .arg("--")
+        .arg(env!("CARGO_BIN_EXE_rdzv_probe"))
+        .arg("hang-after-heartbeats")
+        .env_remove("VIGIL_STORE_TOKEN");
+    let out = run_with_timeout(&mut cmd, LIMIT);
+    let (_, se) = texts(&out);
+    assert_eq!(out.status.code(), Some(1), "{se}");
+    assert!(se.contains("rank 1 failed: no heartbeat for"), "{se}");
+    assert!(se.contains("| heartbeats stopped; hanging"), "{se}");
+}
+
 /// A port free right now on loopback.
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -426,7 +462,8 @@ fn two_launchers_form_one_world_and_restart_together() {
     // Rank 3 (node 1) fails in the first generation: both nodes must restart.
     let script = format!(
         "{ENV_DUMP}; if [ $VIGIL_RESTART_COUNT = 0 ]; then \
-           if [ $RANK = 3 ]; then exit 5; else sleep 30; fi; fi"
+           if [ $RANK = 3 ]; then {}; exit 5; else sleep 30; fi; fi",
+        wait_envs(4)
     );
     // Node 1 first: it must wait for node 0's store to appear.
     let n1 = start(&mut node(
@@ -610,5 +647,66 @@ fn a_config_launch_writes_the_resolved_config_and_obeys_flags() {
     assert_eq!(
         e["VIGIL_MAX_RESTARTS"], "1",
         "tiny.yaml's launch.max_restarts"
+    );
+}
+
+#[test]
+fn sigterm_to_one_node_preempts_every_node() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("run");
+    let port = free_port();
+    let script = r#"trap 'touch "$VIGIL_OUTPUT_DIR/term-$RANK"; exit 0' TERM
+                    touch "$VIGIL_OUTPUT_DIR/ready-$RANK"
+                    while :; do sleep 0.05; done"#;
+    let n0 = start(&mut node(
+        &dir,
+        port,
+        0,
+        20,
+        &["--max-restarts", "2"],
+        script,
+    ));
+    let n1 = start(&mut node(
+        &dir,
+        port,
+        1,
+        20,
+        &["--max-restarts", "2"],
+        script,
+    ));
+    for r in 0..4 {
+        wait_for_file(&dir.join(format!("ready-{r}")), LIMIT);
+    }
+    signal(&n1, SIGTERM);
+    let (o0, o1) = (finish(n0, LIMIT), finish(n1, LIMIT));
+    assert_eq!(o1.status.code(), Some(PREEMPTED), "{:?}", texts(&o1));
+    assert_eq!(o0.status.code(), Some(PREEMPTED), "{:?}", texts(&o0));
+    for r in 0..4 {
+        assert!(
+            dir.join(format!("term-{r}")).exists(),
+            "rank {r} got no SIGTERM"
+        );
+    }
+}
+
+#[test]
+fn sigterm_while_waiting_for_other_nodes_exits_preempted() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("run");
+    // Node 0 alone: it waits for node 1, which never comes.
+    let n0 = start(&mut node(&dir, free_port(), 0, 60, &[], "true"));
+    std::thread::sleep(Duration::from_millis(500));
+    signal(&n0, SIGTERM);
+    let t = Instant::now();
+    let out = finish(n0, LIMIT);
+    let (_, se) = texts(&out);
+    assert_eq!(out.status.code(), Some(PREEMPTED), "{se}");
+    assert!(
+        t.elapsed() < Duration::from_secs(10),
+        "the wait was not cut short"
+    );
+    assert!(
+        se.contains("stopped by a signal while waiting for 2 nodes"),
+        "{se}"
     );
 }

@@ -272,7 +272,14 @@ pub fn run(args: LaunchArgs) -> anyhow::Result<ExitCode> {
         .with_writer(std::io::stderr)
         .try_init();
     let spec = resolve(&args, &|k| std::env::var(k).ok())?;
-    let ending = supervise::run(spec)?;
+    let ending = match supervise::run(spec) {
+        Ok(e) => e,
+        Err(e @ supervise::LaunchError::Interrupted { .. }) => {
+            eprintln!("vigil: {e}; exiting as preempted");
+            return Ok(ExitCode::from(exit::PREEMPTED));
+        }
+        Err(e) => return Err(e.into()),
+    };
     if !ending.summary.is_empty() {
         eprintln!("{}", ending.summary);
     }
