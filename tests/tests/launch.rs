@@ -140,7 +140,14 @@ fn every_rank_sees_the_environment_contract() {
         assert_eq!(e["MASTER_ADDR"], "127.0.0.1");
         assert_eq!(e["VIGIL_RESTART_COUNT"], "0");
         assert_eq!(e["VIGIL_MAX_RESTARTS"], "0");
-        assert_eq!(e["VIGIL_STORE_PREFIX"], "gen/0/");
+        assert_eq!(
+            e["VIGIL_STORE_PREFIX"],
+            format!("vigil/{}/gen/0/", e["VIGIL_RUN_ID"])
+        );
+        // The collective's settings come from the launch section (defaults here).
+        assert_eq!(e["VIGIL_TRANSPORT"], "auto");
+        assert_eq!(e["VIGIL_COLLECTIVE_TIMEOUT_MS"], "600000");
+        assert_eq!(e["VIGIL_CONNECT_TIMEOUT_MS"], "300000");
         assert!(e["VIGIL_HEARTBEAT_FILE"].ends_with(&format!("rank-{r}")));
         assert_eq!(e["VIGIL_STORE_TOKEN"].len(), 32, "a fresh 128-bit token");
         // One run: one id, one store, one token.
@@ -210,7 +217,10 @@ fn a_crash_restarts_the_whole_group_with_the_next_restart_count() {
         let e = kv(&dir.join(format!("env-{r}.1")));
         assert_eq!(e["VIGIL_RESTART_COUNT"], "1");
         assert_eq!(e["TORCHELASTIC_RESTART_COUNT"], "1");
-        assert_eq!(e["VIGIL_STORE_PREFIX"], "gen/1/");
+        assert_eq!(
+            e["VIGIL_STORE_PREFIX"],
+            format!("vigil/{}/gen/1/", e["VIGIL_RUN_ID"])
+        );
         assert!(
             !dir.join(format!("env-{r}.2")).exists(),
             "only one restart was needed"
@@ -708,5 +718,90 @@ fn sigterm_while_waiting_for_other_nodes_exits_preempted() {
     assert!(
         se.contains("stopped by a signal while waiting for 2 nodes"),
         "{se}"
+    );
+}
+
+#[test]
+fn a_second_sigint_kills_at_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("run");
+    let script = r#"trap '' TERM INT; echo $$ > "$VIGIL_OUTPUT_DIR/pid-$RANK"; while :; do sleep 0.05; done"#;
+    let child = start(&mut launch(&dir, &["--grace-s", "60"], script));
+    wait_for_file(&dir.join("pid-0"), LIMIT);
+    std::thread::sleep(Duration::from_millis(100));
+    let pid = read_pid(&dir.join("pid-0"));
+    signal(&child, libc::SIGINT);
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        alive(pid),
+        "the first SIGINT only asks (SIGTERM, which this worker ignores)"
+    );
+    let t = Instant::now();
+    signal(&child, libc::SIGINT);
+    let out = finish(child, LIMIT);
+    let (_, se) = texts(&out);
+    assert_eq!(out.status.code(), Some(PREEMPTED), "{se}");
+    assert!(
+        t.elapsed() < Duration::from_secs(10),
+        "the 60 s grace was not skipped"
+    );
+    assert!(!alive(pid));
+}
+
+#[test]
+fn a_detached_grandchild_holding_the_output_does_not_hold_the_launcher() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("run");
+    // The grandchild leaves the worker's process group (setsid) but keeps its stdout: the
+    // log pipe never reaches end-of-file while it lives.
+    let script = r#"setsid sh -c 'echo $$ > "$VIGIL_OUTPUT_DIR/escaped"; exec sleep 30' &
+                    while [ ! -s "$VIGIL_OUTPUT_DIR/escaped" ]; do sleep 0.02; done; echo done"#;
+    let t = Instant::now();
+    let out = run_with_timeout(&mut launch(&dir, &[], script), LIMIT);
+    let waited = t.elapsed();
+    let escaped = read_pid(&dir.join("escaped"));
+    // SAFETY: cleaning up the process this test made escape.
+    unsafe { libc::kill(escaped, SIGKILL) };
+    assert!(out.status.success(), "{:?}", texts(&out));
+    assert!(
+        waited < Duration::from_secs(15),
+        "launcher waited {waited:?} for a stray pipe"
+    );
+    let log = std::fs::read_to_string(dir.join("logs/rank-0.log")).unwrap();
+    assert!(
+        log.contains("output still open after the worker exited"),
+        "{log}"
+    );
+}
+
+#[test]
+fn orphans_reparented_to_the_launcher_are_reaped() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("run");
+    // A double fork: the inner child outlives its parent and is reparented to the launcher
+    // (a child subreaper), then exits; it must not stay a zombie.
+    let script = r#"(sh -c 'sleep 0.2' &) ; touch "$VIGIL_OUTPUT_DIR/forked"; sleep 3"#;
+    let child = start(&mut launch(&dir, &[], script));
+    wait_for_file(&dir.join("forked"), LIMIT);
+    std::thread::sleep(Duration::from_millis(1200));
+    let launcher = child.id() as i32;
+    let zombies: Vec<String> = std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| std::fs::read_to_string(e.ok()?.path().join("stat")).ok())
+        .filter(|stat| {
+            let rest: Vec<&str> = stat
+                .rsplit(')')
+                .next()
+                .unwrap_or("")
+                .split_whitespace()
+                .collect();
+            rest.len() > 2 && rest[0] == "Z" && rest[1] == launcher.to_string()
+        })
+        .collect();
+    signal(&child, SIGTERM);
+    let _ = finish(child, LIMIT);
+    assert!(
+        zombies.is_empty(),
+        "zombie children of the launcher: {zombies:?}"
     );
 }

@@ -349,12 +349,9 @@ impl Coordinator {
         })
     }
 
-    /// The store heartbeat counter of `rank` in generation `restart`, if it beat yet.
-    pub fn heartbeat(&mut self, restart: u32, rank: u32) -> Option<i64> {
-        let key = format!(
-            "{}worker/{rank}/heartbeat",
-            super::env::store_prefix(restart)
-        );
+    /// The store heartbeat counter of `rank` under `prefix`, if it beat yet.
+    pub fn heartbeat(&mut self, prefix: &str, rank: u32) -> Option<i64> {
+        let key = format!("{prefix}worker/{rank}/heartbeat");
         let v = self.client.get(&key).ok()??;
         String::from_utf8_lossy(&v).parse().ok()
     }
