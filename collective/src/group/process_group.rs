@@ -130,6 +130,11 @@ impl ProcessGroup {
         self.transport
     }
 
+    /// The NCCL communicator, under the nccl transport (for device buffers).
+    pub fn nccl(&mut self) -> Option<&mut crate::transport::nccl::NcclComm> {
+        self.nccl.as_mut()
+    }
+
     /// The configuration the group was built from.
     pub fn config(&self) -> &GroupConfig {
         &self.cfg
@@ -166,6 +171,9 @@ impl ProcessGroup {
         let seq = self.begin()?;
         if self.cfg.world_size == 1 {
             return Ok(());
+        }
+        if let Some(nccl) = self.nccl.as_mut() {
+            return nccl.all_reduce_host(buf, op);
         }
         let timeout = self.cfg.timeout;
         let res = if let Some(shm) = self.shm.as_mut() {
