@@ -94,6 +94,7 @@ impl ProcessGroup {
                 bind_ip,
                 deadline,
                 self.cfg.chunk_bytes,
+                self.cfg.tcp_socket_buffer,
             )?;
             self.ring = Some(ring);
         }
