@@ -79,6 +79,19 @@ pub enum Error {
         /// What is wrong.
         reason: String,
     },
+    /// Ranks called different collectives (or the same one with different sizes or types)
+    /// at the same point: a bug in the caller, so the launcher should not restart.
+    #[error("{op} #{seq}: rank {rank} disagrees: {reason}")]
+    Mismatch {
+        /// The operation this rank was running.
+        op: Op,
+        /// Sequence number.
+        seq: u64,
+        /// The peer that disagrees.
+        rank: usize,
+        /// What differs.
+        reason: String,
+    },
     /// The requested transport needs a cargo feature this build does not have.
     #[error("this build of vigil-collective was compiled without the `{feature}` feature")]
     NotCompiledWith {
@@ -135,6 +148,14 @@ pub enum Error {
     Nccl {
         /// NCCL's / CUDA's message.
         reason: String,
+    },
+    /// A benchmark rank process failed.
+    #[error("benchmark rank {rank} failed: {status}")]
+    RankFailed {
+        /// The rank.
+        rank: usize,
+        /// Its exit status, or what went wrong.
+        status: String,
     },
     /// An I/O error outside a collective operation (connect, bind, mmap, spawn, ...).
     #[error("{context}")]

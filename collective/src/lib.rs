@@ -1,10 +1,46 @@
 //! Vigil's communication engine: what gloo is to PyTorch on CPU and NCCL on GPUs.
 //!
-//! It works on flat `f32` buffers and never depends on burn, so it can be tested
-//! and benchmarked without a model. The trainer flattens gradients into buckets,
-//! hands them here, and writes the reduced values back.
+//! It works on flat `f32` buffers (and `f64`/`i64`/`u64` for metrics and counters) and never
+//! depends on burn, so it can be tested and benchmarked without a model. The trainer
+//! flattens gradients into buckets ([`buckets`]), hands them here, and writes the reduced
+//! values back.
+//!
+//! # Layout
+//! - [`store`]: the rendezvous store (server the launcher hosts, blocking client).
+//! - [`group`]: [`ProcessGroup`] from the torchrun-style environment, and its operations:
+//!   `all_reduce`, `broadcast`, `barrier`, `all_gather(_bytes)`.
+//! - [`transport`]: TCP ring, shared memory, NCCL.
+//! - [`element`]: element types and [`ReduceOp`].
+//! - [`buckets`]: DDP-style gradient buckets reduced on a background thread.
+//! - [`bench`]: the `vigil bench allreduce` logic.
+//!
+//! # Vocabulary
+//! *rank*: one worker process; *node*: one machine; *local rank*: index on the node;
+//! *seq*: the number of an operation within the group, which every rank agrees on.
+//!
+//! # Transport choice
+//! `auto` picks NCCL for CUDA devices, shared memory when every rank is on one node, and
+//! the TCP ring otherwise. Across nodes we use the TCP ring for every rank (not a
+//! hierarchical shm-in-node + tcp-across-nodes scheme) for now: it is correct for any
+//! topology, and the hierarchy can be added behind the same API. Broadcast, barrier and
+//! all-gather always use the TCP ring (they carry little data); only all-reduce uses shm.
+//!
+//! # Failures
+//! Every operation has a timeout. A rank that dies or stalls makes every other rank return
+//! [`Error::PeerLost`] or [`Error::Timeout`] naming the operation, its sequence number and
+//! the missing rank; the group is then poisoned and must be rebuilt (the launcher restarts
+//! the generation).
 
+pub mod bench;
+pub mod buckets;
+pub mod element;
 pub mod error;
+pub mod group;
 pub mod store;
+pub mod transport;
 
+pub use element::{Element, ReduceOp};
 pub use error::{Error, Op, Result};
+pub use group::{CommBuffer, Device, GroupConfig, ProcessGroup, TransportKind};
+pub use store::{BackgroundStore, StoreClient};
+pub use transport::shm::SharedBuffer;

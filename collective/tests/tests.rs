@@ -1,4 +1,8 @@
 //! Integration tests of vigil-collective: one binary, one module per concern.
 
+mod allreduce;
+mod buckets;
+mod failure;
+mod process;
 mod store;
 mod util;

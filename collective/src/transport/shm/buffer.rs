@@ -1,0 +1,86 @@
+//! [`SharedBuffer`]: a buffer the caller fills directly in shared memory, all-reduced in
+//! place with no copy in or out.
+
+use std::marker::PhantomData;
+use std::time::Instant;
+
+use super::segment::ShmSegment;
+use crate::element::{Element, ReduceOp};
+use crate::transport::link::Fault;
+use crate::transport::ring::segments;
+
+/// `len` elements of this rank's slot in a shared segment (see the module docs of
+/// [`crate::transport::shm`]). Obtained from [`crate::ProcessGroup::alloc_shared`].
+#[derive(Debug)]
+pub struct SharedBuffer<T: Element = f32> {
+    pub(super) seg: ShmSegment,
+    pub(super) len: usize,
+    pub(super) _t: PhantomData<T>,
+}
+
+impl<T: Element> SharedBuffer<T> {
+    /// Number of elements.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// `true` when empty.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The buffer's contents.
+    pub fn as_slice(&self) -> &[T] {
+        // SAFETY: our slot holds at least `len` elements, is page-aligned, and other ranks
+        // only read it during an all-reduce, which needs `&mut self`.
+        unsafe { std::slice::from_raw_parts(self.seg.slot_ptr(self.seg.rank()).cast(), self.len) }
+    }
+
+    /// The buffer's contents, mutable.
+    pub fn as_mut_slice(&mut self) -> &mut [T] {
+        // SAFETY: as in `as_slice`; `&mut self` makes the view exclusive in this process.
+        unsafe {
+            std::slice::from_raw_parts_mut(self.seg.slot_ptr(self.seg.rank()).cast(), self.len)
+        }
+    }
+
+    /// Ranks sharing the buffer.
+    pub fn ranks(&self) -> usize {
+        self.seg.ranks()
+    }
+
+    pub(crate) fn abort(&self) {
+        self.seg.abort();
+    }
+
+    /// All-reduce in place: reduce our `1/n` from every slot, then copy the others' parts.
+    pub(crate) fn all_reduce(&mut self, op: ReduceOp, deadline: Instant) -> Result<(), Fault> {
+        let (n, rank, len) = (self.seg.ranks(), self.seg.rank(), self.len);
+        let ptrs: Vec<*mut T> = (0..n).map(|r| self.seg.slot_ptr(r).cast::<T>()).collect();
+        let slot = |r: usize| ptrs[r];
+        let segs = segments(len, n);
+        let my = segs[rank].clone();
+        self.seg.barrier(deadline)?;
+        // SAFETY: between the barriers each rank writes only its own range of its own slot
+        // and reads only its own range of the other slots.
+        let mine = unsafe { std::slice::from_raw_parts_mut(slot(rank), len) };
+        for q in (0..n).filter(|&q| q != rank) {
+            // SAFETY: see above.
+            let theirs = unsafe { std::slice::from_raw_parts(slot(q).add(my.start), my.len()) };
+            T::reduce(&mut mine[my.clone()], theirs, op);
+        }
+        if op == ReduceOp::Mean {
+            T::divide(&mut mine[my.clone()], n);
+        }
+        self.seg.barrier(deadline)?;
+        for (q, range) in segs.iter().enumerate().filter(|(q, _)| *q != rank) {
+            // SAFETY: rank q finished its range before the barrier and does not change it.
+            let theirs =
+                unsafe { std::slice::from_raw_parts(slot(q).add(range.start), range.len()) };
+            mine[range.clone()].copy_from_slice(theirs);
+        }
+        // The others read our range until they pass this barrier; the caller may overwrite
+        // the buffer as soon as we return.
+        self.seg.barrier(deadline)
+    }
+}
