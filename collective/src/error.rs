@@ -149,6 +149,14 @@ pub enum Error {
         /// NCCL's / CUDA's message.
         reason: String,
     },
+    /// A benchmark rank process failed.
+    #[error("benchmark rank {rank} failed: {status}")]
+    RankFailed {
+        /// The rank.
+        rank: usize,
+        /// Its exit status, or what went wrong.
+        status: String,
+    },
     /// An I/O error outside a collective operation (connect, bind, mmap, spawn, ...).
     #[error("{context}")]
     Io {

@@ -158,3 +158,18 @@ fn mismatched_lengths_are_reported_not_mixed() {
         );
     }
 }
+
+#[test]
+fn nccl_without_support_is_an_error_not_a_panic() {
+    let s = store();
+    let mut cfg = configs(&s, 1, TransportKind::Nccl, "nccl").remove(0);
+    cfg.connect_timeout = std::time::Duration::from_secs(5);
+    let with_feature = std::hint::black_box(cfg!(feature = "nccl"));
+    match vigil_collective::ProcessGroup::new(cfg) {
+        Err(vigil_collective::Error::NotCompiledWith { feature: "nccl" }) => assert!(!with_feature),
+        // Built with the feature on a machine without libcuda/libnccl.
+        Err(vigil_collective::Error::Unavailable { .. }) => assert!(with_feature),
+        Err(e) => panic!("unexpected error {e}"),
+        Ok(_) => assert!(with_feature, "NCCL group built without the feature"),
+    }
+}

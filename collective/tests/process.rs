@@ -178,3 +178,55 @@ fn child_entry() {
         other => panic!("unknown child mode {other}"),
     }
 }
+
+#[test]
+fn bench_runs_ranks_and_reports_rows() {
+    use vigil_collective::bench::{BenchOptions, run_parent};
+    for transport in ["tcp", "shm"] {
+        let opts = BenchOptions {
+            nproc: 2,
+            transport: transport.into(),
+            sizes: vec![4 << 10, 1 << 20],
+            iters: 3,
+            warmup: 1,
+            json: true,
+            copy: false,
+            timeout_ms: 10_000,
+        };
+        let exe = std::env::current_exe().unwrap();
+        let spawn = |_rank: usize, _env: &[(String, String)]| {
+            let mut c = Command::new(&exe);
+            c.args([
+                "process::bench_child_entry",
+                "--exact",
+                "--ignored",
+                "--nocapture",
+            ]);
+            c.stdout(Stdio::null()).stderr(Stdio::null());
+            c
+        };
+        let mut out = Vec::new();
+        let rows = run_parent(&opts, spawn, &mut out).unwrap();
+        assert_eq!(rows.len(), 2);
+        assert!(
+            rows.iter()
+                .all(|r| r.wrong == 0 && r.busbw_gbps > 0.0 && r.nproc == 2)
+        );
+        assert_eq!(rows[0].transport, transport);
+        let text = String::from_utf8(out).unwrap();
+        assert_eq!(text.lines().count(), 2, "{text}");
+        for line in text.lines() {
+            let v: serde_json::Value = serde_json::from_str(line).unwrap();
+            assert!(v.get("busbw_gbps").is_some());
+        }
+    }
+}
+
+/// Benchmark rank started by `bench_runs_ranks_and_reports_rows`.
+#[test]
+#[ignore = "run as a child process by bench_runs_ranks_and_reports_rows"]
+fn bench_child_entry() {
+    if std::env::var_os(vigil_collective::bench::OPTS_ENV).is_some() {
+        vigil_collective::bench::run_rank_from_env().unwrap();
+    }
+}

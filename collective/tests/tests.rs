@@ -1,6 +1,7 @@
 //! Integration tests of vigil-collective: one binary, one module per concern.
 
 mod allreduce;
+mod buckets;
 mod failure;
 mod process;
 mod store;

@@ -103,7 +103,16 @@ fn kv(path: &Path) -> BTreeMap<String, String> {
         .collect()
 }
 
-const ENV_DUMP: &str = r#"env | grep -E '^(RANK|TORCHELASTIC_RESTART_COUNT|LOCAL_RANK|WORLD_SIZE|LOCAL_WORLD_SIZE|NODE_RANK|GROUP_RANK|GROUP_WORLD_SIZE|MASTER_ADDR|MASTER_PORT|VIGIL_[A-Z_]+)=' > "$VIGIL_OUTPUT_DIR/env-$RANK.$VIGIL_RESTART_COUNT""#;
+/// Writes the worker's contract variables to `env-RANK.RESTART` (atomically, so a worker
+/// stopped mid-write leaves no half file).
+const ENV_DUMP: &str = r#"f="$VIGIL_OUTPUT_DIR/env-$RANK.$VIGIL_RESTART_COUNT"; env | grep -E '^(RANK|TORCHELASTIC_RESTART_COUNT|LOCAL_RANK|WORLD_SIZE|LOCAL_WORLD_SIZE|NODE_RANK|GROUP_RANK|GROUP_WORLD_SIZE|MASTER_ADDR|MASTER_PORT|VIGIL_[A-Z_]+)=' > "$f.tmp"; mv "$f.tmp" "$f""#;
+
+/// Waits until N workers wrote their `env-*.0` (so failing first cannot stop them early).
+fn wait_envs(n: usize) -> String {
+    format!(
+        r#"while [ $(ls "$VIGIL_OUTPUT_DIR" | grep -c '^env-[0-9]*\.0$') -lt {n} ]; do sleep 0.02; done"#
+    )
+}
 
 #[test]
 fn every_rank_sees_the_environment_contract() {
@@ -131,7 +140,14 @@ fn every_rank_sees_the_environment_contract() {
         assert_eq!(e["MASTER_ADDR"], "127.0.0.1");
         assert_eq!(e["VIGIL_RESTART_COUNT"], "0");
         assert_eq!(e["VIGIL_MAX_RESTARTS"], "0");
-        assert_eq!(e["VIGIL_STORE_PREFIX"], "gen/0/");
+        assert_eq!(
+            e["VIGIL_STORE_PREFIX"],
+            format!("vigil/{}/gen/0/", e["VIGIL_RUN_ID"])
+        );
+        // The collective's settings come from the launch section (defaults here).
+        assert_eq!(e["VIGIL_TRANSPORT"], "auto");
+        assert_eq!(e["VIGIL_COLLECTIVE_TIMEOUT_MS"], "600000");
+        assert_eq!(e["VIGIL_CONNECT_TIMEOUT_MS"], "300000");
         assert!(e["VIGIL_HEARTBEAT_FILE"].ends_with(&format!("rank-{r}")));
         assert_eq!(e["VIGIL_STORE_TOKEN"].len(), 32, "a fresh 128-bit token");
         // One run: one id, one store, one token.
@@ -179,7 +195,8 @@ fn a_crash_restarts_the_whole_group_with_the_next_restart_count() {
     // Rank 1 crashes in the first generation; rank 0 would run long and must be stopped.
     let script = format!(
         "{ENV_DUMP}; if [ $VIGIL_RESTART_COUNT = 0 ]; then \
-           if [ $RANK = 1 ]; then exit 3; else sleep 30; fi; fi; echo done-$RANK"
+           if [ $RANK = 1 ]; then {}; exit 3; else sleep 30; fi; fi; echo done-$RANK",
+        wait_envs(2)
     );
     let flags = [
         "--nproc-per-node",
@@ -200,7 +217,10 @@ fn a_crash_restarts_the_whole_group_with_the_next_restart_count() {
         let e = kv(&dir.join(format!("env-{r}.1")));
         assert_eq!(e["VIGIL_RESTART_COUNT"], "1");
         assert_eq!(e["TORCHELASTIC_RESTART_COUNT"], "1");
-        assert_eq!(e["VIGIL_STORE_PREFIX"], "gen/1/");
+        assert_eq!(
+            e["VIGIL_STORE_PREFIX"],
+            format!("vigil/{}/gen/1/", e["VIGIL_RUN_ID"])
+        );
         assert!(
             !dir.join(format!("env-{r}.2")).exists(),
             "only one restart was needed"
@@ -385,6 +405,32 @@ fn a_hung_worker_is_caught_by_the_heartbeat_watchdog() {
     assert!(se.contains("| stuck in all-reduce"), "{se}");
 }
 
+#[test]
+fn a_worker_whose_store_heartbeats_stop_is_caught_by_the_watchdog() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("run");
+    let mut cmd = vigil();
+    cmd.args(["launch", "--cluster", "none", "--output-dir"])
+        .arg(&dir)
+        .args([
+            "--nproc-per-node",
+            "2",
+            "--heartbeat-timeout-s",
+            "1",
+            "--grace-s",
+            "1",
+        ])
+        .arg("--")
+        .arg(env!("CARGO_BIN_EXE_rdzv_probe"))
+        .arg("hang-after-heartbeats")
+        .env_remove("VIGIL_STORE_TOKEN");
+    let out = run_with_timeout(&mut cmd, LIMIT);
+    let (_, se) = texts(&out);
+    assert_eq!(out.status.code(), Some(1), "{se}");
+    assert!(se.contains("rank 1 failed: no heartbeat for"), "{se}");
+    assert!(se.contains("| heartbeats stopped; hanging"), "{se}");
+}
+
 /// A port free right now on loopback.
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -426,7 +472,8 @@ fn two_launchers_form_one_world_and_restart_together() {
     // Rank 3 (node 1) fails in the first generation: both nodes must restart.
     let script = format!(
         "{ENV_DUMP}; if [ $VIGIL_RESTART_COUNT = 0 ]; then \
-           if [ $RANK = 3 ]; then exit 5; else sleep 30; fi; fi"
+           if [ $RANK = 3 ]; then {}; exit 5; else sleep 30; fi; fi",
+        wait_envs(4)
     );
     // Node 1 first: it must wait for node 0's store to appear.
     let n1 = start(&mut node(
@@ -610,5 +657,151 @@ fn a_config_launch_writes_the_resolved_config_and_obeys_flags() {
     assert_eq!(
         e["VIGIL_MAX_RESTARTS"], "1",
         "tiny.yaml's launch.max_restarts"
+    );
+}
+
+#[test]
+fn sigterm_to_one_node_preempts_every_node() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("run");
+    let port = free_port();
+    let script = r#"trap 'touch "$VIGIL_OUTPUT_DIR/term-$RANK"; exit 0' TERM
+                    touch "$VIGIL_OUTPUT_DIR/ready-$RANK"
+                    while :; do sleep 0.05; done"#;
+    let n0 = start(&mut node(
+        &dir,
+        port,
+        0,
+        20,
+        &["--max-restarts", "2"],
+        script,
+    ));
+    let n1 = start(&mut node(
+        &dir,
+        port,
+        1,
+        20,
+        &["--max-restarts", "2"],
+        script,
+    ));
+    for r in 0..4 {
+        wait_for_file(&dir.join(format!("ready-{r}")), LIMIT);
+    }
+    signal(&n1, SIGTERM);
+    let (o0, o1) = (finish(n0, LIMIT), finish(n1, LIMIT));
+    assert_eq!(o1.status.code(), Some(PREEMPTED), "{:?}", texts(&o1));
+    assert_eq!(o0.status.code(), Some(PREEMPTED), "{:?}", texts(&o0));
+    for r in 0..4 {
+        assert!(
+            dir.join(format!("term-{r}")).exists(),
+            "rank {r} got no SIGTERM"
+        );
+    }
+}
+
+#[test]
+fn sigterm_while_waiting_for_other_nodes_exits_preempted() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("run");
+    // Node 0 alone: it waits for node 1, which never comes.
+    let n0 = start(&mut node(&dir, free_port(), 0, 60, &[], "true"));
+    std::thread::sleep(Duration::from_millis(500));
+    signal(&n0, SIGTERM);
+    let t = Instant::now();
+    let out = finish(n0, LIMIT);
+    let (_, se) = texts(&out);
+    assert_eq!(out.status.code(), Some(PREEMPTED), "{se}");
+    assert!(
+        t.elapsed() < Duration::from_secs(10),
+        "the wait was not cut short"
+    );
+    assert!(
+        se.contains("stopped by a signal while waiting for 2 nodes"),
+        "{se}"
+    );
+}
+
+#[test]
+fn a_second_sigint_kills_at_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("run");
+    let script = r#"trap '' TERM INT; echo $$ > "$VIGIL_OUTPUT_DIR/pid-$RANK"; while :; do sleep 0.05; done"#;
+    let child = start(&mut launch(&dir, &["--grace-s", "60"], script));
+    wait_for_file(&dir.join("pid-0"), LIMIT);
+    std::thread::sleep(Duration::from_millis(100));
+    let pid = read_pid(&dir.join("pid-0"));
+    signal(&child, libc::SIGINT);
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        alive(pid),
+        "the first SIGINT only asks (SIGTERM, which this worker ignores)"
+    );
+    let t = Instant::now();
+    signal(&child, libc::SIGINT);
+    let out = finish(child, LIMIT);
+    let (_, se) = texts(&out);
+    assert_eq!(out.status.code(), Some(PREEMPTED), "{se}");
+    assert!(
+        t.elapsed() < Duration::from_secs(10),
+        "the 60 s grace was not skipped"
+    );
+    assert!(!alive(pid));
+}
+
+#[test]
+fn a_detached_grandchild_holding_the_output_does_not_hold_the_launcher() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("run");
+    // The grandchild leaves the worker's process group (setsid) but keeps its stdout: the
+    // log pipe never reaches end-of-file while it lives.
+    let script = r#"setsid sh -c 'echo $$ > "$VIGIL_OUTPUT_DIR/escaped"; exec sleep 30' &
+                    while [ ! -s "$VIGIL_OUTPUT_DIR/escaped" ]; do sleep 0.02; done; echo done"#;
+    let t = Instant::now();
+    let out = run_with_timeout(&mut launch(&dir, &[], script), LIMIT);
+    let waited = t.elapsed();
+    let escaped = read_pid(&dir.join("escaped"));
+    // SAFETY: cleaning up the process this test made escape.
+    unsafe { libc::kill(escaped, SIGKILL) };
+    assert!(out.status.success(), "{:?}", texts(&out));
+    assert!(
+        waited < Duration::from_secs(15),
+        "launcher waited {waited:?} for a stray pipe"
+    );
+    let log = std::fs::read_to_string(dir.join("logs/rank-0.log")).unwrap();
+    assert!(
+        log.contains("output still open after the worker exited"),
+        "{log}"
+    );
+}
+
+#[test]
+fn orphans_reparented_to_the_launcher_are_reaped() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("run");
+    // A double fork: the inner child outlives its parent and is reparented to the launcher
+    // (a child subreaper), then exits; it must not stay a zombie.
+    let script = r#"(sh -c 'sleep 0.2' &) ; touch "$VIGIL_OUTPUT_DIR/forked"; sleep 3"#;
+    let child = start(&mut launch(&dir, &[], script));
+    wait_for_file(&dir.join("forked"), LIMIT);
+    std::thread::sleep(Duration::from_millis(1200));
+    let launcher = child.id() as i32;
+    let zombies: Vec<String> = std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| std::fs::read_to_string(e.ok()?.path().join("stat")).ok())
+        .filter(|stat| {
+            let rest: Vec<&str> = stat
+                .rsplit(')')
+                .next()
+                .unwrap_or("")
+                .split_whitespace()
+                .collect();
+            rest.len() > 2 && rest[0] == "Z" && rest[1] == launcher.to_string()
+        })
+        .collect();
+    signal(&child, SIGTERM);
+    let _ = finish(child, LIMIT);
+    assert!(
+        zombies.is_empty(),
+        "zombie children of the launcher: {zombies:?}"
     );
 }

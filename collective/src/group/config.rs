@@ -89,6 +89,8 @@ pub struct GroupConfig {
     pub connect_timeout: Duration,
     /// TCP pipelining chunk size in bytes.
     pub chunk_bytes: usize,
+    /// Kernel socket buffer per TCP link in bytes; 0 leaves the kernel's autotuning on.
+    pub tcp_socket_buffer: usize,
     /// Directory for shared-memory segments (`/dev/shm`).
     pub shm_dir: PathBuf,
     /// Bytes of staging per rank for the copying shared-memory all-reduce.
@@ -121,6 +123,7 @@ impl GroupConfig {
             timeout: Duration::from_secs(300),
             connect_timeout: Duration::from_secs(60),
             chunk_bytes: crate::transport::tcp::DEFAULT_CHUNK_BYTES,
+            tcp_socket_buffer: crate::transport::tcp::SOCKET_BUFFER,
             shm_dir: PathBuf::from("/dev/shm"),
             shm_staging_bytes: 16 << 20,
         }
@@ -193,6 +196,12 @@ impl GroupConfig {
         }
         if let Some(ms) = opt_num("VIGIL_CONNECT_TIMEOUT_MS")? {
             cfg.connect_timeout = Duration::from_millis(ms.max(1));
+        }
+        if let Some(b) = opt_num("VIGIL_TCP_CHUNK_BYTES")? {
+            cfg.chunk_bytes = (b as usize).max(64);
+        }
+        if let Some(b) = opt_num("VIGIL_TCP_SOCKET_BUFFER")? {
+            cfg.tcp_socket_buffer = b as usize;
         }
         cfg.validate()?;
         Ok(cfg)

@@ -94,6 +94,7 @@ impl ProcessGroup {
                 bind_ip,
                 deadline,
                 self.cfg.chunk_bytes,
+                self.cfg.tcp_socket_buffer,
             )?;
             self.ring = Some(ring);
         }
@@ -128,6 +129,11 @@ impl ProcessGroup {
     /// The transport `all_reduce` uses (after resolving `auto`).
     pub fn transport(&self) -> TransportKind {
         self.transport
+    }
+
+    /// The NCCL communicator, under the nccl transport (for device buffers).
+    pub fn nccl(&mut self) -> Option<&mut crate::transport::nccl::NcclComm> {
+        self.nccl.as_mut()
     }
 
     /// The configuration the group was built from.
@@ -166,6 +172,9 @@ impl ProcessGroup {
         let seq = self.begin()?;
         if self.cfg.world_size == 1 {
             return Ok(());
+        }
+        if let Some(nccl) = self.nccl.as_mut() {
+            return nccl.all_reduce_host(buf, op);
         }
         let timeout = self.cfg.timeout;
         let res = if let Some(shm) = self.shm.as_mut() {

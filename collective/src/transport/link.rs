@@ -208,8 +208,11 @@ impl RecvLink {
 pub(crate) fn tune(stream: &TcpStream, buf_bytes: usize) {
     use std::os::fd::AsRawFd;
     let _ = stream.set_nodelay(true);
+    if buf_bytes == 0 {
+        return;
+    }
     let fd = stream.as_raw_fd();
-    let v = buf_bytes as libc::c_int;
+    let v = buf_bytes.min(i32::MAX as usize) as libc::c_int;
     for opt in [libc::SO_SNDBUF, libc::SO_RCVBUF] {
         // SAFETY: plain setsockopt on a valid fd with a c_int option value.
         unsafe {

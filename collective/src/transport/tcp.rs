@@ -119,11 +119,12 @@ impl TcpRing {
         bind_ip: IpAddr,
         deadline: Instant,
         chunk_bytes: usize,
+        socket_buffer: usize,
     ) -> Result<Self> {
         let (next, prev) = ((rank + 1) % n, (rank + n - 1) % n);
         let listener = TcpListener::bind((bind_ip, 0))
             .map_err(|e| Error::io(format!("bind ring listener on {bind_ip}"), e))?;
-        tune_listener(&listener);
+        tune_listener(&listener, socket_buffer);
         let addr = listener
             .local_addr()
             .map_err(|e| Error::io("ring listener address", e))?;
@@ -150,7 +151,7 @@ impl TcpRing {
                 })?;
 
         let mut out = connect_retry(next_addr, deadline, next)?;
-        tune(&out, SOCKET_BUFFER);
+        tune(&out, socket_buffer);
         let mut hello = HELLO_MAGIC.to_vec();
         hello.extend_from_slice(&(rank as u32).to_le_bytes());
         hello.extend_from_slice(&(token.len() as u32).to_le_bytes());
@@ -159,7 +160,7 @@ impl TcpRing {
             .map_err(|e| Error::io(format!("hello to rank {next}"), e))?;
 
         let inn = accept_prev(&listener, prev, token, deadline)?;
-        tune(&inn, SOCKET_BUFFER);
+        tune(&inn, socket_buffer);
         let send = SendLink::new(out, next).map_err(|e| Error::io("spawn sender thread", e))?;
         Ok(TcpRing {
             rank,
@@ -379,9 +380,12 @@ fn as_u8_mut(v: &mut [u64]) -> &mut [u8] {
     crate::element::as_bytes_mut(v)
 }
 
-fn tune_listener(l: &TcpListener) {
+fn tune_listener(l: &TcpListener, socket_buffer: usize) {
     use std::os::fd::AsRawFd;
-    let v = SOCKET_BUFFER as libc::c_int;
+    if socket_buffer == 0 {
+        return;
+    }
+    let v = socket_buffer.min(i32::MAX as usize) as libc::c_int;
     // SAFETY: setsockopt on a valid fd; accepted sockets inherit the receive buffer, which
     // must be set before the handshake to get a large window scale.
     unsafe {

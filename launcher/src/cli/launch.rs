@@ -260,6 +260,17 @@ pub fn resolve(a: &LaunchArgs, get: &dyn Fn(&str) -> Option<String>) -> anyhow::
         local_override,
         token_file: a.store_token_file.clone(),
         resolved_config: a.config.as_ref().map(|_| config.to_yaml()),
+        collective_env: vec![
+            ("VIGIL_TRANSPORT".into(), l.backend.to_string()),
+            (
+                "VIGIL_COLLECTIVE_TIMEOUT_MS".into(),
+                ((l.collective_timeout_s * 1000.0) as u64).to_string(),
+            ),
+            (
+                "VIGIL_CONNECT_TIMEOUT_MS".into(),
+                ((l.rdzv_timeout_s * 1000.0) as u64).to_string(),
+            ),
+        ],
     })
 }
 
@@ -272,7 +283,14 @@ pub fn run(args: LaunchArgs) -> anyhow::Result<ExitCode> {
         .with_writer(std::io::stderr)
         .try_init();
     let spec = resolve(&args, &|k| std::env::var(k).ok())?;
-    let ending = supervise::run(spec)?;
+    let ending = match supervise::run(spec) {
+        Ok(e) => e,
+        Err(e @ supervise::LaunchError::Interrupted { .. }) => {
+            eprintln!("vigil: {e}; exiting as preempted");
+            return Ok(ExitCode::from(exit::PREEMPTED));
+        }
+        Err(e) => return Err(e.into()),
+    };
     if !ending.summary.is_empty() {
         eprintln!("{}", ending.summary);
     }

@@ -14,11 +14,13 @@ pub fn present(get: &dyn Fn(&str) -> Option<String>) -> bool {
     get("PET_NNODES").is_some() || get("PET_NODE_RANK").is_some()
 }
 
-/// Whether the older `MASTER_ADDR`/`RANK` form is fully present.
+/// Whether the older `MASTER_ADDR`/`RANK` form is fully present — and does not come from
+/// an enclosing `vigil launch` (whose workers have the same names plus `VIGIL_RUN_ID`).
 pub fn legacy_present(get: &dyn Fn(&str) -> Option<String>) -> bool {
-    ["MASTER_ADDR", "MASTER_PORT", "WORLD_SIZE", "RANK"]
-        .iter()
-        .all(|v| get(v).is_some())
+    get("VIGIL_RUN_ID").is_none()
+        && ["MASTER_ADDR", "MASTER_PORT", "WORLD_SIZE", "RANK"]
+            .iter()
+            .all(|v| get(v).is_some())
 }
 
 /// Maps the Kubeflow variables (either form).
@@ -117,6 +119,17 @@ mod tests {
             ("RANK", "3"),
         ]);
         assert!(!present(&get) && legacy_present(&get));
+        let nested = env_of(&[
+            ("MASTER_ADDR", "127.0.0.1"),
+            ("MASTER_PORT", "29500"),
+            ("WORLD_SIZE", "4"),
+            ("RANK", "3"),
+            ("VIGIL_RUN_ID", "abc"),
+        ]);
+        assert!(
+            !legacy_present(&nested),
+            "a vigil worker's own variables are not a cluster"
+        );
         let c = map(&get).unwrap();
         assert_eq!((c.nnodes, c.node_rank), (Some(4), Some(3)));
         assert_eq!(c.master_addr.as_deref(), Some("pytorchjob-master-0"));

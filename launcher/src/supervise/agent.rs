@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use vigil_collective::store::BackgroundStore;
 use vigil_trainer::config::ConsoleRanks;
 
-use super::env::{RunSpec, WorldSpec, heartbeat_file, worker_env};
+use super::env::{RunSpec, WorldSpec, heartbeat_file, store_prefix, worker_env};
 use super::error::LaunchError;
 use super::guard::Guard;
 use super::logs::{RankLog, join_bounded};
@@ -61,6 +61,8 @@ pub struct AgentSpec {
     pub token_file: Option<PathBuf>,
     /// `config.resolved.yaml` contents, written by node 0.
     pub resolved_config: Option<String>,
+    /// The collective's variables from the launch settings (`VIGIL_TRANSPORT`, ...).
+    pub collective_env: Vec<(String, String)>,
 }
 
 /// How the launch ended, with the text to show.
@@ -145,6 +147,12 @@ pub fn run(spec: AgentSpec) -> Result<Ending, LaunchError> {
         output_dir: spec.output_dir.clone(),
         max_restarts: agreed.max_restarts,
         heartbeat_dir: heartbeat_dir.clone(),
+        collective: spec
+            .collective_env
+            .iter()
+            .filter(|(k, _)| std::env::var_os(k).is_none())
+            .cloned()
+            .collect(),
     };
     let mut guard = std::env::current_exe()
         .and_then(|exe| Guard::start(&exe))
@@ -247,7 +255,7 @@ fn supervise(
             for w in workers.iter().filter(|w| w.ended.is_none()) {
                 let file = file_reading(&heartbeat_file(run, w.rank));
                 let store = if with_store {
-                    coord.heartbeat(restart, w.rank)
+                    coord.heartbeat(&store_prefix(&run.run_id, restart), w.rank)
                 } else {
                     None
                 };

@@ -4,9 +4,15 @@
 //! `NODE_RANK` alias `GROUP_RANK`, `GROUP_WORLD_SIZE`, `MASTER_ADDR`, `MASTER_PORT`,
 //! `TORCHELASTIC_RESTART_COUNT`) plus Vigil's own: `VIGIL_RUN_ID`, `VIGIL_RESTART_COUNT`,
 //! `VIGIL_MAX_RESTARTS`, `VIGIL_STORE_TOKEN`, `VIGIL_STORE_PREFIX` (the key prefix of this
-//! generation in the store, `gen/<restart>/`: a restarted group never reads keys of the one
-//! before), `VIGIL_HEARTBEAT_FILE` (touch it to prove liveness without a store client)
-//! and `VIGIL_OUTPUT_DIR`.
+//! generation in the store, `vigil/<run_id>/gen/<restart>/` — the same as
+//! `vigil_collective`'s `GroupConfig::key_prefix`, so a restarted group never reads keys of
+//! the one before), `VIGIL_HEARTBEAT_FILE` (touch it to prove liveness without a store
+//! client) and `VIGIL_OUTPUT_DIR`.
+//!
+//! The collective's own knobs are passed from the launch settings — `VIGIL_TRANSPORT`
+//! (`launch.backend`), `VIGIL_COLLECTIVE_TIMEOUT_MS` (`launch.collective_timeout_s`),
+//! `VIGIL_CONNECT_TIMEOUT_MS` (`launch.rdzv_timeout_s`) — unless the launcher's own
+//! environment already sets them (an explicit environment wins).
 
 use std::path::PathBuf;
 
@@ -45,11 +51,13 @@ pub struct RunSpec {
     pub max_restarts: u32,
     /// Directory of heartbeat files (one per global rank).
     pub heartbeat_dir: PathBuf,
+    /// `VIGIL_TRANSPORT`, `VIGIL_COLLECTIVE_TIMEOUT_MS`, `VIGIL_CONNECT_TIMEOUT_MS` values.
+    pub collective: Vec<(String, String)>,
 }
 
-/// The store key prefix of generation `restart`.
-pub fn store_prefix(restart: u32) -> String {
-    format!("gen/{restart}/")
+/// The store key prefix of generation `restart` (the collective's `key_prefix`).
+pub fn store_prefix(run_id: &str, restart: u32) -> String {
+    format!("vigil/{run_id}/gen/{restart}/")
 }
 
 /// The heartbeat file of a global rank.
@@ -83,14 +91,17 @@ pub fn worker_env(
         ("VIGIL_RESTART_COUNT", restart.to_string()),
         ("VIGIL_MAX_RESTARTS", run.max_restarts.to_string()),
         ("VIGIL_STORE_TOKEN", run.token.clone()),
-        ("VIGIL_STORE_PREFIX", store_prefix(restart)),
+        ("VIGIL_STORE_PREFIX", store_prefix(&run.run_id, restart)),
         (
             "VIGIL_HEARTBEAT_FILE",
             heartbeat_file(run, rank).display().to_string(),
         ),
         ("VIGIL_OUTPUT_DIR", run.output_dir.display().to_string()),
     ];
-    vars.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
+    let mut vars: Vec<(String, String)> =
+        vars.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+    vars.extend(run.collective.iter().cloned());
+    vars
 }
 
 #[cfg(test)]
@@ -107,6 +118,7 @@ mod tests {
             output_dir: "out".into(),
             max_restarts: 3,
             heartbeat_dir: "/tmp/hb".into(),
+            collective: vec![("VIGIL_TRANSPORT".into(), "tcp".into())],
         };
         let world = WorldSpec {
             rank_offset: 2,
@@ -126,7 +138,8 @@ mod tests {
         assert_eq!(get("NODE_RANK"), "1");
         assert_eq!(get("GROUP_RANK"), "1");
         assert_eq!(get("VIGIL_RESTART_COUNT"), "2");
-        assert_eq!(get("VIGIL_STORE_PREFIX"), "gen/2/");
+        assert_eq!(get("VIGIL_STORE_PREFIX"), "vigil/r1/gen/2/");
+        assert_eq!(get("VIGIL_TRANSPORT"), "tcp");
         assert_eq!(get("VIGIL_HEARTBEAT_FILE"), "/tmp/hb/rank-3");
         assert_eq!(get("MASTER_PORT"), "29500");
     }

@@ -96,6 +96,12 @@ pub enum LaunchError {
         #[source]
         source: std::io::Error,
     },
+    /// A stop signal arrived while waiting for the store or other nodes (no workers ran).
+    #[error("stopped by a signal while {during}")]
+    Interrupted {
+        /// What the launcher was waiting for.
+        during: String,
+    },
     /// Starting a worker failed.
     #[error("cannot start worker rank {rank} ({program})")]
     Spawn {

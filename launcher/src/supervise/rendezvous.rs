@@ -26,9 +26,12 @@ use vigil_collective::store::StoreClient;
 use super::env::WorldSpec;
 use super::error::LaunchError;
 use super::policy::{Cause, Event, Failure};
+use super::signals;
 
 /// Longest a poll of the store may block the supervision loop.
 const POLL_TIMEOUT: Duration = Duration::from_secs(5);
+/// Long waits are cut into slices of this size to notice signals.
+const SLICE: Duration = Duration::from_millis(500);
 
 /// One node's view of the job, agreed through the store.
 pub struct Coordinator {
@@ -60,13 +63,27 @@ impl Coordinator {
     ) -> Result<Self, LaunchError> {
         let deadline = Instant::now() + timeout;
         let client = loop {
-            // Name resolution can fail while a cluster's DNS catches up: retry it too.
+            if signals::pending() {
+                return Err(LaunchError::Interrupted {
+                    during: format!("reaching the rendezvous store at {endpoint}"),
+                });
+            }
+            // Name resolution can fail while a cluster's DNS catches up: retry it too. Short
+            // attempts keep a signal from waiting out the whole rendezvous timeout.
             let left = deadline.saturating_duration_since(Instant::now());
-            match StoreClient::connect(endpoint, token, left.max(Duration::from_millis(100))) {
+            let attempt = left.clamp(Duration::from_millis(100), SLICE);
+            match StoreClient::connect(endpoint, token, attempt) {
                 Ok(c) => break c,
-                Err(e) if Instant::now() + Duration::from_millis(200) < deadline => {
+                Err(source @ vigil_collective::Error::StoreRefused { .. }) => {
+                    return Err(LaunchError::Store {
+                        endpoint: endpoint.to_string(),
+                        what: "the store refused this node (is VIGIL_STORE_TOKEN the same on every node?)".into(),
+                        source,
+                    });
+                }
+                Err(e) if Instant::now() + Duration::from_millis(50) < deadline => {
                     tracing::debug!(%endpoint, error = %e, "store not reachable yet");
-                    std::thread::sleep(Duration::from_millis(200));
+                    std::thread::sleep(Duration::from_millis(50));
                 }
                 Err(source) => {
                     return Err(LaunchError::Unreachable {
@@ -115,7 +132,20 @@ impl Coordinator {
             .client
             .reconnect()
             .map_err(self.store_err("reconnect for waiting"))?;
-        match waiter.wait(&refs, self.timeout) {
+        let deadline = Instant::now() + self.timeout;
+        let result = loop {
+            if signals::pending() {
+                return Err(LaunchError::Interrupted {
+                    during: what.to_string(),
+                });
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            match waiter.wait(&refs, left.min(SLICE)) {
+                Err(vigil_collective::Error::StoreTimeout { .. }) if !left.is_zero() => continue,
+                other => break other,
+            }
+        };
+        match result {
             Ok(()) => Ok(()),
             Err(vigil_collective::Error::StoreTimeout { .. }) => {
                 let missing: Vec<String> = keys
@@ -319,12 +349,9 @@ impl Coordinator {
         })
     }
 
-    /// The store heartbeat counter of `rank` in generation `restart`, if it beat yet.
-    pub fn heartbeat(&mut self, restart: u32, rank: u32) -> Option<i64> {
-        let key = format!(
-            "{}worker/{rank}/heartbeat",
-            super::env::store_prefix(restart)
-        );
+    /// The store heartbeat counter of `rank` under `prefix`, if it beat yet.
+    pub fn heartbeat(&mut self, prefix: &str, rank: u32) -> Option<i64> {
+        let key = format!("{prefix}worker/{rank}/heartbeat");
         let v = self.client.get(&key).ok()??;
         String::from_utf8_lossy(&v).parse().ok()
     }

@@ -66,6 +66,11 @@ pub fn resolve(spec: &AgentSpec) -> Result<String, LaunchError> {
             if let Some(t) = read(path) {
                 return Ok(t);
             }
+            if super::signals::pending() {
+                return Err(LaunchError::Interrupted {
+                    during: format!("waiting for the token file {}", path.display()),
+                });
+            }
             if Instant::now() >= deadline {
                 break;
             }

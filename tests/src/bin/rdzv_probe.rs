@@ -2,6 +2,9 @@
 //! environment contract, connects to the launcher's store, and waits at a barrier of
 //! `WORLD_SIZE` ranks — the rendezvous every real worker does first — then prints the
 //! wall-clock time it got past it.
+//!
+//! `rdzv_probe hang-after-heartbeats` instead makes rank 1 heartbeat through the store a
+//! few times and then hang (rank 0 just waits), for the watchdog test.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -19,6 +22,17 @@ fn main() {
     let mut store = StoreClient::connect(addr.as_str(), &var("VIGIL_STORE_TOKEN"), timeout)
         .expect("connect to the store")
         .with_prefix(&var("VIGIL_STORE_PREFIX"));
+    if std::env::args().nth(1).as_deref() == Some("hang-after-heartbeats") {
+        if rank == 1 {
+            for _ in 0..3 {
+                store.heartbeat(rank).expect("heartbeat");
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            println!("heartbeats stopped; hanging");
+        }
+        std::thread::sleep(Duration::from_secs(300));
+        return;
+    }
     store.set(&format!("probe/{rank}"), b"1").expect("set");
     let keys: Vec<String> = (0..world).map(|r| format!("probe/{r}")).collect();
     let refs: Vec<&str> = keys.iter().map(String::as_str).collect();

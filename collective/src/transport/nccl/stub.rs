@@ -1,8 +1,9 @@
-//! NCCL transport stub for builds without the `nccl` feature: same API, every call returns
+//! Stand-in for builds without the `nccl` feature: same API, every call returns
 //! [`Error::NotCompiledWith`].
 
 use std::time::Instant;
 
+use crate::element::{Element, ReduceOp};
 use crate::error::{Error, Result};
 use crate::group::GroupConfig;
 use crate::store::StoreClient;
@@ -13,9 +14,19 @@ pub struct NcclComm {
     _private: (),
 }
 
+/// Always fails: this build has no NCCL support.
+pub fn check_libraries() -> Result<()> {
+    Err(Error::NotCompiledWith { feature: "nccl" })
+}
+
 impl NcclComm {
     /// Always fails: this build has no NCCL support.
     pub fn new(_cfg: &GroupConfig, _store: &mut StoreClient, _deadline: Instant) -> Result<Self> {
+        Err(Error::NotCompiledWith { feature: "nccl" })
+    }
+
+    /// Always fails: this build has no NCCL support.
+    pub fn all_reduce_host<T: Element>(&mut self, _buf: &mut [T], _op: ReduceOp) -> Result<()> {
         Err(Error::NotCompiledWith { feature: "nccl" })
     }
 }
