@@ -7,4 +7,6 @@
 //! plug into the config defined here; the launcher depends on this crate only for
 //! the config and the `vigil worker` entry point, never for supervision.
 
+pub mod backend;
 pub mod config;
+pub mod model;
