@@ -1,0 +1,35 @@
+//! The burn backends Vigil trains on, named in one place.
+//!
+//! The CPU default is [`burn::backend::Flex`]: on this model (MiniLM text tower,
+//! batch 16 × 64 tokens, forward + backward + AdamW, one thread) it measured faster
+//! than `ndarray` — see the model module's notes and README for the figures. Swapping
+//! the CPU backend means changing [`CpuBackend`] here and nothing else.
+//!
+//! CUDA (feature `cuda`) comes in f32 and the two half precisions that
+//! `train.precision` names; code that needs them is behind `#[cfg(feature = "cuda")]`
+//! so the default build stays CPU-only.
+
+/// The CPU backend for inference and as the inner backend of training.
+pub type CpuBackend = burn::backend::Flex;
+
+/// The CPU backend with automatic differentiation, for training.
+pub type CpuAutodiff = burn::backend::Autodiff<CpuBackend>;
+
+/// The other CPU backend, kept for side-by-side measurements.
+pub type NdArrayBackend = burn::backend::NdArray<f32>;
+
+/// CUDA in f32 (`train.precision: f32`).
+#[cfg(feature = "cuda")]
+pub type CudaBackend = burn::backend::Cuda<f32, i32>;
+
+/// CUDA in bfloat16 (`train.precision: bf16`).
+#[cfg(feature = "cuda")]
+pub type CudaBf16Backend = burn::backend::Cuda<burn::tensor::bf16, i32>;
+
+/// CUDA in float16 (`train.precision: f16`).
+#[cfg(feature = "cuda")]
+pub type CudaF16Backend = burn::backend::Cuda<burn::tensor::f16, i32>;
+
+/// CUDA f32 with automatic differentiation.
+#[cfg(feature = "cuda")]
+pub type CudaAutodiff = burn::backend::Autodiff<CudaBackend>;

@@ -1,0 +1,291 @@
+//! A BERT-family encoder (BERT, MiniLM, ...) in burn, shaped after Hugging Face's
+//! `BertModel` so pretrained `model.safetensors` files load tensor for tensor.
+//!
+//! Post-LayerNorm blocks, absolute position embeddings, exact (erf) GELU, additive
+//! attention mask — the same arithmetic as `transformers`, so embeddings match the
+//! reference to float rounding. The same module with random weights is the
+//! `scratch` text tower. Field names differ from the Hugging Face keys (Rust
+//! naming); `weights.rs` maps one to the other explicitly.
+
+use std::path::Path;
+
+use burn::module::Module;
+use burn::nn::{
+    Dropout, DropoutConfig, Embedding, EmbeddingConfig, LayerNorm, LayerNormConfig, Linear,
+    LinearConfig,
+};
+use burn::tensor::activation::{gelu, softmax};
+use burn::tensor::backend::Backend;
+use burn::tensor::{Int, Tensor};
+use serde::Deserialize;
+
+use super::error::ModelError;
+
+/// The subset of a Hugging Face `config.json` a BERT encoder needs.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct BertConfig {
+    /// Rows of the word-embedding table.
+    pub vocab_size: usize,
+    /// Width of every token state.
+    pub hidden_size: usize,
+    /// Transformer blocks.
+    pub num_hidden_layers: usize,
+    /// Attention heads per block.
+    pub num_attention_heads: usize,
+    /// Width of the feed-forward layer.
+    pub intermediate_size: usize,
+    /// Rows of the position-embedding table.
+    #[serde(default = "default_max_positions")]
+    pub max_position_embeddings: usize,
+    /// Rows of the token-type table.
+    #[serde(default = "default_type_vocab")]
+    pub type_vocab_size: usize,
+    /// LayerNorm epsilon.
+    #[serde(default = "default_eps")]
+    pub layer_norm_eps: f64,
+    /// Dropout on embeddings and block outputs (training only).
+    #[serde(default = "default_dropout")]
+    pub hidden_dropout_prob: f64,
+    /// Dropout on attention probabilities (training only).
+    #[serde(default = "default_dropout")]
+    pub attention_probs_dropout_prob: f64,
+    /// Activation; only `gelu` is supported.
+    #[serde(default = "default_act")]
+    pub hidden_act: String,
+    /// Position embeddings; only `absolute` is supported.
+    #[serde(default = "default_pos")]
+    pub position_embedding_type: String,
+}
+
+fn default_max_positions() -> usize {
+    512
+}
+fn default_type_vocab() -> usize {
+    2
+}
+fn default_eps() -> f64 {
+    1e-12
+}
+fn default_dropout() -> f64 {
+    0.1
+}
+fn default_act() -> String {
+    "gelu".into()
+}
+fn default_pos() -> String {
+    "absolute".into()
+}
+
+impl BertConfig {
+    /// Reads and checks `config.json`.
+    pub fn from_file(path: &Path) -> Result<Self, ModelError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ModelError::io(path, e))?;
+        let config: Self = serde_json::from_str(&text).map_err(|source| ModelError::Json {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let bad = |key: &str, message: String| ModelError::BadConfig {
+            path: path.to_path_buf(),
+            key: key.to_string(),
+            message,
+        };
+        if config.hidden_act != "gelu" {
+            return Err(bad(
+                "hidden_act",
+                format!("'{}' is not supported (only gelu)", config.hidden_act),
+            ));
+        }
+        if config.position_embedding_type != "absolute" {
+            return Err(bad(
+                "position_embedding_type",
+                format!(
+                    "'{}' is not supported (only absolute)",
+                    config.position_embedding_type
+                ),
+            ));
+        }
+        if config.num_attention_heads == 0
+            || !config
+                .hidden_size
+                .is_multiple_of(config.num_attention_heads)
+        {
+            return Err(bad(
+                "num_attention_heads",
+                format!(
+                    "{} does not divide hidden_size {}",
+                    config.num_attention_heads, config.hidden_size
+                ),
+            ));
+        }
+        Ok(config)
+    }
+
+    /// A small encoder for the `scratch` tower: FFN 4× hidden, no dropout in attention.
+    pub fn scratch(
+        vocab_size: usize,
+        hidden: usize,
+        layers: usize,
+        heads: usize,
+        max_len: usize,
+    ) -> Self {
+        Self {
+            vocab_size,
+            hidden_size: hidden,
+            num_hidden_layers: layers,
+            num_attention_heads: heads,
+            intermediate_size: 4 * hidden,
+            max_position_embeddings: max_len.max(8),
+            type_vocab_size: 2,
+            layer_norm_eps: 1e-12,
+            hidden_dropout_prob: 0.1,
+            attention_probs_dropout_prob: 0.1,
+            hidden_act: "gelu".into(),
+            position_embedding_type: "absolute".into(),
+        }
+    }
+
+    /// Builds the encoder with random weights.
+    pub fn init<B: Backend>(&self, device: &B::Device) -> Bert<B> {
+        let h = self.hidden_size;
+        let norm = || {
+            LayerNormConfig::new(h)
+                .with_epsilon(self.layer_norm_eps)
+                .init(device)
+        };
+        let embeddings = BertEmbeddings {
+            word_embeddings: EmbeddingConfig::new(self.vocab_size, h).init(device),
+            position_embeddings: EmbeddingConfig::new(self.max_position_embeddings, h).init(device),
+            token_type_embeddings: EmbeddingConfig::new(self.type_vocab_size, h).init(device),
+            layer_norm: norm(),
+            dropout: DropoutConfig::new(self.hidden_dropout_prob).init(),
+        };
+        let layers = (0..self.num_hidden_layers)
+            .map(|_| BertLayer {
+                query: LinearConfig::new(h, h).init(device),
+                key: LinearConfig::new(h, h).init(device),
+                value: LinearConfig::new(h, h).init(device),
+                attn_out: LinearConfig::new(h, h).init(device),
+                attn_norm: norm(),
+                ffn_in: LinearConfig::new(h, self.intermediate_size).init(device),
+                ffn_out: LinearConfig::new(self.intermediate_size, h).init(device),
+                ffn_norm: norm(),
+                attn_dropout: DropoutConfig::new(self.attention_probs_dropout_prob).init(),
+                dropout: DropoutConfig::new(self.hidden_dropout_prob).init(),
+                heads: self.num_attention_heads,
+            })
+            .collect();
+        Bert {
+            embeddings,
+            layers,
+            hidden: h,
+            max_positions: self.max_position_embeddings,
+        }
+    }
+}
+
+/// Word + position + token-type embeddings, LayerNorm, dropout.
+#[derive(Module, Debug)]
+pub struct BertEmbeddings<B: Backend> {
+    /// `embeddings.word_embeddings`.
+    pub word_embeddings: Embedding<B>,
+    /// `embeddings.position_embeddings`.
+    pub position_embeddings: Embedding<B>,
+    /// `embeddings.token_type_embeddings`.
+    pub token_type_embeddings: Embedding<B>,
+    /// `embeddings.LayerNorm`.
+    pub layer_norm: LayerNorm<B>,
+    dropout: Dropout,
+}
+
+/// One transformer block (`encoder.layer.N`).
+#[derive(Module, Debug)]
+pub struct BertLayer<B: Backend> {
+    /// `attention.self.query`.
+    pub query: Linear<B>,
+    /// `attention.self.key`.
+    pub key: Linear<B>,
+    /// `attention.self.value`.
+    pub value: Linear<B>,
+    /// `attention.output.dense`.
+    pub attn_out: Linear<B>,
+    /// `attention.output.LayerNorm`.
+    pub attn_norm: LayerNorm<B>,
+    /// `intermediate.dense`.
+    pub ffn_in: Linear<B>,
+    /// `output.dense`.
+    pub ffn_out: Linear<B>,
+    /// `output.LayerNorm`.
+    pub ffn_norm: LayerNorm<B>,
+    attn_dropout: Dropout,
+    dropout: Dropout,
+    #[module(skip)]
+    heads: usize,
+}
+
+/// A BERT encoder: embeddings and a stack of blocks (no pooler).
+#[derive(Module, Debug)]
+pub struct Bert<B: Backend> {
+    /// Embedding layer.
+    pub embeddings: BertEmbeddings<B>,
+    /// Transformer blocks, bottom first.
+    pub layers: Vec<BertLayer<B>>,
+    #[module(skip)]
+    hidden: usize,
+    #[module(skip)]
+    max_positions: usize,
+}
+
+impl<B: Backend> BertLayer<B> {
+    /// `x`: `[batch, seq, hidden]`; `mask_bias`: `[batch, 1, 1, seq]`, 0 or a large negative.
+    pub fn forward(&self, x: Tensor<B, 3>, mask_bias: Tensor<B, 4>) -> Tensor<B, 3> {
+        let [b, s, h] = x.dims();
+        let heads = self.heads;
+        let dh = h / heads;
+        let split = |t: Tensor<B, 3>| t.reshape([b, s, heads, dh]).swap_dims(1, 2);
+        let q = split(self.query.forward(x.clone()));
+        let k = split(self.key.forward(x.clone()));
+        let v = split(self.value.forward(x.clone()));
+        let scores = q.matmul(k.transpose()).mul_scalar(1.0 / (dh as f64).sqrt()) + mask_bias;
+        let probs = self.attn_dropout.forward(softmax(scores, 3));
+        let ctx = probs.matmul(v).swap_dims(1, 2).reshape([b, s, h]);
+        let attn = self.dropout.forward(self.attn_out.forward(ctx));
+        let x = self.attn_norm.forward(attn + x);
+        let ffn = self.ffn_out.forward(gelu(self.ffn_in.forward(x.clone())));
+        self.ffn_norm.forward(self.dropout.forward(ffn) + x)
+    }
+}
+
+impl<B: Backend> Bert<B> {
+    /// Width of the token states.
+    pub fn hidden_size(&self) -> usize {
+        self.hidden
+    }
+
+    /// Longest sequence the position table allows.
+    pub fn max_positions(&self) -> usize {
+        self.max_positions
+    }
+
+    /// Token states `[batch, seq, hidden]` for `ids` `[batch, seq]` and float `mask`
+    /// `[batch, seq]` (1 real, 0 padding).
+    pub fn forward(&self, ids: Tensor<B, 2, Int>, mask: Tensor<B, 2>) -> Tensor<B, 3> {
+        let [b, s] = ids.dims();
+        let device = ids.device();
+        let positions = Tensor::<B, 1, Int>::arange(0..s as i64, &device)
+            .reshape([1, s])
+            .expand([b, s]);
+        let types = Tensor::<B, 2, Int>::zeros([b, s], &device);
+        let e = &self.embeddings;
+        let x = e.word_embeddings.forward(ids)
+            + e.position_embeddings.forward(positions)
+            + e.token_type_embeddings.forward(types);
+        let mut x = e.dropout.forward(e.layer_norm.forward(x));
+        // Hugging Face adds dtype-min to masked scores; -1e4 gives the same softmax
+        // (exp underflows to 0) without risking -inf - -inf = NaN in any backend.
+        let mask_bias = (mask.reshape([b, 1, 1, s]) - 1.0).mul_scalar(1e4);
+        for layer in &self.layers {
+            x = layer.forward(x, mask_bias.clone());
+        }
+        x
+    }
+}

@@ -1,0 +1,124 @@
+//! [`ModelInput`]: one batch as tensors, built from the data loader's plain vectors.
+//!
+//! The loader hands over `texts: Vec<Option<String>>`, `images: Vec<f32>`
+//! (`[b, 3, s, s]`, resized and ImageNet-normalised, zeros where absent) and
+//! `image_present: Vec<bool>`. Text is tokenized here (the tokenizer belongs to
+//! the model: it must match the embedding table). A row without text is encoded
+//! as the empty string and flagged absent, so the fusion layer swaps in its
+//! placeholder; a batch where no row has a modality skips that tower entirely.
+
+use burn::tensor::backend::Backend;
+use burn::tensor::{Bool, Int, Tensor, TensorData};
+
+use super::error::ModelError;
+use super::tokenizer::TextTokenizer;
+
+/// Token ids, mask and presence of a batch's texts.
+#[derive(Debug, Clone)]
+pub struct TextInput<B: Backend> {
+    /// `[b, s]` token ids.
+    pub ids: Tensor<B, 2, Int>,
+    /// `[b, s]` 1.0 for tokens, 0.0 for padding.
+    pub mask: Tensor<B, 2>,
+    /// `[b]` true where the row has text.
+    pub present: Tensor<B, 1, Bool>,
+    /// Whether any row has text.
+    pub any: bool,
+}
+
+/// Pixels and presence of a batch's images.
+#[derive(Debug, Clone)]
+pub struct ImageInput<B: Backend> {
+    /// `[b, 3, s, s]` normalised pixels.
+    pub pixels: Tensor<B, 4>,
+    /// `[b]` true where the row has an image.
+    pub present: Tensor<B, 1, Bool>,
+    /// Whether any row has an image.
+    pub any: bool,
+}
+
+/// A batch for [`super::ModerationModel::forward`].
+#[derive(Debug, Clone)]
+pub struct ModelInput<B: Backend> {
+    /// Rows.
+    pub batch: usize,
+    /// Texts; `None` when the model has no text tower.
+    pub text: Option<TextInput<B>>,
+    /// Images; `None` when the model has no image tower or no image was given.
+    pub image: Option<ImageInput<B>>,
+}
+
+impl<B: Backend> ModelInput<B> {
+    /// Builds a batch. `tokenizer` is the model's (None: no text tower, texts are
+    /// ignored). `images` may be empty (no image tower, or no image in the batch);
+    /// otherwise it holds `batch × 3 × image_size²` values.
+    pub fn from_vecs(
+        tokenizer: Option<&TextTokenizer>,
+        texts: &[Option<String>],
+        images: &[f32],
+        image_present: &[bool],
+        image_size: usize,
+        device: &B::Device,
+    ) -> Result<Self, ModelError> {
+        let batch = texts.len().max(image_present.len());
+        let text = match tokenizer {
+            None => None,
+            Some(tok) => {
+                if texts.len() != batch {
+                    return Err(ModelError::batch(format!(
+                        "{} texts for a batch of {batch}",
+                        texts.len()
+                    )));
+                }
+                Some(Self::text(tok, texts, device)?)
+            }
+        };
+        let image = if images.is_empty() {
+            None
+        } else {
+            let want = batch * 3 * image_size * image_size;
+            if images.len() != want || image_present.len() != batch {
+                return Err(ModelError::batch(format!(
+                    "images hold {} values and image_present {} rows; a batch of {batch} \
+                     {image_size}×{image_size} RGB images needs {want} values",
+                    images.len(),
+                    image_present.len()
+                )));
+            }
+            let pixels = Tensor::<B, 1>::from_floats(images, device)
+                .reshape([batch, 3, image_size, image_size]);
+            Some(ImageInput {
+                pixels,
+                present: bools(image_present, device),
+                any: image_present.iter().any(|&p| p),
+            })
+        };
+        Ok(Self { batch, text, image })
+    }
+
+    fn text(
+        tok: &TextTokenizer,
+        texts: &[Option<String>],
+        device: &B::Device,
+    ) -> Result<TextInput<B>, ModelError> {
+        let strs: Vec<&str> = texts.iter().map(|t| t.as_deref().unwrap_or("")).collect();
+        let enc = tok.encode_batch(&strs)?;
+        let present: Vec<bool> = texts.iter().map(Option::is_some).collect();
+        let ids = Tensor::<B, 2, Int>::from_data(
+            TensorData::new(enc.ids, [enc.batch, enc.seq_len]),
+            device,
+        );
+        let mask =
+            Tensor::<B, 2>::from_data(TensorData::new(enc.mask, [enc.batch, enc.seq_len]), device);
+        Ok(TextInput {
+            ids,
+            mask,
+            present: bools(&present, device),
+            any: present.iter().any(|&p| p),
+        })
+    }
+}
+
+fn bools<B: Backend>(v: &[bool], device: &B::Device) -> Tensor<B, 1, Bool> {
+    Tensor::<B, 1, Bool>::from_data(TensorData::new(v.to_vec(), [v.len()]), device)
+}

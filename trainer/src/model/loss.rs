@@ -1,0 +1,145 @@
+//! The training loss, with unknown labels masked out.
+//!
+//! Data rows may leave a label `null` (not annotated): such an entry contributes
+//! nothing — neither to the sum nor to the count it is averaged over.
+//! - multi-label: binary cross-entropy with logits per (row, label), positives
+//!   weighted by `pos_weight` (PyTorch's `BCEWithLogitsLoss(pos_weight=…)`), mean
+//!   over the known entries;
+//! - multi-class: softmax cross-entropy per row against the row's positive label;
+//!   a row counts when that label is known, weighted by the class's `pos_weight`
+//!   (PyTorch's weighted `CrossEntropyLoss` mean).
+//!
+//! Both are computed in a numerically stable form (`softplus`, `log_softmax`).
+
+use burn::tensor::Tensor;
+use burn::tensor::activation::{log_softmax, softplus};
+use burn::tensor::backend::Backend;
+
+use crate::config::Task;
+
+/// Labels and which of them are known, `[b, labels]` each.
+#[derive(Debug, Clone)]
+pub struct Targets<B: Backend> {
+    /// 1.0 / 0.0 per (row, label).
+    pub labels: Tensor<B, 2>,
+    /// 1.0 where the label is known, 0.0 where it is `null`.
+    pub known: Tensor<B, 2>,
+}
+
+impl<B: Backend> Targets<B> {
+    /// From the data loader's row-major vectors.
+    pub fn from_vecs(
+        labels: &[f32],
+        known: &[bool],
+        batch: usize,
+        num_labels: usize,
+        device: &B::Device,
+    ) -> Result<Self, super::ModelError> {
+        if labels.len() != batch * num_labels || known.len() != batch * num_labels {
+            return Err(super::ModelError::batch(format!(
+                "labels ({}) and label_known ({}) must both hold batch × labels = {} values",
+                labels.len(),
+                known.len(),
+                batch * num_labels
+            )));
+        }
+        let known: Vec<f32> = known.iter().map(|&k| f32::from(u8::from(k))).collect();
+        let t = |v: Vec<f32>| {
+            Tensor::<B, 1>::from_floats(v.as_slice(), device).reshape([batch, num_labels])
+        };
+        Ok(Self {
+            labels: t(labels.to_vec()),
+            known: t(known),
+        })
+    }
+}
+
+/// The masked loss of `logits` `[b, L]` (a scalar tensor of shape `[1]`).
+pub fn masked_loss<B: Backend>(
+    logits: Tensor<B, 2>,
+    targets: &Targets<B>,
+    task: Task,
+    pos_weight: &[f32],
+) -> Tensor<B, 1> {
+    let [_, l] = logits.dims();
+    let device = logits.device();
+    let pw = if pos_weight.len() == l {
+        Tensor::<B, 1>::from_floats(pos_weight, &device).reshape([1, l])
+    } else {
+        Tensor::<B, 2>::ones([1, l], &device)
+    };
+    let y = targets.labels.clone();
+    let known = targets.known.clone();
+    match task {
+        Task::MultiLabel => {
+            // -[pw·y·log σ(x) + (1-y)·log(1-σ(x))] = pw·y·softplus(-x) + (1-y)·softplus(x)
+            let pos = softplus(logits.clone().neg(), 1.0) * y.clone() * pw;
+            let neg = softplus(logits, 1.0) * (y.neg() + 1.0);
+            let per = (pos + neg) * known.clone();
+            per.sum() / known.sum().clamp_min(1.0)
+        }
+        Task::MultiClass => {
+            let onehot = y * known;
+            let row_w = (onehot.clone() * pw).sum_dim(1); // [b, 1]: class weight, 0 if unknown
+            let nll = (log_softmax(logits, 1) * onehot).sum_dim(1).neg(); // [b, 1]
+            let total = (nll * row_w.clone()).sum();
+            total / row_w.sum().clamp_min(1e-12)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::CpuBackend;
+
+    type B = CpuBackend;
+
+    fn scalar(t: Tensor<B, 1>) -> f32 {
+        t.into_scalar()
+    }
+
+    #[test]
+    fn bce_matches_hand_computation_and_ignores_unknown() {
+        let d = Default::default();
+        let logits = Tensor::<B, 1>::from_floats([0.5, -1.0, 2.0, 0.0], &d).reshape([2, 2]);
+        let t =
+            Targets::<B>::from_vecs(&[1.0, 0.0, 0.0, 1.0], &[true, true, false, true], 2, 2, &d)
+                .unwrap();
+        let got = scalar(masked_loss(logits, &t, Task::MultiLabel, &[2.0, 1.0]));
+        let sp = |x: f32| (1.0 + x.exp()).ln();
+        // entries: (0.5, y=1, pw=2), (-1, y=0), (unknown), (0, y=1, pw=1)
+        let want = (2.0 * sp(-0.5) + sp(-1.0) + sp(0.0)) / 3.0;
+        assert!((got - want).abs() < 1e-5, "{got} vs {want}");
+    }
+
+    #[test]
+    fn all_unknown_gives_zero_not_nan() {
+        let d = Default::default();
+        let logits = Tensor::<B, 2>::ones([2, 3], &d);
+        let t = Targets::<B>::from_vecs(&[0.0; 6], &[false; 6], 2, 3, &d).unwrap();
+        assert_eq!(
+            scalar(masked_loss(logits.clone(), &t, Task::MultiLabel, &[])),
+            0.0
+        );
+        assert_eq!(scalar(masked_loss(logits, &t, Task::MultiClass, &[])), 0.0);
+    }
+
+    #[test]
+    fn softmax_ce_weights_rows_by_class() {
+        let d = Default::default();
+        let logits = Tensor::<B, 1>::from_floats([1.0, 0.0, 0.0, 2.0], &d).reshape([2, 2]);
+        let t = Targets::<B>::from_vecs(&[1.0, 0.0, 0.0, 1.0], &[true; 4], 2, 2, &d).unwrap();
+        let got = scalar(masked_loss(logits, &t, Task::MultiClass, &[1.0, 3.0]));
+        let lse = |a: f32, b: f32| (a.exp() + b.exp()).ln();
+        let (l0, l1) = (lse(1.0, 0.0) - 1.0, lse(0.0, 2.0) - 2.0);
+        let want = (l0 + 3.0 * l1) / 4.0;
+        assert!((got - want).abs() < 1e-5, "{got} vs {want}");
+    }
+
+    #[test]
+    fn mismatched_lengths_are_an_error() {
+        let d = Default::default();
+        assert!(Targets::<B>::from_vecs(&[1.0], &[true, true], 1, 2, &d).is_err());
+    }
+}

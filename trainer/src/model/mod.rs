@@ -1,0 +1,57 @@
+//! The moderation model: pretrained (or scratch) text and image towers, a fusion
+//! layer, and a classifier head, in burn.
+//!
+//! # Layout
+//! - `moderation.rs`: [`ModerationModel`] — `from_config`, `forward`, `embed`, `loss`.
+//! - `input.rs`: [`ModelInput`], a batch from the data loader's vectors.
+//! - `tokenizer.rs`: [`TextTokenizer`], `tokenizer.json` → ids + mask.
+//! - `bert.rs`, `text_tower.rs`: the BERT encoder and pooling (Hugging Face loading).
+//! - `efficientnet.rs`: torchvision EfficientNet-B0 (`.pth` loading).
+//! - `scratch_cnn.rs`: the small from-scratch image tower.
+//! - `fusion.rs`: concat / gated / interaction fusion with missing-modality placeholders.
+//! - `head.rs`: the MLP head. `loss.rs`: masked BCE / softmax CE.
+//! - `params.rs`: parameter groups, fixed-order gradient flattening for the all-reduce.
+//! - `weights.rs`: strict loading of safetensors / `.pth` files with key mapping.
+//! - `embed.rs`: the logic of `vigil embed`.
+//! - `error.rs`: [`ModelError`].
+//!
+//! Why our own BERT and EfficientNet instead of burn-nn's transformer: the
+//! published checkpoints fix the arithmetic (post-LayerNorm, erf GELU, BatchNorm
+//! with running statistics) and the tensor names; mirroring them module for module
+//! keeps the key mapping a short, explicit table and the parity tests exact.
+
+mod bert;
+mod efficientnet;
+mod error;
+mod fusion;
+mod head;
+mod input;
+mod loss;
+mod moderation;
+mod params;
+mod preprocess;
+mod scratch_cnn;
+mod text_tower;
+mod tokenizer;
+mod weights;
+
+pub use bert::{Bert, BertConfig, BertEmbeddings, BertLayer};
+pub use efficientnet::{
+    ConvBn, EFFICIENTNET_B0_DIM, EfficientNetB0, FrozenBatchNorm, MbConv, SqueezeExcite,
+    efficientnet_file_key, efficientnet_ignorable,
+};
+pub use error::ModelError;
+pub use fusion::{Fusion, Modality};
+pub use head::Head;
+pub use input::{ImageInput, ModelInput, TextInput};
+pub use loss::{Targets, masked_loss};
+pub use moderation::{Embeddings, ImageTower, LoadedModel, ModerationModel};
+pub use params::{
+    ParamGroup, ParamInfo, all_params, flatten_grads, split_grads, trainable_params,
+    unflatten_grads,
+};
+pub use preprocess::{IMAGENET_MEAN, IMAGENET_STD, load_image, normalize};
+pub use scratch_cnn::ScratchCnn;
+pub use text_tower::{TextTower, bert_file_key, bert_ignorable, pool};
+pub use tokenizer::{TextTokenizer, TokenBatch};
+pub use weights::{KeyMap, WeightsFormat, load_strict};

@@ -1,0 +1,334 @@
+//! [`ModerationModel`]: towers + fusion + head, built from the run config.
+//!
+//! `from_config` loads pretrained weights where the config names them
+//! (`model.text.path`, `model.image.path`), builds scratch towers otherwise,
+//! applies `train_layers` freezing, and optionally warm-starts every weight from
+//! `model.init_from`. Nothing is downloaded: paths must exist.
+
+use std::path::{Path, PathBuf};
+
+use burn::module::Module;
+use burn::tensor::Tensor;
+use burn::tensor::backend::Backend;
+use burn_store::{ModuleSnapshot, ModuleStore, SafetensorsStore};
+
+use super::bert::BertConfig;
+use super::efficientnet::{EFFICIENTNET_B0_DIM, EfficientNetB0};
+use super::error::ModelError;
+use super::fusion::{Fusion, Modality};
+use super::head::Head;
+use super::input::ModelInput;
+use super::loss::{Targets, masked_loss};
+use super::scratch_cnn::ScratchCnn;
+use super::text_tower::TextTower;
+use super::tokenizer::TextTokenizer;
+use crate::config::{DataSection, ImageEncoder, ModelSection, Task, TextEncoder};
+
+/// The image tower: pretrained EfficientNet-B0 or the scratch CNN.
+// One instance per model: the size difference between variants costs nothing.
+#[allow(clippy::large_enum_variant)]
+#[derive(Module, Debug)]
+pub enum ImageTower<B: Backend> {
+    /// torchvision EfficientNet-B0.
+    EfficientNet(EfficientNetB0<B>),
+    /// Small CNN from scratch.
+    Cnn(ScratchCnn<B>),
+}
+
+impl<B: Backend> ImageTower<B> {
+    /// Pooled features `[b, output_dim]`.
+    pub fn forward(&self, images: Tensor<B, 4>) -> Tensor<B, 2> {
+        match self {
+            Self::EfficientNet(m) => m.forward(images),
+            Self::Cnn(m) => m.forward(images),
+        }
+    }
+
+    /// Width of the pooled features.
+    pub fn output_dim(&self) -> usize {
+        match self {
+            Self::EfficientNet(_) => EFFICIENTNET_B0_DIM,
+            Self::Cnn(m) => m.output_dim(),
+        }
+    }
+}
+
+/// Per-row vectors for `vigil embed` and retrieval.
+#[derive(Debug, Clone)]
+pub struct Embeddings<B: Backend> {
+    /// Pooled text-tower output `[b, text_dim]` (text tower present).
+    pub text: Option<Tensor<B, 2>>,
+    /// Pooled image-tower output `[b, image_dim]` (image tower present and any image given).
+    pub image: Option<Tensor<B, 2>>,
+    /// Fused vector `[b, fusion_dim]`, the head's input.
+    pub fused: Tensor<B, 2>,
+}
+
+/// The multimodal moderation classifier.
+#[derive(Module, Debug)]
+pub struct ModerationModel<B: Backend> {
+    /// Text tower.
+    pub text: Option<TextTower<B>>,
+    /// Image tower.
+    pub image: Option<ImageTower<B>>,
+    /// Fusion.
+    pub fusion: Fusion<B>,
+    /// Classifier head.
+    pub head: Head<B>,
+    #[module(skip)]
+    task: Task,
+    #[module(skip)]
+    labels: Vec<String>,
+    #[module(skip)]
+    pos_weight: Vec<f32>,
+}
+
+/// A built model and the tokenizer its text tower expects.
+#[derive(Debug)]
+pub struct LoadedModel<B: Backend> {
+    /// The model.
+    pub model: ModerationModel<B>,
+    /// The tokenizer (None without a text tower).
+    pub tokenizer: Option<TextTokenizer>,
+}
+
+impl<B: Backend> ModerationModel<B> {
+    /// Builds the model the config describes, loading pretrained towers and
+    /// `init_from` weights, with `train_layers` freezing applied.
+    pub fn from_config(
+        model: &ModelSection,
+        data: &DataSection,
+        device: &B::Device,
+    ) -> Result<LoadedModel<B>, ModelError> {
+        let mut tokenizer = None;
+        let text = match &model.text {
+            None => None,
+            Some(t) => {
+                let dir = t.path.as_deref().map(PathBuf::from);
+                let tok_path = match (&t.tokenizer, &dir) {
+                    (Some(p), _) => PathBuf::from(p),
+                    (None, Some(d)) => d.join("tokenizer.json"),
+                    (None, None) => {
+                        return Err(ModelError::config(
+                            "model.text.tokenizer",
+                            "is required when model.text.path is not set",
+                        ));
+                    }
+                };
+                let tok = TextTokenizer::from_file(&tok_path, data.max_text_len)?;
+                let tower = match t.encoder {
+                    TextEncoder::Bert => {
+                        let dir = dir.ok_or_else(|| {
+                            ModelError::config(
+                                "model.text.path",
+                                "is required for encoder: bert (a Hugging Face model directory)",
+                            )
+                        })?;
+                        TextTower::pretrained(&dir, t.pooling, device)?
+                    }
+                    TextEncoder::Scratch => {
+                        if t.heads == 0 || t.hidden % t.heads != 0 {
+                            return Err(ModelError::config(
+                                "model.text.heads",
+                                format!("must divide model.text.hidden ({})", t.hidden),
+                            ));
+                        }
+                        let cfg = BertConfig::scratch(
+                            tok.vocab_size(),
+                            t.hidden,
+                            t.layers,
+                            t.heads,
+                            data.max_text_len,
+                        );
+                        TextTower::scratch(&cfg, t.pooling, device)
+                    }
+                };
+                if tower.encoder.max_positions() < data.max_text_len {
+                    return Err(ModelError::config(
+                        "data.max_text_len",
+                        format!(
+                            "{} exceeds the text encoder's {} positions",
+                            data.max_text_len,
+                            tower.encoder.max_positions()
+                        ),
+                    ));
+                }
+                tokenizer = Some(tok);
+                Some(tower.freeze(t.train_layers))
+            }
+        };
+        let image = match &model.image {
+            None => None,
+            Some(i) => Some(match i.encoder {
+                ImageEncoder::EfficientnetB0 => {
+                    let path = i.path.as_deref().ok_or_else(|| {
+                        ModelError::config(
+                            "model.image.path",
+                            "is required for encoder: efficientnet_b0 (a torchvision .pth)",
+                        )
+                    })?;
+                    ImageTower::EfficientNet(
+                        EfficientNetB0::from_pth(Path::new(path), device)?.freeze(i.train_layers),
+                    )
+                }
+                ImageEncoder::ScratchCnn => {
+                    ImageTower::Cnn(ScratchCnn::new(i.channels, device).freeze(i.train_layers))
+                }
+            }),
+        };
+        if text.is_none() && image.is_none() {
+            return Err(ModelError::config(
+                "model",
+                "needs a text tower (model.text), an image tower (model.image), or both",
+            ));
+        }
+        let fusion = Fusion::new(
+            model.fusion.kind,
+            model.fusion.dim,
+            text.as_ref().map(TextTower::output_dim),
+            image.as_ref().map(ImageTower::output_dim),
+            device,
+        );
+        let head = Head::new(
+            fusion.output_dim(),
+            &model.head.hidden,
+            model.labels.len(),
+            model.head.dropout,
+            device,
+        );
+        let pos_weight = model
+            .labels
+            .iter()
+            .map(|l| model.head.pos_weight.get(l).copied().unwrap_or(1.0) as f32)
+            .collect();
+        let mut built = Self {
+            text,
+            image,
+            fusion,
+            head,
+            task: model.task,
+            labels: model.labels.clone(),
+            pos_weight,
+        };
+        if let Some(from) = &model.init_from {
+            let p = Path::new(from);
+            let file = if p.is_dir() {
+                p.join("model.safetensors")
+            } else {
+                p.to_path_buf()
+            };
+            built = built.load_weights(&file)?;
+        }
+        Ok(LoadedModel {
+            model: built,
+            tokenizer,
+        })
+    }
+
+    /// Label names, in logit order.
+    pub fn labels(&self) -> &[String] {
+        &self.labels
+    }
+
+    /// The task (multi-label or multi-class).
+    pub fn task(&self) -> Task {
+        self.task
+    }
+
+    /// Towers and fusion: the vectors before the head.
+    pub fn embed(&self, input: &ModelInput<B>) -> Embeddings<B> {
+        let device = self.fusion_device();
+        let text_feats = match (&self.text, &input.text) {
+            (Some(tower), Some(t)) if t.any => Some(tower.forward(t.ids.clone(), t.mask.clone())),
+            _ => None,
+        };
+        let image_feats = match (&self.image, &input.image) {
+            (Some(tower), Some(i)) if i.any => Some(tower.forward(i.pixels.clone())),
+            _ => None,
+        };
+        let text = input.text.as_ref().map(|t| Modality {
+            features: text_feats.clone(),
+            present: t.present.clone(),
+        });
+        let image = input.image.as_ref().map(|i| Modality {
+            features: image_feats.clone(),
+            present: i.present.clone(),
+        });
+        let fused = self.fusion.forward(text, image, input.batch, &device);
+        Embeddings {
+            text: text_feats,
+            image: image_feats,
+            fused,
+        }
+    }
+
+    /// Logits `[b, labels]`.
+    pub fn forward(&self, input: &ModelInput<B>) -> Tensor<B, 2> {
+        self.head.forward(self.embed(input).fused)
+    }
+
+    /// The masked loss (BCE with `pos_weight` or softmax CE) of `logits`.
+    pub fn loss(&self, logits: Tensor<B, 2>, targets: &Targets<B>) -> Tensor<B, 1> {
+        masked_loss(logits, targets, self.task, &self.pos_weight)
+    }
+
+    /// Probabilities from logits: sigmoid (multi-label) or softmax (multi-class).
+    pub fn probabilities(&self, logits: Tensor<B, 2>) -> Tensor<B, 2> {
+        match self.task {
+            Task::MultiLabel => burn::tensor::activation::sigmoid(logits),
+            Task::MultiClass => burn::tensor::activation::softmax(logits, 1),
+        }
+    }
+
+    fn fusion_device(&self) -> B::Device {
+        self.head.layers[0].weight.device()
+    }
+
+    /// Writes every weight to a safetensors file (burn's parameter names).
+    pub fn save_weights(&self, path: &Path) -> Result<(), ModelError> {
+        let mut store = SafetensorsStore::from_file(path).overwrite(true);
+        self.save_into(&mut store)
+            .map_err(|e| ModelError::WeightsFile {
+                path: path.to_path_buf(),
+                source: Box::new(e),
+            })
+    }
+
+    /// Loads every weight from a file written by [`Self::save_weights`]; the
+    /// architecture must match exactly.
+    pub fn load_weights(mut self, path: &Path) -> Result<Self, ModelError> {
+        if !path.is_file() {
+            return Err(ModelError::io(
+                path,
+                std::io::Error::new(std::io::ErrorKind::NotFound, "weights file not found"),
+            ));
+        }
+        let mut store = SafetensorsStore::from_file(path);
+        let result = store
+            .apply_to::<B, _>(&mut self)
+            .map_err(|e| ModelError::WeightsFile {
+                path: path.to_path_buf(),
+                source: Box::new(e),
+            })?;
+        if !result.missing.is_empty() {
+            return Err(ModelError::MissingTensors {
+                path: path.to_path_buf(),
+                tensors: result.missing.into_iter().map(|(p, _)| p).collect(),
+            });
+        }
+        if !result.unused.is_empty() {
+            return Err(ModelError::UnusedTensors {
+                path: path.to_path_buf(),
+                tensors: result.unused,
+            });
+        }
+        if let Some(e) = result.errors.first() {
+            return Err(ModelError::TensorData {
+                path: path.to_path_buf(),
+                tensor: String::new(),
+                message: e.to_string(),
+            });
+        }
+        Ok(self)
+    }
+}
