@@ -805,3 +805,44 @@ fn orphans_reparented_to_the_launcher_are_reaped() {
         "zombie children of the launcher: {zombies:?}"
     );
 }
+
+#[test]
+fn the_collective_builds_its_group_from_the_launchers_environment() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("run");
+    let port = free_port();
+    let probe = env!("CARGO_BIN_EXE_rdzv_probe");
+    let cmd = |rank: u32| {
+        let mut c = vigil();
+        c.args(["launch", "--cluster", "none", "--output-dir"])
+            .arg(&dir)
+            .args(["--nnodes", "2", "--nproc-per-node", "2", "--node-rank"])
+            .arg(rank.to_string())
+            .args([
+                "--rdzv-endpoint",
+                &format!("127.0.0.1:{port}"),
+                "--rdzv-timeout-s",
+                "20",
+            ])
+            .args(["--", probe, "all-reduce"])
+            .env("VIGIL_STORE_TOKEN", "collective-interop-token")
+            .env("VIGIL_TRANSPORT", "tcp");
+        c
+    };
+    let n0 = start(&mut cmd(0));
+    let n1 = start(&mut cmd(1));
+    let (o0, o1) = (finish(n0, LIMIT), finish(n1, LIMIT));
+    let ((s0, e0), (s1, e1)) = (texts(&o0), texts(&o1));
+    assert!(
+        o0.status.success() && o1.status.success(),
+        "{s0}{e0}\n{s1}{e1}"
+    );
+    let all = format!("{s0}{s1}");
+    for r in 0..4 {
+        // 1 + 2 + 3 + 4 on every rank of the 4-rank world spanning both launchers.
+        assert!(
+            all.contains(&format!("all-reduce rank {r} of 4 via tcp: sum 10")),
+            "{all}"
+        );
+    }
+}
