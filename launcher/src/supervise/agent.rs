@@ -116,7 +116,7 @@ pub fn run(spec: AgentSpec) -> Result<Ending, LaunchError> {
     let (store, master_addr, port) = host_store(&spec, &token)?;
     let endpoint = format!("{master_addr}:{port}");
     let mut coord = Coordinator::connect(
-        &connect_addr(&spec, &endpoint, store.as_ref()),
+        &connect_addr(&endpoint, store.as_ref()),
         &token,
         spec.node_rank,
         spec.nnodes,
@@ -195,7 +195,7 @@ fn host_store(
 }
 
 /// Node 0 talks to its own store over loopback (its public name may not resolve locally).
-fn connect_addr(_spec: &AgentSpec, endpoint: &str, store: Option<&BackgroundStore>) -> String {
+fn connect_addr(endpoint: &str, store: Option<&BackgroundStore>) -> String {
     match store {
         Some(s) => format!("127.0.0.1:{}", s.addr().port()),
         None => endpoint.to_string(),
