@@ -114,7 +114,7 @@ pub fn run(spec: AgentSpec) -> Result<Ending, LaunchError> {
 
     // Node 0 hosts the store; everyone (node 0 included) reaches it as a client.
     let (store, master_addr, port) = host_store(&spec, &token)?;
-    let endpoint = format!("{master_addr}:{port}");
+    let endpoint = host_port(&master_addr, port);
     let mut coord = Coordinator::connect(
         &connect_addr(&endpoint, store.as_ref()),
         &token,
@@ -184,13 +184,24 @@ fn host_store(
             Ok((Some(store), "127.0.0.1".into(), port))
         }
         (Some((host, port)), 0) => {
-            let bind = format!("0.0.0.0:{port}");
+            // All interfaces of the endpoint's address family.
+            let any = if host.contains(':') { "::" } else { "0.0.0.0" };
+            let bind = host_port(any, *port);
             let store = BackgroundStore::start(bind.parse().expect("valid"), token)
                 .map_err(|source| LaunchError::Bind { addr: bind, source })?;
             let port = store.addr().port();
             Ok((Some(store), host.clone(), port))
         }
         (Some((host, port)), _) => Ok((None, host.clone(), *port)),
+    }
+}
+
+/// `HOST:PORT`, bracketing IPv6 literals.
+fn host_port(host: &str, port: u16) -> String {
+    if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
     }
 }
 
