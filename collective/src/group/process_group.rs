@@ -1,7 +1,7 @@
 //! [`ProcessGroup`]: one rank's membership in the group, and the collective operations.
 //!
 //! Every operation gets the next sequence number, runs on the transport, and on failure
-//! goes through [`ProcessGroup::fail`]: publish what this rank saw, tear the links down (so
+//! goes through `ProcessGroup::fail`: publish what this rank saw, tear the links down (so
 //! every other rank fails fast instead of waiting out its timeout), read everybody's
 //! reports and name the culprit (see [`super::diagnose`]). After a failure the group is
 //! poisoned: it must be rebuilt, which is what the launcher's restart does.
