@@ -12,7 +12,7 @@
 //! - [`transport`]: TCP ring, shared memory, NCCL.
 //! - [`element`]: element types and [`ReduceOp`].
 //! - [`buckets`]: DDP-style gradient buckets reduced on a background thread.
-//! - [`bench`]: the `vigil bench allreduce` logic.
+//! - [`bench`](mod@bench): the `vigil bench allreduce` logic.
 //!
 //! # Vocabulary
 //! *rank*: one worker process; *node*: one machine; *local rank*: index on the node;

@@ -119,3 +119,24 @@ fn random_bytes_do_not_disturb_other_clients() {
     let mut fresh = StoreClient::connect(s.addr(), TOKEN, LONG).unwrap();
     assert_eq!(fresh.add("n", 1).unwrap(), 1);
 }
+
+#[test]
+fn stale_workers_and_generation_advance_once() {
+    let s = store();
+    let mut a = StoreClient::connect(s.addr(), TOKEN, LONG).unwrap();
+    let mut b = a.reconnect().unwrap();
+    a.heartbeat(0).unwrap();
+    let now = vigil_collective::store::coordination::now_ms();
+    assert_eq!(a.stale_workers(2, now, 10_000).unwrap(), vec![1]);
+    assert_eq!(
+        a.stale_workers(2, now + 60_000, 10_000).unwrap(),
+        vec![0, 1]
+    );
+
+    assert_eq!(a.generation().unwrap(), 0);
+    // Two agents notice the same failure at generation 0: only one advances it.
+    assert_eq!(a.advance_generation(0).unwrap(), (true, 1));
+    assert_eq!(b.advance_generation(0).unwrap(), (false, 1));
+    assert_eq!(b.advance_generation(1).unwrap(), (true, 2));
+    assert_eq!(a.generation().unwrap(), 2);
+}

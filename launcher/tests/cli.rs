@@ -10,6 +10,13 @@ fn every_subcommand_has_help() {
     assert!(out.status.success());
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("validate"), "{text}");
+    assert!(text.contains("launch") && text.contains("render"), "{text}");
+    let out = Command::new(bin)
+        .args(["launch", "--help"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("75 preempted"), "{text}");
 }
 
 #[test]

@@ -805,3 +805,100 @@ fn orphans_reparented_to_the_launcher_are_reaped() {
         "zombie children of the launcher: {zombies:?}"
     );
 }
+
+#[test]
+fn the_collective_builds_its_group_from_the_launchers_environment() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("run");
+    let port = free_port();
+    let probe = env!("CARGO_BIN_EXE_rdzv_probe");
+    let cmd = |rank: u32| {
+        let mut c = vigil();
+        c.args(["launch", "--cluster", "none", "--output-dir"])
+            .arg(&dir)
+            .args(["--nnodes", "2", "--nproc-per-node", "2", "--node-rank"])
+            .arg(rank.to_string())
+            .args([
+                "--rdzv-endpoint",
+                &format!("127.0.0.1:{port}"),
+                "--rdzv-timeout-s",
+                "20",
+            ])
+            .args(["--", probe, "all-reduce"])
+            .env("VIGIL_STORE_TOKEN", "collective-interop-token")
+            .env("VIGIL_TRANSPORT", "tcp");
+        c
+    };
+    let n0 = start(&mut cmd(0));
+    let n1 = start(&mut cmd(1));
+    let (o0, o1) = (finish(n0, LIMIT), finish(n1, LIMIT));
+    let ((s0, e0), (s1, e1)) = (texts(&o0), texts(&o1));
+    assert!(
+        o0.status.success() && o1.status.success(),
+        "{s0}{e0}\n{s1}{e1}"
+    );
+    let all = format!("{s0}{s1}");
+    for r in 0..4 {
+        // 1 + 2 + 3 + 4 on every rank of the 4-rank world spanning both launchers.
+        assert!(
+            all.contains(&format!("all-reduce rank {r} of 4 via tcp: sum 10")),
+            "{all}"
+        );
+    }
+}
+
+#[test]
+fn kubeflow_variables_place_the_launcher_and_name_the_store_port() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("run");
+    let port = free_port();
+    let mut cmd = vigil();
+    cmd.args(["launch", "--output-dir"])
+        .arg(&dir)
+        .args(["--", "sh", "-c", ENV_DUMP])
+        .env_remove("VIGIL_STORE_TOKEN")
+        .env("PET_NNODES", "1")
+        .env("PET_NPROC_PER_NODE", "2")
+        .env("PET_NODE_RANK", "0")
+        .env("PET_MASTER_ADDR", "127.0.0.1")
+        .env("PET_MASTER_PORT", port.to_string());
+    let out = run_with_timeout(&mut cmd, LIMIT);
+    assert!(out.status.success(), "{:?}", texts(&out));
+    let e = kv(&dir.join("env-1.0"));
+    assert_eq!(e["WORLD_SIZE"], "2");
+    assert_eq!(
+        e["MASTER_PORT"],
+        port.to_string(),
+        "the store listens where PET_ says"
+    );
+}
+
+#[test]
+fn nodes_share_a_token_through_a_token_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("run");
+    let token_file = tmp.path().join("token");
+    let port = free_port();
+    let mk = |rank: u32| {
+        let mut c = node(&dir, port, rank, 20, &[], ENV_DUMP);
+        c.env_remove("VIGIL_STORE_TOKEN")
+            .env("VIGIL_STORE_TOKEN_FILE", &token_file);
+        c
+    };
+    // Node 1 starts first and waits for node 0 to write the file.
+    let n1 = start(&mut mk(1));
+    std::thread::sleep(Duration::from_millis(200));
+    let n0 = start(&mut mk(0));
+    let (o0, o1) = (finish(n0, LIMIT), finish(n1, LIMIT));
+    assert!(o0.status.success(), "{:?}", texts(&o0));
+    assert!(o1.status.success(), "{:?}", texts(&o1));
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&token_file).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
+    let token = std::fs::read_to_string(&token_file).unwrap();
+    for r in 0..4 {
+        let e = kv(&dir.join(format!("env-{r}.0")));
+        assert_eq!(e["VIGIL_STORE_TOKEN"], token.trim());
+        assert_eq!(e["WORLD_SIZE"], "4");
+    }
+}

@@ -2,11 +2,14 @@
 //!
 //! In a ring only the neighbours of a dead or stalled rank see it directly; everybody else
 //! sees a cascade (its own neighbour tearing the ring down), or times out at about the same
-//! moment. So on failure each rank publishes what it saw under `fault/<seq>/<rank>` in the
+//! moment. So on failure each rank publishes what it saw under `fault/<rank>` in the
 //! store *before* tearing its links down, waits a short grace period, and reads every
 //! report. The culprit is a rank that somebody blames and that filed no report itself — a
 //! dead or stopped process cannot write one. Because reports precede teardown, a cascade
-//! victim always finds the report of the rank that caused its cascade. This function is the
+//! victim always finds the report of the rank that caused its cascade. Reports are keyed by
+//! rank, not by operation: neighbours may fail in different operations (a fast rank can
+//! already be in the next one), and a group fails only once per restart generation (it is
+//! poisoned afterwards; the store prefix carries the generation). This function is the
 //! pure part: reports in, verdict out.
 
 /// What one rank observed about one peer.

@@ -1,7 +1,7 @@
 //! [`ProcessGroup`]: one rank's membership in the group, and the collective operations.
 //!
 //! Every operation gets the next sequence number, runs on the transport, and on failure
-//! goes through [`ProcessGroup::fail`]: publish what this rank saw, tear the links down (so
+//! goes through `ProcessGroup::fail`: publish what this rank saw, tear the links down (so
 //! every other rank fails fast instead of waiting out its timeout), read everybody's
 //! reports and name the culprit (see [`super::diagnose`]). After a failure the group is
 //! poisoned: it must be rebuilt, which is what the launcher's restart does.
@@ -81,21 +81,12 @@ impl ProcessGroup {
     }
 
     fn connect_transports(&mut self, _store_addr: SocketAddr, deadline: Instant) -> Result<()> {
-        let (rank, n) = (self.cfg.rank, self.cfg.world_size);
+        let n = self.cfg.world_size;
         if n > 1 {
             // Our end of the store connection is on the interface that routes to the
             // master, which is the one peers on other nodes can reach.
             let bind_ip = self.store.local_addr()?.ip();
-            let ring = TcpRing::connect(
-                &mut self.store,
-                rank,
-                n,
-                &self.cfg.token,
-                bind_ip,
-                deadline,
-                self.cfg.chunk_bytes,
-                self.cfg.tcp_socket_buffer,
-            )?;
+            let ring = TcpRing::connect(&mut self.store, &self.cfg, bind_ip, deadline)?;
             self.ring = Some(ring);
         }
         match self.transport {
@@ -255,14 +246,14 @@ impl ProcessGroup {
         let me = self.cfg.rank;
         let published = self
             .store
-            .set(&format!("fault/{seq}/{me}"), mine.encode())
+            .set(&format!("fault/{me}"), mine.encode())
             .is_ok();
         self.teardown();
         let verdict = if published {
             std::thread::sleep((self.cfg.timeout / 4).min(MAX_REPORT_GRACE));
             let reports: Vec<Option<Observation>> = (0..self.cfg.world_size)
                 .map(|r| {
-                    let v = self.store.get(&format!("fault/{seq}/{r}")).ok().flatten();
+                    let v = self.store.get(&format!("fault/{r}")).ok().flatten();
                     v.and_then(|b| Observation::decode(&b))
                 })
                 .collect();

@@ -9,7 +9,7 @@
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use super::protocol::{Request, Response};
 use crate::error::{Error, Result};
@@ -214,42 +214,6 @@ impl StoreClient {
         match self.request(&Request::Delete { key: self.key(key) }, self.timeout)? {
             Response::Bool(b) => Ok(b),
             other => Err(unexpected(key, other)),
-        }
-    }
-
-    /// Record a liveness beat for `rank`: bumps the counter `worker/<rank>/heartbeat` and
-    /// stores the wall-clock time in ms at `worker/<rank>/heartbeat_ms`. Returns the count.
-    pub fn heartbeat(&mut self, rank: usize) -> Result<i64> {
-        let now_ms = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis());
-        self.set(&format!("worker/{rank}/heartbeat_ms"), now_ms.to_string())?;
-        self.add(&format!("worker/{rank}/heartbeat"), 1)
-    }
-
-    /// Read the heartbeat counter and last beat time (ms since the epoch) of `rank`.
-    pub fn last_heartbeat(&mut self, rank: usize) -> Result<Option<(i64, u128)>> {
-        let count = self.get(&format!("worker/{rank}/heartbeat"))?;
-        let ms = self.get(&format!("worker/{rank}/heartbeat_ms"))?;
-        let parse = |k: &str, v: Vec<u8>| -> Result<String> {
-            String::from_utf8(v).map_err(|_| Error::BadValue {
-                key: k.to_string(),
-                reason: "not UTF-8".into(),
-            })
-        };
-        match (count, ms) {
-            (Some(c), Some(m)) => {
-                let c = parse("heartbeat", c)?.parse::<i64>().ok();
-                let m = parse("heartbeat_ms", m)?.parse::<u128>().ok();
-                match (c, m) {
-                    (Some(c), Some(m)) => Ok(Some((c, m))),
-                    _ => Err(Error::BadValue {
-                        key: format!("worker/{rank}/heartbeat"),
-                        reason: "not a decimal integer".into(),
-                    }),
-                }
-            }
-            _ => Ok(None),
         }
     }
 

@@ -6,6 +6,7 @@
 //! - [`state`]: the key-value semantics (set/get/add/compare-set/delete), pure.
 //! - [`server`]: [`serve`] over a tokio listener, plus [`BackgroundStore`] for sync hosts.
 //! - [`client`]: the blocking [`StoreClient`].
+//! - [`coordination`]: heartbeats and the restart generation, on top of the client.
 //!
 //! Why a custom protocol rather than HTTP or Redis: the store must refuse anybody without
 //! the run's token before parsing anything else, bound every allocation by a frame limit,
@@ -13,6 +14,7 @@
 //! a few hundred lines without another dependency.
 
 pub mod client;
+pub mod coordination;
 pub mod protocol;
 pub mod server;
 pub mod state;

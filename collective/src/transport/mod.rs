@@ -2,6 +2,8 @@
 //!
 //! # Layout
 //! - [`ring`]: the ring all-reduce schedule, pure and unit-tested.
+//! - `handshake`: building the ring's links (address exchange, hello with the token).
+//! - `header`: the per-operation header neighbours compare.
 //! - `link`: one TCP link (sender thread + deadline reads).
 //! - `tcp`: the TCP ring (all-reduce, broadcast, all-gather).
 //! - [`shm`]: shared memory within a node.
@@ -12,6 +14,8 @@
 //! because the operations are generic over the element type (monomorphic reduction loops),
 //! which a `dyn` trait cannot express.
 
+pub(crate) mod handshake;
+pub(crate) mod header;
 pub(crate) mod link;
 pub mod nccl;
 pub mod ring;

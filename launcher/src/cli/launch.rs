@@ -300,3 +300,96 @@ pub fn run(args: LaunchArgs) -> anyhow::Result<ExitCode> {
         Outcome::Preempted => ExitCode::from(exit::PREEMPTED),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cluster::env_of;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct T {
+        #[command(flatten)]
+        a: LaunchArgs,
+    }
+
+    fn args(argv: &[&str]) -> LaunchArgs {
+        T::try_parse_from(std::iter::once("launch").chain(argv.iter().copied()))
+            .unwrap()
+            .a
+    }
+
+    fn tiny() -> String {
+        concat!(env!("CARGO_MANIFEST_DIR"), "/../configs/tiny.yaml").to_string()
+    }
+
+    #[test]
+    fn config_launch_runs_vigil_worker_with_the_same_overrides() {
+        let t = tiny();
+        let a = args(&[&t, "--nproc-per-node", "3", "--set", "optim.lr=0.1"]);
+        let spec = resolve(&a, &env_of(&[])).unwrap();
+        assert_eq!(spec.nproc, 3);
+        let argv: Vec<String> = spec
+            .argv
+            .iter()
+            .map(|s| s.to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(argv[1..3], ["worker".to_string(), t.clone()]);
+        assert_eq!(
+            argv[3..],
+            ["--set", "optim.lr=0.1", "--set", "launch.nproc_per_node=3"].map(String::from)
+        );
+        assert_eq!(spec.max_restarts, 1, "tiny.yaml");
+        assert!(spec.resolved_config.unwrap().contains("nproc_per_node: 3"));
+    }
+
+    #[test]
+    fn flags_beat_the_cluster_which_beats_the_config() {
+        let slurm = env_of(&[
+            ("SLURM_PROCID", "1"),
+            ("SLURM_NTASKS", "2"),
+            ("SLURM_NNODES", "2"),
+            ("SLURM_NODEID", "1"),
+            ("SLURM_JOB_NODELIST", "gpu[01-02]"),
+            ("SLURM_GPUS_ON_NODE", "4"),
+        ]);
+        let t = tiny();
+        let spec = resolve(&args(&[&t]), &slurm).unwrap();
+        assert_eq!((spec.nnodes, spec.node_rank, spec.nproc), (2, 1, 4));
+        assert_eq!(spec.endpoint, Some(("gpu01".into(), DEFAULT_PORT)));
+        let a = args(&[&t, "--nproc-per-node", "1", "--rdzv-endpoint", "head:1234"]);
+        let spec = resolve(&a, &slurm).unwrap();
+        assert_eq!((spec.nnodes, spec.node_rank, spec.nproc), (2, 1, 1));
+        assert_eq!(spec.endpoint, Some(("head".into(), 1234)));
+        let spec = resolve(&args(&[&t, "--cluster", "none"]), &slurm).unwrap();
+        assert_eq!((spec.nnodes, spec.nproc, spec.endpoint), (1, 2, None));
+    }
+
+    #[test]
+    fn a_single_node_cluster_job_picks_a_free_port() {
+        let slurm = env_of(&[
+            ("SLURM_PROCID", "0"),
+            ("SLURM_NTASKS", "1"),
+            ("SLURM_NODEID", "0"),
+            ("SLURM_JOB_NODELIST", "cpu3"),
+        ]);
+        let spec = resolve(&args(&["--", "true"]), &slurm).unwrap();
+        assert_eq!((spec.nnodes, spec.endpoint), (1, None));
+        assert_eq!(spec.argv, vec![OsString::from("true")]);
+        assert_eq!(spec.output_dir, PathBuf::from("checkpoints/vigil-run"));
+    }
+
+    #[test]
+    fn usage_mistakes() {
+        let err = |argv: &[&str]| resolve(&args(argv), &env_of(&[])).unwrap_err().to_string();
+        assert!(err(&[]).contains("needs a CONFIG"));
+        assert!(err(&["--set", "a.b=1", "--", "true"]).contains("--set needs a CONFIG"));
+        assert!(err(&["--nnodes", "2", "--", "true"]).contains("launch.rdzv_endpoint"));
+        assert!(err(&["--rdzv-endpoint", "nohost", "--", "true"]).contains("HOST:PORT"));
+        assert!(err(&["--console", "loud", "--", "true"]).contains("all or rank0"));
+        assert_eq!(
+            parse_endpoint("[::1]:29500", "x").unwrap(),
+            ("::1".to_string(), 29500)
+        );
+    }
+}

@@ -26,6 +26,11 @@ enum Command {
     /// Check a run config (and overrides); print every problem, or the resolved config.
     Validate(validate::ValidateArgs),
     /// Run workers on this node under supervision (restarts, preemption, multi-node).
+    #[command(
+        after_help = "Exit codes: 0 every worker succeeded; 1 the group failed with no \
+        restarts left (or the launcher could not run); 2 usage or config error; 75 preempted \
+        (stopped by SIGTERM/SIGINT after the workers checkpointed: requeue)."
+    )]
     Launch(launch::LaunchArgs),
     /// Print a cluster job for a config: a Slurm batch script or a Kubernetes CronJob.
     #[command(subcommand)]

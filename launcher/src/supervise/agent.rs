@@ -114,9 +114,9 @@ pub fn run(spec: AgentSpec) -> Result<Ending, LaunchError> {
 
     // Node 0 hosts the store; everyone (node 0 included) reaches it as a client.
     let (store, master_addr, port) = host_store(&spec, &token)?;
-    let endpoint = format!("{master_addr}:{port}");
+    let endpoint = host_port(&master_addr, port);
     let mut coord = Coordinator::connect(
-        &connect_addr(&spec, &endpoint, store.as_ref()),
+        &connect_addr(&endpoint, store.as_ref()),
         &token,
         spec.node_rank,
         spec.nnodes,
@@ -184,7 +184,9 @@ fn host_store(
             Ok((Some(store), "127.0.0.1".into(), port))
         }
         (Some((host, port)), 0) => {
-            let bind = format!("0.0.0.0:{port}");
+            // All interfaces of the endpoint's address family.
+            let any = if host.contains(':') { "::" } else { "0.0.0.0" };
+            let bind = host_port(any, *port);
             let store = BackgroundStore::start(bind.parse().expect("valid"), token)
                 .map_err(|source| LaunchError::Bind { addr: bind, source })?;
             let port = store.addr().port();
@@ -194,8 +196,17 @@ fn host_store(
     }
 }
 
+/// `HOST:PORT`, bracketing IPv6 literals.
+fn host_port(host: &str, port: u16) -> String {
+    if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    }
+}
+
 /// Node 0 talks to its own store over loopback (its public name may not resolve locally).
-fn connect_addr(_spec: &AgentSpec, endpoint: &str, store: Option<&BackgroundStore>) -> String {
+fn connect_addr(endpoint: &str, store: Option<&BackgroundStore>) -> String {
     match store {
         Some(s) => format!("127.0.0.1:{}", s.addr().port()),
         None => endpoint.to_string(),

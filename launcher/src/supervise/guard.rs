@@ -29,7 +29,8 @@ impl Guard {
         cmd.arg("__guard")
             .stdin(Stdio::piped())
             .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
+            // Never hold the launcher's output pipes open after the launcher is gone.
+            .stderr(Stdio::null())
             .process_group(0);
         let mut child = cmd.spawn()?;
         Ok(Self {

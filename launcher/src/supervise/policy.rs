@@ -305,8 +305,7 @@ impl Policy {
                         self.phase = Phase::Finished;
                         vec![Finish(Outcome::Preempted)]
                     }
-                    Reason::Failure(failure) if self.restarts < self.max_restarts => {
-                        let _ = failure;
+                    Reason::Failure(_) if self.restarts < self.max_restarts => {
                         self.restarts += 1;
                         self.phase = Phase::Running { exited_ok: 0 };
                         vec![Restart {

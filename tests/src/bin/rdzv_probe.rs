@@ -5,6 +5,10 @@
 //!
 //! `rdzv_probe hang-after-heartbeats` instead makes rank 1 heartbeat through the store a
 //! few times and then hang (rank 0 just waits), for the watchdog test.
+//!
+//! `rdzv_probe all-reduce` builds `vigil_collective::ProcessGroup::from_env()` from the
+//! launcher's environment and sums `[rank + 1]` across the world: the launcher's contract
+//! and the collective's reading of it checked against each other.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -15,6 +19,20 @@ fn var(name: &str) -> String {
 }
 
 fn main() {
+    if std::env::args().nth(1).as_deref() == Some("all-reduce") {
+        let mut pg = vigil_collective::ProcessGroup::from_env().expect("process group from env");
+        let mut buf = [pg.rank() as f32 + 1.0];
+        pg.all_reduce(&mut buf, vigil_collective::ReduceOp::Sum)
+            .expect("all-reduce");
+        println!(
+            "all-reduce rank {} of {} via {}: sum {}",
+            pg.rank(),
+            pg.world_size(),
+            pg.transport(),
+            buf[0]
+        );
+        return;
+    }
     let addr = format!("{}:{}", var("MASTER_ADDR"), var("MASTER_PORT"));
     let rank: usize = var("RANK").parse().expect("RANK");
     let world: usize = var("WORLD_SIZE").parse().expect("WORLD_SIZE");
