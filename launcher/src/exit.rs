@@ -26,7 +26,8 @@ pub fn code_for(err: &anyhow::Error) -> u8 {
         e.downcast_ref::<ConfigError>().is_some()
             || e.downcast_ref::<LaunchUsageError>().is_some()
             || e.downcast_ref::<RenderUsageError>().is_some()
-            || e.downcast_ref::<TrainError>().is_some_and(TrainError::is_usage)
+            || e.downcast_ref::<TrainError>()
+                .is_some_and(TrainError::is_usage)
             || matches!(
                 e.downcast_ref::<LaunchError>(),
                 Some(LaunchError::NoToken { .. } | LaunchError::DuplicateNode { .. })

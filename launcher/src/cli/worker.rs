@@ -24,7 +24,10 @@ pub fn run(args: WorkerArgs) -> anyhow::Result<ExitCode> {
     let config = RunConfig::load(&args.config, &args.overrides)?;
     let filter = tracing_subscriber::EnvFilter::try_from_env("VIGIL_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
     match train::run(&config)? {
         Outcome::Completed { .. } | Outcome::EarlyStopped { .. } => Ok(ExitCode::SUCCESS),
         Outcome::Preempted { steps } => {

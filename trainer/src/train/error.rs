@@ -36,7 +36,9 @@ pub enum TrainError {
         value: f64,
     },
     /// This build lacks a cargo feature the config asks for.
-    #[error("this vigil was built without the `{feature}` feature (rebuild with --features {feature})")]
+    #[error(
+        "this vigil was built without the `{feature}` feature (rebuild with --features {feature})"
+    )]
     NotCompiledWith {
         /// The feature.
         feature: &'static str,
@@ -76,4 +78,34 @@ pub enum TrainError {
         #[source]
         source: std::io::Error,
     },
+}
+
+impl TrainError {
+    /// Whether the user must change something (the config, a data file, a path)
+    /// rather than retry: `vigil` exits 2 for these.
+    pub fn is_usage(&self) -> bool {
+        use crate::data::DataError as D;
+        use crate::model::ModelError as M;
+        match self {
+            Self::Config(_) | Self::NotCompiledWith { .. } => true,
+            Self::Data(e) => matches!(
+                e,
+                D::Read { .. } | D::BadRow { .. } | D::Empty { .. } | D::Settings { .. }
+            ),
+            Self::Model(e) => matches!(
+                e,
+                M::Io { .. }
+                    | M::Json { .. }
+                    | M::BadConfig { .. }
+                    | M::Config { .. }
+                    | M::Tokenizer { .. }
+                    | M::WeightsFile { .. }
+                    | M::MissingTensors { .. }
+                    | M::UnusedTensors { .. }
+                    | M::ShapeMismatch { .. }
+                    | M::NotCompiledWith { .. }
+            ),
+            _ => false,
+        }
+    }
 }

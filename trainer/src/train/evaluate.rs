@@ -51,26 +51,40 @@ pub fn evaluate<B: AutodiffBackend>(
 ) -> Result<EvalOutcome, TrainError> {
     let inner = model.valid();
     let (rank, world) = (comm.rank(), comm.world_size());
-    let (shard, loss_sum, rows) =
-        score_shard::<B::InnerBackend>(&inner, tokenizer, val, rank, world, cfg, device, heartbeat)?;
+    let (shard, loss_sum, rows) = score_shard::<B::InnerBackend>(
+        &inner, tokenizer, val, rank, world, cfg, device, heartbeat,
+    )?;
     let labels = cfg.model.labels.clone();
     let gathered = comm.all_gather_f32(&shard.encode(labels.len()))?;
     let mut sums = [loss_sum, rows as f64];
     comm.sum_f64(&mut sums)?;
     let loss = sums[0] / sums[1].max(1.0);
     if rank != 0 {
-        return Ok(EvalOutcome { report: None, scores: None, loss, scalars: Default::default() });
+        return Ok(EvalOutcome {
+            report: None,
+            scores: None,
+            loss,
+            scalars: Default::default(),
+        });
     }
     let shards = gathered
         .iter()
         .map(|b| ShardScores::decode(b, labels.len()))
         .collect::<Option<Vec<_>>>()
-        .ok_or(TrainError::Protocol { what: "evaluation scores of a rank have a bad length" })?;
+        .ok_or(TrainError::Protocol {
+            what: "evaluation scores of a rank have a bad length",
+        })?;
     let scores = merge(&shards, &labels);
     let report = EvalReport::compute(&scores);
-    let mut scalars: std::collections::BTreeMap<String, f64> = report.scalars().into_iter().collect();
+    let mut scalars: std::collections::BTreeMap<String, f64> =
+        report.scalars().into_iter().collect();
     scalars.insert(tags::VAL_LOSS.to_string(), loss);
-    Ok(EvalOutcome { report: Some(report), scores: Some(scores), loss, scalars })
+    Ok(EvalOutcome {
+        report: Some(report),
+        scores: Some(scores),
+        loss,
+        scalars,
+    })
 }
 
 /// Scores one rank's shard of `ds` (world 1 scores everything, as the export gate

@@ -20,8 +20,8 @@
 mod adamw;
 mod comm;
 mod early_stop;
-mod evaluate;
 mod error;
+mod evaluate;
 mod flat;
 mod gather;
 mod progress;
@@ -37,13 +37,13 @@ pub use adamw::{AdamWConfig, FlatAdamW, ParamGroup, clip_global_norm, global_nor
 pub use comm::Comm;
 pub use early_stop::{EarlyStopper, Verdict, is_better};
 pub use error::TrainError;
+pub use evaluate::{EvalOutcome, evaluate, score_shard};
 pub use flat::{ParamLayout, ParamSlot, read_grads, read_params, write_params};
 pub use gather::{ShardScores, checksum, merge};
 pub use progress::{Progress, ProgressMode, ProgressRecord};
-pub use schedule::LrSchedule;
-pub use timing::{IntervalStats, Phase, StepTimer};
-pub use evaluate::{EvalOutcome, evaluate, score_shard};
 pub use publish::{Exporter, batch_tensors};
+pub use schedule::LrSchedule;
 pub use signals::{PREEMPTED_EXIT, install_stop_handler, stop_requested};
 pub use state::LoopState;
+pub use timing::{IntervalStats, Phase, StepTimer};
 pub use worker::{Outcome, param_groups, run, total_steps};

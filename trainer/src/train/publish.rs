@@ -32,8 +32,13 @@ pub fn batch_tensors<B: Backend>(
         batch.image_size,
         device,
     )?;
-    let targets =
-        Targets::from_vecs(&batch.labels, &batch.label_known, batch.len(), batch.num_labels, device)?;
+    let targets = Targets::from_vecs(
+        &batch.labels,
+        &batch.label_known,
+        batch.len(),
+        batch.num_labels,
+        device,
+    )?;
     Ok((input, targets))
 }
 
@@ -78,7 +83,9 @@ impl Exporter {
         device: &B::Device,
         step: u64,
     ) -> Result<(), TrainError> {
-        let Some(dir) = self.cfg.export.dir.clone() else { return Ok(()) };
+        let Some(dir) = self.cfg.export.dir.clone() else {
+            return Ok(());
+        };
         if self.rank != 0 {
             return Ok(());
         }
@@ -95,7 +102,9 @@ impl Exporter {
             }
             _ => Champion::None,
         };
-        let challenger = gate.as_ref().and_then(|g| self.metrics.get(&g.metric).copied());
+        let challenger = gate
+            .as_ref()
+            .and_then(|g| self.metrics.get(&g.metric).copied());
         let mut decision = decide(gate.as_ref(), &champion, challenger);
         if decision.published {
             let files = self.files(model, tokenizer, step)?;
@@ -126,13 +135,18 @@ impl Exporter {
         let built =
             ModerationModel::<B::InnerBackend>::from_config(&model_cfg, &self.cfg.data, device)
                 .map_err(|e| e.to_string())?;
-        let champion = built.model.load_weights(weights).map_err(|e| e.to_string())?;
+        let champion = built
+            .model
+            .load_weights(weights)
+            .map_err(|e| e.to_string())?;
         let mut hb = Heartbeat::from_env();
         let (shard, _, _) =
             score_shard(&champion, tokenizer, val, 0, 1, &self.cfg, device, &mut hb)
                 .map_err(|e| e.to_string())?;
         let report = EvalReport::compute(&merge(&[shard], &self.cfg.model.labels));
-        report.metric(metric).ok_or_else(|| format!("its {metric} is undefined on this data"))
+        report
+            .metric(metric)
+            .ok_or_else(|| format!("its {metric} is undefined on this data"))
     }
 
     fn files<B: Backend>(
@@ -161,18 +175,36 @@ impl Exporter {
             },
         });
         let tokenizer_json = match tokenizer {
-            Some(t) => t.to_json().map_err(TrainError::from)?.into_bytes(),
+            Some(t) => std::fs::read(t.path()).map_err(|source| TrainError::Io {
+                path: t.path().to_path_buf(),
+                source,
+            })?,
             None => b"null\n".to_vec(),
         };
-        let thresholds: BTreeMap<&str, f32> =
-            self.thresholds.iter().map(|(l, t)| (l.as_str(), *t)).collect();
+        let thresholds: BTreeMap<&str, f32> = self
+            .thresholds
+            .iter()
+            .map(|(l, t)| (l.as_str(), *t))
+            .collect();
         Ok(vec![
-            ("model.safetensors".to_string(), model_bytes(model, &cfg.output_dir())?),
+            (
+                "model.safetensors".to_string(),
+                model_bytes(model, &cfg.output_dir())?,
+            ),
             ("config.json".to_string(), json(config)),
             ("tokenizer.json".to_string(), tokenizer_json),
-            ("labels.json".to_string(), json(serde_json::json!(cfg.model.labels))),
-            ("thresholds.json".to_string(), json(serde_json::json!(thresholds))),
-            ("metrics.json".to_string(), json(serde_json::json!(self.metrics))),
+            (
+                "labels.json".to_string(),
+                json(serde_json::json!(cfg.model.labels)),
+            ),
+            (
+                "thresholds.json".to_string(),
+                json(serde_json::json!(thresholds)),
+            ),
+            (
+                "metrics.json".to_string(),
+                json(serde_json::json!(self.metrics)),
+            ),
         ])
     }
 
@@ -187,7 +219,10 @@ impl Exporter {
         if let (Some(dir), Some(v)) = (&self.cfg.export.dir, self.published.last()) {
             s.push_str(&format!(
                 "\n  exported model: {}",
-                Path::new(dir).join(&self.cfg.export.model_name).join(v.to_string()).display()
+                Path::new(dir)
+                    .join(&self.cfg.export.model_name)
+                    .join(v.to_string())
+                    .display()
             ));
         } else if let Some(d) = &self.decision {
             s.push_str(&format!("\n  export: {}", d.summary()));

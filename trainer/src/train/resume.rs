@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 
 use burn::tensor::backend::AutodiffBackend;
 
+use super::FlatAdamW;
 use super::comm::Comm;
 use super::error::TrainError;
 use super::flat::{ParamLayout, write_params};
@@ -15,7 +16,6 @@ use super::state::{
     ADAM_M_FILE, ADAM_V_FILE, LoopState, MASTER_FILE, MODEL_FILE, STATE_FILE, f32_bytes,
     f32_from_bytes,
 };
-use super::FlatAdamW;
 use crate::checkpoint::{
     AsyncCheckpointer, CheckpointDir, CheckpointMeta, Loaded, config_hash, load_checkpoint_dir,
 };
@@ -70,10 +70,13 @@ pub fn restore<B: AutodiffBackend>(
 ) -> Result<ModerationModel<B>, TrainError> {
     let step = loaded.step;
     let file = |name: &str| {
-        loaded.files.get(name).ok_or_else(|| TrainError::Checkpoint {
-            step,
-            message: format!("has no {name}"),
-        })
+        loaded
+            .files
+            .get(name)
+            .ok_or_else(|| TrainError::Checkpoint {
+                step,
+                message: format!("has no {name}"),
+            })
     };
     let floats = |name: &str| -> Result<Vec<f32>, TrainError> {
         f32_from_bytes(file(name)?, layout.len).ok_or_else(|| TrainError::Checkpoint {
@@ -87,9 +90,11 @@ pub fn restore<B: AutodiffBackend>(
     master.copy_from_slice(&floats(MASTER_FILE)?);
     opt.m = floats(ADAM_M_FILE)?;
     opt.v = floats(ADAM_V_FILE)?;
-    let saved: LoopState = serde_json::from_slice(file(STATE_FILE)?).map_err(|e| {
-        TrainError::Checkpoint { step, message: format!("{STATE_FILE} is unreadable: {e}") }
-    })?;
+    let saved: LoopState =
+        serde_json::from_slice(file(STATE_FILE)?).map_err(|e| TrainError::Checkpoint {
+            step,
+            message: format!("{STATE_FILE} is unreadable: {e}"),
+        })?;
     opt.step = saved.optimizer_step;
     let early = state.early_stopper.is_some();
     *state = saved;
@@ -125,7 +130,10 @@ pub fn save_checkpoint<B: AutodiffBackend>(
         (MASTER_FILE.to_string(), f32_bytes(master)),
         (ADAM_M_FILE.to_string(), f32_bytes(&opt.m)),
         (ADAM_V_FILE.to_string(), f32_bytes(&opt.v)),
-        (STATE_FILE.to_string(), serde_json::to_vec_pretty(state).expect("state serializes")),
+        (
+            STATE_FILE.to_string(),
+            serde_json::to_vec_pretty(state).expect("state serializes"),
+        ),
     ];
     let meta = CheckpointMeta {
         step: state.step,
@@ -145,7 +153,11 @@ pub fn save_checkpoint<B: AutodiffBackend>(
             "checkpoint written"
         );
     }
-    tracing::info!(step = state.step, stall_ms = started.elapsed().as_millis() as u64, "checkpoint submitted");
+    tracing::info!(
+        step = state.step,
+        stall_ms = started.elapsed().as_millis() as u64,
+        "checkpoint submitted"
+    );
     Ok(())
 }
 
@@ -156,7 +168,10 @@ pub fn model_bytes<B: burn::tensor::backend::Backend>(
 ) -> Result<Vec<u8>, TrainError> {
     let tmp: PathBuf = run_dir.join(format!(".weights-{}.safetensors.tmp", std::process::id()));
     model.save_weights(&tmp)?;
-    let bytes = std::fs::read(&tmp).map_err(|source| TrainError::Io { path: tmp.clone(), source });
+    let bytes = std::fs::read(&tmp).map_err(|source| TrainError::Io {
+        path: tmp.clone(),
+        source,
+    });
     let _ = std::fs::remove_file(&tmp);
     bytes
 }

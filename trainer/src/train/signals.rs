@@ -45,13 +45,19 @@ pub struct Heartbeat {
 impl Heartbeat {
     /// The heartbeat file the launcher gave this worker, if any.
     pub fn from_env() -> Self {
-        Self { file: std::env::var_os("VIGIL_HEARTBEAT_FILE").map(PathBuf::from), last: None }
+        Self {
+            file: std::env::var_os("VIGIL_HEARTBEAT_FILE").map(PathBuf::from),
+            last: None,
+        }
     }
 
     /// Beats, unless one was sent in the last second.
     pub fn beat(&mut self) {
         let Some(file) = &self.file else { return };
-        if self.last.is_some_and(|t| t.elapsed() < Duration::from_secs(1)) {
+        if self
+            .last
+            .is_some_and(|t| t.elapsed() < Duration::from_secs(1))
+        {
             return;
         }
         self.last = Some(Instant::now());

@@ -53,7 +53,11 @@ pub fn f32_from_bytes(b: &[u8], expect: usize) -> Option<Vec<f32>> {
     if b.len() != expect * 4 {
         return None;
     }
-    Some(b.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect())
+    Some(
+        b.chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect(),
+    )
 }
 
 /// The per-step seed of the backend RNG (dropout): distinct per rank so replicas
@@ -73,8 +77,10 @@ mod tests {
     fn floats_round_trip_bit_exactly() {
         let v = vec![1.5f32, -0.0, f32::MIN_POSITIVE, 3.3e-12];
         let back = f32_from_bytes(&f32_bytes(&v), 4).unwrap();
-        assert_eq!(v.iter().map(|x| x.to_bits()).collect::<Vec<_>>(),
-                   back.iter().map(|x| x.to_bits()).collect::<Vec<_>>());
+        assert_eq!(
+            v.iter().map(|x| x.to_bits()).collect::<Vec<_>>(),
+            back.iter().map(|x| x.to_bits()).collect::<Vec<_>>()
+        );
         assert!(f32_from_bytes(&[0, 1, 2], 1).is_none());
         assert!(f32_from_bytes(&f32_bytes(&v), 3).is_none());
     }

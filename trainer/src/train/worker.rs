@@ -71,7 +71,10 @@ pub fn run(cfg: &RunConfig) -> Result<Outcome, TrainError> {
 
 #[cfg(feature = "cuda")]
 fn cuda(cfg: &RunConfig) -> Result<Outcome, TrainError> {
-    let local: usize = std::env::var("LOCAL_RANK").ok().and_then(|v| v.parse().ok()).unwrap_or(0);
+    let local: usize = std::env::var("LOCAL_RANK")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
     let device = burn::backend::cuda::CudaDevice::new(local);
     train::<crate::backend::CudaAutodiff>(cfg, &device)
 }
@@ -93,7 +96,12 @@ pub fn param_groups(layout: &ParamLayout, optim: &OptimSection) -> Vec<ParamGrou
         let decay = !(matches!(leaf, "bias" | "beta" | "gamma") || s.path.contains("norm"));
         match groups.last_mut() {
             Some(g) if g.end == s.offset && g.lr == lr && g.decay == decay => g.end += s.numel,
-            _ => groups.push(ParamGroup { start: s.offset, end: s.offset + s.numel, lr, decay }),
+            _ => groups.push(ParamGroup {
+                start: s.offset,
+                end: s.offset + s.numel,
+                lr,
+                decay,
+            }),
         }
     }
     groups
@@ -211,7 +219,10 @@ fn train<B: AutodiffBackend>(cfg: &RunConfig, device: &B::Device) -> Result<Outc
     'epochs: while state.step < total {
         let epoch = state.position.epoch;
         if state.position.batch >= batches_per_epoch {
-            state.position = Position { epoch: epoch + 1, batch: 0 };
+            state.position = Position {
+                epoch: epoch + 1,
+                batch: 0,
+            };
             continue;
         }
         let mut loader = Loader::new(
@@ -246,7 +257,10 @@ fn train<B: AutodiffBackend>(cfg: &RunConfig, device: &B::Device) -> Result<Outc
                 micro += 1;
                 loss_sum += loss_value;
                 samples += batch.len();
-                state.position = Position { epoch, batch: batch.position.batch + 1 };
+                state.position = Position {
+                    epoch,
+                    batch: batch.position.batch + 1,
+                };
             }
             if micro == 0 {
                 break;
@@ -273,7 +287,10 @@ fn train<B: AutodiffBackend>(cfg: &RunConfig, device: &B::Device) -> Result<Outc
 
             let loss = sums[0] / world as f64;
             if !loss.is_finite() {
-                return Err(TrainError::NonFiniteLoss { step: state.step, value: loss });
+                return Err(TrainError::NonFiniteLoss {
+                    step: state.step,
+                    value: loss,
+                });
             }
             interval_loss += loss;
             interval_n += 1;
@@ -358,7 +375,10 @@ fn train<B: AutodiffBackend>(cfg: &RunConfig, device: &B::Device) -> Result<Outc
                     exporter.export(&model, tokenizer.as_ref(), Some(val), device, state.step)?;
                 }
             }
-            let ckpt_due = cfg.checkpoint.every_steps.is_some_and(|e| state.step % e == 0);
+            let ckpt_due = cfg
+                .checkpoint
+                .every_steps
+                .is_some_and(|e| state.step % e == 0);
             let stop_signal = comm.max_u64(u64::from(stop_requested()))? > 0;
             if ckpt_due || last || stop_early || stop_signal {
                 save_checkpoint::<B>(
@@ -385,7 +405,10 @@ fn train<B: AutodiffBackend>(cfg: &RunConfig, device: &B::Device) -> Result<Outc
                 break 'epochs;
             }
         }
-        state.position = Position { epoch: epoch + 1, batch: 0 };
+        state.position = Position {
+            epoch: epoch + 1,
+            batch: 0,
+        };
     }
 
     if let Some(w) = writer.take()
@@ -401,10 +424,19 @@ fn train<B: AutodiffBackend>(cfg: &RunConfig, device: &B::Device) -> Result<Outc
     }
     let outcome = outcome.unwrap_or(Outcome::Completed { steps: state.step });
     if !matches!(outcome, Outcome::Preempted { .. }) && cfg.export.when == ExportWhen::End {
-        exporter.export(&model, tokenizer.as_ref(), val_ds.as_ref(), device, state.step)?;
+        exporter.export(
+            &model,
+            tokenizer.as_ref(),
+            val_ds.as_ref(),
+            device,
+            state.step,
+        )?;
     }
-    let status =
-        if matches!(outcome, Outcome::Preempted { .. }) { RunStatus::Running } else { RunStatus::Success };
+    let status = if matches!(outcome, Outcome::Preempted { .. }) {
+        RunStatus::Running
+    } else {
+        RunStatus::Success
+    };
     logger.hparams_end(state.step, status)?;
     logger.sync()?;
     if let Some(p) = &progress {
@@ -448,7 +480,12 @@ fn after_eval(
                 decision[0] = 1.0;
             }
         }
-        let mode = cfg.checkpoint.monitor.as_ref().map(|m| m.mode).unwrap_or_default();
+        let mode = cfg
+            .checkpoint
+            .monitor
+            .as_ref()
+            .map(|m| m.mode)
+            .unwrap_or_default();
         let improved = match (monitored, state.best_metric) {
             (Some(v), None) => v.is_finite(),
             (Some(v), Some(b)) => is_better(mode, v, b, 0.0),
@@ -487,13 +524,21 @@ fn monitored_metric(cfg: &RunConfig) -> Option<String> {
 fn verify_replicas(comm: &mut Comm, master: &[f32], step: u64) -> Result<(), TrainError> {
     let sums = comm.all_gather_u64(checksum(master))?;
     if sums.iter().any(|&s| s != sums[0]) {
-        return Err(TrainError::Diverged { step, checksums: sums });
+        return Err(TrainError::Diverged {
+            step,
+            checksums: sums,
+        });
     }
     Ok(())
 }
 
 fn write_resolved_config(cfg: &RunConfig, run_dir: &Path) -> Result<(), TrainError> {
-    let io = |path: PathBuf| move |source| TrainError::Io { path: path.clone(), source };
+    let io = |path: PathBuf| {
+        move |source| TrainError::Io {
+            path: path.clone(),
+            source,
+        }
+    };
     std::fs::create_dir_all(run_dir).map_err(io(run_dir.to_path_buf()))?;
     let path = run_dir.join("config.resolved.yaml");
     let tmp = run_dir.join(".config.resolved.yaml.tmp");
@@ -506,7 +551,11 @@ fn log_run_start(
     cfg: &RunConfig,
     report: &crate::data::LoadReport,
 ) -> Result<(), TrainError> {
-    logger.text(tags::CONFIG_TEXT, 0, &logging::code_block("yaml", &cfg.to_yaml()))?;
+    logger.text(
+        tags::CONFIG_TEXT,
+        0,
+        &logging::code_block("yaml", &cfg.to_yaml()),
+    )?;
     let hparams = logging::flatten_hparams(cfg).unwrap_or_default();
     let mut metrics = vec![
         tags::TRAIN_LOSS.to_string(),
