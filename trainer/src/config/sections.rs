@@ -102,6 +102,8 @@ pub struct TextTower {
     pub layers: usize,
     /// Attention heads of a `scratch` tower.
     pub heads: usize,
+    /// Dropout of a `scratch` tower (pretrained towers use their `config.json`).
+    pub dropout: f64,
 }
 
 impl Default for TextTower {
@@ -115,6 +117,7 @@ impl Default for TextTower {
             hidden: 64,
             layers: 2,
             heads: 4,
+            dropout: 0.1,
         }
     }
 }

@@ -132,6 +132,11 @@ fn model(c: &RunConfig, p: &mut Problems) {
             "model.text.path",
             "is required for encoder: bert (a Hugging Face model directory)",
         );
+        p.check(
+            (0.0..1.0).contains(&t.dropout),
+            "model.text.dropout",
+            "must be in [0, 1)",
+        );
         if t.encoder == TextEncoder::Scratch {
             p.check(
                 t.hidden >= 1 && t.layers >= 1,

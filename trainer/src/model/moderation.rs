@@ -133,13 +133,15 @@ impl<B: Backend> ModerationModel<B> {
                                 format!("must divide model.text.hidden ({})", t.hidden),
                             ));
                         }
-                        let cfg = BertConfig::scratch(
+                        let mut cfg = BertConfig::scratch(
                             tok.vocab_size(),
                             t.hidden,
                             t.layers,
                             t.heads,
                             data.max_text_len,
                         );
+                        cfg.hidden_dropout_prob = t.dropout;
+                        cfg.attention_probs_dropout_prob = t.dropout;
                         TextTower::scratch(&cfg, t.pooling, device)
                     }
                 };

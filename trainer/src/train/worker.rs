@@ -243,7 +243,21 @@ fn train<B: AutodiffBackend>(cfg: &RunConfig, device: &B::Device) -> Result<Outc
                 B::seed(device, step_seed(seed, state.step * accum + micro, rank));
                 let t = Instant::now();
                 let (input, targets) = batch_tensors::<B>(tokenizer.as_ref(), &batch, device)?;
-                let loss = model.loss(model.forward(&input), &targets);
+                // The loss is a mean over known labels. Weighting each rank's mean by
+                // its share of the known labels of all ranks makes the averaged
+                // gradient that of the whole global batch: 2 workers at batch B
+                // compute what 1 worker at batch 2B does.
+                let known = batch.label_known.iter().filter(|k| **k).count() as f64;
+                let mut global_known = [known];
+                comm.sum_f64(&mut global_known)?;
+                let share = if global_known[0] > 0.0 {
+                    known * world as f64 / global_known[0]
+                } else {
+                    0.0
+                };
+                let loss = model
+                    .loss(model.forward(&input), &targets)
+                    .mul_scalar(share);
                 let loss_value: f64 = loss.clone().into_scalar().elem();
                 timer.add(Phase::Forward, t.elapsed());
                 let t = Instant::now();
@@ -274,6 +288,15 @@ fn train<B: AutodiffBackend>(cfg: &RunConfig, device: &B::Device) -> Result<Outc
             let mut sums = [loss_sum / micro as f64, samples as f64];
             comm.sum_f64(&mut sums)?;
             timer.add(Phase::AllReduce, t.elapsed());
+            if state.step == 0
+                && rank == 0
+                && let Some(path) = std::env::var_os("VIGIL_DEBUG_FIRST_GRADS")
+            {
+                // Test hook: the all-reduced gradient of the first step, raw f32.
+                let path = PathBuf::from(path);
+                std::fs::write(&path, super::state::f32_bytes(&grads))
+                    .map_err(|source| TrainError::Io { path, source })?;
+            }
             let t = Instant::now();
             let grad_norm = clip_global_norm(&mut grads, cfg.optim.grad_clip);
             let factor = schedule.factor(state.step);
