@@ -8,3 +8,4 @@
 //! the config and the `vigil worker` entry point, never for supervision.
 
 pub mod config;
+pub mod data;

@@ -4,6 +4,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod datasets;
 mod validate;
 
 /// Vigil: data-parallel fine-tuning of multimodal moderation classifiers.
@@ -18,11 +19,14 @@ pub struct Cli {
 enum Command {
     /// Check a run config (and overrides); print every problem, or the resolved config.
     Validate(validate::ValidateArgs),
+    /// Generate (`synth`), inspect (`audit`) or time (`bench`) datasets.
+    Datasets(datasets::DatasetsArgs),
 }
 
 /// Runs the parsed command.
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Validate(args) => validate::run(args),
+        Command::Datasets(args) => datasets::run(args),
     }
 }
