@@ -77,7 +77,7 @@ fn permutation_differs_between_epochs_and_repeats_between_runs() {
     );
     let other = ShardSampler::new(100, 0, 3, 8, 43, true, UnevenTail::Pad).unwrap();
     assert_ne!(other.epoch_indices(0), a[0].epoch_indices(0));
-    let eval = ShardSampler::new(10, 1, 2, 4, 42, false, UnevenTail::Pad).unwrap();
+    let eval = ShardSampler::for_eval(10, 1, 2, 4).unwrap();
     assert_eq!(eval.epoch_indices(0), vec![1, 3, 5, 7, 9]);
 }
 
@@ -107,6 +107,7 @@ fn opts(threads: usize) -> LoaderOptions {
 
 fn collect(ds: &Arc<Dataset>, s: &ShardSampler, epoch: u64, start: usize, t: usize) -> Vec<Batch> {
     Loader::new(ds.clone(), s, epoch, start, opts(t))
+        .unwrap()
         .map(|b| b.unwrap())
         .collect()
 }
@@ -136,7 +137,7 @@ fn loader_positioned_mid_epoch_continues_exactly() {
 fn batches_hold_what_the_trainer_needs() {
     let (_dir, ds) = dataset(5);
     let s = ShardSampler::new(ds.len(), 0, 1, 4, 1, false, UnevenTail::Pad).unwrap();
-    let mut loader = Loader::new(ds.clone(), &s, 0, 0, opts(2));
+    let mut loader = Loader::new(ds.clone(), &s, 0, 0, opts(2)).unwrap();
     assert_eq!(loader.remaining(), 2);
     let b = loader.next().unwrap().unwrap();
     assert_eq!(loader.position(), Position { epoch: 0, batch: 1 });
@@ -160,6 +161,7 @@ fn batches_hold_what_the_trainer_needs() {
         ..opts(1)
     };
     let b = Loader::new(ds, &s, 0, 0, no_images)
+        .unwrap()
         .next()
         .unwrap()
         .unwrap();
@@ -173,7 +175,7 @@ fn an_image_broken_after_loading_is_an_error_not_a_panic() {
     let bytes = std::fs::read(dir.path().join("img/r4.png")).unwrap();
     std::fs::write(dir.path().join("img/r4.png"), &bytes[..bytes.len() - 20]).unwrap();
     let s = ShardSampler::new(ds.len(), 0, 1, 2, 0, false, UnevenTail::Pad).unwrap();
-    let results: Vec<_> = Loader::new(ds, &s, 0, 0, opts(2)).collect();
+    let results: Vec<_> = Loader::new(ds, &s, 0, 0, opts(2)).unwrap().collect();
     assert_eq!(results.len(), 3);
     assert!(results[0].is_ok() && results[1].is_ok());
     let err = results[2].as_ref().unwrap_err().to_string();
@@ -185,7 +187,7 @@ fn dropping_a_loader_early_stops_its_threads() {
     let (_dir, ds) = dataset(40);
     let s = ShardSampler::new(ds.len(), 0, 1, 2, 0, true, UnevenTail::Pad).unwrap();
     for _ in 0..20 {
-        let mut l = Loader::new(ds.clone(), &s, 0, 0, opts(3));
+        let mut l = Loader::new(ds.clone(), &s, 0, 0, opts(3)).unwrap();
         l.next().unwrap().unwrap();
     }
 }

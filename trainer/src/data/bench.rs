@@ -76,7 +76,7 @@ pub fn bench(file: &Path, opts: &BenchOptions) -> Result<BenchReport, DataError>
                 threads: opts.threads,
                 prefetch: opts.prefetch,
             },
-        );
+        )?;
         for batch in loader {
             n += batch?.len();
         }

@@ -180,6 +180,13 @@ pub enum DataError {
         /// The tokenizers crate's message.
         message: String,
     },
+    /// A loader thread could not be started.
+    #[error("cannot start a data-loader thread: {source}")]
+    Spawn {
+        /// The operating system's error.
+        #[source]
+        source: std::io::Error,
+    },
     /// A loader worker thread died (a bug, reported instead of hanging).
     #[error("a data-loader thread stopped unexpectedly")]
     LoaderStopped,
@@ -204,6 +211,7 @@ impl DataError {
             Self::Write { .. }
             | Self::Encode { .. }
             | Self::Tokenizer { .. }
+            | Self::Spawn { .. }
             | Self::LoaderStopped => false,
         }
     }

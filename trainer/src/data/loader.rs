@@ -85,7 +85,7 @@ impl Loader {
         epoch: u64,
         start_batch: usize,
         opts: LoaderOptions,
-    ) -> Self {
+    ) -> Result<Self, DataError> {
         let plan = Arc::new(sampler.batches(epoch, start_batch));
         let total = plan.len();
         let threads = opts.threads.max(1).min(total.max(1));
@@ -101,24 +101,31 @@ impl Loader {
             can_take: Condvar::new(),
         });
         let prefetch = opts.prefetch.max(1);
-        let workers = (0..threads)
-            .map(|i| {
-                let (shared, plan, dataset) = (shared.clone(), plan.clone(), dataset.clone());
-                std::thread::Builder::new()
-                    .name(format!("vigil-data-{i}"))
-                    .spawn(move || {
-                        work(&shared, &plan, &dataset, epoch, start_batch, prefetch, opts)
-                    })
-                    .expect("spawning a data-loader thread")
-            })
-            .collect();
-        Self {
+        let mut loader = Self {
             shared,
-            workers,
+            workers: Vec::with_capacity(threads),
             total,
             first: start_batch as u64,
             epoch,
+        };
+        for i in 0..threads {
+            let (shared, plan, dataset) = (loader.shared.clone(), plan.clone(), dataset.clone());
+            let spawned = std::thread::Builder::new()
+                .name(format!("vigil-data-{i}"))
+                .spawn(move || work(&shared, &plan, &dataset, epoch, start_batch, prefetch, opts));
+            match spawned {
+                Ok(handle) => loader.workers.push(handle),
+                Err(source) => {
+                    // Count the threads that never started, so `alive` stays truthful; dropping
+                    // `loader` stops and joins the ones that did.
+                    if let Ok(mut s) = loader.shared.state.lock() {
+                        s.alive -= threads - i;
+                    }
+                    return Err(DataError::Spawn { source });
+                }
+            }
         }
+        Ok(loader)
     }
 
     /// Batches this loader will still yield.

@@ -81,6 +81,17 @@ impl ShardSampler {
         })
     }
 
+    /// The evaluation schedule: file order, padded (every example at least once;
+    /// gather predictions by [`super::Batch::rows`] to count each once).
+    pub fn for_eval(
+        len: usize,
+        rank: usize,
+        world: usize,
+        batch_size: usize,
+    ) -> Result<Self, DataError> {
+        Self::new(len, rank, world, batch_size, 0, false, UnevenTail::Pad)
+    }
+
     /// Examples each rank sees per epoch (including padding repeats).
     pub fn samples_per_rank(&self) -> usize {
         match self.uneven {
