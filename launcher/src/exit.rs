@@ -1,10 +1,12 @@
 //! Exit codes of `vigil`, documented in README.md.
 //!
 //! Schedulers branch on them, so each has one meaning: 0 success, 1 a runtime
-//! failure, 2 a usage or config error (the user must change something), 75 preempted
+//! failure, 2 a usage or config error (the user must change something), 3 audit
+//! findings (`vigil datasets audit --strict`), 75 preempted
 //! (the workers were stopped on request after checkpointing: requeue the job).
 
 use vigil_trainer::config::ConfigError;
+use vigil_trainer::data::DataError;
 use vigil_trainer::train::TrainError;
 
 use crate::cli::{LaunchUsageError, RenderUsageError};
@@ -19,6 +21,8 @@ pub const USAGE: u8 = 2;
 /// ("temporary failure, retry"), distinct from 128+N codes of processes killed by a signal,
 /// so Slurm requeue scripts and Kubernetes `podFailurePolicy` can match it exactly.
 pub const PREEMPTED: u8 = 75;
+/// `vigil datasets audit --strict` found errors in the data.
+pub const AUDIT_FINDINGS: u8 = 3;
 
 /// The exit code for an error that ended the command.
 pub fn code_for(err: &anyhow::Error) -> u8 {
@@ -28,6 +32,8 @@ pub fn code_for(err: &anyhow::Error) -> u8 {
             || e.downcast_ref::<RenderUsageError>().is_some()
             || e.downcast_ref::<TrainError>()
                 .is_some_and(TrainError::is_usage)
+            || e.downcast_ref::<DataError>()
+                .is_some_and(DataError::is_user_error)
             || matches!(
                 e.downcast_ref::<LaunchError>(),
                 Some(LaunchError::NoToken { .. } | LaunchError::DuplicateNode { .. })

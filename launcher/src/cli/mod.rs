@@ -4,6 +4,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod datasets;
 mod guard;
 mod launch;
 mod render;
@@ -40,6 +41,8 @@ enum Command {
     /// Internal: the orphan guard started by `vigil launch`.
     #[command(name = "__guard", hide = true)]
     Guard,
+    /// Generate (`synth`), inspect (`audit`) or time (`bench`) datasets.
+    Datasets(datasets::DatasetsArgs),
 }
 
 /// Runs the parsed command.
@@ -50,5 +53,6 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Render(cmd) => render::run(cmd),
         Command::Worker(args) => worker::run(args),
         Command::Guard => guard::run(),
+        Command::Datasets(args) => datasets::run(args),
     }
 }

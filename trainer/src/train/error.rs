@@ -84,14 +84,10 @@ impl TrainError {
     /// Whether the user must change something (the config, a data file, a path)
     /// rather than retry: `vigil` exits 2 for these.
     pub fn is_usage(&self) -> bool {
-        use crate::data::DataError as D;
         use crate::model::ModelError as M;
         match self {
             Self::Config(_) | Self::NotCompiledWith { .. } => true,
-            Self::Data(e) => matches!(
-                e,
-                D::Read { .. } | D::BadRow { .. } | D::Empty { .. } | D::Settings { .. }
-            ),
+            Self::Data(e) => e.is_user_error(),
             Self::Model(e) => matches!(
                 e,
                 M::Io { .. }

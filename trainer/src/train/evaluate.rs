@@ -112,7 +112,7 @@ pub fn score_shard<B: Backend>(
     let opts = LoaderOptions::from_section(&cfg.data, model.image.is_some());
     let mut shard = ShardScores::default();
     let (mut loss_sum, mut rows) = (0.0f64, 0usize);
-    for batch in Loader::new(ds.clone(), &sampler, 0, 0, opts) {
+    for batch in Loader::new(ds.clone(), &sampler, 0, 0, opts)? {
         let batch = batch?;
         let (input, targets) = batch_tensors::<B>(tokenizer, &batch, device)?;
         let logits = model.forward(&input);

@@ -231,7 +231,7 @@ fn train<B: AutodiffBackend>(cfg: &RunConfig, device: &B::Device) -> Result<Outc
             epoch,
             state.position.batch as usize,
             loader_opts,
-        );
+        )?;
         loop {
             // One optimizer step: up to `accum` micro-batches (fewer at an epoch's end).
             let (mut micro, mut loss_sum, mut samples) = (0u64, 0.0f64, 0usize);
