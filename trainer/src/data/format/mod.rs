@@ -2,7 +2,7 @@
 //! [`RawRow`].
 //!
 //! A format only parses; the checks every format shares (content present, text
-//! length, image path and file, duplicate ids) live in [`crate::data::dataset`],
+//! length, image path and file, duplicate ids) live in [`crate::data::Dataset`] loading,
 //! so adding a format is one file with one [`RowFormat`] impl plus a match arm in
 //! [`for_config`].
 //!
