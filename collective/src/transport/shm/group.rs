@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use super::buffer::SharedBuffer;
+use super::kernel::reduce_and_spread;
 use super::segment::{ShmSegment, cleanup_stale};
 use crate::element::{Element, ReduceOp};
 use crate::error::Result;
@@ -97,32 +98,31 @@ impl ShmGroup {
         let (n, rank) = (self.staging.ranks(), self.staging.rank());
         let cap = (self.staging.slot_bytes() / std::mem::size_of::<T>()).max(1);
         let slot = |seg: &ShmSegment, r: usize| seg.slot_ptr(r).cast::<T>();
+        let slots: Vec<*mut T> = (0..n).map(|r| slot(&self.staging, r)).collect();
         for piece in chunks(0..buf.len(), cap) {
             let m = piece.len();
             let local = &mut buf[piece];
-            // SAFETY: our slot holds `cap >= m` elements and only we write it now.
-            let mine = unsafe { std::slice::from_raw_parts_mut(slot(&self.staging, rank), m) };
+            // Our slot is ours alone until the barrier: the others stopped touching it when
+            // they passed the previous operation's last barrier.
+            // SAFETY: our slot holds `cap >= m` elements.
+            let mine = unsafe { std::slice::from_raw_parts_mut(slots[rank], m) };
             mine.copy_from_slice(local);
             self.staging.barrier(deadline)?;
             let segs = segments(m, n);
-            let my = segs[rank].clone();
-            for q in (0..n).filter(|&q| q != rank) {
-                // SAFETY: rank q's slot is complete (barrier) and nobody writes it now.
-                let theirs = unsafe { std::slice::from_raw_parts(slot(&self.staging, q), m) };
-                T::reduce(&mut local[my.clone()], &theirs[my.clone()], op);
-            }
-            if op == ReduceOp::Mean {
-                T::divide(&mut local[my.clone()], n);
-            }
-            mine[my.clone()].copy_from_slice(&local[my.clone()]);
+            // SAFETY: between the barriers this rank alone touches `segs[rank]` of any slot.
+            unsafe {
+                reduce_and_spread(&slots, rank, segs[rank].clone(), op, |c, v| {
+                    local[c].copy_from_slice(v)
+                })
+            };
             self.staging.barrier(deadline)?;
-            for (q, range) in segs.iter().enumerate().filter(|(q, _)| *q != rank) {
-                // SAFETY: rank q published its reduced range before the barrier.
-                let theirs = unsafe { std::slice::from_raw_parts(slot(&self.staging, q), m) };
-                local[range.clone()].copy_from_slice(&theirs[range.clone()]);
+            // Every slot now holds the whole result; read the others' ranges from ours.
+            let mine = unsafe { std::slice::from_raw_parts(slots[rank], m) };
+            for (q, range) in segs.iter().enumerate() {
+                if q != rank {
+                    local[range.clone()].copy_from_slice(&mine[range.clone()]);
+                }
             }
-            // Nobody may overwrite its slot (next piece or op) while others still read it.
-            self.staging.barrier(deadline)?;
         }
         Ok(())
     }
