@@ -30,7 +30,7 @@ pub(crate) fn connect_links(
     let (next, prev) = ((rank + 1) % n, (rank + n - 1) % n);
     let listener = TcpListener::bind((bind_ip, 0))
         .map_err(|e| Error::io(format!("bind ring listener on {bind_ip}"), e))?;
-    tune_listener(&listener, cfg.tcp_socket_buffer);
+    tune_listener(&listener, cfg.socket_buffer());
     let addr = listener
         .local_addr()
         .map_err(|e| Error::io("ring listener address", e))?;
@@ -57,7 +57,7 @@ pub(crate) fn connect_links(
             })?;
 
     let mut out = connect_retry(next_addr, deadline, next)?;
-    tune(&out, cfg.tcp_socket_buffer);
+    tune(&out, cfg.socket_buffer());
     let mut hello = HELLO_MAGIC.to_vec();
     hello.extend_from_slice(&(rank as u32).to_le_bytes());
     hello.extend_from_slice(&(token.len() as u32).to_le_bytes());
@@ -66,7 +66,7 @@ pub(crate) fn connect_links(
         .map_err(|e| Error::io(format!("hello to rank {next}"), e))?;
 
     let inn = accept_prev(&listener, prev, token, deadline)?;
-    tune(&inn, cfg.tcp_socket_buffer);
+    tune(&inn, cfg.socket_buffer());
     Ok((out, inn))
 }
 

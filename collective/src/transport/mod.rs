@@ -22,4 +22,4 @@ pub mod ring;
 pub mod shm;
 pub(crate) mod tcp;
 
-pub use tcp::{DEFAULT_CHUNK_BYTES, SOCKET_BUFFER};
+pub use tcp::{DEFAULT_CHUNK_BYTES, LOCAL_SOCKET_BUFFER};

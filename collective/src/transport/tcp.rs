@@ -20,10 +20,12 @@ use crate::error::{Error, Op, Result};
 use crate::group::GroupConfig;
 use crate::store::StoreClient;
 
-/// Kernel socket buffer size requested per link.
-pub const SOCKET_BUFFER: usize = 4 << 20;
-/// Default pipelining granularity.
-pub const DEFAULT_CHUNK_BYTES: usize = 256 << 10;
+/// Socket buffer per link when all ranks share a node. Measured on loopback (2 ranks,
+/// 64 MB): 128 KiB buffers with 32 KiB chunks ran ~1.6x faster than 4 MiB with 256 KiB,
+/// because the bytes are still in cache when the receiver copies them out.
+pub const LOCAL_SOCKET_BUFFER: usize = 128 << 10;
+/// Default pipelining granularity (see [`LOCAL_SOCKET_BUFFER`]).
+pub const DEFAULT_CHUNK_BYTES: usize = 32 << 10;
 /// Sanity cap on one all-gather payload announced by a peer.
 const MAX_GATHER_ITEM: u64 = 1 << 36;
 
