@@ -18,6 +18,7 @@ pub(crate) mod handshake;
 pub(crate) mod header;
 pub(crate) mod link;
 pub mod nccl;
+pub(crate) mod polled;
 pub mod ring;
 pub mod shm;
 pub(crate) mod tcp;

@@ -1,6 +1,8 @@
 //! The TCP ring transport: pipelined ring all-reduce, chain broadcast, ring all-gather.
 //!
-//! Each rank connects to `rank + 1` (its [`SendLink`]) and accepts `rank - 1` (its
+//! The all-reduce, which carries almost all the bytes, runs in [`super::polled`] (one
+//! thread, non-blocking sockets); broadcast and all-gather queue their sends on the link's
+//! sender thread. Each rank connects to `rank + 1` (its [`SendLink`]) and accepts `rank - 1` (its
 //! [`RecvLink`]); listen addresses are exchanged through the store and every link opens
 //! with a hello carrying the sender's rank and the run token. Every operation starts with
 //! a 32-byte header (op, element type, reduction, sequence number, length) that the
@@ -14,8 +16,9 @@ use std::time::{Duration, Instant};
 use super::handshake::connect_links;
 use super::header::Header;
 use super::link::{Fault, RecvLink, SendLink};
-use super::ring::{chunks, schedule, segments};
-use crate::element::{Element, ReduceOp, cast_slice};
+use super::polled::Polled;
+use super::ring::chunks;
+use crate::element::{Element, ReduceOp};
 use crate::error::{Error, Op, Result};
 use crate::group::GroupConfig;
 use crate::store::StoreClient;
@@ -112,65 +115,30 @@ impl TcpRing {
         seq: u64,
         timeout: Duration,
     ) -> Result<(), Fault> {
-        let len = buf.len();
-        let base = buf.as_mut_ptr();
         let header = Header {
             op: Op::AllReduce,
             dtype: T::CODE,
             redop: op.code(),
             seq,
-            len: len as u64,
+            len: buf.len() as u64,
             extra: 0,
         };
-        self.guarded(|ring| {
-            let deadline = Instant::now() + timeout;
-            ring.send.begin(timeout);
-            ring.exchange_header(header, true, deadline)?;
-            let esz = std::mem::size_of::<T>();
-            let chunk = (ring.chunk_bytes / esz).max(1);
-            let segs = segments(len, ring.n);
-            let sched = schedule(ring.rank, ring.n);
-            if ring.scratch.len() * 8 < chunk * esz {
-                ring.scratch = vec![0u64; (chunk * esz).div_ceil(8)];
-            }
-            // All access to the buffer below goes through `base` with disjoint ranges: the
-            // sender thread reads chunks that this thread no longer writes in this step.
-            let bytes = |r: std::ops::Range<usize>| -> &[u8] {
-                // SAFETY: `r` lies within `buf`, which outlives `guarded`'s final flush.
-                unsafe { std::slice::from_raw_parts(base.add(r.start).cast::<u8>(), r.len() * esz) }
-            };
-            if let Some(first) = sched.first() {
-                for ch in chunks(segs[first.send].clone(), chunk) {
-                    // SAFETY: the chunk stays untouched until it is received into again,
-                    // which the schedule only does after the peer has read it.
-                    unsafe { ring.send.send_borrowed(bytes(ch)) };
-                }
-            }
-            for (t, step) in sched.iter().enumerate() {
-                for ch in chunks(segs[step.recv].clone(), chunk) {
-                    // SAFETY: this range is not queued for sending until after this write.
-                    let dst =
-                        unsafe { std::slice::from_raw_parts_mut(base.add(ch.start), ch.len()) };
-                    if step.reduce {
-                        let nbytes = ch.len() * esz;
-                        let scratch = &mut as_u8_mut(&mut ring.scratch)[..nbytes];
-                        ring.recv.read_exact(scratch, deadline)?;
-                        let src = cast_slice::<T>(scratch).ok_or(Fault::Lost {
-                            peer: ring.recv.peer,
-                        })?;
-                        T::reduce(dst, src, op);
-                    } else {
-                        ring.recv
-                            .read_exact(crate::element::as_bytes_mut(dst), deadline)?;
-                    }
-                    if t + 1 < sched.len() {
-                        // SAFETY: as above; forwarded exactly once per step.
-                        unsafe { ring.send.send_borrowed(bytes(ch)) };
-                    }
-                }
-            }
-            Ok(())
-        })?;
+        let deadline = Instant::now() + timeout;
+        let mut p = Polled {
+            out: self.send.stream(),
+            inn: self.recv.stream(),
+            next: self.send.peer,
+            prev: self.recv.peer,
+            rank: self.rank,
+            n: self.n,
+            chunk_bytes: self.chunk_bytes,
+            scratch: &mut self.scratch,
+        };
+        let res = p.all_reduce(buf, op, header, deadline);
+        if res.is_err() {
+            self.shutdown();
+        }
+        res?;
         if op == ReduceOp::Mean {
             T::divide(buf, self.n);
         }
@@ -264,8 +232,4 @@ impl TcpRing {
         })?;
         Ok(items)
     }
-}
-
-fn as_u8_mut(v: &mut [u64]) -> &mut [u8] {
-    crate::element::as_bytes_mut(v)
 }
