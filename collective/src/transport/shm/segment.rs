@@ -194,7 +194,7 @@ impl ShmSegment {
     }
 
     /// Raw pointer to the start of slot `r` (page-aligned).
-    pub fn slot_ptr(&self, r: usize) -> *mut u8 {
+    pub(crate) fn slot_ptr(&self, r: usize) -> *mut u8 {
         assert!(r < self.n, "slot {r} out of range");
         // SAFETY: within the mapping.
         unsafe { self.base.add(HEADER_BYTES + r * self.slot_bytes) }
