@@ -20,6 +20,9 @@ use super::link::{Fault, classify};
 use super::ring::{chunks, schedule, segments};
 use crate::element::{Element, ReduceOp, cast_slice};
 
+/// Pieces completed per loop turn before writing again.
+const MAX_PIECES_PER_TURN: usize = 2;
+
 /// One expected incoming piece: the 32-byte header, or a chunk of the buffer.
 enum Incoming {
     Header,
@@ -142,8 +145,13 @@ impl Polled<'_> {
                 }
             }
 
-            // Read what has arrived, finishing pieces as they complete.
+            // Read what has arrived, finishing pieces as they complete; go back to writing
+            // after a few so that forwarded chunks leave while they are still in cache.
+            let mut completed = 0;
             while let Some(piece) = incoming.front() {
+                if completed == MAX_PIECES_PER_TURN {
+                    break;
+                }
                 let (dst, need): (&mut [u8], usize) = match piece {
                     Incoming::Header => (&mut theirs[got..], 32),
                     Incoming::Chunk {
@@ -186,6 +194,7 @@ impl Polled<'_> {
                 }
                 // The piece is complete.
                 got = 0;
+                completed += 1;
                 match incoming.pop_front() {
                     Some(Incoming::Header) => {
                         if let Some(reason) = header.diff(&theirs, true) {
