@@ -18,6 +18,9 @@ pub enum TransportKind {
     Shm,
     /// NCCL on CUDA devices (feature `nccl`).
     Nccl,
+    /// Several nodes with several ranks each: shared memory within each node, a TCP ring
+    /// between one leader per node, shared memory again to hand the result out.
+    Hierarchical,
 }
 
 impl FromStr for TransportKind {
@@ -28,8 +31,11 @@ impl FromStr for TransportKind {
             "tcp" => Ok(TransportKind::Tcp),
             "shm" => Ok(TransportKind::Shm),
             "nccl" => Ok(TransportKind::Nccl),
+            "hier" | "hierarchical" | "shm+tcp" => Ok(TransportKind::Hierarchical),
             other => Err(Error::Config {
-                reason: format!("unknown transport {other:?} (expected auto, tcp, shm or nccl)"),
+                reason: format!(
+                    "unknown transport {other:?} (expected auto, tcp, shm, hier or nccl)"
+                ),
             }),
         }
     }
@@ -42,6 +48,7 @@ impl std::fmt::Display for TransportKind {
             TransportKind::Tcp => "tcp",
             TransportKind::Shm => "shm",
             TransportKind::Nccl => "nccl",
+            TransportKind::Hierarchical => "shm+tcp",
         })
     }
 }
@@ -182,7 +189,7 @@ impl GroupConfig {
             None => TransportKind::Auto,
             Some(v) => v.parse().map_err(|_| Error::Env {
                 var: "VIGIL_TRANSPORT".into(),
-                reason: format!("{v:?} is not one of auto, tcp, shm, nccl"),
+                reason: format!("{v:?} is not one of auto, tcp, shm, hier, nccl"),
             })?,
         };
         let mut cfg = GroupConfig::local(rank, world_size, master_port, "", "");
@@ -272,6 +279,17 @@ impl GroupConfig {
             None if self.single_node() => crate::transport::tcp::LOCAL_SOCKET_BUFFER,
             None => 0,
         }
+    }
+
+    /// Number of nodes, when every node runs `local_world_size` ranks numbered node by
+    /// node (`RANK = NODE_RANK * LOCAL_WORLD_SIZE + LOCAL_RANK`, as torchrun assigns them);
+    /// `None` for any other layout.
+    pub fn uniform_nodes(&self) -> Option<usize> {
+        let lws = self.local_world_size;
+        let uniform = lws > 0
+            && self.world_size.is_multiple_of(lws)
+            && self.rank == self.node_rank * lws + self.local_rank;
+        uniform.then(|| self.world_size / lws)
     }
 
     /// `true` when every rank runs on this node.

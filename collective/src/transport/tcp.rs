@@ -13,7 +13,7 @@
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
-use super::handshake::connect_links;
+use super::handshake::{RingSpec, connect_links};
 use super::header::Header;
 use super::link::{Fault, RecvLink, SendLink};
 use super::polled::Polled;
@@ -48,11 +48,12 @@ impl TcpRing {
     pub(crate) fn connect(
         store: &mut StoreClient,
         cfg: &GroupConfig,
+        spec: RingSpec,
         bind_ip: IpAddr,
         deadline: Instant,
     ) -> Result<Self> {
-        let (rank, n) = (cfg.rank, cfg.world_size);
-        let (out, inn) = connect_links(store, cfg, bind_ip, deadline)?;
+        let (rank, n) = (spec.rank, spec.n);
+        let (out, inn) = connect_links(store, cfg, spec, bind_ip, deadline)?;
         let next = (rank + 1) % n;
         let send = SendLink::new(out, next).map_err(|e| Error::io("spawn sender thread", e))?;
         Ok(TcpRing {

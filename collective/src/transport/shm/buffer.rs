@@ -54,6 +54,22 @@ impl<T: Element> SharedBuffer<T> {
         self.seg.abort();
     }
 
+    /// Local rank 0 copies its contents into every other rank's slot (the last step of the
+    /// hierarchical all-reduce); the others wait.
+    pub(crate) fn spread_from_leader(&mut self, deadline: Instant) -> Result<(), Fault> {
+        if self.seg.rank() == 0 {
+            let mine = self.as_slice().as_ptr();
+            for q in 1..self.seg.ranks() {
+                // SAFETY: the other ranks do not touch their slots until the barrier below,
+                // and slot q does not overlap ours.
+                unsafe {
+                    std::ptr::copy_nonoverlapping(mine, self.seg.slot_ptr(q).cast::<T>(), self.len)
+                };
+            }
+        }
+        self.seg.barrier(deadline)
+    }
+
     /// All-reduce in place: reduce our `1/n` across every slot and write it into all of
     /// them (see [`super::kernel`]); two barriers, no copies.
     pub(crate) fn all_reduce(&mut self, op: ReduceOp, deadline: Instant) -> Result<(), Fault> {

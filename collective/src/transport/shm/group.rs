@@ -28,7 +28,7 @@ impl ShmGroup {
     /// Create (local rank 0) or join the node's staging segment.
     pub fn join(cfg: &GroupConfig, store: &mut StoreClient, deadline: Instant) -> Result<Self> {
         if cfg.local_rank == 0 {
-            cleanup_stale(&cfg.shm_dir, &cfg.run_id);
+            cleanup_stale(&cfg.shm_dir, &cfg.run_id, cfg.restart_count);
         }
         let stem = format!(
             "vigil-{}-g{}-n{}",
@@ -123,6 +123,35 @@ impl ShmGroup {
                     local[range.clone()].copy_from_slice(&mine[range.clone()]);
                 }
             }
+        }
+        Ok(())
+    }
+}
+
+impl ShmGroup {
+    /// Copy local rank 0's `buf` to every local rank, piece by piece through the staging
+    /// slots (the last step of the hierarchical all-reduce).
+    pub(crate) fn broadcast_from_leader<T: Element>(
+        &mut self,
+        buf: &mut [T],
+        deadline: Instant,
+    ) -> Result<(), Fault> {
+        let rank = self.staging.rank();
+        let cap = (self.staging.slot_bytes() / std::mem::size_of::<T>()).max(1);
+        let leader = self.staging.slot_ptr(0).cast::<T>();
+        for piece in chunks(0..buf.len(), cap) {
+            let m = piece.len();
+            // SAFETY: slot 0 holds `cap >= m` elements; the leader writes it only before the
+            // first barrier and the others read it only between the two.
+            let shared = unsafe { std::slice::from_raw_parts_mut(leader, m) };
+            if rank == 0 {
+                shared.copy_from_slice(&buf[piece.clone()]);
+            }
+            self.staging.barrier(deadline)?;
+            if rank != 0 {
+                buf[piece].copy_from_slice(shared);
+            }
+            self.staging.barrier(deadline)?;
         }
         Ok(())
     }
