@@ -78,7 +78,7 @@ impl<T: Element> SharedBuffer<T> {
         let my = segments(len, n)[rank].clone();
         self.seg.barrier(deadline)?;
         // SAFETY: between the two barriers this rank alone touches `my` in every slot.
-        unsafe { reduce_and_spread(&slots, rank, my, op, |_, _| {}) };
+        unsafe { reduce_and_spread(&slots, rank, slots[rank], my, op) };
         // After this barrier every slot holds the whole result and nobody touches another
         // rank's slot until the next operation's first barrier.
         self.seg.barrier(deadline)

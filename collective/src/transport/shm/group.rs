@@ -102,22 +102,23 @@ impl ShmGroup {
         for piece in chunks(0..buf.len(), cap) {
             let m = piece.len();
             let local = &mut buf[piece];
+            let segs = segments(m, n);
             // Our slot is ours alone until the barrier: the others stopped touching it when
-            // they passed the previous operation's last barrier.
+            // they passed the previous operation's last barrier. Our own range is reduced
+            // straight from the caller's buffer, so only the others' ranges are copied in.
             // SAFETY: our slot holds `cap >= m` elements.
             let mine = unsafe { std::slice::from_raw_parts_mut(slots[rank], m) };
-            mine.copy_from_slice(local);
+            for (q, range) in segs.iter().enumerate() {
+                if q != rank {
+                    mine[range.clone()].copy_from_slice(&local[range.clone()]);
+                }
+            }
             self.staging.barrier(deadline)?;
-            let segs = segments(m, n);
-            // SAFETY: between the barriers this rank alone touches `segs[rank]` of any slot.
-            unsafe {
-                reduce_and_spread(&slots, rank, segs[rank].clone(), op, |c, v| {
-                    local[c].copy_from_slice(v)
-                })
-            };
+            // SAFETY: between the barriers this rank alone touches `segs[rank]` of any slot;
+            // `local` is this process's private buffer.
+            unsafe { reduce_and_spread(&slots, rank, local.as_mut_ptr(), segs[rank].clone(), op) };
             self.staging.barrier(deadline)?;
-            // Every slot now holds the whole result; read the others' ranges from ours.
-            let mine = unsafe { std::slice::from_raw_parts(slots[rank], m) };
+            // Our slot now holds everybody else's reduced ranges.
             for (q, range) in segs.iter().enumerate() {
                 if q != rank {
                     local[range.clone()].copy_from_slice(&mine[range.clone()]);
