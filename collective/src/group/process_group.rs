@@ -6,7 +6,7 @@
 //! reports and name the culprit (see [`super::diagnose`]). After a failure the group is
 //! poisoned: it must be rebuilt, which is what the launcher's restart does.
 
-use std::net::{SocketAddr, ToSocketAddrs};
+use std::net::ToSocketAddrs;
 use std::time::{Duration, Instant};
 
 use super::config::{GroupConfig, TransportKind};
@@ -80,12 +80,12 @@ impl ProcessGroup {
             seq: 0,
             failed: None,
         };
-        pg.connect_transports(store_addr, deadline)?;
+        pg.connect_transports(deadline)?;
         tracing::debug!(rank = pg.cfg.rank, world = pg.cfg.world_size, %transport, "group ready");
         Ok(pg)
     }
 
-    fn connect_transports(&mut self, _store_addr: SocketAddr, deadline: Instant) -> Result<()> {
+    fn connect_transports(&mut self, deadline: Instant) -> Result<()> {
         let n = self.cfg.world_size;
         if n > 1 {
             // Our end of the store connection is on the interface that routes to the
