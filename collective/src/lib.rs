@@ -19,11 +19,13 @@
 //! *seq*: the number of an operation within the group, which every rank agrees on.
 //!
 //! # Transport choice
-//! `auto` picks NCCL for CUDA devices, shared memory when every rank is on one node, and
-//! the TCP ring otherwise. Across nodes we use the TCP ring for every rank (not a
-//! hierarchical shm-in-node + tcp-across-nodes scheme) for now: it is correct for any
-//! topology, and the hierarchy can be added behind the same API. Broadcast, barrier and
-//! all-gather always use the TCP ring (they carry little data); only all-reduce uses shm.
+//! `auto` picks NCCL for CUDA devices, shared memory when every rank is on one node, the
+//! hierarchical transport when there are several nodes with several ranks each (shared
+//! memory within each node, a TCP ring between one leader per node, shared memory again to
+//! hand the result out), and the flat TCP ring otherwise (one rank per node, or ranks not
+//! numbered node by node). Broadcast, barrier and all-gather always use the flat TCP ring
+//! over all ranks (they carry little data); only all-reduce uses shm and the hierarchy.
+//! The hierarchical path is tested with nodes simulated on one machine.
 //!
 //! # Failures
 //! Every operation has a timeout. A rank that dies or stalls makes every other rank return

@@ -95,3 +95,45 @@ fn tcp_rank_leaving_mid_run_is_reported_lost() {
         assert!(took < Duration::from_secs(5), "rank {rank} took {took:?}");
     }
 }
+
+#[test]
+fn restarted_generation_ignores_stale_keys_and_files() {
+    let s = store();
+    let gen0 = configs(&s, 3, TransportKind::Shm, "restart");
+    let (run, dir) = (gen0[0].run_id.clone(), gen0[0].shm_dir.clone());
+    // Generation 0 joins, works, and dies (its keys stay in the store).
+    run_ranks(gen0.clone(), |mut pg| {
+        let mut b = vec![1.0f32; 10];
+        pg.all_reduce(&mut b, ReduceOp::Sum).unwrap();
+    });
+    // A crash between create and unlink would leave a file like this one behind.
+    let stale = dir.join(format!("vigil-{run}-g0-n0-buf7"));
+    std::fs::write(&stale, b"leftover").unwrap();
+    let gen1: Vec<_> = gen0
+        .into_iter()
+        .map(|mut c| {
+            c.restart_count = 1;
+            c
+        })
+        .collect();
+    let sums = run_ranks(gen1, |mut pg| {
+        let mut b = vec![pg.rank() as f32; 1000];
+        pg.all_reduce(&mut b, ReduceOp::Sum).unwrap();
+        b[999]
+    });
+    assert_eq!(sums, vec![3.0; 3]);
+    assert!(
+        !stale.exists(),
+        "stale segment of generation 0 was not removed"
+    );
+    let leftovers: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .flatten()
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with(&format!("vigil-{run}-"))
+        })
+        .collect();
+    assert!(leftovers.is_empty(), "segments left behind: {leftovers:?}");
+}

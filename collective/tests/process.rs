@@ -24,6 +24,17 @@ impl Drop for Ranks {
 }
 
 fn spawn(n: usize, port: u16, transport: &str, mode: &str) -> (Ranks, String) {
+    spawn_nodes(n, n, port, transport, mode)
+}
+
+/// `n` ranks, `per_node` per simulated node, numbered node by node.
+fn spawn_nodes(
+    n: usize,
+    per_node: usize,
+    port: u16,
+    transport: &str,
+    mode: &str,
+) -> (Ranks, String) {
     let run = unique_run_id("proc");
     let exe = std::env::current_exe().unwrap();
     let children = (0..n)
@@ -38,9 +49,10 @@ fn spawn(n: usize, port: u16, transport: &str, mode: &str) -> (Ranks, String) {
                 .args(["--test-threads", "1"])
                 .env("VIGIL_TEST_CHILD", mode)
                 .env("RANK", r.to_string())
-                .env("LOCAL_RANK", r.to_string())
+                .env("LOCAL_RANK", (r % per_node).to_string())
+                .env("NODE_RANK", (r / per_node).to_string())
                 .env("WORLD_SIZE", n.to_string())
-                .env("LOCAL_WORLD_SIZE", n.to_string())
+                .env("LOCAL_WORLD_SIZE", per_node.to_string())
                 .env("MASTER_ADDR", "127.0.0.1")
                 .env("MASTER_PORT", port.to_string())
                 .env("VIGIL_STORE_TOKEN", TOKEN)
@@ -83,6 +95,17 @@ fn processes_all_reduce_correctly() {
             let out = finish(c, deadline);
             assert!(out.contains("CHILD OK"), "{transport} rank {r}: {out}");
         }
+    }
+}
+
+#[test]
+fn processes_on_two_simulated_nodes_use_the_hierarchy() {
+    let s = store();
+    let (mut ranks, _) = spawn_nodes(4, 2, s.addr().port(), "auto", "sum");
+    let deadline = Instant::now() + LONG;
+    for (r, c) in ranks.0.iter_mut().enumerate() {
+        let out = finish(c, deadline);
+        assert!(out.contains("CHILD OK via shm+tcp"), "rank {r}: {out}");
     }
 }
 
@@ -149,7 +172,7 @@ fn child_entry() {
                 }
             }
             pg.barrier().unwrap();
-            println!("CHILD OK");
+            println!("CHILD OK via {}", pg.transport());
         }
         "loop" => {
             let mut buf = vec![rank as f32; 4 << 20];

@@ -3,6 +3,7 @@
 mod allreduce;
 mod buckets;
 mod failure;
+mod hierarchical;
 mod process;
 mod store;
 mod util;

@@ -86,3 +86,21 @@ pub fn data(rank: usize, len: usize, seed: u64) -> Vec<f32> {
         .map(|_| rng.random_range(-1000i32..1000) as f32)
         .collect()
 }
+
+/// Configs for `nodes × per_node` thread-ranks pretending to be on separate nodes (each
+/// "node" gets its own shared-memory segment and leader), numbered node by node.
+pub fn multi_node_configs(
+    store: &BackgroundStore,
+    nodes: usize,
+    per_node: usize,
+    tag: &str,
+) -> Vec<GroupConfig> {
+    let n = nodes * per_node;
+    let mut cfgs = configs(store, n, TransportKind::Auto, tag);
+    for (r, c) in cfgs.iter_mut().enumerate() {
+        c.node_rank = r / per_node;
+        c.local_rank = r % per_node;
+        c.local_world_size = per_node;
+    }
+    cfgs
+}

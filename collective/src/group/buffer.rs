@@ -77,7 +77,11 @@ impl ProcessGroup {
             });
         }
         let deadline = std::time::Instant::now() + self.cfg.timeout;
-        let res = buf.all_reduce(op, deadline);
+        let res = if self.transport() == crate::TransportKind::Hierarchical {
+            self.hierarchical_all_reduce_shared(buf, op, seq)
+        } else {
+            buf.all_reduce(op, deadline)
+        };
         res.map_err(|f| {
             buf.abort();
             self.fail(Op::AllReduce, seq, f)

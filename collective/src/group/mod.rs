@@ -6,10 +6,12 @@
 //! - [`process_group`]: [`ProcessGroup`] and its operations.
 //! - [`buffer`]: [`CommBuffer`], a buffer placed where the transport reduces it fastest.
 //! - [`diagnose`]: pure logic that names the failed rank from every survivor's report.
+//! - `hierarchical`: shm within nodes + a TCP ring of node leaders.
 
 pub mod buffer;
 pub mod config;
 pub mod diagnose;
+mod hierarchical;
 pub mod process_group;
 
 pub use buffer::CommBuffer;

@@ -6,7 +6,7 @@
 //! reports and name the culprit (see [`super::diagnose`]). After a failure the group is
 //! poisoned: it must be rebuilt, which is what the launcher's restart does.
 
-use std::net::{SocketAddr, ToSocketAddrs};
+use std::net::ToSocketAddrs;
 use std::time::{Duration, Instant};
 
 use super::config::{GroupConfig, TransportKind};
@@ -14,7 +14,9 @@ use super::diagnose::{Observation, culprit};
 use crate::element::{Element, ReduceOp, as_bytes, as_bytes_mut, from_bytes};
 use crate::error::{Error, Op, Result};
 use crate::store::StoreClient;
+use crate::transport::handshake::RingSpec;
 use crate::transport::link::Fault;
+use crate::transport::shm::ShmGroup;
 use crate::transport::tcp::TcpRing;
 
 /// Longest the failure path waits for other ranks' reports.
@@ -26,6 +28,8 @@ pub struct ProcessGroup {
     pub(crate) store: StoreClient,
     transport: TransportKind,
     pub(crate) ring: Option<TcpRing>,
+    /// Under the hierarchical transport, on each node's local rank 0: the ring of leaders.
+    pub(crate) leaders: Option<TcpRing>,
     pub(crate) shm: Option<crate::transport::shm::ShmGroup>,
     pub(crate) nccl: Option<crate::transport::nccl::NcclComm>,
     seq: u64,
@@ -70,26 +74,48 @@ impl ProcessGroup {
             store,
             transport,
             ring: None,
+            leaders: None,
             shm: None,
             nccl: None,
             seq: 0,
             failed: None,
         };
-        pg.connect_transports(store_addr, deadline)?;
+        pg.connect_transports(deadline)?;
         tracing::debug!(rank = pg.cfg.rank, world = pg.cfg.world_size, %transport, "group ready");
         Ok(pg)
     }
 
-    fn connect_transports(&mut self, _store_addr: SocketAddr, deadline: Instant) -> Result<()> {
+    fn connect_transports(&mut self, deadline: Instant) -> Result<()> {
         let n = self.cfg.world_size;
         if n > 1 {
             // Our end of the store connection is on the interface that routes to the
             // master, which is the one peers on other nodes can reach.
             let bind_ip = self.store.local_addr()?.ip();
-            let ring = TcpRing::connect(&mut self.store, &self.cfg, bind_ip, deadline)?;
+            let spec = RingSpec {
+                rank: self.cfg.rank,
+                n,
+                tag: "tcp",
+            };
+            let ring = TcpRing::connect(&mut self.store, &self.cfg, spec, bind_ip, deadline)?;
             self.ring = Some(ring);
         }
         match self.transport {
+            TransportKind::Hierarchical => {
+                let shm = ShmGroup::join(&self.cfg, &mut self.store, deadline)?;
+                self.shm = Some(shm);
+                if self.cfg.local_rank == 0 {
+                    let nodes = self.cfg.uniform_nodes().unwrap_or(1);
+                    let spec = RingSpec {
+                        rank: self.cfg.node_rank,
+                        n: nodes,
+                        tag: "leaders",
+                    };
+                    let bind_ip = self.store.local_addr()?.ip();
+                    let leaders =
+                        TcpRing::connect(&mut self.store, &self.cfg, spec, bind_ip, deadline)?;
+                    self.leaders = Some(leaders);
+                }
+            }
             TransportKind::Shm if n > 1 => {
                 let shm =
                     crate::transport::shm::ShmGroup::join(&self.cfg, &mut self.store, deadline)?;
@@ -168,7 +194,9 @@ impl ProcessGroup {
             return nccl.all_reduce_host(buf, op);
         }
         let timeout = self.cfg.timeout;
-        let res = if let Some(shm) = self.shm.as_mut() {
+        let res = if self.transport == TransportKind::Hierarchical {
+            self.hierarchical_all_reduce(buf, op, seq)
+        } else if let Some(shm) = self.shm.as_mut() {
             shm.all_reduce(buf, op, seq, timeout)
         } else {
             self.ring()?.all_reduce(buf, op, seq, timeout)
@@ -277,6 +305,9 @@ impl ProcessGroup {
         if let Some(ring) = &self.ring {
             ring.shutdown();
         }
+        if let Some(leaders) = &self.leaders {
+            leaders.shutdown();
+        }
         if let Some(shm) = &self.shm {
             shm.abort();
         }
@@ -289,8 +320,18 @@ fn resolve(cfg: &GroupConfig) -> Result<TransportKind> {
         TransportKind::Auto => match cfg.device {
             Device::Cuda(_) => TransportKind::Nccl,
             Device::Cpu if cfg.world_size > 1 && cfg.single_node() => TransportKind::Shm,
+            Device::Cpu if cfg.local_world_size > 1 && cfg.uniform_nodes().is_some() => {
+                TransportKind::Hierarchical
+            }
             Device::Cpu => TransportKind::Tcp,
         },
+        TransportKind::Hierarchical if cfg.uniform_nodes().is_none() => {
+            return Err(Error::Config {
+                reason: "transport hier needs the same LOCAL_WORLD_SIZE on every node and \
+                         RANK = NODE_RANK * LOCAL_WORLD_SIZE + LOCAL_RANK"
+                    .into(),
+            });
+        }
         TransportKind::Shm if !cfg.single_node() => {
             return Err(Error::Config {
                 reason: format!(

@@ -14,6 +14,7 @@
 //! a few hundred lines without another dependency.
 
 pub mod client;
+mod codec;
 pub mod coordination;
 pub mod protocol;
 pub mod server;

@@ -18,25 +18,37 @@ use crate::store::state::constant_time_eq;
 
 const HELLO_MAGIC: &[u8; 4] = b"VGRL";
 
-/// Publish our address, connect to the next rank, accept the previous one; returns the
+/// Which ring to build: our position in it, its size, and the store key namespace.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct RingSpec {
+    /// Our index in the ring.
+    pub rank: usize,
+    /// Number of members.
+    pub n: usize,
+    /// Store key namespace (`tcp` for the global ring, `leaders` for node leaders).
+    pub tag: &'static str,
+}
+
+/// Publish our address, connect to the next member, accept the previous one; returns the
 /// (outgoing, incoming) streams, tuned.
 pub(crate) fn connect_links(
     store: &mut StoreClient,
     cfg: &GroupConfig,
+    spec: RingSpec,
     bind_ip: IpAddr,
     deadline: Instant,
 ) -> Result<(TcpStream, TcpStream)> {
-    let (rank, n, token) = (cfg.rank, cfg.world_size, cfg.token.as_str());
+    let (rank, n, token, tag) = (spec.rank, spec.n, cfg.token.as_str(), spec.tag);
     let (next, prev) = ((rank + 1) % n, (rank + n - 1) % n);
     let listener = TcpListener::bind((bind_ip, 0))
         .map_err(|e| Error::io(format!("bind ring listener on {bind_ip}"), e))?;
-    tune_listener(&listener, cfg.tcp_socket_buffer);
+    tune_listener(&listener, cfg.socket_buffer());
     let addr = listener
         .local_addr()
         .map_err(|e| Error::io("ring listener address", e))?;
-    store.set(&format!("tcp/{rank}/addr"), addr.to_string())?;
+    store.set(&format!("{tag}/{rank}/addr"), addr.to_string())?;
     let left = deadline.saturating_duration_since(Instant::now());
-    let next_addr = match store.wait_get(&format!("tcp/{next}/addr"), left) {
+    let next_addr = match store.wait_get(&format!("{tag}/{next}/addr"), left) {
         Ok(v) => v,
         Err(Error::StoreTimeout { after, .. }) => {
             return Err(Error::Timeout {
@@ -52,12 +64,12 @@ pub(crate) fn connect_links(
         String::from_utf8_lossy(&next_addr)
             .parse()
             .map_err(|_| Error::BadValue {
-                key: format!("tcp/{next}/addr"),
+                key: format!("{tag}/{next}/addr"),
                 reason: "not an address".into(),
             })?;
 
     let mut out = connect_retry(next_addr, deadline, next)?;
-    tune(&out, cfg.tcp_socket_buffer);
+    tune(&out, cfg.socket_buffer());
     let mut hello = HELLO_MAGIC.to_vec();
     hello.extend_from_slice(&(rank as u32).to_le_bytes());
     hello.extend_from_slice(&(token.len() as u32).to_le_bytes());
@@ -66,7 +78,7 @@ pub(crate) fn connect_links(
         .map_err(|e| Error::io(format!("hello to rank {next}"), e))?;
 
     let inn = accept_prev(&listener, prev, token, deadline)?;
-    tune(&inn, cfg.tcp_socket_buffer);
+    tune(&inn, cfg.socket_buffer());
     Ok((out, inn))
 }
 

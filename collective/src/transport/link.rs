@@ -1,12 +1,12 @@
 //! One TCP link of the ring: a sending half driven by its own thread and a receiving half
-//! read with a deadline.
+//! read with a deadline. Broadcast and all-gather use these; the all-reduce drives the same
+//! sockets itself, non-blocking (see [`super::polled`]), while the sender thread is idle.
 //!
-//! The sender thread is what makes the ring pipelined: the rank's main thread queues a
-//! chunk as soon as it is ready and goes on receiving and reducing the next one while the
-//! kernel copies the previous one out. Queued chunks are *borrowed* from the caller's
-//! buffer (no copy), which is sound because every operation ends with [`SendLink::flush`],
-//! which returns only once the thread has finished with every queued chunk — on error paths
-//! too, after [`SendLink::shutdown`] has made any blocked write return.
+//! The sender thread lets an operation queue a chunk and go on receiving the next one.
+//! Queued chunks may be *borrowed* from the caller's buffer (no copy), which is sound
+//! because every operation ends with [`SendLink::flush`], which returns only once the
+//! thread has finished with every queued chunk — on error paths too, after
+//! [`SendLink::shutdown`] has made any blocked write return.
 
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpStream};
@@ -138,6 +138,12 @@ impl SendLink {
         }
     }
 
+    /// The socket, for operations that drive it directly (the thread must be idle: between
+    /// a `flush` and the next queued message).
+    pub(crate) fn stream(&self) -> &TcpStream {
+        &self.stream
+    }
+
     /// Tear the connection down; a blocked write in the thread returns at once.
     pub(crate) fn shutdown(&self) {
         let _ = self.stream.shutdown(Shutdown::Both);
@@ -201,6 +207,11 @@ impl RecvLink {
 
     pub(crate) fn shutdown(&self) {
         let _ = self.stream.shutdown(Shutdown::Both);
+    }
+
+    /// The socket, for operations that drive it directly.
+    pub(crate) fn stream(&self) -> &TcpStream {
+        &self.stream
     }
 }
 

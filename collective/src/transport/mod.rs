@@ -18,8 +18,9 @@ pub(crate) mod handshake;
 pub(crate) mod header;
 pub(crate) mod link;
 pub mod nccl;
+pub(crate) mod polled;
 pub mod ring;
 pub mod shm;
 pub(crate) mod tcp;
 
-pub use tcp::{DEFAULT_CHUNK_BYTES, SOCKET_BUFFER};
+pub use tcp::{DEFAULT_CHUNK_BYTES, LOCAL_SOCKET_BUFFER};

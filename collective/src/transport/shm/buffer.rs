@@ -4,6 +4,7 @@
 use std::marker::PhantomData;
 use std::time::Instant;
 
+use super::kernel::reduce_and_spread;
 use super::segment::ShmSegment;
 use crate::element::{Element, ReduceOp};
 use crate::transport::link::Fault;
@@ -53,34 +54,33 @@ impl<T: Element> SharedBuffer<T> {
         self.seg.abort();
     }
 
-    /// All-reduce in place: reduce our `1/n` from every slot, then copy the others' parts.
+    /// Local rank 0 copies its contents into every other rank's slot (the last step of the
+    /// hierarchical all-reduce); the others wait.
+    pub(crate) fn spread_from_leader(&mut self, deadline: Instant) -> Result<(), Fault> {
+        if self.seg.rank() == 0 {
+            let mine = self.as_slice().as_ptr();
+            for q in 1..self.seg.ranks() {
+                // SAFETY: the other ranks do not touch their slots until the barrier below,
+                // and slot q does not overlap ours.
+                unsafe {
+                    std::ptr::copy_nonoverlapping(mine, self.seg.slot_ptr(q).cast::<T>(), self.len)
+                };
+            }
+        }
+        self.seg.barrier(deadline)
+    }
+
+    /// All-reduce in place: reduce our `1/n` across every slot and write it into all of
+    /// them (see [`super::kernel`]); two barriers, no copies.
     pub(crate) fn all_reduce(&mut self, op: ReduceOp, deadline: Instant) -> Result<(), Fault> {
         let (n, rank, len) = (self.seg.ranks(), self.seg.rank(), self.len);
-        let ptrs: Vec<*mut T> = (0..n).map(|r| self.seg.slot_ptr(r).cast::<T>()).collect();
-        let slot = |r: usize| ptrs[r];
-        let segs = segments(len, n);
-        let my = segs[rank].clone();
+        let slots: Vec<*mut T> = (0..n).map(|r| self.seg.slot_ptr(r).cast::<T>()).collect();
+        let my = segments(len, n)[rank].clone();
         self.seg.barrier(deadline)?;
-        // SAFETY: between the barriers each rank writes only its own range of its own slot
-        // and reads only its own range of the other slots.
-        let mine = unsafe { std::slice::from_raw_parts_mut(slot(rank), len) };
-        for q in (0..n).filter(|&q| q != rank) {
-            // SAFETY: see above.
-            let theirs = unsafe { std::slice::from_raw_parts(slot(q).add(my.start), my.len()) };
-            T::reduce(&mut mine[my.clone()], theirs, op);
-        }
-        if op == ReduceOp::Mean {
-            T::divide(&mut mine[my.clone()], n);
-        }
-        self.seg.barrier(deadline)?;
-        for (q, range) in segs.iter().enumerate().filter(|(q, _)| *q != rank) {
-            // SAFETY: rank q finished its range before the barrier and does not change it.
-            let theirs =
-                unsafe { std::slice::from_raw_parts(slot(q).add(range.start), range.len()) };
-            mine[range.clone()].copy_from_slice(theirs);
-        }
-        // The others read our range until they pass this barrier; the caller may overwrite
-        // the buffer as soon as we return.
+        // SAFETY: between the two barriers this rank alone touches `my` in every slot.
+        unsafe { reduce_and_spread(&slots, rank, slots[rank], my, op) };
+        // After this barrier every slot holds the whole result and nobody touches another
+        // rank's slot until the next operation's first barrier.
         self.seg.barrier(deadline)
     }
 }

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use super::buffer::SharedBuffer;
+use super::kernel::reduce_and_spread;
 use super::segment::{ShmSegment, cleanup_stale};
 use crate::element::{Element, ReduceOp};
 use crate::error::Result;
@@ -27,7 +28,7 @@ impl ShmGroup {
     /// Create (local rank 0) or join the node's staging segment.
     pub fn join(cfg: &GroupConfig, store: &mut StoreClient, deadline: Instant) -> Result<Self> {
         if cfg.local_rank == 0 {
-            cleanup_stale(&cfg.shm_dir, &cfg.run_id);
+            cleanup_stale(&cfg.shm_dir, &cfg.run_id, cfg.restart_count);
         }
         let stem = format!(
             "vigil-{}-g{}-n{}",
@@ -97,31 +98,60 @@ impl ShmGroup {
         let (n, rank) = (self.staging.ranks(), self.staging.rank());
         let cap = (self.staging.slot_bytes() / std::mem::size_of::<T>()).max(1);
         let slot = |seg: &ShmSegment, r: usize| seg.slot_ptr(r).cast::<T>();
+        let slots: Vec<*mut T> = (0..n).map(|r| slot(&self.staging, r)).collect();
         for piece in chunks(0..buf.len(), cap) {
             let m = piece.len();
             let local = &mut buf[piece];
-            // SAFETY: our slot holds `cap >= m` elements and only we write it now.
-            let mine = unsafe { std::slice::from_raw_parts_mut(slot(&self.staging, rank), m) };
-            mine.copy_from_slice(local);
-            self.staging.barrier(deadline)?;
             let segs = segments(m, n);
-            let my = segs[rank].clone();
-            for q in (0..n).filter(|&q| q != rank) {
-                // SAFETY: rank q's slot is complete (barrier) and nobody writes it now.
-                let theirs = unsafe { std::slice::from_raw_parts(slot(&self.staging, q), m) };
-                T::reduce(&mut local[my.clone()], &theirs[my.clone()], op);
+            // Our slot is ours alone until the barrier: the others stopped touching it when
+            // they passed the previous operation's last barrier. Our own range is reduced
+            // straight from the caller's buffer, so only the others' ranges are copied in.
+            // SAFETY: our slot holds `cap >= m` elements.
+            let mine = unsafe { std::slice::from_raw_parts_mut(slots[rank], m) };
+            for (q, range) in segs.iter().enumerate() {
+                if q != rank {
+                    mine[range.clone()].copy_from_slice(&local[range.clone()]);
+                }
             }
-            if op == ReduceOp::Mean {
-                T::divide(&mut local[my.clone()], n);
-            }
-            mine[my.clone()].copy_from_slice(&local[my.clone()]);
             self.staging.barrier(deadline)?;
-            for (q, range) in segs.iter().enumerate().filter(|(q, _)| *q != rank) {
-                // SAFETY: rank q published its reduced range before the barrier.
-                let theirs = unsafe { std::slice::from_raw_parts(slot(&self.staging, q), m) };
-                local[range.clone()].copy_from_slice(&theirs[range.clone()]);
+            // SAFETY: between the barriers this rank alone touches `segs[rank]` of any slot;
+            // `local` is this process's private buffer.
+            unsafe { reduce_and_spread(&slots, rank, local.as_mut_ptr(), segs[rank].clone(), op) };
+            self.staging.barrier(deadline)?;
+            // Our slot now holds everybody else's reduced ranges.
+            for (q, range) in segs.iter().enumerate() {
+                if q != rank {
+                    local[range.clone()].copy_from_slice(&mine[range.clone()]);
+                }
             }
-            // Nobody may overwrite its slot (next piece or op) while others still read it.
+        }
+        Ok(())
+    }
+}
+
+impl ShmGroup {
+    /// Copy local rank 0's `buf` to every local rank, piece by piece through the staging
+    /// slots (the last step of the hierarchical all-reduce).
+    pub(crate) fn broadcast_from_leader<T: Element>(
+        &mut self,
+        buf: &mut [T],
+        deadline: Instant,
+    ) -> Result<(), Fault> {
+        let rank = self.staging.rank();
+        let cap = (self.staging.slot_bytes() / std::mem::size_of::<T>()).max(1);
+        let leader = self.staging.slot_ptr(0).cast::<T>();
+        for piece in chunks(0..buf.len(), cap) {
+            let m = piece.len();
+            // SAFETY: slot 0 holds `cap >= m` elements; the leader writes it only before the
+            // first barrier and the others read it only between the two.
+            let shared = unsafe { std::slice::from_raw_parts_mut(leader, m) };
+            if rank == 0 {
+                shared.copy_from_slice(&buf[piece.clone()]);
+            }
+            self.staging.barrier(deadline)?;
+            if rank != 0 {
+                buf[piece].copy_from_slice(shared);
+            }
             self.staging.barrier(deadline)?;
         }
         Ok(())

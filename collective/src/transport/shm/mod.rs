@@ -4,16 +4,18 @@
 //! - [`segment`]: a mapped `/dev/shm` file with per-rank slots and barrier counters.
 //! - [`group`]: [`ShmGroup`], the node's staging segment and the copying all-reduce.
 //! - [`buffer`]: [`SharedBuffer`], caller-owned buffers that *are* shared memory.
+//! - `kernel`: the reduce-and-spread step both all-reduces share.
 //!
 //! Both all-reduces use the same algorithm: every rank reduces its own `1/n` of the buffer
-//! (reading that range from every slot), then copies the other ranks' reduced ranges. The
-//! copying variant first copies the caller's buffer into its slot and finally copies the
+//! (reading that range from every slot) and writes the result into every slot; after a
+//! barrier every slot holds the full result. The copying variant first copies the caller's buffer into its slot and finally copies the
 //! result back, which on this machine caps it near 2.7 GB/s busbw; [`SharedBuffer`] skips
 //! both copies because the caller fills the slot directly (gradient buckets), which is
 //! the only way to approach the ~5 GB/s memory-bandwidth limit (see PERFORMANCE.md).
 
 pub mod buffer;
 pub mod group;
+pub(crate) mod kernel;
 pub mod segment;
 
 pub use buffer::SharedBuffer;

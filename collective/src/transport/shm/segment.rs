@@ -194,7 +194,7 @@ impl ShmSegment {
     }
 
     /// Raw pointer to the start of slot `r` (page-aligned).
-    pub fn slot_ptr(&self, r: usize) -> *mut u8 {
+    pub(crate) fn slot_ptr(&self, r: usize) -> *mut u8 {
         assert!(r < self.n, "slot {r} out of range");
         // SAFETY: within the mapping.
         unsafe { self.base.add(HEADER_BYTES + r * self.slot_bytes) }
@@ -278,19 +278,24 @@ fn pid_alive(pid: libc::pid_t) -> bool {
     }
 }
 
-/// Remove leftovers in `dir`: every `vigil-<run_id>-*` file (this run's earlier generations
-/// crashed before unlinking), and any other `vigil-*` segment whose ranks are all dead.
-/// Returns how many files were removed.
-pub fn cleanup_stale(dir: &Path, run_id: &str) -> usize {
+/// Remove leftovers in `dir`: this run's files from other restart generations (they crashed
+/// before unlinking), and any other `vigil-*` segment whose ranks are all dead. Files of the
+/// current generation are left alone: other nodes' ranks may share this machine, and a
+/// stale file of our own is replaced when we create it. Returns how many were removed.
+pub fn cleanup_stale(dir: &Path, run_id: &str, generation: u64) -> usize {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return 0;
     };
     let own = format!("vigil-{run_id}-");
+    let current = format!("vigil-{run_id}-g{generation}-");
     let mut removed = 0;
     for entry in entries.flatten() {
         let name = entry.file_name();
         let Some(name) = name.to_str() else { continue };
         if !name.starts_with("vigil-") {
+            continue;
+        }
+        if name.starts_with(&current) {
             continue;
         }
         let stale = name.starts_with(&own) || all_ranks_dead(&entry.path());
@@ -337,9 +342,11 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("vigil-shm-test-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(dir.join("vigil-runA-g0-n0-staging"), b"x").unwrap();
+        std::fs::write(dir.join("vigil-runA-g1-n1-staging"), b"x").unwrap();
         std::fs::write(dir.join("vigil-runB-g0-n0-staging"), b"x").unwrap();
         std::fs::write(dir.join("unrelated"), b"x").unwrap();
-        assert_eq!(cleanup_stale(&dir, "runA"), 1);
+        assert_eq!(cleanup_stale(&dir, "runA", 1), 1);
+        assert!(dir.join("vigil-runA-g1-n1-staging").exists());
         assert!(dir.join("vigil-runB-g0-n0-staging").exists());
         assert!(dir.join("unrelated").exists());
         let _ = std::fs::remove_dir_all(&dir);
