@@ -317,7 +317,7 @@ fn train<B: AutodiffBackend>(cfg: &RunConfig, device: &B::Device) -> Result<Outc
             }
             interval_loss += loss;
             interval_n += 1;
-            if state.step % cfg.logging.interval.max(1) == 0 || state.step == total {
+            if state.step.is_multiple_of(cfg.logging.interval.max(1)) || state.step == total {
                 let stats = timer.take();
                 let mean_loss = interval_loss / interval_n.max(1) as f64;
                 (interval_loss, interval_n) = (0.0, 0);
@@ -357,7 +357,7 @@ fn train<B: AutodiffBackend>(cfg: &RunConfig, device: &B::Device) -> Result<Outc
                 }
             }
             if let Some(every) = cfg.logging.histogram_every
-                && state.step % every.max(1) == 0
+                && state.step.is_multiple_of(every.max(1))
                 && rank == 0
             {
                 for s in &layout.slots {
@@ -368,7 +368,11 @@ fn train<B: AutodiffBackend>(cfg: &RunConfig, device: &B::Device) -> Result<Outc
             }
 
             let last = state.step >= total;
-            let eval_due = cfg.train.eval_every.is_some_and(|e| state.step % e == 0) || last;
+            let eval_due = cfg
+                .train
+                .eval_every
+                .is_some_and(|e| state.step.is_multiple_of(e))
+                || last;
             let mut stop_early = false;
             if eval_due && let Some(val) = &val_ds {
                 verify_replicas(&mut comm, &master, state.step)?;
@@ -401,7 +405,7 @@ fn train<B: AutodiffBackend>(cfg: &RunConfig, device: &B::Device) -> Result<Outc
             let ckpt_due = cfg
                 .checkpoint
                 .every_steps
-                .is_some_and(|e| state.step % e == 0);
+                .is_some_and(|e| state.step.is_multiple_of(e));
             let stop_signal = comm.max_u64(u64::from(stop_requested()))? > 0;
             if ckpt_due || last || stop_early || stop_signal {
                 save_checkpoint::<B>(
