@@ -173,5 +173,47 @@ pub fn model_bytes<B: burn::tensor::backend::Backend>(
         source,
     });
     let _ = std::fs::remove_file(&tmp);
-    bytes
+    canonical_safetensors(bytes?)
+}
+
+/// Rewrites a safetensors header with its keys sorted. burn writes the header's
+/// maps in hash order, which differs between processes, so identical weights
+/// would hash differently; serving and the resume tests compare files by sha256.
+/// Tensor offsets are relative to the data section, so the data is kept as is.
+pub fn canonical_safetensors(bytes: Vec<u8>) -> Result<Vec<u8>, TrainError> {
+    use std::collections::BTreeMap;
+    let bad = || TrainError::Protocol {
+        what: "burn wrote a malformed safetensors file",
+    };
+    let n = u64::from_le_bytes(
+        bytes
+            .get(..8)
+            .ok_or_else(bad)?
+            .try_into()
+            .map_err(|_| bad())?,
+    );
+    let end = 8usize
+        .checked_add(usize::try_from(n).map_err(|_| bad())?)
+        .ok_or_else(bad)?;
+    let header: BTreeMap<String, serde_json::Value> =
+        serde_json::from_slice(bytes.get(8..end).ok_or_else(bad)?).map_err(|_| bad())?;
+    let sorted: BTreeMap<String, serde_json::Value> = header
+        .into_iter()
+        .map(|(k, v)| match v {
+            serde_json::Value::Object(m) => {
+                let m: BTreeMap<String, serde_json::Value> = m.into_iter().collect();
+                (k, serde_json::to_value(m).expect("a map serializes"))
+            }
+            other => (k, other),
+        })
+        .collect();
+    let mut text = serde_json::to_vec(&sorted).expect("a header serializes");
+    while text.len() % 8 != 0 {
+        text.push(b' ');
+    }
+    let mut out = Vec::with_capacity(8 + text.len() + bytes.len() - end);
+    out.extend_from_slice(&(text.len() as u64).to_le_bytes());
+    out.extend_from_slice(&text);
+    out.extend_from_slice(&bytes[end..]);
+    Ok(out)
 }

@@ -305,6 +305,7 @@ fn train<B: AutodiffBackend>(cfg: &RunConfig, device: &B::Device) -> Result<Outc
             timer.add(Phase::Optimizer, t.elapsed());
             state.step += 1;
             state.optimizer_step = opt.step;
+            crash_hook(state.step, rank);
             timer.step_done(sums[1] as u64);
             heartbeat.beat();
 
@@ -472,6 +473,23 @@ fn train<B: AutodiffBackend>(cfg: &RunConfig, device: &B::Device) -> Result<Outc
     }
     comm.barrier()?;
     Ok(outcome)
+}
+
+/// Test hook: `VIGIL_DEBUG_KILL_AT_STEP=S` (with `VIGIL_DEBUG_KILL_RANK=R`, default
+/// 1) makes rank R SIGKILL itself right after optimizer step S, before any
+/// checkpoint of that step, in the first generation only — a crash at a step the
+/// test chooses.
+fn crash_hook(step: u64, rank: usize) {
+    let var = |k: &str| std::env::var(k).ok().and_then(|v| v.parse::<u64>().ok());
+    if var("VIGIL_DEBUG_KILL_AT_STEP") == Some(step)
+        && var("VIGIL_DEBUG_KILL_RANK").unwrap_or(1) == rank as u64
+        && var("VIGIL_RESTART_COUNT").unwrap_or(0) == 0
+    {
+        // SAFETY: raising a signal on our own process has no memory-safety effects.
+        unsafe {
+            libc::raise(libc::SIGKILL);
+        }
+    }
 }
 
 fn phase_tag(name: &str) -> &'static str {
