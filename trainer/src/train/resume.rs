@@ -208,7 +208,7 @@ pub fn canonical_safetensors(bytes: Vec<u8>) -> Result<Vec<u8>, TrainError> {
         })
         .collect();
     let mut text = serde_json::to_vec(&sorted).expect("a header serializes");
-    while text.len() % 8 != 0 {
+    while !text.len().is_multiple_of(8) {
         text.push(b' ');
     }
     let mut out = Vec::with_capacity(8 + text.len() + bytes.len() - end);

@@ -475,9 +475,9 @@ fn train<B: AutodiffBackend>(cfg: &RunConfig, device: &B::Device) -> Result<Outc
     Ok(outcome)
 }
 
-/// Test hook: `VIGIL_DEBUG_KILL_AT_STEP=S` (with `VIGIL_DEBUG_KILL_RANK=R`, default
-/// 1) makes rank R SIGKILL itself right after optimizer step S, before any
-/// checkpoint of that step, in the first generation only — a crash at a step the
+/// Test hook: `VIGIL_DEBUG_KILL_AT_STEP=S` makes rank `VIGIL_DEBUG_KILL_RANK`
+/// (default rank 1) SIGKILL itself right after optimizer step S, before any
+/// checkpoint of that step, in the first generation only: a crash at a step the
 /// test chooses.
 fn crash_hook(step: u64, rank: usize) {
     let var = |k: &str| std::env::var(k).ok().and_then(|v| v.parse::<u64>().ok());
