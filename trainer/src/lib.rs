@@ -2,6 +2,8 @@
 //!
 //! # Layout
 //! - [`config`]: the YAML run config — schema, overrides, validation.
+//! - [`backend`]: the burn backend types (CPU default, CUDA under `cuda`).
+//! - [`model`]: the moderation model — towers, fusion, head, loss, weight loading.
 //!
 //! Later modules (data, model, training loop, metrics, TensorBoard, checkpoints)
 //! plug into the config defined here; the launcher depends on this crate only for
