@@ -9,7 +9,7 @@ use vigil_trainer::config::ConfigError;
 use vigil_trainer::data::DataError;
 use vigil_trainer::train::TrainError;
 
-use crate::cli::{LaunchUsageError, RenderUsageError};
+use crate::cli::{BenchUsageError, LaunchUsageError, RenderUsageError};
 use crate::supervise::LaunchError;
 
 /// A runtime failure (a worker crashed, I/O failed).
@@ -30,6 +30,7 @@ pub fn code_for(err: &anyhow::Error) -> u8 {
         e.downcast_ref::<ConfigError>().is_some()
             || e.downcast_ref::<LaunchUsageError>().is_some()
             || e.downcast_ref::<RenderUsageError>().is_some()
+            || e.downcast_ref::<BenchUsageError>().is_some()
             || e.downcast_ref::<TrainError>()
                 .is_some_and(TrainError::is_usage)
             || e.downcast_ref::<DataError>()

@@ -18,6 +18,9 @@ pub type CpuAutodiff = burn::backend::Autodiff<CpuBackend>;
 /// The other CPU backend, kept for side-by-side measurements.
 pub type NdArrayBackend = burn::backend::NdArray<f32>;
 
+/// [`NdArrayBackend`] with automatic differentiation.
+pub type NdArrayAutodiff = burn::backend::Autodiff<NdArrayBackend>;
+
 /// CUDA in f32 (`train.precision: f32`).
 #[cfg(feature = "cuda")]
 pub type CudaBackend = burn::backend::Cuda<f32, i32>;

@@ -4,7 +4,7 @@
 //! - [`config`]: the YAML run config — schema, overrides, validation.
 //! - [`data`]: datasets, bad-row policy, sharding, the image pipeline.
 //! - [`model`]: the multimodal moderation model (burn) and pretrained loading.
-//! - [`backend`]: the burn backends Vigil trains on.
+//! - [`backend`]: the burn backend types (CPU default, CUDA under `cuda`).
 //! - [`logging`]: TensorBoard events and the `MetricLogger` trait.
 //! - [`metrics`]: evaluation metrics and the evaluation report.
 //! - [`train`]: the training loop and its parts (schedule, early stopping, timing).

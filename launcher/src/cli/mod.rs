@@ -4,13 +4,16 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod bench;
 mod datasets;
+mod embed;
 mod guard;
 mod launch;
 mod render;
 mod validate;
 mod worker;
 
+pub use bench::BenchUsageError;
 pub use launch::LaunchUsageError;
 pub use render::RenderUsageError;
 
@@ -43,6 +46,10 @@ enum Command {
     Guard,
     /// Generate (`synth`), inspect (`audit`) or time (`bench`) datasets.
     Datasets(datasets::DatasetsArgs),
+    /// Write text / image / fused embeddings of JSONL rows (pretrained encoders or a trained model).
+    Embed(embed::EmbedArgs),
+    /// Benchmarks that print measured figures (`vigil bench train`).
+    Bench(bench::BenchArgs),
 }
 
 /// Runs the parsed command.
@@ -54,5 +61,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Worker(args) => worker::run(args),
         Command::Guard => guard::run(),
         Command::Datasets(args) => datasets::run(args),
+        Command::Embed(args) => embed::run(args),
+        Command::Bench(args) => bench::run(args),
     }
 }

@@ -17,12 +17,12 @@ use burn::nn::{
 use burn::tensor::activation::{gelu, softmax};
 use burn::tensor::backend::Backend;
 use burn::tensor::{Int, Tensor};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use super::error::ModelError;
 
 /// The subset of a Hugging Face `config.json` a BERT encoder needs.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BertConfig {
     /// Rows of the word-embedding table.
     pub vocab_size: usize,
@@ -177,8 +177,7 @@ impl BertConfig {
         Bert {
             embeddings,
             layers,
-            hidden: h,
-            max_positions: self.max_position_embeddings,
+            config: self.clone(),
         }
     }
 }
@@ -230,9 +229,7 @@ pub struct Bert<B: Backend> {
     /// Transformer blocks, bottom first.
     pub layers: Vec<BertLayer<B>>,
     #[module(skip)]
-    hidden: usize,
-    #[module(skip)]
-    max_positions: usize,
+    config: BertConfig,
 }
 
 impl<B: Backend> BertLayer<B> {
@@ -258,12 +255,17 @@ impl<B: Backend> BertLayer<B> {
 impl<B: Backend> Bert<B> {
     /// Width of the token states.
     pub fn hidden_size(&self) -> usize {
-        self.hidden
+        self.config.hidden_size
+    }
+
+    /// The architecture (what an export writes as `text_config.json`).
+    pub fn config(&self) -> &BertConfig {
+        &self.config
     }
 
     /// Longest sequence the position table allows.
     pub fn max_positions(&self) -> usize {
-        self.max_positions
+        self.config.max_position_embeddings
     }
 
     /// Token states `[batch, seq, hidden]` for `ids` `[batch, seq]` and float `mask`

@@ -20,8 +20,10 @@
 //! with running statistics) and the tensor names; mirroring them module for module
 //! keeps the key mapping a short, explicit table and the parity tests exact.
 
+pub mod bench;
 mod bert;
 mod efficientnet;
+pub mod embed;
 mod error;
 mod fusion;
 mod head;
@@ -40,6 +42,7 @@ pub use efficientnet::{
     ConvBn, EFFICIENTNET_B0_DIM, EfficientNetB0, FrozenBatchNorm, MbConv, SqueezeExcite,
     efficientnet_file_key, efficientnet_ignorable,
 };
+pub use embed::{EmbedOptions, EmbedSource, run_embed};
 pub use error::ModelError;
 pub use fusion::{Fusion, Modality};
 pub use head::Head;

@@ -11,6 +11,7 @@ use burn::module::Module;
 use burn::tensor::Tensor;
 use burn::tensor::backend::Backend;
 use burn_store::{ModuleSnapshot, ModuleStore, SafetensorsStore};
+use serde::{Deserialize, Serialize};
 
 use super::bert::BertConfig;
 use super::efficientnet::{EFFICIENTNET_B0_DIM, EfficientNetB0};
@@ -83,6 +84,13 @@ pub struct ModerationModel<B: Backend> {
     pos_weight: Vec<f32>,
 }
 
+/// `config.json` of an export: the sections that define the model.
+#[derive(Debug, Serialize, Deserialize)]
+struct ExportConfig {
+    model: ModelSection,
+    data: DataSection,
+}
+
 /// A built model and the tokenizer its text tower expects.
 #[derive(Debug)]
 pub struct LoadedModel<B: Backend> {
@@ -100,15 +108,76 @@ impl<B: Backend> ModerationModel<B> {
         data: &DataSection,
         device: &B::Device,
     ) -> Result<LoadedModel<B>, ModelError> {
+        Self::build(model, data, None, device)
+    }
+
+    /// Loads a directory written by [`Self::write_model_files`] (an export version):
+    /// the architecture from its `config.json` / `text_config.json`, every weight
+    /// from its `model.safetensors`; no pretrained file is read.
+    pub fn from_export(dir: &Path, device: &B::Device) -> Result<LoadedModel<B>, ModelError> {
+        let path = dir.join("config.json");
+        let text = std::fs::read_to_string(&path).map_err(|e| ModelError::io(&path, e))?;
+        let files: ExportConfig =
+            serde_json::from_str(&text).map_err(|source| ModelError::Json { path, source })?;
+        let mut loaded = Self::build(&files.model, &files.data, Some(dir), device)?;
+        loaded.model = loaded.model.load_weights(&dir.join("model.safetensors"))?;
+        Ok(loaded)
+    }
+
+    /// Writes `config.json`, `text_config.json` (with a text tower), `tokenizer.json`,
+    /// `labels.json` and `model.safetensors` into `dir` — what [`Self::from_export`]
+    /// reads back. Not atomic: the caller publishes the directory.
+    pub fn write_model_files(
+        &self,
+        dir: &Path,
+        model: &ModelSection,
+        data: &DataSection,
+        tokenizer: Option<&TextTokenizer>,
+    ) -> Result<(), ModelError> {
+        std::fs::create_dir_all(dir).map_err(|e| ModelError::io(dir, e))?;
+        let write = |name: &str, text: String| {
+            let p = dir.join(name);
+            std::fs::write(&p, text).map_err(|e| ModelError::io(&p, e))
+        };
+        let config = ExportConfig {
+            model: model.clone(),
+            data: data.clone(),
+        };
+        write(
+            "config.json",
+            serde_json::to_string_pretty(&config).unwrap_or_default(),
+        )?;
+        write(
+            "labels.json",
+            serde_json::to_string_pretty(&self.labels).unwrap_or_default(),
+        )?;
+        if let Some(t) = &self.text {
+            let cfg = serde_json::to_string_pretty(t.encoder.config()).unwrap_or_default();
+            write("text_config.json", cfg)?;
+        }
+        if let Some(tok) = tokenizer {
+            let dst = dir.join("tokenizer.json");
+            std::fs::copy(tok.path(), &dst).map_err(|e| ModelError::io(&dst, e))?;
+        }
+        self.save_weights(&dir.join("model.safetensors"))
+    }
+
+    fn build(
+        model: &ModelSection,
+        data: &DataSection,
+        export: Option<&Path>,
+        device: &B::Device,
+    ) -> Result<LoadedModel<B>, ModelError> {
         let mut tokenizer = None;
         let text = match &model.text {
             None => None,
             Some(t) => {
                 let dir = t.path.as_deref().map(PathBuf::from);
-                let tok_path = match (&t.tokenizer, &dir) {
-                    (Some(p), _) => PathBuf::from(p),
-                    (None, Some(d)) => d.join("tokenizer.json"),
-                    (None, None) => {
+                let tok_path = match (export, &t.tokenizer, &dir) {
+                    (Some(e), _, _) => e.join("tokenizer.json"),
+                    (None, Some(p), _) => PathBuf::from(p),
+                    (None, None, Some(d)) => d.join("tokenizer.json"),
+                    (None, None, None) => {
                         return Err(ModelError::config(
                             "model.text.tokenizer",
                             "is required when model.text.path is not set",
@@ -116,8 +185,12 @@ impl<B: Backend> ModerationModel<B> {
                     }
                 };
                 let tok = TextTokenizer::from_file(&tok_path, data.max_text_len)?;
-                let tower = match t.encoder {
-                    TextEncoder::Bert => {
+                let tower = match (t.encoder, export) {
+                    (_, Some(e)) => {
+                        let cfg = BertConfig::from_file(&e.join("text_config.json"))?;
+                        TextTower::scratch(&cfg, t.pooling, device)
+                    }
+                    (TextEncoder::Bert, None) => {
                         let dir = dir.ok_or_else(|| {
                             ModelError::config(
                                 "model.text.path",
@@ -126,7 +199,7 @@ impl<B: Backend> ModerationModel<B> {
                         })?;
                         TextTower::pretrained(&dir, t.pooling, device)?
                     }
-                    TextEncoder::Scratch => {
+                    (TextEncoder::Scratch, None) => {
                         if t.heads == 0 || t.hidden % t.heads != 0 {
                             return Err(ModelError::config(
                                 "model.text.heads",
@@ -162,6 +235,9 @@ impl<B: Backend> ModerationModel<B> {
         let image = match &model.image {
             None => None,
             Some(i) => Some(match i.encoder {
+                ImageEncoder::EfficientnetB0 if export.is_some() => {
+                    ImageTower::EfficientNet(EfficientNetB0::new(device).freeze(i.train_layers))
+                }
                 ImageEncoder::EfficientnetB0 => {
                     let path = i.path.as_deref().ok_or_else(|| {
                         ModelError::config(
@@ -212,7 +288,7 @@ impl<B: Backend> ModerationModel<B> {
             labels: model.labels.clone(),
             pos_weight,
         };
-        if let Some(from) = &model.init_from {
+        if let (Some(from), None) = (&model.init_from, export) {
             let p = Path::new(from);
             let file = if p.is_dir() {
                 p.join("model.safetensors")

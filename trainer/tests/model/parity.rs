@@ -8,6 +8,8 @@
 
 use std::path::{Path, PathBuf};
 
+use super::util::fixtures;
+
 use burn::tensor::{Int, Tensor, TensorData};
 use serde::Deserialize;
 use vigil_trainer::backend::CpuBackend;
@@ -25,10 +27,6 @@ struct Reference {
     text_embeddings: Vec<Vec<f32>>,
     images: Vec<String>,
     image_features: Vec<Vec<f32>>,
-}
-
-fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
 }
 
 fn reference() -> Reference {

@@ -1,0 +1,94 @@
+//! `vigil embed`: vectors for JSONL rows from pretrained encoders or a trained model.
+//!
+//! Representation export for retrieval, clustering and near-duplicate search, and
+//! the way parity with reference implementations is checked by hand. The logic
+//! lives in `vigil_trainer::model::embed`; this file is flags and I/O.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::Args;
+use vigil_trainer::backend::CpuBackend;
+use vigil_trainer::model::{EmbedOptions, EmbedSource, run_embed};
+
+/// Arguments of `vigil embed`.
+#[derive(Debug, Args)]
+pub struct EmbedArgs {
+    /// Hugging Face text encoder directory (config.json, model.safetensors, tokenizer.json).
+    #[arg(long, value_name = "DIR", conflicts_with = "model")]
+    text_encoder: Option<PathBuf>,
+    /// torchvision EfficientNet-B0 state_dict (.pth).
+    #[arg(long, value_name = "PTH", conflicts_with = "model")]
+    image_encoder: Option<PathBuf>,
+    /// A trained model's export directory (adds the fused `embedding`).
+    #[arg(long, value_name = "EXPORT_DIR")]
+    model: Option<PathBuf>,
+    /// Input JSONL: {"id", "text"?, "image"?}, image paths relative to this file.
+    #[arg(long, value_name = "FILE")]
+    input: PathBuf,
+    /// Output JSONL (default: standard output).
+    #[arg(long, value_name = "FILE")]
+    output: Option<PathBuf>,
+    /// Rows per forward pass.
+    #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..))]
+    batch_size: u32,
+    /// Token limit of the pretrained text encoder.
+    #[arg(long, default_value_t = 128)]
+    max_text_len: usize,
+    /// Image side for the pretrained image encoder.
+    #[arg(long, default_value_t = 224)]
+    image_size: u32,
+}
+
+/// Embeds every row; writes the output file only when every row succeeded.
+pub fn run(args: EmbedArgs) -> anyhow::Result<ExitCode> {
+    let source = match args.model {
+        Some(dir) => EmbedSource::Model(dir),
+        None if args.text_encoder.is_none() && args.image_encoder.is_none() => {
+            anyhow::bail!("give --text-encoder DIR, --image-encoder PTH, or --model EXPORT_DIR");
+        }
+        None => EmbedSource::Encoders {
+            text: args.text_encoder,
+            image: args.image_encoder,
+        },
+    };
+    let opts = EmbedOptions {
+        source,
+        input: args.input,
+        batch_size: args.batch_size as usize,
+        max_text_len: args.max_text_len,
+        image_size: args.image_size,
+    };
+    let device = Default::default();
+    match &args.output {
+        None => {
+            let stdout = std::io::stdout();
+            let mut out = std::io::BufWriter::new(stdout.lock());
+            run_embed::<CpuBackend>(&opts, &mut out, &device)?;
+            out.flush()?;
+        }
+        Some(path) => {
+            // Write beside the target and rename, so a failed run leaves no half file.
+            let tmp = path.with_extension("jsonl.partial");
+            let outcome = (|| -> anyhow::Result<usize> {
+                let file = std::fs::File::create(&tmp)
+                    .with_context(|| format!("cannot create {}", tmp.display()))?;
+                let mut out = std::io::BufWriter::new(file);
+                let rows = run_embed::<CpuBackend>(&opts, &mut out, &device)?;
+                out.flush()
+                    .with_context(|| format!("cannot write {}", tmp.display()))?;
+                Ok(rows)
+            })();
+            let rows = outcome.inspect_err(|_| {
+                let _ = std::fs::remove_file(&tmp);
+            })?;
+            std::fs::rename(&tmp, path).with_context(|| {
+                format!("cannot rename {} to {}", tmp.display(), path.display())
+            })?;
+            eprintln!("vigil embed: {rows} rows -> {}", path.display());
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
