@@ -20,8 +20,9 @@ what a reviewer must see:
 
 Expectations come from `--expect FILE.json` (written by
 `cargo run -p vigil-trainer --example tensorboard_demo`), or, for a real run,
-from the defaults below plus flags (`--labels`, `--scalars`, `--event-files`,
-...). Exit status: 0 if all checks pass, 1 with every failure listed otherwise.
+from the defaults below plus flags, e.g. for the tiny config resumed once:
+`--event-files 2 --resumed-at 21 --train-steps 5:40:5 --labels hate,spam
+--eval-steps 20,40`. Exit status: 0 if all checks pass, 1 with every failure listed otherwise.
 """
 
 import argparse
@@ -63,14 +64,18 @@ def parse_args():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("run_dir", help="run directory (contains tensorboard/)")
     p.add_argument("--expect", help="expectations JSON (the demo writes RUN_DIR/expected.json)")
-    p.add_argument("--scalars", help="comma-separated scalar tags that must exist "
-                   "(default: the training scalars of tags.rs)")
-    p.add_argument("--labels", help="comma-separated labels: expects pr_curve/<label> and "
-                   "val/<label>/<metric> tags")
+    p.add_argument("--scalars", help="comma-separated scalar tags that must exist besides "
+                   "the training scalars of tags.rs (e.g. val/loss,val/macro_auroc)")
+    p.add_argument("--labels", help="comma-separated labels: expects the PR curve "
+                   "pr_curve/<label> of each")
     p.add_argument("--event-files", type=int, help="number of event files (one per process "
                    "start of rank 0; default 1, or as in --expect)")
     p.add_argument("--resumed-at", help="comma-separated steps at which SessionLog START "
                    "markers must appear besides the first (a resumed run)")
+    p.add_argument("--train-steps", help="START:STOP:STEP (inclusive): the steps every "
+                   "--scalars tag must have, e.g. 5:40:5")
+    p.add_argument("--eval-steps", help="comma-separated evaluation steps: the steps of "
+                   "every pr_curve/<label>")
     p.add_argument("--no-hparams-end", action="store_true",
                    help="do not require a session end (run still going)")
     return p.parse_args()
@@ -86,10 +91,16 @@ def load_expectations(args):
     if args.scalars:
         for tag in args.scalars.split(","):
             exp["scalars"].setdefault(tag, {})
+    if args.train_steps:
+        start, stop, step = (int(x) for x in args.train_steps.split(":"))
+        for want in exp["scalars"].values():
+            want.setdefault("steps", list(range(start, stop + 1, step)))
     if args.labels:
         exp.setdefault("pr_curves", {})
         for label in args.labels.split(","):
-            exp["pr_curves"].setdefault("pr_curve/" + label, {})
+            want = exp["pr_curves"].setdefault("pr_curve/" + label, {})
+            if args.eval_steps:
+                want.setdefault("steps", [int(x) for x in args.eval_steps.split(",")])
     exp.setdefault("text", {CONFIG_TEXT: {"config_file": "config.resolved.yaml"}})
     exp.setdefault("hparams", {"status": None if args.no_hparams_end else "STATUS_SUCCESS"})
     if args.event_files is not None:
