@@ -16,12 +16,15 @@ what a reviewer must see:
 * exactly the expected number of event files, none written concurrently (one
   writer: rank 0), each starting with `brain.Event:2`;
 * no step appearing twice in any series after purging (a resumed run shows one
-  curve).
+  curve);
+* with --serve: the same, as served over HTTP by the real `tensorboard` program
+  and its Rust data server (which drops superseded steps by its own rule).
 
 Expectations come from `--expect FILE.json` (written by
 `cargo run -p vigil-trainer --example tensorboard_demo`), or, for a real run,
-from the defaults below plus flags (`--labels`, `--scalars`, `--event-files`,
-...). Exit status: 0 if all checks pass, 1 with every failure listed otherwise.
+from the defaults below plus flags, e.g. for the tiny config resumed once:
+`--event-files 2 --resumed-at 21 --train-steps 5:40:5 --labels hate,spam
+--eval-steps 20,40`. Exit status: 0 if all checks pass, 1 with every failure listed otherwise.
 """
 
 import argparse
@@ -63,14 +66,21 @@ def parse_args():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("run_dir", help="run directory (contains tensorboard/)")
     p.add_argument("--expect", help="expectations JSON (the demo writes RUN_DIR/expected.json)")
-    p.add_argument("--scalars", help="comma-separated scalar tags that must exist "
-                   "(default: the training scalars of tags.rs)")
-    p.add_argument("--labels", help="comma-separated labels: expects pr_curve/<label> and "
-                   "val/<label>/<metric> tags")
+    p.add_argument("--scalars", help="comma-separated scalar tags that must exist besides "
+                   "the training scalars of tags.rs (e.g. val/loss,val/macro_auroc)")
+    p.add_argument("--labels", help="comma-separated labels: expects the PR curve "
+                   "pr_curve/<label> of each")
     p.add_argument("--event-files", type=int, help="number of event files (one per process "
                    "start of rank 0; default 1, or as in --expect)")
     p.add_argument("--resumed-at", help="comma-separated steps at which SessionLog START "
                    "markers must appear besides the first (a resumed run)")
+    p.add_argument("--train-steps", help="START:STOP:STEP (inclusive): the steps every "
+                   "--scalars tag must have, e.g. 5:40:5")
+    p.add_argument("--eval-steps", help="comma-separated evaluation steps: the steps of "
+                   "every pr_curve/<label>")
+    p.add_argument("--serve", action="store_true",
+                   help="also serve the run with the real tensorboard (Rust data server) "
+                   "and check what its dashboards return over HTTP")
     p.add_argument("--no-hparams-end", action="store_true",
                    help="do not require a session end (run still going)")
     return p.parse_args()
@@ -86,10 +96,16 @@ def load_expectations(args):
     if args.scalars:
         for tag in args.scalars.split(","):
             exp["scalars"].setdefault(tag, {})
+    if args.train_steps:
+        start, stop, step = (int(x) for x in args.train_steps.split(":"))
+        for want in exp["scalars"].values():
+            want.setdefault("steps", list(range(start, stop + 1, step)))
     if args.labels:
         exp.setdefault("pr_curves", {})
         for label in args.labels.split(","):
-            exp["pr_curves"].setdefault("pr_curve/" + label, {})
+            want = exp["pr_curves"].setdefault("pr_curve/" + label, {})
+            if args.eval_steps:
+                want.setdefault("steps", [int(x) for x in args.eval_steps.split(",")])
     exp.setdefault("text", {CONFIG_TEXT: {"config_file": "config.resolved.yaml"}})
     exp.setdefault("hparams", {"status": None if args.no_hparams_end else "STATUS_SUCCESS"})
     if args.event_files is not None:
@@ -288,6 +304,112 @@ def check_hparams(c, acc, exp):
         c.check(status == want["status"], f"hparams: end status {status}, expected {want['status']}")
 
 
+def check_served(c, tb_dir, exp, timeout_s=60.0):
+    """Serve tb_dir with the real `tensorboard` (Rust data server, --load_fast=true)
+    and check over HTTP what its dashboards would draw: the steps of every expected
+    series, the PR curves, the text, and the HParams session group with its status."""
+    import queue
+    import re
+    import subprocess
+    import threading
+    import time
+    import urllib.parse
+    import urllib.request
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tensorboard.main", "--logdir", tb_dir, "--host", "127.0.0.1",
+         "--port", "0", "--load_fast=true", "--reload_interval", "1"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    lines = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(l) for l in proc.stdout], daemon=True).start()
+    deadline = time.monotonic() + timeout_s
+    try:
+        url = None
+        while url is None and time.monotonic() < deadline and proc.poll() is None:
+            try:
+                m = re.search(r"(http://127\.0\.0\.1:\d+)/", lines.get(timeout=1))
+                url = m.group(1) if m else None
+            except queue.Empty:
+                pass
+        if not c.check(url, "tensorboard did not start serving"):
+            return
+
+        def get(path, **params):
+            q = urllib.parse.urlencode(params)
+            with urllib.request.urlopen(f"{url}{path}?{q}", timeout=10) as r:
+                return json.loads(r.read())
+
+        def post(path, body):
+            req = urllib.request.Request(url + path, data=json.dumps(body).encode(),
+                                         headers={"Content-Type": "application/json"})
+            with urllib.request.urlopen(req, timeout=10) as r:
+                return json.loads(r.read())
+
+        # The data server loads in the background: wait until every expected series
+        # has its last expected step.
+        def last_steps_loaded():
+            tags = get("/data/plugin/scalars/tags").get(".", {})
+            for tag, want in exp["scalars"].items():
+                if tag not in tags:
+                    return False
+                if "steps" in want and want["steps"]:
+                    steps = [p[1] for p in get("/data/plugin/scalars/scalars", run=".", tag=tag)]
+                    if not steps or steps[-1] != want["steps"][-1]:
+                        return False
+            return True
+
+        while not last_steps_loaded():
+            if time.monotonic() > deadline:
+                c.check(False, "tensorboard server: expected scalar series never appeared")
+                return
+            time.sleep(1)
+        for tag, want in sorted(exp["scalars"].items()):
+            points = get("/data/plugin/scalars/scalars", run=".", tag=tag)
+            steps = [p[1] for p in points]
+            c.check(steps == sorted(set(steps)), f"served scalar {tag}: duplicated steps {steps}")
+            if "steps" in want:
+                c.check(steps == want["steps"],
+                        f"served scalar {tag}: steps {steps}, expected {want['steps']}")
+            if "values" in want and steps == want.get("steps"):
+                c.check(all(math.isclose(p[2], v, rel_tol=1e-6, abs_tol=1e-9)
+                            for p, v in zip(points, want["values"])),
+                        f"served scalar {tag}: values differ from the expected ones")
+        for tag, want in sorted(exp.get("histograms", {}).items()):
+            steps = [h[1] for h in get("/data/plugin/histograms/histograms", run=".", tag=tag)]
+            c.check(steps == want.get("steps", sorted(set(steps))),
+                    f"served histogram {tag}: steps {steps}")
+        for tag, want in sorted(exp.get("pr_curves", {}).items()):
+            entries = get("/data/plugin/pr_curves/pr_curves", run=".", tag=tag)["."]
+            steps = [e["step"] for e in entries]
+            c.check(steps == want.get("steps", sorted(set(steps))) and entries,
+                    f"served PR curve {tag}: steps {steps}")
+            c.check(all(len(e["precision"]) == len(e["recall"]) > 0 for e in entries),
+                    f"served PR curve {tag}: empty or ragged curve")
+        for tag, want in sorted(exp.get("text", {}).items()):
+            steps = [e["step"] for e in get("/data/plugin/text/text", run=".", tag=tag)]
+            c.check(steps == want.get("steps", sorted(set(steps))) and steps,
+                    f"served text {tag}: steps {steps}")
+        groups = post("/data/plugin/hparams/session_groups", {
+            "experimentName": "", "startIndex": 0, "sliceSize": 10,
+            "allowedStatuses": ["STATUS_UNKNOWN", "STATUS_SUCCESS", "STATUS_FAILURE",
+                                "STATUS_RUNNING"], "colParams": []}).get("sessionGroups", [])
+        if c.check(len(groups) == 1, f"served hparams: {len(groups)} session groups, expected 1"):
+            session = groups[0]["sessions"][0]
+            want = exp.get("hparams", {})
+            if want.get("status"):
+                c.check(session.get("status") == want["status"],
+                        f"served hparams: status {session.get('status')}, expected {want['status']}")
+            c.check(groups[0].get("hparams") and groups[0].get("metricValues"),
+                    "served hparams: session group without hyper-parameters or metric values")
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
 def main():
     args = parse_args()
     from tensorboard.backend.event_processing import event_accumulator as ea
@@ -308,6 +430,8 @@ def main():
     check_pr_curves(c, acc, exp)
     check_text(c, acc, exp, args.run_dir)
     check_hparams(c, acc, exp)
+    if args.serve:
+        check_served(c, tb_dir, exp)
     tags = acc.Tags()
     print(f"check_tensorboard: {tb_dir}: {len(tags['scalars'])} scalar, "
           f"{len(tags['histograms'])} histogram, {len(tags['tensors'])} tensor tags; "

@@ -11,6 +11,38 @@
 //! `SessionLog START`, which makes TensorBoard drop what a crashed attempt logged
 //! past the checkpoint it resumed from.
 //!
+//! # Use (what the training loop does)
+//!
+//! ```no_run
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! use vigil_trainer::config::RunConfig;
+//! use vigil_trainer::logging::{self, HParamsStart, RunStatus, code_block, tags};
+//!
+//! let config = RunConfig::load("configs/tiny.yaml".as_ref(), &[])?;
+//! let (rank, start) = (0, 0); // start = checkpoint step + 1 on a resume
+//! let dir = config.output_dir().join("tensorboard");
+//! let mut log = logging::open_logger(&config.logging, rank, &dir, start)?;
+//! if start == 0 {
+//!     log.hparams_start(&HParamsStart {
+//!         group_name: config.run.name.clone(),
+//!         hparams: logging::flatten_hparams(&config)?,
+//!         metrics: vec![tags::VAL_LOSS.into(), tags::val_macro("auroc")],
+//!         start_time_secs: logging::wall_time(),
+//!     })?;
+//! }
+//! log.text(tags::CONFIG_TEXT, start, &code_block("yaml", &config.to_yaml()))?;
+//! // each logging.interval steps:
+//! log.scalars(5, &[(tags::TRAIN_LOSS, 0.69), (tags::TRAIN_LR, 3e-3)])?;
+//! // each evaluation, per label:
+//! log.pr_curve(&tags::pr_curve("spam"), 20, &[true, false], &[0.8, 0.3], 51)?;
+//! // at each checkpoint, with it:
+//! log.sync()?;
+//! // at the end:
+//! log.hparams_end(40, RunStatus::Success)?;
+//! # Ok(())
+//! # }
+//! ```
+//!
 //! # Layout
 //! - `record.rs`: TFRecord framing and masked CRC32C, encode and checked decode.
 //! - `proto/`: the protos (`Event`, `Summary`, `HistogramProto`, hparams plugin, ...).
