@@ -199,8 +199,15 @@ fn train<B: AutodiffBackend>(cfg: &RunConfig, device: &B::Device) -> Result<Outc
         total_steps: total,
     };
     let fresh = state.step == 0;
-    let mut logger =
-        logging::open_logger(&cfg.logging, rank, &run_dir.join("tensorboard"), state.step)?;
+    // The first step this process logs: TensorBoard drops what an earlier process
+    // logged from there on, so a resumed run shows one curve.
+    let first_logged = if fresh { 0 } else { state.step + 1 };
+    let mut logger = logging::open_logger(
+        &cfg.logging,
+        rank,
+        &run_dir.join("tensorboard"),
+        first_logged,
+    )?;
     if fresh {
         log_run_start(logger.as_mut(), cfg, &train_report)?;
     }
