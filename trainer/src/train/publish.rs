@@ -10,7 +10,6 @@ use burn::tensor::backend::{AutodiffBackend, Backend};
 use super::error::TrainError;
 use super::evaluate::score_shard;
 use super::gather::merge;
-use super::resume::model_bytes;
 use super::signals::Heartbeat;
 use crate::config::RunConfig;
 use crate::data::{Batch, Dataset};
@@ -94,8 +93,8 @@ impl Exporter {
         let champion = match (&gate, repo.newest_complete()?) {
             (Some(g), Some(newest)) => {
                 let version = newest.version.version;
-                let path = PathBuf::from(&newest.version.location).join("model.safetensors");
-                match self.score_champion::<B>(&path, tokenizer, val, device, &g.metric) {
+                let path = PathBuf::from(&newest.version.location);
+                match self.score_champion::<B>(&path, val, device, &g.metric) {
                     Ok(score) => Champion::Scored { version, score },
                     Err(why) => Champion::Unscorable { version, why },
                 }
@@ -116,33 +115,40 @@ impl Exporter {
         }
         let run_dir = self.cfg.output_dir();
         decision.write(&run_dir)?;
-        eprintln!("export: {}", decision.summary());
+        eprintln!("{}", decision.summary());
         self.decision = Some(decision);
         Ok(())
     }
 
     fn score_champion<B: AutodiffBackend>(
         &self,
-        weights: &Path,
-        tokenizer: Option<&TextTokenizer>,
+        version_dir: &Path,
         val: Option<&Arc<Dataset>>,
         device: &B::Device,
         metric: &str,
     ) -> Result<f64, String> {
         let val = val.ok_or("no validation data (data.val) to score it on")?;
-        let mut model_cfg = self.cfg.model.clone();
-        model_cfg.init_from = None;
-        let built =
-            ModerationModel::<B::InnerBackend>::from_config(&model_cfg, &self.cfg.data, device)
-                .map_err(|e| e.to_string())?;
-        let champion = built
-            .model
-            .load_weights(weights)
+        let champion = ModerationModel::<B::InnerBackend>::from_export(version_dir, device)
             .map_err(|e| e.to_string())?;
+        if champion.model.labels() != self.cfg.model.labels.as_slice() {
+            return Err(format!(
+                "its labels {:?} are not this run's {:?}",
+                champion.model.labels(),
+                self.cfg.model.labels
+            ));
+        }
         let mut hb = Heartbeat::from_env();
-        let (shard, _, _) =
-            score_shard(&champion, tokenizer, val, 0, 1, &self.cfg, device, &mut hb)
-                .map_err(|e| e.to_string())?;
+        let (shard, _, _) = score_shard(
+            &champion.model,
+            champion.tokenizer.as_ref(),
+            val,
+            0,
+            1,
+            &self.cfg,
+            device,
+            &mut hb,
+        )
+        .map_err(|e| e.to_string())?;
         let report = EvalReport::compute(&merge(&[shard], &self.cfg.model.labels));
         report
             .metric(metric)
@@ -156,56 +162,83 @@ impl Exporter {
         step: u64,
     ) -> Result<Vec<(String, Vec<u8>)>, TrainError> {
         let cfg = &self.cfg;
-        let json = |v: serde_json::Value| serde_json::to_vec_pretty(&v).expect("json serializes");
-        let config = serde_json::json!({
-            "format": "vigil-moderation",
-            "format_version": 1,
-            "run": cfg.run.name,
-            "step": step,
-            "labels": cfg.model.labels,
-            "task": cfg.model.task.as_str(),
-            "model": cfg.model,
-            "preprocessing": {
-                "max_text_len": cfg.data.max_text_len,
-                "image_size": cfg.data.image_size,
-                "image_resize": "exact square, bilinear (triangle filter)",
-                "image_mean": [0.485, 0.456, 0.406],
-                "image_std": [0.229, 0.224, 0.225],
-                "tokenizer": tokenizer.is_some().then_some("tokenizer.json"),
-            },
-        });
-        let tokenizer_json = match tokenizer {
-            Some(t) => std::fs::read(t.path()).map_err(|source| TrainError::Io {
-                path: t.path().to_path_buf(),
+        // The model writes what `ModerationModel::from_export` (and so `vigil embed
+        // --model`, the gate's champion) reads back; we add the serving metadata.
+        let staging = cfg
+            .output_dir()
+            .join(format!(".export-files-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&staging);
+        model.write_model_files(&staging, &cfg.model, &cfg.data, tokenizer)?;
+        let mut files = Vec::new();
+        let mut names: Vec<String> = std::fs::read_dir(&staging)
+            .map_err(|source| TrainError::Io {
+                path: staging.clone(),
                 source,
-            })?,
-            None => b"null\n".to_vec(),
-        };
+            })?
+            .filter_map(|e| e.ok().and_then(|e| e.file_name().into_string().ok()))
+            .collect();
+        names.sort();
+        for name in names {
+            let path = staging.join(&name);
+            let bytes = std::fs::read(&path).map_err(|source| TrainError::Io { path, source })?;
+            let bytes = match name.as_str() {
+                "model.safetensors" => super::resume::canonical_safetensors(bytes)?,
+                "config.json" => self.serving_config(&bytes, tokenizer.is_some(), step)?,
+                _ => bytes,
+            };
+            files.push((name, bytes));
+        }
+        let _ = std::fs::remove_dir_all(&staging);
+        let json = |v: serde_json::Value| serde_json::to_vec_pretty(&v).expect("json serializes");
+        if tokenizer.is_none() {
+            files.push(("tokenizer.json".to_string(), b"null\n".to_vec()));
+        }
         let thresholds: BTreeMap<&str, f32> = self
             .thresholds
             .iter()
             .map(|(l, t)| (l.as_str(), *t))
             .collect();
-        Ok(vec![
-            (
-                "model.safetensors".to_string(),
-                model_bytes(model, &cfg.output_dir())?,
-            ),
-            ("config.json".to_string(), json(config)),
-            ("tokenizer.json".to_string(), tokenizer_json),
-            (
-                "labels.json".to_string(),
-                json(serde_json::json!(cfg.model.labels)),
-            ),
-            (
-                "thresholds.json".to_string(),
-                json(serde_json::json!(thresholds)),
-            ),
-            (
-                "metrics.json".to_string(),
-                json(serde_json::json!(self.metrics)),
-            ),
-        ])
+        files.push((
+            "thresholds.json".to_string(),
+            json(serde_json::json!(thresholds)),
+        ));
+        files.push((
+            "metrics.json".to_string(),
+            json(serde_json::json!(self.metrics)),
+        ));
+        Ok(files)
+    }
+
+    /// The model's `config.json` plus what a serving process needs to know.
+    fn serving_config(
+        &self,
+        model_config: &[u8],
+        has_tokenizer: bool,
+        step: u64,
+    ) -> Result<Vec<u8>, TrainError> {
+        let cfg = &self.cfg;
+        let mut v: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_slice(model_config).map_err(|_| TrainError::Protocol {
+                what: "the model wrote a bad config.json",
+            })?;
+        v.insert("format".into(), "vigil-moderation".into());
+        v.insert("format_version".into(), 1.into());
+        v.insert("run".into(), cfg.run.name.clone().into());
+        v.insert("step".into(), step.into());
+        v.insert("labels".into(), serde_json::json!(cfg.model.labels));
+        v.insert("task".into(), cfg.model.task.as_str().into());
+        v.insert(
+            "preprocessing".into(),
+            serde_json::json!({
+                "max_text_len": cfg.data.max_text_len,
+                "tokenizer": has_tokenizer.then_some("tokenizer.json"),
+                "image_size": cfg.data.image_size,
+                "image_resize": "exact square, bilinear",
+                "image_mean": [0.485, 0.456, 0.406],
+                "image_std": [0.229, 0.224, 0.225],
+            }),
+        );
+        Ok(serde_json::to_vec_pretty(&v).expect("json serializes"))
     }
 
     /// Where a user finds the run's outputs.
@@ -225,7 +258,7 @@ impl Exporter {
                     .display()
             ));
         } else if let Some(d) = &self.decision {
-            s.push_str(&format!("\n  export: {}", d.summary()));
+            s.push_str(&format!("\n  {}", d.summary()));
         }
         s
     }
