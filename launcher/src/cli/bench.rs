@@ -146,6 +146,7 @@ fn default_minilm() -> Option<PathBuf> {
 }
 
 fn train(a: TrainArgs) -> anyhow::Result<ExitCode> {
+    vigil_trainer::backend::tune_allocator();
     if a.seq < 40 || a.batch == 0 || a.steps == 0 {
         anyhow::bail!("--seq must be at least 40, --batch and --steps at least 1");
     }

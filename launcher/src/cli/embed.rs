@@ -44,6 +44,7 @@ pub struct EmbedArgs {
 
 /// Embeds every row; writes the output file only when every row succeeded.
 pub fn run(args: EmbedArgs) -> anyhow::Result<ExitCode> {
+    vigil_trainer::backend::tune_allocator();
     let source = match args.model {
         Some(dir) => EmbedSource::Model(dir),
         None if args.text_encoder.is_none() && args.image_encoder.is_none() => {

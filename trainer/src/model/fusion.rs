@@ -93,7 +93,6 @@ impl<B: Backend> Fusion<B> {
         missing: &Option<Param<Tensor<B, 1>>>,
         m: Option<Modality<B>>,
         batch: usize,
-        device: &B::Device,
     ) -> Option<Tensor<B, 2>> {
         let (proj, missing) = (proj.as_ref()?, missing.as_ref()?);
         let dim = missing.dims()[0];
@@ -106,7 +105,6 @@ impl<B: Backend> Fusion<B> {
         };
         let present = m.present.reshape([batch, 1]).expand([batch, dim]);
         let projected = proj.forward(features);
-        let _ = device;
         Some(fill.mask_where(present, projected))
     }
 
@@ -119,8 +117,8 @@ impl<B: Backend> Fusion<B> {
         batch: usize,
         device: &B::Device,
     ) -> Tensor<B, 2> {
-        let t = Self::project(&self.text_proj, &self.text_missing, text, batch, device);
-        let v = Self::project(&self.image_proj, &self.image_missing, image, batch, device);
+        let t = Self::project(&self.text_proj, &self.text_missing, text, batch);
+        let v = Self::project(&self.image_proj, &self.image_missing, image, batch);
         match (t, v) {
             (Some(t), Some(v)) => match self.kind {
                 FusionKind::Concat => Tensor::cat(vec![t, v], 1),
