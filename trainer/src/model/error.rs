@@ -145,3 +145,24 @@ impl ModelError {
         }
     }
 }
+
+impl ModelError {
+    /// Whether the user must fix something (a path, a config key, a weights or
+    /// tokenizer file, an input row) rather than retry: `vigil` exits 2 for these.
+    pub fn is_user_error(&self) -> bool {
+        matches!(
+            self,
+            Self::Io { .. }
+                | Self::Json { .. }
+                | Self::BadConfig { .. }
+                | Self::Config { .. }
+                | Self::Tokenizer { .. }
+                | Self::WeightsFile { .. }
+                | Self::MissingTensors { .. }
+                | Self::UnusedTensors { .. }
+                | Self::ShapeMismatch { .. }
+                | Self::Image { .. }
+                | Self::NotCompiledWith { .. }
+        )
+    }
+}

@@ -84,23 +84,10 @@ impl TrainError {
     /// Whether the user must change something (the config, a data file, a path)
     /// rather than retry: `vigil` exits 2 for these.
     pub fn is_usage(&self) -> bool {
-        use crate::model::ModelError as M;
         match self {
             Self::Config(_) | Self::NotCompiledWith { .. } => true,
             Self::Data(e) => e.is_user_error(),
-            Self::Model(e) => matches!(
-                e,
-                M::Io { .. }
-                    | M::Json { .. }
-                    | M::BadConfig { .. }
-                    | M::Config { .. }
-                    | M::Tokenizer { .. }
-                    | M::WeightsFile { .. }
-                    | M::MissingTensors { .. }
-                    | M::UnusedTensors { .. }
-                    | M::ShapeMismatch { .. }
-                    | M::NotCompiledWith { .. }
-            ),
+            Self::Model(e) => e.is_user_error(),
             _ => false,
         }
     }

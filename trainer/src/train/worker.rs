@@ -122,6 +122,7 @@ pub fn total_steps(cfg: &RunConfig, batches_per_epoch: u64) -> u64 {
 
 fn train<B: AutodiffBackend>(cfg: &RunConfig, device: &B::Device) -> Result<Outcome, TrainError> {
     install_stop_handler();
+    crate::backend::tune_allocator();
     let mut heartbeat = Heartbeat::from_env();
     let mut comm = Comm::from_env(&cfg.launch)?;
     let (rank, world) = (comm.rank(), comm.world_size());
