@@ -142,13 +142,23 @@ fn sigterm_preemption_then_a_second_launch_gives_the_same_model() {
         libc::kill(child.id() as i32, libc::SIGTERM);
     }
     let out = child.wait_with_output().unwrap();
-    // The signal lands around step 10 of 400: the launcher must report preemption.
-    assert_eq!(
-        out.status.code(),
-        Some(75),
-        "{}",
+    // The signal lands around step 10 of 400: the launcher must report preemption,
+    // and the workers must have checkpointed the step they stopped at (not merely
+    // been killed after the grace period, leaving the last periodic checkpoint).
+    let first = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
+    assert_eq!(out.status.code(), Some(75), "{first}");
+    let stopped_at = first
+        .split("preempted: checkpoint written at step ")
+        .nth(1)
+        .and_then(|rest| rest.split(';').next())
+        .unwrap_or_else(|| panic!("workers did not checkpoint on SIGTERM:\n{first}"))
+        .to_string();
+    let latest = std::fs::read_to_string(dir.join("checkpoints/LATEST")).unwrap();
+    assert_eq!(latest.trim(), format!("step-{stopped_at}"));
     assert!(
         !dir.join("export/tiny/1").exists(),
         "a preempted run must not export"
@@ -156,10 +166,8 @@ fn sigterm_preemption_then_a_second_launch_gives_the_same_model() {
     let out = util::run_with_timeout(&mut with_long(command(&dir)), LIMIT);
     let (so, se) = util::texts(&out);
     assert!(out.status.success(), "{so}{se}");
-    assert!(
-        format!("{so}{se}").contains("resuming from checkpoint step"),
-        "{so}{se}"
-    );
+    let resumed = format!("resuming from checkpoint step {stopped_at} ");
+    assert!(format!("{so}{se}").contains(&resumed), "{so}{se}");
     assert_eq!(
         exported_sha(&dir),
         want,

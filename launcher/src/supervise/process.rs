@@ -57,6 +57,14 @@ pub fn spawn(argv: &[OsString], env: &[(String, String)]) -> std::io::Result<Spa
             if libc::setpgid(0, 0) != 0 {
                 return Err(std::io::Error::last_os_error());
             }
+            // The launcher blocks SIGTERM/SIGINT/SIGHUP for its sigwait thread, and a
+            // signal mask survives exec: without this, workers could never see the
+            // SIGTERM that asks them to checkpoint and stop.
+            let mut none: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut none);
+            if libc::pthread_sigmask(libc::SIG_SETMASK, &none, std::ptr::null_mut()) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
             if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) != 0 {
                 return Err(std::io::Error::last_os_error());
             }
