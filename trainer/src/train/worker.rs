@@ -84,16 +84,22 @@ fn cuda(_cfg: &RunConfig) -> Result<Outcome, TrainError> {
     Err(TrainError::NotCompiledWith { feature: "cuda" })
 }
 
-/// Parameter groups as ranges of the flat layout: encoders (`text.*`, `image.*`)
-/// at `optim.lr`, fusion and head at `optim.head_lr`; no weight decay on biases
-/// and normalisation parameters.
-pub fn param_groups(layout: &ParamLayout, optim: &OptimSection) -> Vec<ParamGroup> {
+/// Parameter groups as ranges of the flat layout, classified by the model's own
+/// rule ([`crate::model::trainable_params`]): encoders at `optim.lr`, fusion and
+/// head at `optim.head_lr`; weight decay only where the model says so (not on
+/// biases, norms or other 1-D parameters).
+pub fn param_groups(
+    layout: &ParamLayout,
+    params: &[crate::model::ParamInfo],
+    optim: &OptimSection,
+) -> Vec<ParamGroup> {
+    let info: std::collections::HashMap<_, _> = params.iter().map(|p| (p.id, p)).collect();
     let mut groups: Vec<ParamGroup> = Vec::new();
     for s in &layout.slots {
-        let encoder = s.path.starts_with("text") || s.path.starts_with("image");
+        let (encoder, decay) = info.get(&s.id).map_or((false, true), |p| {
+            (p.group == crate::model::ParamGroup::Encoder, p.decay)
+        });
         let lr = if encoder { optim.lr } else { optim.head_lr };
-        let leaf = s.path.rsplit('.').next().unwrap_or_default();
-        let decay = !(matches!(leaf, "bias" | "beta" | "gamma") || s.path.contains("norm"));
         match groups.last_mut() {
             Some(g) if g.end == s.offset && g.lr == lr && g.decay == decay => g.end += s.numel,
             _ => groups.push(ParamGroup {
@@ -160,7 +166,8 @@ fn train<B: AutodiffBackend>(cfg: &RunConfig, device: &B::Device) -> Result<Outc
         eps: cfg.optim.eps,
         weight_decay: cfg.optim.weight_decay,
     };
-    let mut opt = FlatAdamW::new(adam, param_groups(&layout, &cfg.optim), layout.len);
+    let groups = param_groups(&layout, &crate::model::trainable_params(&model), &cfg.optim);
+    let mut opt = FlatAdamW::new(adam, groups, layout.len);
     let mut state = LoopState {
         step: 0,
         position: Position::default(),
