@@ -21,29 +21,8 @@ const RUN: [&str; 4] = [
 ];
 
 fn command(dir: &Path) -> Command {
-    let mut cmd = util::vigil();
-    cmd.args([
-        "launch",
-        "configs/tiny.yaml",
-        "--nproc-per-node",
-        "2",
-        "--max-restarts",
-        "1",
-    ])
-    .args([
-        "--set",
-        "logging.format=json",
-        "--set",
-        "logging.console=rank0",
-    ])
-    .args(["--set", &format!("run.output_dir={}", dir.display())])
-    .args([
-        "--set",
-        &format!("export.dir={}", dir.join("export").display()),
-    ]);
-    for o in RUN {
-        cmd.args(["--set", o]);
-    }
+    let mut cmd = util::tiny_launch(dir, 2, &RUN);
+    cmd.args(["--max-restarts", "1"]);
     cmd
 }
 

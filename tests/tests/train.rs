@@ -16,38 +16,13 @@ const LABELS: [&str; 5] = ["hate", "harassment", "violence", "self_harm", "spam"
 /// Runs `vigil launch configs/tiny.yaml` into `dir` with extra overrides; returns
 /// the JSON progress records rank 0 printed.
 fn launch(dir: &Path, nproc: u32, extra: &[&str]) -> Vec<Value> {
-    let mut cmd = util::vigil();
-    cmd.args([
-        "launch",
-        "configs/tiny.yaml",
-        "--nproc-per-node",
-        &nproc.to_string(),
-    ])
-    .args([
-        "--set",
-        "logging.format=json",
-        "--set",
-        "logging.console=rank0",
-    ])
-    .args(["--set", &format!("run.output_dir={}", dir.display())])
-    .args([
-        "--set",
-        &format!("export.dir={}", dir.join("export").display()),
-    ]);
-    for e in extra {
-        cmd.args(["--set", e]);
-    }
-    let out = util::run_with_timeout(&mut cmd, LIMIT);
+    let out = util::run_with_timeout(&mut util::tiny_launch(dir, nproc, extra), LIMIT);
     let (so, se) = util::texts(&out);
     assert!(
         out.status.success(),
         "vigil launch failed\nstdout:\n{so}\nstderr:\n{se}"
     );
-    so.lines()
-        .filter_map(|l| l.split_once("] ").map(|(_, rest)| rest))
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .filter(|v| v["event"] == "train")
-        .collect()
+    util::train_records(&so)
 }
 
 fn losses(records: &[Value]) -> Vec<(u64, f64)> {

@@ -72,3 +72,41 @@ pub fn texts(out: &Output) -> (String, String) {
         String::from_utf8_lossy(&out.stderr).into(),
     )
 }
+
+/// `vigil launch configs/tiny.yaml` with `nproc` workers into `dir` (its run
+/// directory, export under `dir/export`), JSON progress from rank 0, and each of
+/// `overrides` as a `--set`.
+pub fn tiny_launch(dir: &Path, nproc: u32, overrides: &[&str]) -> Command {
+    let mut cmd = vigil();
+    cmd.args([
+        "launch",
+        "configs/tiny.yaml",
+        "--nproc-per-node",
+        &nproc.to_string(),
+    ])
+    .args([
+        "--set",
+        "logging.format=json",
+        "--set",
+        "logging.console=rank0",
+    ])
+    .args(["--set", &format!("run.output_dir={}", dir.display())])
+    .args([
+        "--set",
+        &format!("export.dir={}", dir.join("export").display()),
+    ]);
+    for o in overrides {
+        cmd.args(["--set", o]);
+    }
+    cmd
+}
+
+/// The `{"event":"train",...}` progress records in a launch's standard output.
+pub fn train_records(stdout: &str) -> Vec<serde_json::Value> {
+    stdout
+        .lines()
+        .filter_map(|l| l.split_once("] ").map(|(_, rest)| rest))
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["event"] == "train")
+        .collect()
+}

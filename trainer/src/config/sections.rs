@@ -349,6 +349,9 @@ pub struct TrainSection {
     pub early_stopping: Option<EarlyStopping>,
     /// `auto` (latest checkpoint if any), `never`, or a checkpoint path.
     pub resume: Resume,
+    /// Compute a frozen tower's features once per dataset, cache them under the
+    /// run directory, and train on them (`false`: run the tower every step).
+    pub feature_cache: bool,
 }
 
 impl Default for TrainSection {
@@ -362,6 +365,7 @@ impl Default for TrainSection {
             eval_every: None,
             early_stopping: None,
             resume: Resume::Auto,
+            feature_cache: true,
         }
     }
 }

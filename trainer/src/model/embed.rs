@@ -18,7 +18,7 @@ use serde::Deserialize;
 
 use super::efficientnet::EfficientNetB0;
 use super::error::ModelError;
-use super::input::ModelInput;
+use super::input::{ModelInput, TextData};
 use super::moderation::ModerationModel;
 use super::preprocess::load_image;
 use super::text_tower::TextTower;
@@ -205,7 +205,11 @@ fn flush<B: Backend>(
                     let sub: Vec<Option<String>> = idx.iter().map(|&i| texts[i].clone()).collect();
                     let input = ModelInput::<B>::from_vecs(Some(tok), &sub, &[], &[], 0, device)?;
                     let t = input.text.expect("a tokenizer was given");
-                    for (k, v) in rows_of(tower.forward(t.ids, t.mask))
+                    let feats = match t.data {
+                        TextData::Tokens { ids, mask } => tower.forward(ids, mask),
+                        TextData::Features(f) => f,
+                    };
+                    for (k, v) in rows_of(feats)
                         .into_iter()
                         .enumerate()
                     {

@@ -6,6 +6,10 @@
 //! the model: it must match the embedding table). A row without text is encoded
 //! as the empty string and flagged absent, so the fusion layer swaps in its
 //! placeholder; a batch where no row has a modality skips that tower entirely.
+//!
+//! A tower's input may instead be its own output computed earlier — a frozen
+//! tower's cached features ([`TextData::Features`], [`ImageData::Features`]):
+//! the model then skips the tower and fuses the given vectors.
 
 use burn::tensor::backend::Backend;
 use burn::tensor::{Bool, Int, Tensor, TensorData};
@@ -13,24 +17,47 @@ use burn::tensor::{Bool, Int, Tensor, TensorData};
 use super::error::ModelError;
 use super::tokenizer::TextTokenizer;
 
-/// Token ids, mask and presence of a batch's texts.
+/// What the text tower receives.
+#[derive(Debug, Clone)]
+pub enum TextData<B: Backend> {
+    /// Tokens to encode.
+    Tokens {
+        /// `[b, s]` token ids.
+        ids: Tensor<B, 2, Int>,
+        /// `[b, s]` 1.0 for tokens, 0.0 for padding.
+        mask: Tensor<B, 2>,
+    },
+    /// The tower's pooled output `[b, text_dim]`, computed earlier (a frozen
+    /// tower's cached features): the tower is skipped.
+    Features(Tensor<B, 2>),
+}
+
+/// What the image tower receives.
+#[derive(Debug, Clone)]
+pub enum ImageData<B: Backend> {
+    /// `[b, 3, s, s]` normalised pixels.
+    Pixels(Tensor<B, 4>),
+    /// The tower's pooled output `[b, image_dim]`, computed earlier: the tower is
+    /// skipped.
+    Features(Tensor<B, 2>),
+}
+
+/// Tokens (or cached features) and presence of a batch's texts.
 #[derive(Debug, Clone)]
 pub struct TextInput<B: Backend> {
-    /// `[b, s]` token ids.
-    pub ids: Tensor<B, 2, Int>,
-    /// `[b, s]` 1.0 for tokens, 0.0 for padding.
-    pub mask: Tensor<B, 2>,
+    /// Tokens or features.
+    pub data: TextData<B>,
     /// `[b]` true where the row has text.
     pub present: Tensor<B, 1, Bool>,
     /// Whether any row has text.
     pub any: bool,
 }
 
-/// Pixels and presence of a batch's images.
+/// Pixels (or cached features) and presence of a batch's images.
 #[derive(Debug, Clone)]
 pub struct ImageInput<B: Backend> {
-    /// `[b, 3, s, s]` normalised pixels.
-    pub pixels: Tensor<B, 4>,
+    /// Pixels or features.
+    pub data: ImageData<B>,
     /// `[b]` true where the row has an image.
     pub present: Tensor<B, 1, Bool>,
     /// Whether any row has an image.
@@ -88,12 +115,69 @@ impl<B: Backend> ModelInput<B> {
             let pixels = Tensor::<B, 1>::from_floats(images, device)
                 .reshape([batch, 3, image_size, image_size]);
             Some(ImageInput {
-                pixels,
+                data: ImageData::Pixels(pixels),
                 present: bools(image_present, device),
                 any: image_present.iter().any(|&p| p),
             })
         };
         Ok(Self { batch, text, image })
+    }
+
+    /// Replaces the text input by the text tower's features `[batch × dim]`
+    /// (row-major) for rows where `present`; the tower will not run.
+    pub fn with_text_features(
+        mut self,
+        features: Vec<f32>,
+        dim: usize,
+        present: &[bool],
+        device: &B::Device,
+    ) -> Result<Self, ModelError> {
+        let data = TextData::Features(self.features(features, dim, present, device)?);
+        self.text = Some(TextInput {
+            data,
+            present: bools(present, device),
+            any: present.iter().any(|&p| p),
+        });
+        Ok(self)
+    }
+
+    /// Replaces the image input by the image tower's features `[batch × dim]`
+    /// (row-major) for rows where `present`; the tower will not run.
+    pub fn with_image_features(
+        mut self,
+        features: Vec<f32>,
+        dim: usize,
+        present: &[bool],
+        device: &B::Device,
+    ) -> Result<Self, ModelError> {
+        let data = ImageData::Features(self.features(features, dim, present, device)?);
+        self.image = Some(ImageInput {
+            data,
+            present: bools(present, device),
+            any: present.iter().any(|&p| p),
+        });
+        Ok(self)
+    }
+
+    fn features(
+        &self,
+        features: Vec<f32>,
+        dim: usize,
+        present: &[bool],
+        device: &B::Device,
+    ) -> Result<Tensor<B, 2>, ModelError> {
+        if features.len() != self.batch * dim || present.len() != self.batch {
+            return Err(ModelError::batch(format!(
+                "{} feature values and {} presence flags for a batch of {} rows of width {dim}",
+                features.len(),
+                present.len(),
+                self.batch
+            )));
+        }
+        Ok(Tensor::from_data(
+            TensorData::new(features, [self.batch, dim]),
+            device,
+        ))
     }
 
     fn text(
@@ -111,8 +195,7 @@ impl<B: Backend> ModelInput<B> {
         let mask =
             Tensor::<B, 2>::from_data(TensorData::new(enc.mask, [enc.batch, enc.seq_len]), device);
         Ok(TextInput {
-            ids,
-            mask,
+            data: TextData::Tokens { ids, mask },
             present: bools(&present, device),
             any: present.iter().any(|&p| p),
         })

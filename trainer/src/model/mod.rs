@@ -46,7 +46,7 @@ pub use embed::{EmbedOptions, EmbedSource, run_embed};
 pub use error::ModelError;
 pub use fusion::{Fusion, Modality};
 pub use head::Head;
-pub use input::{ImageInput, ModelInput, TextInput};
+pub use input::{ImageData, ImageInput, ModelInput, TextData, TextInput};
 pub use loss::{Targets, masked_loss};
 pub use moderation::{Embeddings, ImageTower, LoadedModel, ModerationModel};
 pub use params::{

@@ -18,7 +18,7 @@ use super::efficientnet::{EFFICIENTNET_B0_DIM, EfficientNetB0};
 use super::error::ModelError;
 use super::fusion::{Fusion, Modality};
 use super::head::Head;
-use super::input::ModelInput;
+use super::input::{ImageData, ModelInput, TextData};
 use super::loss::{Targets, masked_loss};
 use super::scratch_cnn::ScratchCnn;
 use super::text_tower::TextTower;
@@ -317,11 +317,17 @@ impl<B: Backend> ModerationModel<B> {
     pub fn embed(&self, input: &ModelInput<B>) -> Embeddings<B> {
         let device = self.fusion_device();
         let text_feats = match (&self.text, &input.text) {
-            (Some(tower), Some(t)) if t.any => Some(tower.forward(t.ids.clone(), t.mask.clone())),
+            (Some(tower), Some(t)) if t.any => Some(match &t.data {
+                TextData::Tokens { ids, mask } => tower.forward(ids.clone(), mask.clone()),
+                TextData::Features(f) => f.clone(),
+            }),
             _ => None,
         };
         let image_feats = match (&self.image, &input.image) {
-            (Some(tower), Some(i)) if i.any => Some(tower.forward(i.pixels.clone())),
+            (Some(tower), Some(i)) if i.any => Some(match &i.data {
+                ImageData::Pixels(pixels) => tower.forward(pixels.clone()),
+                ImageData::Features(f) => f.clone(),
+            }),
             _ => None,
         };
         let text = input.text.as_ref().map(|t| Modality {

@@ -12,6 +12,7 @@ use burn::tensor::backend::{AutodiffBackend, Backend};
 
 use super::comm::Comm;
 use super::error::TrainError;
+use super::feature_cache::SplitFeatures;
 use super::gather::{ShardScores, merge};
 use super::progress::Progress;
 use super::publish::batch_tensors;
@@ -44,6 +45,7 @@ pub fn evaluate<B: AutodiffBackend>(
     model: &ModerationModel<B>,
     tokenizer: Option<&TextTokenizer>,
     val: &Arc<Dataset>,
+    cached: Option<&SplitFeatures>,
     comm: &mut Comm,
     cfg: &RunConfig,
     device: &B::Device,
@@ -52,7 +54,7 @@ pub fn evaluate<B: AutodiffBackend>(
     let inner = model.valid();
     let (rank, world) = (comm.rank(), comm.world_size());
     let (shard, loss_sum, rows) = score_shard::<B::InnerBackend>(
-        &inner, tokenizer, val, rank, world, cfg, device, heartbeat,
+        &inner, tokenizer, val, cached, rank, world, cfg, device, heartbeat,
     )?;
     let labels = cfg.model.labels.clone();
     let gathered = comm.all_gather_f32(&shard.encode(labels.len()))?;
@@ -88,12 +90,13 @@ pub fn evaluate<B: AutodiffBackend>(
 }
 
 /// Scores one rank's shard of `ds` (world 1 scores everything, as the export gate
-/// does for the champion).
+/// does for the champion); `cached` holds frozen towers' features of `ds`.
 #[allow(clippy::too_many_arguments)]
 pub fn score_shard<B: Backend>(
     model: &ModerationModel<B>,
     tokenizer: Option<&TextTokenizer>,
     ds: &Arc<Dataset>,
+    cached: Option<&SplitFeatures>,
     rank: usize,
     world: usize,
     cfg: &RunConfig,
@@ -109,12 +112,13 @@ pub fn score_shard<B: Backend>(
         false,
         UnevenTail::Pad,
     )?;
-    let opts = LoaderOptions::from_section(&cfg.data, model.image.is_some());
+    let images = model.image.is_some() && cached.is_none_or(|c| c.image.is_none());
+    let opts = LoaderOptions::from_section(&cfg.data, images);
     let mut shard = ShardScores::default();
     let (mut loss_sum, mut rows) = (0.0f64, 0usize);
     for batch in Loader::new(ds.clone(), &sampler, 0, 0, opts)? {
         let batch = batch?;
-        let (input, targets) = batch_tensors::<B>(tokenizer, &batch, device)?;
+        let (input, targets) = batch_tensors::<B>(tokenizer, &batch, cached, device)?;
         let logits = model.forward(&input);
         let loss: f64 = model.loss(logits.clone(), &targets).into_scalar().elem();
         loss_sum += loss * batch.len() as f64;

@@ -12,6 +12,7 @@
 //! - `timing.rs`: the per-step time split and throughput.
 //! - `worker.rs`: `vigil worker` — the data-parallel loop.
 //! - `evaluate.rs`: distributed evaluation and the report files.
+//! - `feature_cache.rs`: frozen towers' features, computed once per dataset.
 //! - `publish.rs`: batches to tensors; the serving export behind the gate.
 //! - `resume.rs`: checkpoint save and restore; `state.rs`: what a checkpoint holds.
 //! - `signals.rs`: stop signals and the launcher heartbeat.
@@ -22,6 +23,7 @@ mod comm;
 mod early_stop;
 mod error;
 mod evaluate;
+mod feature_cache;
 mod flat;
 mod gather;
 mod progress;
@@ -38,6 +40,7 @@ pub use comm::Comm;
 pub use early_stop::{EarlyStopper, Verdict, is_better};
 pub use error::TrainError;
 pub use evaluate::{EvalOutcome, evaluate, score_shard};
+pub use feature_cache::{BuildReport, CachePlan, SplitFeatures, Table};
 pub use flat::{ParamLayout, ParamSlot, read_grads, read_params, write_params};
 pub use gather::{ShardScores, checksum, merge};
 pub use progress::{Progress, ProgressMode, ProgressRecord};

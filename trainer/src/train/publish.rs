@@ -9,6 +9,7 @@ use burn::tensor::backend::{AutodiffBackend, Backend};
 
 use super::error::TrainError;
 use super::evaluate::score_shard;
+use super::feature_cache::SplitFeatures;
 use super::gather::merge;
 use super::signals::Heartbeat;
 use crate::config::RunConfig;
@@ -17,20 +18,32 @@ use crate::export::{Champion, Decision, ModelRepo, decide};
 use crate::metrics::EvalReport;
 use crate::model::{ModelInput, ModerationModel, Targets, TextTokenizer};
 
-/// The model's input and targets for `batch`.
+/// The model's input and targets for `batch`; towers with a table in `cached`
+/// get their features from it (by dataset row) instead of running.
 pub fn batch_tensors<B: Backend>(
     tokenizer: Option<&TextTokenizer>,
     batch: &Batch,
+    cached: Option<&SplitFeatures>,
     device: &B::Device,
 ) -> Result<(ModelInput<B>, Targets<B>), TrainError> {
-    let input = ModelInput::from_vecs(
-        tokenizer,
+    let text = cached.and_then(|c| c.text.as_ref());
+    let image = cached.and_then(|c| c.image.as_ref());
+    let mut input = ModelInput::from_vecs(
+        if text.is_some() { None } else { tokenizer },
         &batch.texts,
-        &batch.images,
+        if image.is_some() { &[] } else { &batch.images },
         &batch.image_present,
         batch.image_size,
         device,
     )?;
+    if let Some(t) = text {
+        let present: Vec<bool> = batch.texts.iter().map(Option::is_some).collect();
+        input = input.with_text_features(t.gather(&batch.rows), t.dim, &present, device)?;
+    }
+    if let Some(t) = image {
+        input =
+            input.with_image_features(t.gather(&batch.rows), t.dim, &batch.image_present, device)?;
+    }
     let targets = Targets::from_vecs(
         &batch.labels,
         &batch.label_known,
@@ -142,6 +155,7 @@ impl Exporter {
             &champion.model,
             champion.tokenizer.as_ref(),
             val,
+            None,
             0,
             1,
             &self.cfg,

@@ -24,6 +24,7 @@ use super::comm::Comm;
 use super::early_stop::{EarlyStopper, Verdict, is_better};
 use super::error::TrainError;
 use super::evaluate::{EvalOutcome, evaluate};
+use super::feature_cache::{self, CachePlan};
 use super::flat::{ParamLayout, read_grads, read_params, write_params};
 use super::gather::checksum;
 use super::progress::{Progress, ProgressMode, ProgressRecord};
@@ -190,6 +191,56 @@ fn train<B: AutodiffBackend>(cfg: &RunConfig, device: &B::Device) -> Result<Outc
     }
     verify_replicas(&mut comm, &master, state.step)?;
 
+    // Frozen towers: features computed once per dataset (or loaded), not every step.
+    let plan = CachePlan::from_config(cfg);
+    let mut cache_reports = Vec::new();
+    let train_cache = if plan.any() {
+        let (t, r) = feature_cache::prepare::<B>(
+            plan,
+            &model,
+            tokenizer.as_ref(),
+            &train_ds,
+            cfg,
+            &mut comm,
+            device,
+            &mut heartbeat,
+        )?;
+        cache_reports.extend(r);
+        Some(t)
+    } else {
+        None
+    };
+    let val_cache = match &val_ds {
+        Some(val) if plan.any() => {
+            let (t, r) = feature_cache::prepare::<B>(
+                plan,
+                &model,
+                tokenizer.as_ref(),
+                val,
+                cfg,
+                &mut comm,
+                device,
+                &mut heartbeat,
+            )?;
+            cache_reports.extend(r);
+            Some(t)
+        }
+        _ => None,
+    };
+    if rank == 0 {
+        for r in &cache_reports {
+            tracing::info!(
+                split = r.split,
+                tower = r.tower,
+                rows = r.encoded,
+                computed = r.computed,
+                ms = r.elapsed.as_millis() as u64,
+                "feature cache ready"
+            );
+            eprintln!("{}", r.line());
+        }
+    }
+
     let sampler = ShardSampler::new(
         train_ds.len(),
         rank,
@@ -223,7 +274,9 @@ fn train<B: AutodiffBackend>(cfg: &RunConfig, device: &B::Device) -> Result<Outc
         .then(|| Progress::new(ProgressMode::detect(cfg.logging.format), state.step, total));
     let mut writer = (rank == 0).then(|| AsyncCheckpointer::new(ckdir.clone()));
     let mut exporter = Exporter::new(cfg, rank);
-    let loader_opts = LoaderOptions::from_section(&cfg.data, model.image.is_some());
+    let decode_images =
+        model.image.is_some() && train_cache.as_ref().is_none_or(|c| c.image.is_none());
+    let loader_opts = LoaderOptions::from_section(&cfg.data, decode_images);
     let mut grads = comm.alloc(layout.len)?;
     let accum = u64::from(cfg.train.grad_accum);
     let mut scratch = vec![0.0f32; if accum > 1 { layout.len } else { 0 }];
@@ -257,7 +310,7 @@ fn train<B: AutodiffBackend>(cfg: &RunConfig, device: &B::Device) -> Result<Outc
                 timer.add(Phase::DataWait, waited.elapsed());
                 B::seed(device, step_seed(seed, state.step * accum + micro, rank));
                 let t = Instant::now();
-                let (input, targets) = batch_tensors::<B>(tokenizer.as_ref(), &batch, device)?;
+                let (input, targets) = batch_tensors::<B>(tokenizer.as_ref(), &batch, train_cache.as_ref(), device)?;
                 // The loss is a mean over known labels. Weighting each rank's mean by
                 // its share of the known labels of all ranks makes the averaged
                 // gradient that of the whole global batch: 2 workers at batch B
@@ -396,6 +449,7 @@ fn train<B: AutodiffBackend>(cfg: &RunConfig, device: &B::Device) -> Result<Outc
                     &model,
                     tokenizer.as_ref(),
                     val,
+                    val_cache.as_ref(),
                     &mut comm,
                     cfg,
                     device,
