@@ -25,6 +25,8 @@ enum BenchCommand {
     Train(TrainArgs),
     /// All-reduce bandwidth across N local ranks (nccl-tests style: algbw, busbw).
     Allreduce(AllreduceArgs),
+    /// Training step of a frozen image tower + head: computed every step vs cached features.
+    FeatureCache(super::bench_cache::FeatureCacheArgs),
     /// Internal: one rank of `vigil bench allreduce`.
     #[command(name = "__allreduce-rank", hide = true)]
     AllreduceRank,
@@ -128,6 +130,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     match args.command {
         BenchCommand::Train(a) => train(a),
         BenchCommand::Allreduce(a) => allreduce(a),
+        BenchCommand::FeatureCache(a) => super::bench_cache::run(a),
         BenchCommand::AllreduceRank => {
             vigil_collective::bench::run_rank_from_env()?;
             Ok(ExitCode::SUCCESS)

@@ -9,10 +9,11 @@
 //!   a row counts when that label is known, weighted by the class's `pos_weight`
 //!   (PyTorch's weighted `CrossEntropyLoss` mean).
 //!
-//! Both are computed in a numerically stable form (`softplus`, `log_softmax`).
+//! Both are computed in a numerically stable form (an overflow-free softplus,
+//! `log_softmax`).
 
 use burn::tensor::Tensor;
-use burn::tensor::activation::{log_softmax, softplus};
+use burn::tensor::activation::log_softmax;
 use burn::tensor::backend::Backend;
 
 use crate::config::Task;
@@ -54,6 +55,14 @@ impl<B: Backend> Targets<B> {
     }
 }
 
+/// `log(1 + eˣ)` without overflow: `max(x, 0) + log(1 + e^-|x|)`. burn's
+/// `softplus` computes `log(1 + eˣ)` directly, which is infinite for x > 88 and
+/// turns a confident logit into a NaN loss (∞ · 0).
+fn stable_softplus<B: Backend>(x: Tensor<B, 2>) -> Tensor<B, 2> {
+    let tail = (x.clone().abs().neg().exp() + 1.0).log();
+    x.clamp_min(0.0) + tail
+}
+
 /// The masked loss of `logits` `[b, L]` (a scalar tensor of shape `[1]`).
 pub fn masked_loss<B: Backend>(
     logits: Tensor<B, 2>,
@@ -73,8 +82,8 @@ pub fn masked_loss<B: Backend>(
     match task {
         Task::MultiLabel => {
             // -[pw·y·log σ(x) + (1-y)·log(1-σ(x))] = pw·y·softplus(-x) + (1-y)·softplus(x)
-            let pos = softplus(logits.clone().neg(), 1.0) * y.clone() * pw;
-            let neg = softplus(logits, 1.0) * (y.neg() + 1.0);
+            let pos = stable_softplus(logits.clone().neg()) * y.clone() * pw;
+            let neg = stable_softplus(logits) * (y.neg() + 1.0);
             let per = (pos + neg) * known.clone();
             per.sum() / known.sum().clamp_min(1.0)
         }
@@ -111,6 +120,22 @@ mod tests {
         // entries: (0.5, y=1, pw=2), (-1, y=0), (unknown), (0, y=1, pw=1)
         let want = (2.0 * sp(-0.5) + sp(-1.0) + sp(0.0)) / 3.0;
         assert!((got - want).abs() < 1e-5, "{got} vs {want}");
+    }
+
+    #[test]
+    fn confident_logits_give_finite_exact_losses() {
+        let d = Default::default();
+        // Right and wrong at |x| = 1000: log(1 + e^1000) overflows f32 in the naive form.
+        let logits = Tensor::<B, 1>::from_floats([1000.0, -1000.0, 1000.0, -1000.0], &d)
+            .reshape([2, 2]);
+        let right = Targets::<B>::from_vecs(&[1.0, 0.0, 1.0, 0.0], &[true; 4], 2, 2, &d).unwrap();
+        let wrong = Targets::<B>::from_vecs(&[0.0, 1.0, 0.0, 1.0], &[true; 4], 2, 2, &d).unwrap();
+        assert_eq!(
+            scalar(masked_loss(logits.clone(), &right, Task::MultiLabel, &[])),
+            0.0
+        );
+        let got = scalar(masked_loss(logits, &wrong, Task::MultiLabel, &[]));
+        assert!((got - 1000.0).abs() < 1e-3, "{got}");
     }
 
     #[test]

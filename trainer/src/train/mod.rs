@@ -12,13 +12,15 @@
 //! - `timing.rs`: the per-step time split and throughput.
 //! - `worker.rs`: `vigil worker` — the data-parallel loop.
 //! - `evaluate.rs`: distributed evaluation and the report files.
-//! - `feature_cache.rs`: frozen towers' features, computed once per dataset.
+//! - `feature_cache.rs`: frozen towers' features, computed once per dataset;
+//!   `cache_bench.rs`: `vigil bench feature-cache`, what that buys.
 //! - `publish.rs`: batches to tensors; the serving export behind the gate.
 //! - `resume.rs`: checkpoint save and restore; `state.rs`: what a checkpoint holds.
 //! - `signals.rs`: stop signals and the launcher heartbeat.
 //! - `progress.rs`: rank 0's console progress (bar, text or JSON lines).
 
 mod adamw;
+pub mod cache_bench;
 mod comm;
 mod early_stop;
 mod error;
