@@ -33,7 +33,8 @@ pub fn write_atomic<T>(
         move |source| ServeError::Write { path: p, source }
     };
     let result = (|| {
-        let file = std::fs::File::create(&tmp).map_err(write_err(&tmp))?;
+        // Named by the target: a missing directory is the user's path, not ours.
+        let file = std::fs::File::create(&tmp).map_err(write_err(path))?;
         let mut out = BufWriter::new(file);
         let value = fill(&mut out)?;
         let file = out
@@ -74,5 +75,14 @@ mod tests {
         assert_eq!(std::fs::read_to_string(&path).unwrap(), "one\n");
         let names: Vec<_> = std::fs::read_dir(tmp.path()).unwrap().collect();
         assert_eq!(names.len(), 1, "no temporary file is left behind");
+    }
+
+    #[test]
+    fn a_missing_directory_is_a_user_error_naming_the_target() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("absent/report.json");
+        let err = write_atomic(&path, |_| Ok(())).unwrap_err();
+        assert!(err.is_user_error());
+        assert_eq!(err.to_string(), format!("cannot write {}", path.display()));
     }
 }

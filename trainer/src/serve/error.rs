@@ -112,7 +112,8 @@ pub enum ServeError {
     /// Reading or batching the input rows failed.
     #[error(transparent)]
     Data(#[from] DataError),
-    /// Writing an output file failed.
+    /// Writing an output file failed (a missing directory or no permission is the
+    /// user's to fix; a full disk is not).
     #[error("cannot write {}", path.display())]
     Write {
         /// The file.
@@ -147,7 +148,12 @@ impl ServeError {
             ),
             Self::Model(e) => e.is_user_error(),
             Self::Data(e) => e.is_user_error(),
-            Self::Write { .. } => false,
+            Self::Write { source, .. } => matches!(
+                source.kind(),
+                std::io::ErrorKind::NotFound
+                    | std::io::ErrorKind::NotADirectory
+                    | std::io::ErrorKind::PermissionDenied
+            ),
         }
     }
 }
