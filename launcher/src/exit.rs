@@ -8,6 +8,7 @@
 use vigil_trainer::config::ConfigError;
 use vigil_trainer::data::DataError;
 use vigil_trainer::model::ModelError;
+use vigil_trainer::serve::ServeError;
 use vigil_trainer::train::TrainError;
 
 use crate::cli::{BenchUsageError, LaunchUsageError, RenderUsageError};
@@ -38,6 +39,8 @@ pub fn code_for(err: &anyhow::Error) -> u8 {
                 .is_some_and(DataError::is_user_error)
             || e.downcast_ref::<ModelError>()
                 .is_some_and(ModelError::is_user_error)
+            || e.downcast_ref::<ServeError>()
+                .is_some_and(ServeError::is_user_error)
             || matches!(
                 e.downcast_ref::<LaunchError>(),
                 Some(LaunchError::NoToken { .. } | LaunchError::DuplicateNode { .. })

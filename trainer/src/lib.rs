@@ -10,6 +10,7 @@
 //! - [`train`]: the training loop and its parts (schedule, early stopping, timing).
 //! - [`checkpoint`]: atomic checkpoints, verified resume, retention (no burn types).
 //! - [`export`]: versioned serving exports and the champion/challenger gate.
+//! - [`serve`]: offline scoring with exported models (`vigil predict`, `vigil eval`).
 //!
 //! The launcher depends on this crate only for the config and the `vigil worker`
 //! entry point, never for supervision.
@@ -22,4 +23,5 @@ pub mod export;
 pub mod logging;
 pub mod metrics;
 pub mod model;
+pub mod serve;
 pub mod train;

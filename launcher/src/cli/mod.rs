@@ -8,8 +8,10 @@ mod bench;
 mod bench_cache;
 mod datasets;
 mod embed;
+mod eval;
 mod guard;
 mod launch;
+mod predict;
 mod render;
 mod validate;
 mod worker;
@@ -49,6 +51,10 @@ enum Command {
     Datasets(datasets::DatasetsArgs),
     /// Write text / image / fused embeddings of JSONL rows (pretrained encoders or a trained model).
     Embed(embed::EmbedArgs),
+    /// Score JSONL rows with an exported model version; rank them for review or annotation.
+    Predict(predict::PredictArgs),
+    /// Evaluate an exported model version on a labelled file: report, top false positives/negatives.
+    Eval(eval::EvalArgs),
     /// Benchmarks that print measured figures (`vigil bench train`).
     Bench(bench::BenchArgs),
 }
@@ -63,6 +69,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Guard => guard::run(),
         Command::Datasets(args) => datasets::run(args),
         Command::Embed(args) => embed::run(args),
+        Command::Predict(args) => predict::run(args),
+        Command::Eval(args) => eval::run(args),
         Command::Bench(args) => bench::run(args),
     }
 }

@@ -1,0 +1,73 @@
+//! `vigil eval`: the training evaluation report for any exported model version on
+//! any labelled file, plus the top false positives and negatives per label at the
+//! shipped thresholds. The logic lives in `vigil_trainer::serve`; this file is
+//! flags and output.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Args;
+use vigil_trainer::backend::CpuBackend;
+use vigil_trainer::serve::{EvalOptions, ServeError, run_eval, write_atomic};
+
+/// Arguments of `vigil eval`.
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Prints the report table and, per label, confusion counts at the \
+    shipped thresholds with the top false positives (highest scores) and false negatives \
+    (lowest scores). --output writes the JSON report: {model, version, data, task, \
+    thresholds, report (every metric of eval/step-<S>.json), errors: [{label, threshold, \
+    decision, counts: {tp, fp, tn, fn}, false_positives: [{id, score}], false_negatives}]}. \
+    Exit codes: 0 done; 2 no usable version, bad row (FILE:LINE), bad flag; 1 I/O failure."
+)]
+pub struct EvalArgs {
+    /// Model repository `<export.dir>/<model_name>` (integer version directories), or
+    /// one version directory (holding MANIFEST.json).
+    #[arg(long, value_name = "DIR")]
+    model: PathBuf,
+    /// Version to use (default: the newest complete one).
+    #[arg(long, value_name = "V")]
+    version: Option<u64>,
+    /// Labelled JSONL in the model's data format; image paths relative to this file.
+    #[arg(long, value_name = "FILE")]
+    data: PathBuf,
+    /// Write the JSON report here (atomically).
+    #[arg(long, value_name = "FILE")]
+    output: Option<PathBuf>,
+    /// False positives and false negatives listed per label.
+    #[arg(long, value_name = "N", default_value_t = 10)]
+    top: usize,
+    /// Rows per forward pass.
+    #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..))]
+    batch_size: u32,
+}
+
+/// Evaluates, prints the table, writes the report when asked.
+pub fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
+    vigil_trainer::backend::tune_allocator();
+    let opts = EvalOptions {
+        model: args.model,
+        version: args.version,
+        data: args.data,
+        top: args.top,
+        batch_size: args.batch_size as usize,
+    };
+    let device = Default::default();
+    let evaluation = run_eval::<CpuBackend>(&opts, &device)?;
+    if let Some(path) = &args.output {
+        write_atomic(path, |out| {
+            serde_json::to_writer_pretty(&mut *out, &evaluation)
+                .map_err(std::io::Error::from)
+                .and_then(|()| writeln!(out))
+                .map_err(|source| ServeError::Write {
+                    path: path.clone(),
+                    source,
+                })
+        })?;
+    }
+    print!("{}", evaluation.table());
+    if let Some(path) = &args.output {
+        println!("report: {}", path.display());
+    }
+    Ok(ExitCode::SUCCESS)
+}
