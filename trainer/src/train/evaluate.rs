@@ -41,6 +41,7 @@ pub struct EvalOutcome {
 
 /// Scores `val` with `model` (in evaluation mode: no dropout, no autodiff) across
 /// the group; rank 0 gets the report.
+#[allow(clippy::too_many_arguments)]
 pub fn evaluate<B: AutodiffBackend>(
     model: &ModerationModel<B>,
     tokenizer: Option<&TextTokenizer>,
