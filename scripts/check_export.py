@@ -146,6 +146,10 @@ def expected_tensors(version: Path) -> dict[str, tuple[int, ...]]:
     dim, kind = model["fusion"]["dim"], model["fusion"]["kind"]
     for name, width in (("text", text_dim), ("image", image_dim)):
         if width is not None:
+            out[f"fusion.{name}_std.mean"] = (width,)
+            out[f"fusion.{name}_std.inv_std"] = (width,)
+            out[f"fusion.{name}_norm.gamma"] = (width,)
+            out[f"fusion.{name}_norm.beta"] = (width,)
             linear(out, f"fusion.{name}_proj", width, dim)
             out[f"fusion.{name}_missing"] = (dim,)
     both = text_dim is not None and image_dim is not None

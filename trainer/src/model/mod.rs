@@ -44,7 +44,7 @@ pub use efficientnet::{
 };
 pub use embed::{EmbedOptions, EmbedSource, run_embed};
 pub use error::ModelError;
-pub use fusion::{Fusion, Modality};
+pub use fusion::{Fusion, Modality, Standardize};
 pub use head::Head;
 pub use input::{ImageData, ImageInput, ModelInput, TextData, TextInput};
 pub use loss::{Targets, masked_loss};

@@ -38,7 +38,7 @@ use crate::checkpoint::{AsyncCheckpointer, CheckpointDir};
 use crate::config::{ExportWhen, OptimSection, RunConfig};
 use crate::data::{Dataset, Loader, LoaderOptions, Position, ShardSampler, Split};
 use crate::logging::{self, HParamsStart, MetricLogger, RunStatus, tags};
-use crate::model::{LoadedModel, ModerationModel};
+use crate::model::{LoadedModel, ModerationModel, Standardize};
 
 /// How a worker's run ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -227,6 +227,25 @@ fn train<B: AutodiffBackend>(cfg: &RunConfig, device: &B::Device) -> Result<Outc
         }
         _ => None,
     };
+    // A cached tower's features are standardised with their training-set
+    // statistics (identical on every rank: the table is).
+    if let Some(c) = &train_cache {
+        let has = |f: fn(&crate::data::Example) -> bool| -> Vec<bool> {
+            train_ds.examples().iter().map(f).collect()
+        };
+        if let Some(t) = &c.text {
+            let present = has(|e| e.text.is_some());
+            model
+                .fusion
+                .set_text_standardization(Standardize::fit(&t.values, t.dim, &present, device));
+        }
+        if let Some(t) = &c.image {
+            let present = has(|e| e.image.is_some());
+            model
+                .fusion
+                .set_image_standardization(Standardize::fit(&t.values, t.dim, &present, device));
+        }
+    }
     if rank == 0 {
         for r in &cache_reports {
             tracing::info!(
