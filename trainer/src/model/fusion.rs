@@ -252,3 +252,26 @@ impl<B: Backend> Fusion<B> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::CpuBackend;
+
+    type B = CpuBackend;
+
+    #[test]
+    fn standardize_fits_present_rows_and_keeps_constant_features_unscaled() {
+        let d = Default::default();
+        // Rows: [1, 5], [3, 5], absent [100, -100].
+        let values = [1.0, 5.0, 3.0, 5.0, 100.0, -100.0];
+        let s = Standardize::<B>::fit(&values, 2, &[true, true, false], &d);
+        let x = Tensor::<B, 1>::from_floats([1.0, 5.0, 3.0, 5.0], &d).reshape([2, 2]);
+        let y: Vec<f32> = s.forward(x).into_data().into_vec().unwrap();
+        assert_eq!(y, vec![-1.0, 0.0, 1.0, 0.0]);
+        let id = Standardize::<B>::identity(2, &d);
+        let x = Tensor::<B, 1>::from_floats([7.0, -2.0], &d).reshape([1, 2]);
+        let y: Vec<f32> = id.forward(x).into_data().into_vec().unwrap();
+        assert_eq!(y, vec![7.0, -2.0]);
+    }
+}
