@@ -155,6 +155,9 @@ pub struct FusionSection {
     pub kind: FusionKind,
     /// Width each modality is projected to before fusion.
     pub dim: usize,
+    /// Standardise a frozen, cached tower's features per feature with their
+    /// training-set mean and standard deviation (false: identity).
+    pub standardize: bool,
 }
 
 impl Default for FusionSection {
@@ -162,6 +165,7 @@ impl Default for FusionSection {
         Self {
             kind: FusionKind::Concat,
             dim: 128,
+            standardize: true,
         }
     }
 }

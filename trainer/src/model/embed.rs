@@ -209,10 +209,7 @@ fn flush<B: Backend>(
                         TextData::Tokens { ids, mask } => tower.forward(ids, mask),
                         TextData::Features(f) => f,
                     };
-                    for (k, v) in rows_of(feats)
-                        .into_iter()
-                        .enumerate()
-                    {
+                    for (k, v) in rows_of(feats).into_iter().enumerate() {
                         text_out[idx[k]] = Some(v);
                     }
                 }

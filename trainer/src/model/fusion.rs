@@ -69,7 +69,11 @@ impl<B: Backend> Standardize<B> {
             .zip(&sq)
             .map(|(s, q)| {
                 let var = (q / n - (s / n) * (s / n)).max(0.0);
-                if var > 1e-12 { (1.0 / var.sqrt()) as f32 } else { 1.0 }
+                if var > 1e-12 {
+                    (1.0 / var.sqrt()) as f32
+                } else {
+                    1.0
+                }
             })
             .collect();
         Self {

@@ -126,8 +126,8 @@ mod tests {
     fn confident_logits_give_finite_exact_losses() {
         let d = Default::default();
         // Right and wrong at |x| = 1000: log(1 + e^1000) overflows f32 in the naive form.
-        let logits = Tensor::<B, 1>::from_floats([1000.0, -1000.0, 1000.0, -1000.0], &d)
-            .reshape([2, 2]);
+        let logits =
+            Tensor::<B, 1>::from_floats([1000.0, -1000.0, 1000.0, -1000.0], &d).reshape([2, 2]);
         let right = Targets::<B>::from_vecs(&[1.0, 0.0, 1.0, 0.0], &[true; 4], 2, 2, &d).unwrap();
         let wrong = Targets::<B>::from_vecs(&[0.0, 1.0, 0.0, 1.0], &[true; 4], 2, 2, &d).unwrap();
         assert_eq!(

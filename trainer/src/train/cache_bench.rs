@@ -109,15 +109,21 @@ pub fn cache_bench<B: AutodiffBackend>(
         .map(|i| ((i * 2654435761usize) % 1000) as f32 / 500.0 - 1.0)
         .collect();
     let present = vec![true; b];
-    let targets_v: Vec<f32> = (0..b * 5).map(|i| ((i * 37) % 3 == 0) as u8 as f32).collect();
+    let targets_v: Vec<f32> = (0..b * 5)
+        .map(|i| ((i * 37) % 3 == 0) as u8 as f32)
+        .collect();
     let targets = Targets::<B>::from_vecs(&targets_v, &vec![true; b * 5], b, 5, device)?;
     let raw = ModelInput::<B>::from_vecs(None, &[], &pixels, &present, side, device)?;
 
     // The cache's one-time cost: the tower's forward, as the worker builds it.
     let t = Instant::now();
-    let image = model.image.as_ref().ok_or_else(|| ModelError::batch("no image tower"))?;
-    let pixels_t = Tensor::<B, 1>::from_data(TensorData::new(pixels.clone(), [pixels.len()]), device)
-        .reshape([b, 3, side, side]);
+    let image = model
+        .image
+        .as_ref()
+        .ok_or_else(|| ModelError::batch("no image tower"))?;
+    let pixels_t =
+        Tensor::<B, 1>::from_data(TensorData::new(pixels.clone(), [pixels.len()]), device)
+            .reshape([b, 3, side, side]);
     let feats = image.forward(pixels_t);
     let dim = feats.dims()[1];
     let feats: Vec<f32> = feats
@@ -130,23 +136,24 @@ pub fn cache_bench<B: AutodiffBackend>(
         .with_image_features(feats, dim, &present, device)?;
 
     let mut optim = AdamWConfig::new().init::<B, ModerationModel<B>>();
-    let mut time_steps = |input: &ModelInput<B>, steps: usize, model: &mut Option<ModerationModel<B>>| {
-        let mut times = Vec::new();
-        for i in 0..steps + 1 {
-            let m = model.take().expect("model is put back every step");
-            let t0 = Instant::now();
-            let loss = m.loss(m.forward(input), &targets);
-            let grads = GradientsParams::from_grads(loss.backward(), &m);
-            let m = optim.step(1e-3, m, grads);
-            let _ = m.head.layers[0].weight.val().into_data();
-            if i > 0 {
-                times.push(t0.elapsed().as_secs_f64() * 1e3);
+    let mut time_steps =
+        |input: &ModelInput<B>, steps: usize, model: &mut Option<ModerationModel<B>>| {
+            let mut times = Vec::new();
+            for i in 0..steps + 1 {
+                let m = model.take().expect("model is put back every step");
+                let t0 = Instant::now();
+                let loss = m.loss(m.forward(input), &targets);
+                let grads = GradientsParams::from_grads(loss.backward(), &m);
+                let m = optim.step(1e-3, m, grads);
+                let _ = m.head.layers[0].weight.val().into_data();
+                if i > 0 {
+                    times.push(t0.elapsed().as_secs_f64() * 1e3);
+                }
+                *model = Some(m);
             }
-            *model = Some(m);
-        }
-        times.sort_by(f64::total_cmp);
-        times[times.len() / 2]
-    };
+            times.sort_by(f64::total_cmp);
+            times[times.len() / 2]
+        };
     let mut slot = Some(model);
     let computed_step_ms = time_steps(&raw, opts.computed_steps.max(1), &mut slot);
     let cached_step_ms = time_steps(&cached, opts.cached_steps.max(1), &mut slot);

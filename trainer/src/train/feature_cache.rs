@@ -209,7 +209,11 @@ pub fn prepare<B: AutodiffBackend>(
         }
         let started = Instant::now();
         let key = table_key(&inner, tower, tokenizer, ds, cfg)?;
-        let path = dir.join(format!("{}-{}.safetensors", ds.split().as_str(), tower.name()));
+        let path = dir.join(format!(
+            "{}-{}.safetensors",
+            ds.split().as_str(),
+            tower.name()
+        ));
         let loaded = match read_table(&path, &key, ds.len()) {
             Ok(t) => t,
             Err(why) => {
@@ -326,17 +330,17 @@ fn encode_chunk<B: Backend>(
     device: &B::Device,
 ) -> Result<(Vec<f32>, usize), TrainError> {
     let image_size = (tower == Tower::Image).then_some(cfg.data.image_size);
-    let batch = Batch::build(ds, chunk, Position::default(), image_size).map_err(
-        |(line, reason)| DataError::ImageDecode {
-            file: ds.file().to_path_buf(),
-            line,
-            reason,
-        },
-    )?;
+    let batch =
+        Batch::build(ds, chunk, Position::default(), image_size).map_err(|(line, reason)| {
+            DataError::ImageDecode {
+                file: ds.file().to_path_buf(),
+                line,
+                reason,
+            }
+        })?;
     let feats: Tensor<B, 2> = match (tower, &model.text, &model.image) {
         (Tower::Text, Some(text), _) => {
-            let input =
-                ModelInput::<B>::from_vecs(tokenizer, &batch.texts, &[], &[], 0, device)?;
+            let input = ModelInput::<B>::from_vecs(tokenizer, &batch.texts, &[], &[], 0, device)?;
             match input.text.map(|t| t.data) {
                 Some(TextData::Tokens { ids, mask }) => text.forward(ids, mask),
                 _ => {
@@ -561,7 +565,11 @@ mod tests {
         };
         write_table(dir.path(), &path, "k", &t).unwrap();
         assert_eq!(read_table(&path, "k", 2).unwrap(), Some(t.clone()));
-        assert!(read_table(&path, "other", 2).unwrap_err().contains("other weights"));
+        assert!(
+            read_table(&path, "other", 2)
+                .unwrap_err()
+                .contains("other weights")
+        );
         assert!(read_table(&path, "k", 3).is_err());
         let mut bytes = std::fs::read(&path).unwrap();
         bytes.truncate(bytes.len() - 5);

@@ -41,8 +41,12 @@ pub fn batch_tensors<B: Backend>(
         input = input.with_text_features(t.gather(&batch.rows), t.dim, &present, device)?;
     }
     if let Some(t) = image {
-        input =
-            input.with_image_features(t.gather(&batch.rows), t.dim, &batch.image_present, device)?;
+        input = input.with_image_features(
+            t.gather(&batch.rows),
+            t.dim,
+            &batch.image_present,
+            device,
+        )?;
     }
     let targets = Targets::from_vecs(
         &batch.labels,

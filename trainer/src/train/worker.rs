@@ -229,7 +229,10 @@ fn train<B: AutodiffBackend>(cfg: &RunConfig, device: &B::Device) -> Result<Outc
     };
     // A cached tower's features are standardised with their training-set
     // statistics (identical on every rank: the table is).
-    if let Some(c) = &train_cache {
+    if let Some(c) = train_cache
+        .as_ref()
+        .filter(|_| cfg.model.fusion.standardize)
+    {
         let has = |f: fn(&crate::data::Example) -> bool| -> Vec<bool> {
             train_ds.examples().iter().map(f).collect()
         };
@@ -329,7 +332,8 @@ fn train<B: AutodiffBackend>(cfg: &RunConfig, device: &B::Device) -> Result<Outc
                 timer.add(Phase::DataWait, waited.elapsed());
                 B::seed(device, step_seed(seed, state.step * accum + micro, rank));
                 let t = Instant::now();
-                let (input, targets) = batch_tensors::<B>(tokenizer.as_ref(), &batch, train_cache.as_ref(), device)?;
+                let (input, targets) =
+                    batch_tensors::<B>(tokenizer.as_ref(), &batch, train_cache.as_ref(), device)?;
                 // The loss is a mean over known labels. Weighting each rank's mean by
                 // its share of the known labels of all ranks makes the averaged
                 // gradient that of the whole global batch: 2 workers at batch B
