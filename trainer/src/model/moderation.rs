@@ -378,6 +378,18 @@ impl<B: Backend> ModerationModel<B> {
             })
     }
 
+    /// Every weight as the bytes of a safetensors file, serialised in memory (what
+    /// [`Self::save_weights`] writes, without the file round trip).
+    pub fn weights_bytes(&self) -> Result<Vec<u8>, ModelError> {
+        let wrap = |e: Box<dyn std::error::Error + Send + Sync>| ModelError::WeightsFile {
+            path: PathBuf::from("<memory>"),
+            source: e,
+        };
+        let mut store = SafetensorsStore::from_bytes(None);
+        self.save_into(&mut store).map_err(|e| wrap(Box::new(e)))?;
+        store.get_bytes().map_err(|e| wrap(Box::new(e)))
+    }
+
     /// Loads every weight from a file written by [`Self::save_weights`]; the
     /// architecture must match exactly.
     pub fn load_weights(mut self, path: &Path) -> Result<Self, ModelError> {

@@ -4,7 +4,7 @@
 //! with a warning naming what was wrong) and broadcasts its step; every rank then
 //! loads and verifies that same step, so all ranks continue from one state.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use burn::tensor::backend::AutodiffBackend;
 
@@ -120,11 +120,10 @@ pub fn save_checkpoint<B: AutodiffBackend>(
     opt: &FlatAdamW,
     state: &LoopState,
     metrics: &std::collections::BTreeMap<String, f64>,
-    run_dir: &Path,
 ) -> Result<(), TrainError> {
     let Some(writer) = writer else { return Ok(()) };
     let started = std::time::Instant::now();
-    let weights = model_bytes(model, run_dir)?;
+    let weights = model_bytes(model)?;
     let files = vec![
         (MODEL_FILE.to_string(), weights),
         (MASTER_FILE.to_string(), f32_bytes(master)),
@@ -161,19 +160,12 @@ pub fn save_checkpoint<B: AutodiffBackend>(
     Ok(())
 }
 
-/// The model's weights as safetensors bytes (burn's parameter names).
+/// The model's weights as safetensors bytes (burn's parameter names), with the
+/// header's keys sorted; serialised in memory.
 pub fn model_bytes<B: burn::tensor::backend::Backend>(
     model: &ModerationModel<B>,
-    run_dir: &Path,
 ) -> Result<Vec<u8>, TrainError> {
-    let tmp: PathBuf = run_dir.join(format!(".weights-{}.safetensors.tmp", std::process::id()));
-    model.save_weights(&tmp)?;
-    let bytes = std::fs::read(&tmp).map_err(|source| TrainError::Io {
-        path: tmp.clone(),
-        source,
-    });
-    let _ = std::fs::remove_file(&tmp);
-    canonical_safetensors(bytes?)
+    canonical_safetensors(model.weights_bytes()?)
 }
 
 /// Rewrites a safetensors header with its keys sorted. burn writes the header's

@@ -509,7 +509,6 @@ fn train<B: AutodiffBackend>(cfg: &RunConfig, device: &B::Device) -> Result<Outc
                     &opt,
                     &state,
                     &exporter.metrics,
-                    &run_dir,
                 )?;
                 logger.sync()?;
             }
