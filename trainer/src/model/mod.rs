@@ -14,6 +14,7 @@
 //! - `weights.rs`: strict loading of safetensors / `.pth` files with key mapping.
 //! - `embed.rs`: the logic of `vigil embed`.
 //! - `error.rs`: [`ModelError`].
+//! - `kernels/`: faster CPU GELU and dropout used by the BERT block.
 //!
 //! Why our own BERT and EfficientNet instead of burn-nn's transformer: the
 //! published checkpoints fix the arithmetic (post-LayerNorm, erf GELU, BatchNorm
@@ -28,6 +29,7 @@ mod error;
 mod fusion;
 mod head;
 mod input;
+pub mod kernels;
 mod loss;
 mod moderation;
 mod params;
