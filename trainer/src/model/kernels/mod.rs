@@ -48,7 +48,7 @@ fn cast<T: 'static, U: 'static>(value: T) -> Result<U, T> {
 
 /// Whether `B`'s tensors live in host memory (Flex or ndarray, with or without
 /// autodiff), where building a tensor from a `Vec` costs no transfer.
-fn on_host<B: Backend>() -> bool {
+pub(crate) fn on_host<B: Backend>() -> bool {
     let device = TypeId::of::<B::Device>();
     device == TypeId::of::<burn_flex::FlexDevice>()
         || device == TypeId::of::<burn::backend::ndarray::NdArrayDevice>()
