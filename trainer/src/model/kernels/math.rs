@@ -52,7 +52,7 @@ pub fn exp_neg(x: f32) -> f32 {
 }
 
 /// Number of independent accumulators in [`lane_sum`] / [`lane_max`] (vectorises).
-const LANES: usize = 16;
+pub const LANES: usize = 16;
 
 /// Sum of `f(i)` over `0..n`, in [`LANES`] accumulators.
 #[inline(always)]
