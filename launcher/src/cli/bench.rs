@@ -10,7 +10,9 @@ use std::process::ExitCode;
 
 use clap::{Args, Subcommand, ValueEnum};
 use vigil_trainer::backend::{CpuAutodiff, NdArrayAutodiff};
-use vigil_trainer::model::bench::{TrainBenchOptions, TrainBenchReport, train_step_bench};
+use vigil_trainer::model::bench::{
+    BenchOptimizer, TrainBenchOptions, TrainBenchReport, train_step_bench,
+};
 
 /// Arguments of `vigil bench`.
 #[derive(Debug, Args)]
@@ -123,6 +125,18 @@ struct TrainArgs {
     /// CPU backend(s) to measure.
     #[arg(long, value_enum, default_value_t = CpuKind::Flex)]
     backend: CpuKind,
+    /// AdamW implementation: the trainer's flat one (what `vigil worker` runs) or
+    /// burn-optim's.
+    #[arg(long, value_enum, default_value_t = OptimKind::Flat)]
+    optim: OptimKind,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum OptimKind {
+    /// The trainer's flat AdamW (gradients copied out, weights written back).
+    Flat,
+    /// burn-optim's AdamW.
+    Burn,
 }
 
 /// Runs a benchmark.
@@ -160,15 +174,23 @@ fn train(a: TrainArgs) -> anyhow::Result<ExitCode> {
         seq: a.seq,
         warmup: a.warmup,
         steps: a.steps,
+        optimizer: match a.optim {
+            OptimKind::Flat => BenchOptimizer::Flat,
+            OptimKind::Burn => BenchOptimizer::Burn,
+        },
     };
     println!(
         "vigil bench train: MiniLM-L6 text tower ({}), batch {} x seq {} (25% padding), \
-         mean pooling, 5-label BCE head, AdamW, 1 thread, {} timed steps after {} warmup",
+         mean pooling, 5-label BCE head, {} AdamW, 1 thread, {} timed steps after {} warmup",
         text_encoder
             .as_ref()
             .map_or("random weights".to_string(), |d| d.display().to_string()),
         a.batch,
         a.seq,
+        match a.optim {
+            OptimKind::Flat => "flat (trainer's)",
+            OptimKind::Burn => "burn-optim",
+        },
         a.steps,
         a.warmup
     );

@@ -8,6 +8,12 @@
 //! padding tokens scaled to `seq` (25 % padding on average). Weights come from a
 //! Hugging Face directory when given (the values do not change the timing), else
 //! MiniLM's architecture with random weights.
+//!
+//! The optimizer is the trainer's own by default ([`BenchOptimizer::Flat`]: copy
+//! the gradients into one flat vector, the flat AdamW of `train::adamw`, write the
+//! parameters back — what `vigil worker` runs each step), or burn's `AdamW`
+//! ([`BenchOptimizer::Burn`]). Both are PyTorch's AdamW (decoupled weight decay
+//! 0.01 on every parameter, like the PyTorch script's single group).
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -23,6 +29,19 @@ use super::error::ModelError;
 use super::loss::{Targets, masked_loss};
 use super::text_tower::TextTower;
 use crate::config::{Pooling, Task};
+use crate::train::{
+    AdamWConfig as FlatAdamWConfig, FlatAdamW, ParamGroup, ParamLayout, read_grads, read_params,
+    write_params,
+};
+
+/// Which AdamW takes the step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BenchOptimizer {
+    /// The trainer's flat AdamW (gradients copied out, parameters written back).
+    Flat,
+    /// burn-optim's `AdamW` on the module.
+    Burn,
+}
 
 /// What to measure.
 #[derive(Debug, Clone)]
@@ -37,6 +56,8 @@ pub struct TrainBenchOptions {
     pub warmup: usize,
     /// Timed steps.
     pub steps: usize,
+    /// The optimizer.
+    pub optimizer: BenchOptimizer,
 }
 
 /// Measured figures, milliseconds per step.
@@ -122,6 +143,24 @@ pub fn train_step_bench<B: AutodiffBackend>(
         .with_weight_decay(0.01)
         .with_epsilon(1e-8)
         .init::<B, StepModel<B>>();
+    let layout = ParamLayout::of(&model);
+    let (mut flat_params, mut flat_grads) = (vec![0.0; layout.len], vec![0.0; layout.len]);
+    read_params(&model, &layout, &mut flat_params);
+    let mut flat = FlatAdamW::new(
+        FlatAdamWConfig {
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+            weight_decay: 0.01,
+        },
+        vec![ParamGroup {
+            start: 0,
+            end: layout.len,
+            lr: 2e-5,
+            decay: true,
+        }],
+        layout.len,
+    );
 
     let (mut fwd, mut bwd, mut opt, mut steps) = (0.0, 0.0, 0.0, Vec::new());
     for i in 0..opts.warmup + opts.steps {
@@ -133,9 +172,22 @@ pub fn train_step_bench<B: AutodiffBackend>(
         let _ = loss.clone().inner().into_data();
         let t1 = Instant::now();
         let grads = loss.backward();
-        let grads = GradientsParams::from_grads(grads, &model);
-        let t2 = Instant::now();
-        model = optim.step(2e-5, model, grads);
+        let t2 = match opts.optimizer {
+            BenchOptimizer::Flat => {
+                let t2 = Instant::now();
+                read_grads(&model, &grads, &layout, &mut flat_grads);
+                drop(grads);
+                flat.update(&mut flat_params, &flat_grads, 1.0);
+                model = write_params(model, &layout, &flat_params);
+                t2
+            }
+            BenchOptimizer::Burn => {
+                let grads = GradientsParams::from_grads(grads, &model);
+                let t2 = Instant::now();
+                model = optim.step(2e-5, model, grads);
+                t2
+            }
+        };
         // Materialise one updated weight so the optimizer's work is done.
         let _ = model.head.weight.val().inner().into_data();
         let t3 = Instant::now();

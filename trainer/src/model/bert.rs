@@ -14,12 +14,12 @@ use burn::nn::{
     Dropout, DropoutConfig, Embedding, EmbeddingConfig, LayerNorm, LayerNormConfig, Linear,
     LinearConfig,
 };
-use burn::tensor::activation::{gelu, softmax};
 use burn::tensor::backend::Backend;
-use burn::tensor::{Int, Tensor};
+use burn::tensor::{IndexingUpdateOp, Int, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
 use super::error::ModelError;
+use super::kernels::{self, attention_probs, dropout, gelu, layer_norm};
 
 /// The subset of a Hugging Face `config.json` a BERT encoder needs.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -158,6 +158,7 @@ impl BertConfig {
             token_type_embeddings: EmbeddingConfig::new(self.type_vocab_size, h).init(device),
             layer_norm: norm(),
             dropout: DropoutConfig::new(self.hidden_dropout_prob).init(),
+            eps: self.layer_norm_eps,
         };
         let layers = (0..self.num_hidden_layers)
             .map(|_| BertLayer {
@@ -172,6 +173,7 @@ impl BertConfig {
                 attn_dropout: DropoutConfig::new(self.attention_probs_dropout_prob).init(),
                 dropout: DropoutConfig::new(self.hidden_dropout_prob).init(),
                 heads: self.num_attention_heads,
+                eps: self.layer_norm_eps,
             })
             .collect();
         Bert {
@@ -194,6 +196,9 @@ pub struct BertEmbeddings<B: Backend> {
     /// `embeddings.LayerNorm`.
     pub layer_norm: LayerNorm<B>,
     dropout: Dropout,
+    /// `layer_norm_eps`.
+    #[module(skip)]
+    eps: f64,
 }
 
 /// One transformer block (`encoder.layer.N`).
@@ -219,6 +224,9 @@ pub struct BertLayer<B: Backend> {
     dropout: Dropout,
     #[module(skip)]
     heads: usize,
+    /// `layer_norm_eps` (burn's `LayerNorm` keeps its epsilon private).
+    #[module(skip)]
+    eps: f64,
 }
 
 /// A BERT encoder: embeddings and a stack of blocks (no pooler).
@@ -236,20 +244,86 @@ impl<B: Backend> BertLayer<B> {
     /// `x`: `[batch, seq, hidden]`; `mask_bias`: `[batch, 1, 1, seq]`, 0 or a large negative.
     pub fn forward(&self, x: Tensor<B, 3>, mask_bias: Tensor<B, 4>) -> Tensor<B, 3> {
         let [b, s, h] = x.dims();
+        self.forward_rows(x.reshape([b * s, h]), mask_bias)
+            .reshape([b, s, h])
+    }
+
+    /// The block on token rows: `x` `[batch * seq, hidden]`, `mask_bias`
+    /// `[batch, 1, 1, seq]`.
+    ///
+    /// Linear layers see 2-D inputs on purpose: burn 0.21 runs a 3-D `Linear` as a
+    /// batched matmul and its weight gradient as one `[hidden, out]` product per
+    /// batch row followed by a sum, which materialises `batch` copies of the
+    /// weight gradient. On rows it is a single matmul with the whole batch as the
+    /// inner dimension.
+    pub fn forward_rows(&self, x: Tensor<B, 2>, mask_bias: Tensor<B, 4>) -> Tensor<B, 2> {
+        self.forward_packed(x, None, mask_bias)
+    }
+
+    /// The block on the real (unpadded) token rows only: `x` `[n, hidden]` holds
+    /// rows `rows` (`[n]`, ascending) of the padded `[batch * seq, hidden]` layout,
+    /// or all of them when `rows` is None.
+    ///
+    /// Every per-token layer (projections, FFN, LayerNorm, dropout) runs on the `n`
+    /// real rows; only attention needs the padded layout, so Q, K and V are
+    /// scattered into zeros for it and the context is gathered back. Real tokens
+    /// get the same values as with padding: masked keys have probability exactly 0
+    /// (`exp` underflows), so padded rows never reach them.
+    pub fn forward_packed(
+        &self,
+        x: Tensor<B, 2>,
+        rows: Option<&Tensor<B, 1, Int>>,
+        mask_bias: Tensor<B, 4>,
+    ) -> Tensor<B, 2> {
+        let [_, h] = x.dims();
+        let [b, _, _, s] = mask_bias.dims();
         let heads = self.heads;
         let dh = h / heads;
-        let split = |t: Tensor<B, 3>| t.reshape([b, s, heads, dh]).swap_dims(1, 2);
+        let device = x.device();
+        let pad = |t: Tensor<B, 2>| match rows {
+            Some(rows) => Tensor::<B, 2>::zeros([b * s, h], &device).select_assign(
+                0,
+                rows.clone(),
+                t,
+                IndexingUpdateOp::Add,
+            ),
+            None => t,
+        };
+        // `[b*s, h]` -> `[b, heads, s, dh]` as a strided view (no copy): burn-flex's
+        // batched matmul takes the strides as they are.
+        let split = |t: Tensor<B, 2>| pad(t).reshape([b, s, heads, dh]).swap_dims(1, 2);
         let q = split(self.query.forward(x.clone()));
         let k = split(self.key.forward(x.clone()));
         let v = split(self.value.forward(x.clone()));
-        let scores = q.matmul(k.transpose()).mul_scalar(1.0 / (dh as f64).sqrt()) + mask_bias;
-        let probs = self.attn_dropout.forward(softmax(scores, 3));
-        let ctx = probs.matmul(v).swap_dims(1, 2).reshape([b, s, h]);
-        let attn = self.dropout.forward(self.attn_out.forward(ctx));
-        let x = self.attn_norm.forward(attn + x);
+        let scores = q.matmul(k.transpose());
+        let probs = attention_probs(scores, 1.0 / (dh as f64).sqrt(), mask_bias);
+        let probs = dropout(&self.attn_dropout, probs);
+        let ctx = probs.matmul(v).swap_dims(1, 2).reshape([b * s, h]);
+        let ctx = match rows {
+            Some(rows) => ctx.select(0, rows.clone()),
+            None => ctx,
+        };
+        let attn = dropout(&self.dropout, self.attn_out.forward(ctx));
+        let x = layer_norm(&self.attn_norm, attn + x, self.eps);
         let ffn = self.ffn_out.forward(gelu(self.ffn_in.forward(x.clone())));
-        self.ffn_norm.forward(self.dropout.forward(ffn) + x)
+        layer_norm(&self.ffn_norm, dropout(&self.dropout, ffn) + x, self.eps)
     }
+}
+
+/// Indices of the real tokens in the `[batch * seq]` rows when there is padding
+/// and the backend is a host one (reading the mask is free there); None otherwise.
+fn real_rows<B: Backend>(mask: &Tensor<B, 2>) -> Option<Tensor<B, 1, Int>> {
+    if !kernels::on_host::<B>() {
+        return None;
+    }
+    let values = mask.to_data().convert::<f32>().to_vec::<f32>().ok()?;
+    let rows: Vec<i64> = (0..values.len() as i64)
+        .filter(|&i| values[i as usize] > 0.5)
+        .collect();
+    (rows.len() < values.len()).then(|| {
+        let n = rows.len();
+        Tensor::from_data(TensorData::new(rows, [n]), &mask.device())
+    })
 }
 
 impl<B: Backend> Bert<B> {
@@ -269,7 +343,9 @@ impl<B: Backend> Bert<B> {
     }
 
     /// Token states `[batch, seq, hidden]` for `ids` `[batch, seq]` and float `mask`
-    /// `[batch, seq]` (1 real, 0 padding).
+    /// `[batch, seq]` (1 real, 0 padding). On host backends the states of padding
+    /// tokens are zeros (they are not computed); real tokens' states are the
+    /// reference model's.
     pub fn forward(&self, ids: Tensor<B, 2, Int>, mask: Tensor<B, 2>) -> Tensor<B, 3> {
         let [b, s] = ids.dims();
         let device = ids.device();
@@ -281,13 +357,32 @@ impl<B: Backend> Bert<B> {
         let x = e.word_embeddings.forward(ids)
             + e.position_embeddings.forward(positions)
             + e.token_type_embeddings.forward(types);
-        let mut x = e.dropout.forward(e.layer_norm.forward(x));
+        let x = dropout(&e.dropout, layer_norm(&e.layer_norm, x, e.eps));
+        let h = x.dims()[2];
+        let x = x.reshape([b * s, h]);
+        // Padding tokens only matter as masked keys: the blocks run on the real
+        // rows (a quarter fewer in `vigil bench train`), padded rows come back as
+        // zeros. Pooling masks them either way.
+        let rows = real_rows(&mask);
         // Hugging Face adds dtype-min to masked scores; -1e4 gives the same softmax
         // (exp underflows to 0) without risking -inf - -inf = NaN in any backend.
         let mask_bias = (mask.reshape([b, 1, 1, s]) - 1.0).mul_scalar(1e4);
+        let mut x = match &rows {
+            Some(rows) => x.select(0, rows.clone()),
+            None => x,
+        };
         for layer in &self.layers {
-            x = layer.forward(x, mask_bias.clone());
+            x = layer.forward_packed(x, rows.as_ref(), mask_bias.clone());
         }
-        x
+        let x = match rows {
+            Some(rows) => Tensor::<B, 2>::zeros([b * s, h], &device).select_assign(
+                0,
+                rows,
+                x,
+                IndexingUpdateOp::Add,
+            ),
+            None => x,
+        };
+        x.reshape([b, s, h])
     }
 }

@@ -10,10 +10,11 @@
 //! - `scratch_cnn.rs`: the small from-scratch image tower.
 //! - `fusion.rs`: concat / gated / interaction fusion with missing-modality placeholders.
 //! - `head.rs`: the MLP head. `loss.rs`: masked BCE / softmax CE.
-//! - `params.rs`: parameter groups, fixed-order gradient flattening for the all-reduce.
+//! - `params.rs`: parameter groups and the fixed order of trainable parameters.
 //! - `weights.rs`: strict loading of safetensors / `.pth` files with key mapping.
 //! - `embed.rs`: the logic of `vigil embed`.
 //! - `error.rs`: [`ModelError`].
+//! - `kernels/`: faster CPU GELU and dropout used by the BERT block.
 //!
 //! Why our own BERT and EfficientNet instead of burn-nn's transformer: the
 //! published checkpoints fix the arithmetic (post-LayerNorm, erf GELU, BatchNorm
@@ -28,6 +29,7 @@ mod error;
 mod fusion;
 mod head;
 mod input;
+pub mod kernels;
 mod loss;
 mod moderation;
 mod params;
@@ -49,10 +51,7 @@ pub use head::Head;
 pub use input::{ImageData, ImageInput, ModelInput, TextData, TextInput};
 pub use loss::{Targets, masked_loss};
 pub use moderation::{Embeddings, ImageTower, LoadedModel, ModerationModel};
-pub use params::{
-    ParamGroup, ParamInfo, all_params, flatten_grads, split_grads, trainable_params,
-    unflatten_grads,
-};
+pub use params::{ParamGroup, ParamInfo, all_params, trainable_params};
 pub use preprocess::{IMAGENET_MEAN, IMAGENET_STD, load_image, normalize};
 pub use scratch_cnn::ScratchCnn;
 pub use text_tower::{TextTower, bert_file_key, bert_ignorable, pool};

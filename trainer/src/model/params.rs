@@ -2,22 +2,20 @@
 //!
 //! The training loop needs three things from the model:
 //! - two learning rates (`optim.lr` for encoders, `optim.head_lr` for fusion and
-//!   head) — burn's optimizers take one rate per `step`, so the loop splits the
-//!   gradients with [`split_grads`] and steps once per group;
+//!   head): [`ParamInfo::group`];
 //! - weight decay off for norms and biases ([`ParamInfo::decay`]);
-//! - a fixed order of the trainable parameters, identical on every rank, to pack
-//!   gradients into flat f32 buckets for the all-reduce and unpack them after
-//!   ([`trainable_params`], [`flatten_grads`], [`unflatten_grads`]).
+//! - a fixed order of the trainable parameters, identical on every rank
+//!   ([`trainable_params`]); the loop packs gradients into flat buckets in that
+//!   order itself (`train::flat`).
 //!
 //! Trainability is read from the tensors themselves (`require_grad`, set by
 //! `train_layers` freezing), so the description can never disagree with what
 //! autodiff does. Order is burn's module visit order: struct field order, the same
 //! for every replica of one config.
 
-use burn::module::{AutodiffModule, Module, ModuleVisitor, Param, ParamId};
-use burn::optim::GradientsParams;
+use burn::module::{Module, ModuleVisitor, Param, ParamId};
 use burn::tensor::Tensor;
-use burn::tensor::backend::{AutodiffBackend, Backend};
+use burn::tensor::backend::Backend;
 
 /// Which optimizer group a parameter belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,7 +31,7 @@ pub enum ParamGroup {
 /// One parameter tensor.
 #[derive(Debug, Clone)]
 pub struct ParamInfo {
-    /// burn's id (what [`GradientsParams`] is keyed by).
+    /// burn's id (what [`GradientsParams`](burn::optim::GradientsParams) is keyed by).
     pub id: ParamId,
     /// Dotted module path, e.g. `text.encoder.layers.5.ffn_in.weight`.
     pub path: String,
@@ -106,75 +104,4 @@ pub fn trainable_params<B: Backend, M: Module<B>>(module: &M) -> Vec<ParamInfo> 
         .into_iter()
         .filter(|p| p.group != ParamGroup::Frozen)
         .collect()
-}
-
-/// Gradients of one backward pass split into (encoder, head) groups; frozen
-/// parameters have none.
-pub fn split_grads<B: AutodiffBackend, M: AutodiffModule<B>>(
-    grads: &mut B::Gradients,
-    module: &M,
-) -> (GradientsParams, GradientsParams) {
-    let params = trainable_params::<B, M>(module);
-    let ids = |g: ParamGroup| -> Vec<ParamId> {
-        params
-            .iter()
-            .filter(|p| p.group == g)
-            .map(|p| p.id)
-            .collect()
-    };
-    let encoder = GradientsParams::from_params(grads, module, &ids(ParamGroup::Encoder));
-    let head = GradientsParams::from_params(grads, module, &ids(ParamGroup::Head));
-    (encoder, head)
-}
-
-fn get_flat<B: Backend>(grads: &GradientsParams, p: &ParamInfo) -> Option<Vec<f32>> {
-    let data = match p.shape.len() {
-        1 => grads.get::<B, 1>(p.id).map(|t| t.into_data()),
-        2 => grads.get::<B, 2>(p.id).map(|t| t.into_data()),
-        3 => grads.get::<B, 3>(p.id).map(|t| t.into_data()),
-        4 => grads.get::<B, 4>(p.id).map(|t| t.into_data()),
-        _ => None,
-    }?;
-    data.convert::<f32>().into_vec::<f32>().ok()
-}
-
-/// Packs the gradients of `params` (in order) into one f32 buffer; a parameter
-/// without a gradient contributes zeros, so every rank's layout is identical.
-/// `B` is the inner (non-autodiff) backend the gradients live on.
-pub fn flatten_grads<B: Backend>(grads: &GradientsParams, params: &[ParamInfo]) -> Vec<f32> {
-    let mut out = Vec::with_capacity(params.iter().map(ParamInfo::numel).sum());
-    for p in params {
-        match get_flat::<B>(grads, p) {
-            Some(v) => out.extend_from_slice(&v),
-            None => out.extend(std::iter::repeat_n(0.0, p.numel())),
-        }
-    }
-    out
-}
-
-/// The inverse of [`flatten_grads`]: gradients of `params` from `buffer`.
-pub fn unflatten_grads<B: Backend>(
-    buffer: &[f32],
-    params: &[ParamInfo],
-    device: &B::Device,
-) -> GradientsParams {
-    let mut grads = GradientsParams::new();
-    let mut offset = 0;
-    for p in params {
-        let n = p.numel();
-        let slice = &buffer[offset..offset + n];
-        offset += n;
-        let flat = Tensor::<B, 1>::from_floats(slice, device);
-        match p.shape.len() {
-            1 => grads.register::<B, 1>(p.id, flat),
-            2 => grads.register::<B, 2>(p.id, flat.reshape([p.shape[0], p.shape[1]])),
-            3 => grads.register::<B, 3>(p.id, flat.reshape([p.shape[0], p.shape[1], p.shape[2]])),
-            4 => grads.register::<B, 4>(
-                p.id,
-                flat.reshape([p.shape[0], p.shape[1], p.shape[2], p.shape[3]]),
-            ),
-            _ => {}
-        }
-    }
-    grads
 }

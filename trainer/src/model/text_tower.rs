@@ -115,7 +115,8 @@ impl<B: Backend> TextTower<B> {
         }
     }
 
-    /// Token states `[batch, seq, hidden]`.
+    /// Token states `[batch, seq, hidden]` (zeros at padding on host backends; see
+    /// [`Bert::forward`]).
     pub fn token_states(&self, ids: Tensor<B, 2, Int>, mask: Tensor<B, 2>) -> Tensor<B, 3> {
         self.encoder.forward(ids, mask)
     }
