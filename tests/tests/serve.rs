@@ -15,7 +15,7 @@ use serde_json::Value;
 
 const LIMIT: Duration = Duration::from_secs(240);
 const CLI_LIMIT: Duration = Duration::from_secs(60);
-const LABELS: [&str; 5] = ["hate", "harassment", "violence", "self_harm", "spam"];
+const LABELS: [&str; 5] = util::TINY_LABELS;
 const VAL: &str = "datasets/sample/val.jsonl";
 
 struct Fixture {
@@ -25,17 +25,15 @@ struct Fixture {
 }
 
 fn launch(run: &Path, repo: &Path, extra: &[&str]) {
-    let mut cmd = util::vigil();
-    cmd.args(["launch", "configs/tiny.yaml", "--nproc-per-node", "2"])
-        .args(["--set", "logging.console=rank0"])
-        .args(["--set", &format!("run.output_dir={}", run.display())])
-        .args(["--set", &format!("export.dir={}", repo.display())])
-        .args(["--set", "checkpoint.every_steps=null"])
-        .args(["--set", "logging.histogram_every=null"]);
-    for e in extra {
-        cmd.args(["--set", e]);
-    }
-    let out = util::run_with_timeout(&mut cmd, LIMIT);
+    // Both runs publish into one repository: `export.dir` overrides tiny_launch's.
+    let export = format!("export.dir={}", repo.display());
+    let mut overrides = vec![
+        export.as_str(),
+        "checkpoint.every_steps=null",
+        "logging.histogram_every=null",
+    ];
+    overrides.extend_from_slice(extra);
+    let out = util::run_with_timeout(&mut util::tiny_launch(run, 2, &overrides), LIMIT);
     let (so, se) = util::texts(&out);
     assert!(out.status.success(), "vigil launch failed\n{so}\n{se}");
 }
@@ -332,28 +330,11 @@ fn eval_prints_the_table_and_writes_a_report_consistent_with_the_scores() {
     assert_eq!(r["report"]["rows"], val_rows());
 
     // Every metric of every label, as training reports them.
-    let metrics = [
-        "positives",
-        "negatives",
-        "unknown",
-        "precision",
-        "recall",
-        "f1",
-        "best_threshold",
-        "precision_at_best",
-        "recall_at_best",
-        "f1_at_best",
-        "auroc",
-        "auprc",
-        "precision_at_recall_80",
-        "precision_at_recall_90",
-        "ece",
-    ];
     let labels = r["report"]["labels"].as_array().unwrap();
     assert_eq!(labels.len(), LABELS.len());
     for (m, label) in labels.iter().zip(LABELS) {
         assert_eq!(m["label"], label);
-        for key in metrics {
+        for key in util::LABEL_METRICS {
             assert!(m.get(key).is_some(), "{label}: no {key}");
         }
     }

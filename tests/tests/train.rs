@@ -11,7 +11,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 const LIMIT: Duration = Duration::from_secs(240);
-const LABELS: [&str; 5] = ["hate", "harassment", "violence", "self_harm", "spam"];
+const LABELS: [&str; 5] = util::TINY_LABELS;
 
 /// Runs `vigil launch configs/tiny.yaml` into `dir` with extra overrides; returns
 /// the JSON progress records rank 0 printed.
@@ -67,26 +67,9 @@ fn two_workers_learn_and_write_a_complete_evaluation_report() {
             .unwrap();
     let labels = report["report"]["labels"].as_array().unwrap();
     assert_eq!(labels.len(), LABELS.len());
-    let keys = [
-        "positives",
-        "negatives",
-        "unknown",
-        "precision",
-        "recall",
-        "f1",
-        "best_threshold",
-        "precision_at_best",
-        "recall_at_best",
-        "f1_at_best",
-        "auroc",
-        "auprc",
-        "precision_at_recall_80",
-        "precision_at_recall_90",
-        "ece",
-    ];
     for (m, name) in labels.iter().zip(LABELS) {
         assert_eq!(m["label"], name);
-        for k in keys {
+        for k in util::LABEL_METRICS {
             assert!(
                 m.get(k).is_some_and(|v| !v.is_null()),
                 "{name}: missing {k}"

@@ -110,3 +110,25 @@ pub fn train_records(stdout: &str) -> Vec<serde_json::Value> {
         .filter(|v| v["event"] == "train")
         .collect()
 }
+
+/// The labels of `configs/tiny.yaml` (and of the bundled sample), in logit order.
+pub const TINY_LABELS: [&str; 5] = ["hate", "harassment", "violence", "self_harm", "spam"];
+
+/// Every per-label metric an evaluation report holds.
+pub const LABEL_METRICS: [&str; 15] = [
+    "positives",
+    "negatives",
+    "unknown",
+    "precision",
+    "recall",
+    "f1",
+    "best_threshold",
+    "precision_at_best",
+    "recall_at_best",
+    "f1_at_best",
+    "auroc",
+    "auprc",
+    "precision_at_recall_80",
+    "precision_at_recall_90",
+    "ece",
+];

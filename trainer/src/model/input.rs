@@ -132,11 +132,11 @@ impl<B: Backend> ModelInput<B> {
         present: &[bool],
         device: &B::Device,
     ) -> Result<Self, ModelError> {
-        let data = TextData::Features(self.features(features, dim, present, device)?);
+        let (features, present, any) = self.features(features, dim, present, device)?;
         self.text = Some(TextInput {
-            data,
-            present: bools(present, device),
-            any: present.iter().any(|&p| p),
+            data: TextData::Features(features),
+            present,
+            any,
         });
         Ok(self)
     }
@@ -150,22 +150,23 @@ impl<B: Backend> ModelInput<B> {
         present: &[bool],
         device: &B::Device,
     ) -> Result<Self, ModelError> {
-        let data = ImageData::Features(self.features(features, dim, present, device)?);
+        let (features, present, any) = self.features(features, dim, present, device)?;
         self.image = Some(ImageInput {
-            data,
-            present: bools(present, device),
-            any: present.iter().any(|&p| p),
+            data: ImageData::Features(features),
+            present,
+            any,
         });
         Ok(self)
     }
 
+    /// Checked features tensor, presence tensor and whether any row is present.
     fn features(
         &self,
         features: Vec<f32>,
         dim: usize,
         present: &[bool],
         device: &B::Device,
-    ) -> Result<Tensor<B, 2>, ModelError> {
+    ) -> Result<CachedFeatures<B>, ModelError> {
         if features.len() != self.batch * dim || present.len() != self.batch {
             return Err(ModelError::batch(format!(
                 "{} feature values and {} presence flags for a batch of {} rows of width {dim}",
@@ -174,9 +175,10 @@ impl<B: Backend> ModelInput<B> {
                 self.batch
             )));
         }
-        Ok(Tensor::from_data(
-            TensorData::new(features, [self.batch, dim]),
-            device,
+        Ok((
+            Tensor::from_data(TensorData::new(features, [self.batch, dim]), device),
+            bools(present, device),
+            present.iter().any(|&p| p),
         ))
     }
 
@@ -201,6 +203,9 @@ impl<B: Backend> ModelInput<B> {
         })
     }
 }
+
+/// A checked features tensor, the presence tensor, and whether any row is present.
+type CachedFeatures<B> = (Tensor<B, 2>, Tensor<B, 1, Bool>, bool);
 
 fn bools<B: Backend>(v: &[bool], device: &B::Device) -> Tensor<B, 1, Bool> {
     Tensor::<B, 1, Bool>::from_data(TensorData::new(v.to_vec(), [v.len()]), device)

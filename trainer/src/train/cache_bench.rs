@@ -13,7 +13,6 @@ use std::time::Instant;
 
 use burn::optim::{AdamWConfig, GradientsParams, Optimizer};
 use burn::tensor::backend::AutodiffBackend;
-use burn::tensor::{Tensor, TensorData};
 
 use crate::config::{DataSection, ImageEncoder, ImageTower, ModelSection, TrainLayers};
 use crate::model::{ModelError, ModelInput, ModerationModel, Targets};
@@ -117,14 +116,10 @@ pub fn cache_bench<B: AutodiffBackend>(
 
     // The cache's one-time cost: the tower's forward, as the worker builds it.
     let t = Instant::now();
-    let image = model
+    let feats = model
+        .embed(&raw)
         .image
-        .as_ref()
         .ok_or_else(|| ModelError::batch("no image tower"))?;
-    let pixels_t =
-        Tensor::<B, 1>::from_data(TensorData::new(pixels.clone(), [pixels.len()]), device)
-            .reshape([b, 3, side, side]);
-    let feats = image.forward(pixels_t);
     let dim = feats.dims()[1];
     let feats: Vec<f32> = feats
         .into_data()
@@ -136,27 +131,20 @@ pub fn cache_bench<B: AutodiffBackend>(
         .with_image_features(feats, dim, &present, device)?;
 
     let mut optim = AdamWConfig::new().init::<B, ModerationModel<B>>();
-    let mut time_steps =
-        |input: &ModelInput<B>, steps: usize, model: &mut Option<ModerationModel<B>>| {
-            let mut times = Vec::new();
-            for i in 0..steps + 1 {
-                let m = model.take().expect("model is put back every step");
-                let t0 = Instant::now();
-                let loss = m.loss(m.forward(input), &targets);
-                let grads = GradientsParams::from_grads(loss.backward(), &m);
-                let m = optim.step(1e-3, m, grads);
-                let _ = m.head.layers[0].weight.val().into_data();
-                if i > 0 {
-                    times.push(t0.elapsed().as_secs_f64() * 1e3);
-                }
-                *model = Some(m);
-            }
-            times.sort_by(f64::total_cmp);
-            times[times.len() / 2]
-        };
-    let mut slot = Some(model);
-    let computed_step_ms = time_steps(&raw, opts.computed_steps.max(1), &mut slot);
-    let cached_step_ms = time_steps(&cached, opts.cached_steps.max(1), &mut slot);
+    let (model, computed_step_ms) = median_step_ms(
+        model,
+        &raw,
+        &targets,
+        &mut optim,
+        opts.computed_steps.max(1),
+    );
+    let (_, cached_step_ms) = median_step_ms(
+        model,
+        &cached,
+        &targets,
+        &mut optim,
+        opts.cached_steps.max(1),
+    );
     Ok(CacheBenchReport {
         trainable,
         computed_step_ms,
@@ -164,4 +152,29 @@ pub fn cache_bench<B: AutodiffBackend>(
         build_ms_per_row,
         speedup: computed_step_ms / cached_step_ms,
     })
+}
+
+/// Median time of `steps` training steps (forward, backward, AdamW) on `input`,
+/// after one untimed step; returns the trained model too.
+fn median_step_ms<B: AutodiffBackend, O: Optimizer<ModerationModel<B>, B>>(
+    mut model: ModerationModel<B>,
+    input: &ModelInput<B>,
+    targets: &Targets<B>,
+    optim: &mut O,
+    steps: usize,
+) -> (ModerationModel<B>, f64) {
+    let mut times = Vec::with_capacity(steps);
+    for i in 0..=steps {
+        let t0 = Instant::now();
+        let loss = model.loss(model.forward(input), targets);
+        let grads = GradientsParams::from_grads(loss.backward(), &model);
+        model = optim.step(1e-3, model, grads);
+        let _ = model.head.layers[0].weight.val().into_data();
+        if i > 0 {
+            times.push(t0.elapsed().as_secs_f64() * 1e3);
+        }
+    }
+    times.sort_by(f64::total_cmp);
+    let median = times[times.len() / 2];
+    (model, median)
 }

@@ -29,8 +29,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use burn::module::AutodiffModule;
+use burn::tensor::Tensor;
 use burn::tensor::backend::{AutodiffBackend, Backend};
-use burn::tensor::{Tensor, TensorData};
 use burn_store::ModuleSnapshot;
 use sha2::{Digest, Sha256};
 
@@ -39,7 +39,7 @@ use super::error::TrainError;
 use super::signals::Heartbeat;
 use crate::config::{RunConfig, TrainLayers};
 use crate::data::{Batch, DataError, Dataset, Position};
-use crate::model::{ModelInput, ModerationModel, TextData, TextTokenizer};
+use crate::model::{ImageData, ModelInput, ModerationModel, TextData, TextTokenizer};
 
 /// Rows per forward pass while building a table (also the unit of work per rank).
 pub const CHUNK: usize = 32;
@@ -90,12 +90,14 @@ pub struct Table {
     pub dim: usize,
     /// Row-major values, `rows × dim`.
     pub values: Vec<f32>,
+    /// Whether each row has the modality (the rows that were encoded).
+    pub present: Vec<bool>,
 }
 
 impl Table {
     /// Number of rows.
     pub fn rows(&self) -> usize {
-        self.values.len() / self.dim.max(1)
+        self.present.len()
     }
 
     /// The rows `rows` (dataset indices), concatenated.
@@ -214,7 +216,9 @@ pub fn prepare<B: AutodiffBackend>(
             ds.split().as_str(),
             tower.name()
         ));
-        let loaded = match read_table(&path, &key, ds.len()) {
+        let present = presence(ds, tower);
+        let encoded = present.iter().filter(|p| **p).count();
+        let loaded = match read_table(&path, &key, &present) {
             Ok(t) => t,
             Err(why) => {
                 if path.exists() && comm.rank() == 0 {
@@ -224,13 +228,11 @@ pub fn prepare<B: AutodiffBackend>(
             }
         };
         let missing = comm.max_u64(u64::from(loaded.is_none()))? > 0;
-        let present = presence(ds, tower);
-        let encoded = present.iter().filter(|p| **p).count();
         let table = match loaded {
             Some(t) if !missing => t,
             _ => {
                 let t = compute::<B::InnerBackend>(
-                    &inner, tower, tokenizer, ds, &present, cfg, comm, device, heartbeat,
+                    &inner, tower, tokenizer, ds, present, cfg, comm, device, heartbeat,
                 )?;
                 if comm.rank() == 0 {
                     write_table(&dir, &path, &key, &t)?;
@@ -278,14 +280,14 @@ fn compute<B: Backend>(
     tower: Tower,
     tokenizer: Option<&TextTokenizer>,
     ds: &Dataset,
-    present: &[bool],
+    present: Vec<bool>,
     cfg: &RunConfig,
     comm: &mut Comm,
     device: &B::Device,
     heartbeat: &mut Heartbeat,
 ) -> Result<Table, TrainError> {
     let (rank, world) = (comm.rank(), comm.world_size());
-    let all = chunks(present);
+    let all = chunks(&present);
     let mut mine = Vec::new();
     let mut dim = 0usize;
     for chunk in all.iter().skip(rank).step_by(world) {
@@ -316,7 +318,11 @@ fn compute<B: Backend>(
             });
         }
     }
-    Ok(Table { dim, values })
+    Ok(Table {
+        dim,
+        values,
+        present,
+    })
 }
 
 /// Runs the tower on the rows `chunk`: `(values, dim)`.
@@ -338,30 +344,23 @@ fn encode_chunk<B: Backend>(
                 reason,
             }
         })?;
-    let feats: Tensor<B, 2> = match (tower, &model.text, &model.image) {
-        (Tower::Text, Some(text), _) => {
-            let input = ModelInput::<B>::from_vecs(tokenizer, &batch.texts, &[], &[], 0, device)?;
-            match input.text.map(|t| t.data) {
-                Some(TextData::Tokens { ids, mask }) => text.forward(ids, mask),
-                _ => {
-                    return Err(TrainError::Protocol {
-                        what: "a text tower without a tokenizer",
-                    });
-                }
-            }
-        }
-        (Tower::Image, _, Some(image)) => {
-            let side = batch.image_size;
-            let pixels = Tensor::<B, 1>::from_data(
-                TensorData::new(batch.images, [chunk.len() * 3 * side * side]),
-                device,
-            )
-            .reshape([chunk.len(), 3, side, side]);
-            image.forward(pixels)
-        }
+    // The batch goes through the same ModelInput conversion training uses.
+    let input = ModelInput::<B>::from_vecs(
+        tokenizer.filter(|_| tower == Tower::Text),
+        &batch.texts,
+        &batch.images,
+        &batch.image_present,
+        batch.image_size,
+        device,
+    )?;
+    let text = input.text.map(|t| t.data);
+    let image = input.image.map(|i| i.data);
+    let feats: Tensor<B, 2> = match (&model.text, text, &model.image, image) {
+        (Some(tower), Some(TextData::Tokens { ids, mask }), _, _) => tower.forward(ids, mask),
+        (_, _, Some(tower), Some(ImageData::Pixels(pixels))) => tower.forward(pixels),
         _ => {
             return Err(TrainError::Protocol {
-                what: "a cached tower the model does not have",
+                what: "a cached tower the model or its inputs do not have",
             });
         }
     };
@@ -449,9 +448,11 @@ fn table_key<B: Backend>(
     Ok(hex::encode(h.finalize()))
 }
 
-/// Reads a table written by [`write_table`]: `Ok(None)` when absent, `Err(why)`
-/// when present but unusable (another key, bad bytes, another row count).
-pub fn read_table(path: &Path, key: &str, rows: usize) -> Result<Option<Table>, String> {
+/// Reads a table written by [`write_table`] for a dataset whose rows have the
+/// modality where `present`: `Ok(None)` when absent, `Err(why)` when present but
+/// unusable (another key, bad bytes, another row count).
+pub fn read_table(path: &Path, key: &str, present: &[bool]) -> Result<Option<Table>, String> {
+    let rows = present.len();
     let bytes = match std::fs::read(path) {
         Ok(b) => b,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
@@ -484,6 +485,7 @@ pub fn read_table(path: &Path, key: &str, rows: usize) -> Result<Option<Table>, 
     Ok(Some(Table {
         dim: shape[1],
         values,
+        present: present.to_vec(),
     }))
 }
 
@@ -549,6 +551,7 @@ mod tests {
         let t = Table {
             dim: 2,
             values: vec![0.0, 0.1, 1.0, 1.1, 2.0, 2.1],
+            present: vec![true; 3],
         };
         assert_eq!(t.rows(), 3);
         assert_eq!(t.gather(&[2, 0, 2]), vec![2.0, 2.1, 0.0, 0.1, 2.0, 2.1]);
@@ -558,23 +561,25 @@ mod tests {
     fn table_round_trips_and_a_wrong_key_or_corruption_is_refused() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("train-image.safetensors");
-        assert_eq!(read_table(&path, "k", 2).unwrap(), None);
+        let present = [true, true];
+        assert_eq!(read_table(&path, "k", &present).unwrap(), None);
         let t = Table {
             dim: 3,
             values: vec![1.0, -2.0, 3.5, 0.0, 0.0, 0.25],
+            present: present.to_vec(),
         };
         write_table(dir.path(), &path, "k", &t).unwrap();
-        assert_eq!(read_table(&path, "k", 2).unwrap(), Some(t.clone()));
+        assert_eq!(read_table(&path, "k", &present).unwrap(), Some(t.clone()));
         assert!(
-            read_table(&path, "other", 2)
+            read_table(&path, "other", &present)
                 .unwrap_err()
                 .contains("other weights")
         );
-        assert!(read_table(&path, "k", 3).is_err());
+        assert!(read_table(&path, "k", &[true; 3]).is_err());
         let mut bytes = std::fs::read(&path).unwrap();
         bytes.truncate(bytes.len() - 5);
         std::fs::write(&path, bytes).unwrap();
-        assert!(read_table(&path, "k", 2).is_err());
+        assert!(read_table(&path, "k", &present).is_err());
         // No temporary file is left beside it.
         let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
         assert_eq!(names.len(), 1);

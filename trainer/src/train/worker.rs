@@ -194,37 +194,23 @@ fn train<B: AutodiffBackend>(cfg: &RunConfig, device: &B::Device) -> Result<Outc
     // Frozen towers: features computed once per dataset (or loaded), not every step.
     let plan = CachePlan::from_config(cfg);
     let mut cache_reports = Vec::new();
-    let train_cache = if plan.any() {
+    let mut prepare_cache = |ds: &Arc<Dataset>| -> Result<_, TrainError> {
         let (t, r) = feature_cache::prepare::<B>(
             plan,
             &model,
             tokenizer.as_ref(),
-            &train_ds,
+            ds,
             cfg,
             &mut comm,
             device,
             &mut heartbeat,
         )?;
         cache_reports.extend(r);
-        Some(t)
-    } else {
-        None
+        Ok(t)
     };
+    let train_cache = plan.any().then(|| prepare_cache(&train_ds)).transpose()?;
     let val_cache = match &val_ds {
-        Some(val) if plan.any() => {
-            let (t, r) = feature_cache::prepare::<B>(
-                plan,
-                &model,
-                tokenizer.as_ref(),
-                val,
-                cfg,
-                &mut comm,
-                device,
-                &mut heartbeat,
-            )?;
-            cache_reports.extend(r);
-            Some(t)
-        }
+        Some(val) if plan.any() => Some(prepare_cache(val)?),
         _ => None,
     };
     // A cached tower's features are standardised with their training-set
@@ -233,20 +219,15 @@ fn train<B: AutodiffBackend>(cfg: &RunConfig, device: &B::Device) -> Result<Outc
         .as_ref()
         .filter(|_| cfg.model.fusion.standardize)
     {
-        let has = |f: fn(&crate::data::Example) -> bool| -> Vec<bool> {
-            train_ds.examples().iter().map(f).collect()
-        };
         if let Some(t) = &c.text {
-            let present = has(|e| e.text.is_some());
             model
                 .fusion
-                .set_text_standardization(Standardize::fit(&t.values, t.dim, &present, device));
+                .set_text_standardization(Standardize::fit(&t.values, t.dim, &t.present, device));
         }
         if let Some(t) = &c.image {
-            let present = has(|e| e.image.is_some());
             model
                 .fusion
-                .set_image_standardization(Standardize::fit(&t.values, t.dim, &present, device));
+                .set_image_standardization(Standardize::fit(&t.values, t.dim, &t.present, device));
         }
     }
     if rank == 0 {
