@@ -14,7 +14,7 @@ use super::base::MetricLogger;
 use super::error::LoggingError;
 use super::histogram::Histogram;
 use super::hparams::{HParamsStart, RunStatus};
-use super::pr_curve::{PrCurve, compute_curve};
+use super::pr_curve::{PrCurve, logged_curve};
 
 /// One call to a [`MemoryLogger`].
 #[derive(Debug, Clone, PartialEq)]
@@ -199,13 +199,7 @@ impl MetricLogger for MemoryLogger {
         scores: &[f32],
         num_thresholds: u32,
     ) -> Result<(), LoggingError> {
-        let curve = compute_curve(labels, scores, num_thresholds).map_err(|source| {
-            LoggingError::PrCurve {
-                tag: tag.to_owned(),
-                step,
-                source,
-            }
-        })?;
+        let curve = logged_curve(tag, step, labels, scores, num_thresholds)?;
         self.push(Logged::PrCurve {
             tag: tag.to_owned(),
             step,

@@ -68,6 +68,23 @@ pub struct PrCurve {
     pub recall: Vec<f64>,
 }
 
+/// [`compute_curve`] for a logger: an input error names the tag and step.
+pub(crate) fn logged_curve(
+    tag: &str,
+    step: u64,
+    labels: &[bool],
+    scores: &[f32],
+    num_thresholds: u32,
+) -> Result<PrCurve, super::error::LoggingError> {
+    compute_curve(labels, scores, num_thresholds).map_err(|source| {
+        super::error::LoggingError::PrCurve {
+            tag: tag.to_owned(),
+            step,
+            source,
+        }
+    })
+}
+
 /// Computes the curve of binary `labels` against `scores` in `[0, 1]`.
 pub fn compute_curve(
     labels: &[bool],

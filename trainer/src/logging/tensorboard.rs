@@ -7,7 +7,7 @@ use super::base::MetricLogger;
 use super::error::LoggingError;
 use super::histogram::Histogram;
 use super::hparams::{self, HParamsStart, RunStatus};
-use super::pr_curve::compute_curve;
+use super::pr_curve::logged_curve;
 use super::summary::{histogram_value, pr_curve_value, scalar_value, text_value};
 use super::writer::{EventWriter, WriterOptions, wall_time};
 
@@ -65,13 +65,7 @@ impl MetricLogger for TensorBoardLogger {
         scores: &[f32],
         num_thresholds: u32,
     ) -> Result<(), LoggingError> {
-        let curve = compute_curve(labels, scores, num_thresholds).map_err(|source| {
-            LoggingError::PrCurve {
-                tag: tag.to_owned(),
-                step,
-                source,
-            }
-        })?;
+        let curve = logged_curve(tag, step, labels, scores, num_thresholds)?;
         self.writer
             .write_summary(step, vec![pr_curve_value(tag, &curve)])
     }
