@@ -1,6 +1,7 @@
 //! Vigil's trainer library: everything a worker process does.
 //!
 //! # Layout
+//! - [`atomic`]: files written whole or not at all (temporary, fsync, rename).
 //! - [`config`]: the YAML run config — schema, overrides, validation.
 //! - [`data`]: datasets, bad-row policy, sharding, the image pipeline.
 //! - [`model`]: the multimodal moderation model (burn) and pretrained loading.
@@ -15,6 +16,7 @@
 //! The launcher depends on this crate only for the config and the `vigil worker`
 //! entry point, never for supervision.
 
+pub mod atomic;
 pub mod backend;
 pub mod checkpoint;
 pub mod config;
