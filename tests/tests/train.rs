@@ -108,44 +108,179 @@ fn two_runs_with_one_config_give_identical_losses() {
     assert_eq!(losses(&a), losses(&b));
 }
 
-#[test]
-fn one_worker_at_2b_and_two_workers_at_b_take_the_same_first_gradient() {
-    let tmp = tempfile::tempdir().unwrap();
-    let grads = |nproc: u32, batch: u32| -> Vec<f32> {
-        let dir = tmp.path().join(format!("w{nproc}"));
-        let file: PathBuf = tmp.path().join(format!("grads-{nproc}.f32"));
-        let mut cmd = util::vigil();
-        cmd.env("VIGIL_DEBUG_FIRST_GRADS", &file)
-            .args([
-                "launch",
-                "configs/tiny.yaml",
-                "--nproc-per-node",
-                &nproc.to_string(),
-            ])
-            .args(["--set", &format!("run.output_dir={}", dir.display())])
-            .args(["--set", "export.dir=null", "--set", "train.max_steps=1"])
-            .args([
-                "--set",
-                "optim.warmup_steps=0",
-                "--set",
-                "optim.grad_clip=null",
-            ])
-            .args(["--set", &format!("train.batch_size={batch}")]);
-        let out = util::run_with_timeout(&mut cmd, LIMIT);
-        assert!(out.status.success(), "{}", util::texts(&out).1);
-        read_f32(&file)
-    };
-    let one = grads(1, 16);
-    let two = grads(2, 8);
-    assert_eq!(one.len(), two.len());
-    let scale = one.iter().fold(0f32, |m, g| m.max(g.abs()));
-    let diff = one
+/// The all-reduced first gradient of a 1-step run (the `test-hooks` dump).
+fn first_grads(tmp: &Path, nproc: u32, batch: u32, accum: u32) -> Vec<f32> {
+    let name = format!("w{nproc}-b{batch}-a{accum}");
+    let dir = tmp.join(&name);
+    let file: PathBuf = tmp.join(format!("grads-{name}.f32"));
+    let mut cmd = util::vigil();
+    cmd.env("VIGIL_DEBUG_FIRST_GRADS", &file)
+        .args([
+            "launch",
+            "configs/tiny.yaml",
+            "--nproc-per-node",
+            &nproc.to_string(),
+        ])
+        .args(["--set", &format!("run.output_dir={}", dir.display())])
+        .args(["--set", "export.dir=null", "--set", "train.max_steps=1"])
+        .args([
+            "--set",
+            "optim.warmup_steps=0",
+            "--set",
+            "optim.grad_clip=null",
+        ])
+        .args(["--set", &format!("train.batch_size={batch}")])
+        .args(["--set", &format!("train.grad_accum={accum}")]);
+    let out = util::run_with_timeout(&mut cmd, LIMIT);
+    assert!(out.status.success(), "{}", util::texts(&out).1);
+    read_f32(&file)
+}
+
+fn assert_same_gradient(want: &[f32], got: &[f32], what: &str) {
+    assert_eq!(want.len(), got.len(), "{what}");
+    let scale = want.iter().fold(0f32, |m, g| m.max(g.abs()));
+    let diff = want
         .iter()
-        .zip(&two)
+        .zip(got)
         .fold(0f32, |m, (a, b)| m.max((a - b).abs()));
-    assert!(scale > 0.0);
+    assert!(scale > 0.0, "{what}: a zero gradient proves nothing");
     assert!(
         diff <= 1e-5 * scale.max(1.0),
-        "max |Δgrad| {diff} (max |grad| {scale})"
+        "{what}: max |Δgrad| {diff} (max |grad| {scale})"
+    );
+}
+
+/// The step's gradient is the mean over every known label of the global batch,
+/// however the batch is split over ranks and micro-batches.
+#[test]
+fn one_worker_at_2b_two_workers_at_b_and_two_micro_batches_of_b_take_the_same_first_gradient() {
+    let tmp = tempfile::tempdir().unwrap();
+    let one = first_grads(tmp.path(), 1, 16, 1);
+    assert_same_gradient(&one, &first_grads(tmp.path(), 2, 8, 1), "2 workers × 8");
+    assert_same_gradient(
+        &one,
+        &first_grads(tmp.path(), 1, 8, 2),
+        "1 worker × grad_accum 2 × 8",
+    );
+    assert_same_gradient(
+        &one,
+        &first_grads(tmp.path(), 2, 4, 2),
+        "2 workers × grad_accum 2 × 4",
+    );
+}
+
+/// Gradients, the loss's counters and the stop flag share one all-reduce per
+/// optimizer step, whatever `train.grad_accum` is (it was grad_accum + 3).
+#[test]
+fn an_optimizer_step_issues_one_collective_with_gradient_accumulation() {
+    let tmp = tempfile::tempdir().unwrap();
+    let recs = launch(
+        &tmp.path().join("accum"),
+        2,
+        &[
+            "train.grad_accum=2",
+            "train.max_steps=6",
+            "logging.interval=1",
+        ],
+    );
+    assert_eq!(recs.len(), 6);
+    for r in &recs {
+        assert_eq!(r["collectives_per_step"].as_f64(), Some(1.0), "{r}");
+    }
+}
+
+/// Every f32 tensor of a safetensors file, by name.
+fn tensors(path: &Path) -> std::collections::BTreeMap<String, Vec<f32>> {
+    let bytes = std::fs::read(path).unwrap();
+    let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    let header: serde_json::Map<String, Value> = serde_json::from_slice(&bytes[8..8 + n]).unwrap();
+    let data = &bytes[8 + n..];
+    header
+        .into_iter()
+        .filter(|(k, v)| k != "__metadata__" && v["dtype"] == "F32")
+        .map(|(k, v)| {
+            let o = &v["data_offsets"];
+            let (a, b) = (
+                o[0].as_u64().unwrap() as usize,
+                o[1].as_u64().unwrap() as usize,
+            );
+            let f = data[a..b]
+                .chunks_exact(4)
+                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                .collect();
+            (k, f)
+        })
+        .collect()
+}
+
+/// The largest |a - b| over every tensor of two weight files of one architecture.
+fn max_weight_diff(a: &Path, b: &Path) -> f32 {
+    let (a, b) = (tensors(a), tensors(b));
+    assert_eq!(a.keys().collect::<Vec<_>>(), b.keys().collect::<Vec<_>>());
+    a.iter()
+        .flat_map(|(k, x)| x.iter().zip(&b[k]).map(|(p, q)| (p - q).abs()))
+        .fold(0.0, f32::max)
+}
+
+/// `model.init_from` takes a verified export version's weights: a warm-started
+/// run at a vanishing learning rate exports the weights it started from (a run
+/// from the seeded initialisation does not), and a tampered copy is refused
+/// before training (exit 2, naming the file).
+#[test]
+fn a_warm_start_takes_the_verified_weights_and_refuses_a_tampered_copy() {
+    let tmp = tempfile::tempdir().unwrap();
+    let first = tmp.path().join("first");
+    launch(&first, 2, &["train.max_steps=10", "train.eval_every=null"]);
+    let version = first.join("export/tiny/1");
+    let still = [
+        "optim.lr=1e-12",
+        "optim.head_lr=1e-12",
+        "optim.warmup_steps=0",
+        "train.max_steps=1",
+        "train.eval_every=null",
+    ];
+    let warm = tmp.path().join("warm");
+    let init = format!("model.init_from={}", version.display());
+    launch(&warm, 2, &[&[init.as_str()][..], &still[..]].concat());
+    let cold = tmp.path().join("cold");
+    launch(&cold, 2, &still);
+    let weights = |dir: &Path| dir.join("export/tiny/1/model.safetensors");
+    let warm_diff = max_weight_diff(&weights(&first), &weights(&warm));
+    let cold_diff = max_weight_diff(&weights(&first), &weights(&cold));
+    assert!(
+        warm_diff < 1e-6,
+        "the warm start moved the weights by {warm_diff}"
+    );
+    assert!(
+        cold_diff > 1e-3,
+        "the seeded initialisation is {cold_diff} from the trained weights"
+    );
+
+    // One flipped byte in a copy of the version: its sha256 no longer matches.
+    let tampered = tmp.path().join("tampered/7");
+    std::fs::create_dir_all(&tampered).unwrap();
+    for entry in std::fs::read_dir(&version).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), tampered.join(entry.file_name())).unwrap();
+    }
+    let file = tampered.join("model.safetensors");
+    let mut bytes = std::fs::read(&file).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0xff;
+    std::fs::write(&file, bytes).unwrap();
+    let mut cmd = util::vigil();
+    cmd.args(["worker", "configs/tiny.yaml"])
+        .args([
+            "--set",
+            &format!("run.output_dir={}", tmp.path().join("third").display()),
+        ])
+        .args(["--set", "export.dir=null"])
+        .args(["--set", &format!("model.init_from={}", tampered.display())]);
+    let out = util::run_with_timeout(&mut cmd, LIMIT);
+    let (_, se) = util::texts(&out);
+    assert_eq!(out.status.code(), Some(2), "{se}");
+    assert!(
+        se.contains("model.init_from") && se.contains("model.safetensors"),
+        "{se}"
     );
 }

@@ -11,6 +11,7 @@
 use std::collections::BTreeSet;
 
 use crate::config::{CheckpointSection, MonitorMode};
+use crate::metrics::monitor::best_first;
 
 /// A stored checkpoint as retention sees it.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -69,13 +70,7 @@ impl RetentionPolicy {
             .filter_map(|s| s.metric.filter(|m| m.is_finite()).map(|m| (m, s.step)))
             .collect();
         // Best first; on a tie the earlier step (the first to reach the value).
-        ranked.sort_by(|(ma, sa), (mb, sb)| {
-            let by_metric = match self.mode {
-                MonitorMode::Max => mb.total_cmp(ma),
-                MonitorMode::Min => ma.total_cmp(mb),
-            };
-            by_metric.then(sa.cmp(sb))
-        });
+        ranked.sort_by(|(ma, sa), (mb, sb)| best_first(self.mode, *ma, *mb).then(sa.cmp(sb)));
         keep.extend(ranked.into_iter().take(self.keep_best).map(|(_, s)| s));
         keep
     }

@@ -11,6 +11,7 @@
 //! decides when to *try*.
 
 use crate::config::{ExportWhen, MonitorMode};
+use crate::metrics::monitor::improves;
 
 /// Decides when to export. See the module docs.
 #[derive(Debug, Clone, PartialEq)]
@@ -44,20 +45,10 @@ impl ExportSchedule {
     /// Called after each evaluation with the ranking metric's value; whether to
     /// export now.
     pub fn after_evaluation(&mut self, value: Option<f64>) -> bool {
-        let improved = match value.filter(|v| v.is_finite()) {
-            None => false,
-            Some(v) => {
-                let better = match (self.best, self.mode) {
-                    (None, _) => true,
-                    (Some(b), MonitorMode::Max) => v > b,
-                    (Some(b), MonitorMode::Min) => v < b,
-                };
-                if better {
-                    self.best = Some(v);
-                }
-                better
-            }
-        };
+        let improved = improves(self.mode, value, self.best, 0.0);
+        if improved {
+            self.best = value;
+        }
         match self.when {
             ExportWhen::Every => true,
             ExportWhen::Best => improved,

@@ -10,8 +10,11 @@
 //! # Layout
 //! - `curve.rs`: threshold sweeps over one label (pure functions).
 //! - `report.rs`: [`EvalReport`] over all labels, its JSON, scalars and table.
+//! - `monitor.rs`: the one "is this value better" rule (early stopping, best
+//!   checkpoints, best exports).
 
 mod curve;
+pub mod monitor;
 mod report;
 
 pub use curve::{

@@ -116,6 +116,14 @@ pub enum ModelError {
         /// What disagrees.
         message: String,
     },
+    /// `model.init_from` names no verifiable checkpoint or export version.
+    #[error("model.init_from: {path}: {message}")]
+    InitFrom {
+        /// The directory named.
+        path: PathBuf,
+        /// What is wrong (missing, not a checkpoint, a failed checksum).
+        message: String,
+    },
     /// The feature is not compiled into this build.
     #[error("this build of vigil has no `{feature}` feature (rebuild with --features {feature})")]
     NotCompiledWith {
@@ -162,6 +170,7 @@ impl ModelError {
                 | Self::UnusedTensors { .. }
                 | Self::ShapeMismatch { .. }
                 | Self::Image { .. }
+                | Self::InitFrom { .. }
                 | Self::NotCompiledWith { .. }
         )
     }

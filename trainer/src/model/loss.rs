@@ -97,6 +97,28 @@ pub fn masked_loss<B: Backend>(
     }
 }
 
+/// What [`masked_loss`] averages over, from the batch's host-side labels: the
+/// number of known (row, label) entries (multi-label), or the sum of the class
+/// weights of the known rows (multi-class). `masked_loss · loss_weight` is the
+/// batch's loss *sum*, which data-parallel training adds up over micro-batches
+/// and ranks and divides by the summed weights, so a step's gradient is the mean
+/// over every known label of the global batch however it is split.
+pub fn loss_weight(task: Task, pos_weight: &[f32], labels: &[f32], known: &[bool]) -> f64 {
+    match task {
+        Task::MultiLabel => known.iter().filter(|k| **k).count() as f64,
+        Task::MultiClass => {
+            let l = pos_weight.len().max(1);
+            labels
+                .iter()
+                .zip(known)
+                .enumerate()
+                .filter(|(_, (y, k))| **k && **y > 0.5)
+                .map(|(i, _)| f64::from(pos_weight.get(i % l).copied().unwrap_or(1.0)))
+                .sum()
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -166,5 +188,35 @@ mod tests {
     fn mismatched_lengths_are_an_error() {
         let d = Default::default();
         assert!(Targets::<B>::from_vecs(&[1.0], &[true, true], 1, 2, &d).is_err());
+    }
+
+    #[test]
+    fn loss_weight_turns_the_mean_into_the_sum() {
+        let d = Default::default();
+        let labels = [1.0, 0.0, 0.0, 1.0, 0.0, 1.0];
+        let known = [true, true, false, true, true, false];
+        let logits =
+            Tensor::<B, 1>::from_floats([0.5, -1.0, 2.0, 0.0, 0.3, 0.1], &d).reshape([3, 2]);
+        let t = Targets::<B>::from_vecs(&labels, &known, 3, 2, &d).unwrap();
+        let pw = [2.0, 3.0];
+        // Multi-label: the mean over 4 known entries.
+        let w = loss_weight(Task::MultiLabel, &pw, &labels, &known);
+        assert_eq!(w, 4.0);
+        // Multi-class: rows whose positive label is known, by class weight
+        // (row 0: class 0 → 2; row 1: class 1 → 3; row 2: unknown).
+        let w = loss_weight(Task::MultiClass, &pw, &labels, &known);
+        assert_eq!(w, 5.0);
+        let mean = scalar(masked_loss(logits.clone(), &t, Task::MultiClass, &pw));
+        let lsm = |a: f32, b: f32| -> (f32, f32) {
+            let m = a.max(b);
+            let z = m + ((a - m).exp() + (b - m).exp()).ln();
+            (a - z, b - z)
+        };
+        let sum = -2.0 * lsm(0.5, -1.0).0 - 3.0 * lsm(2.0, 0.0).1;
+        assert!(
+            (mean * w as f32 - sum).abs() < 1e-5,
+            "{} vs {sum}",
+            mean * w as f32
+        );
     }
 }

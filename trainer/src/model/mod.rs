@@ -49,7 +49,7 @@ pub use error::ModelError;
 pub use fusion::{Fusion, Modality, Standardize};
 pub use head::Head;
 pub use input::{ImageData, ImageInput, ModelInput, TextData, TextInput};
-pub use loss::{Targets, masked_loss};
+pub use loss::{Targets, loss_weight, masked_loss};
 pub use moderation::{Embeddings, ImageTower, LoadedModel, ModerationModel};
 pub use params::{ParamGroup, ParamInfo, all_params, trainable_params};
 pub use preprocess::{IMAGENET_MEAN, IMAGENET_STD, load_image, normalize};

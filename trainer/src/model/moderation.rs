@@ -289,13 +289,7 @@ impl<B: Backend> ModerationModel<B> {
             pos_weight,
         };
         if let (Some(from), None) = (&model.init_from, export) {
-            let p = Path::new(from);
-            let file = if p.is_dir() {
-                p.join("model.safetensors")
-            } else {
-                p.to_path_buf()
-            };
-            built = built.load_weights(&file)?;
+            built = built.warm_start(Path::new(from))?;
         }
         Ok(LoadedModel {
             model: built,
@@ -356,6 +350,12 @@ impl<B: Backend> ModerationModel<B> {
         masked_loss(logits, targets, self.task, &self.pos_weight)
     }
 
+    /// What [`Self::loss`] averages over for these host-side labels (see
+    /// [`super::loss_weight`]): `loss · loss_weight` is the batch's loss sum.
+    pub fn loss_weight(&self, labels: &[f32], known: &[bool]) -> f64 {
+        super::loss_weight(self.task, &self.pos_weight, labels, known)
+    }
+
     /// Probabilities from logits: sigmoid (multi-label) or softmax (multi-class).
     pub fn probabilities(&self, logits: Tensor<B, 2>) -> Tensor<B, 2> {
         match self.task {
@@ -390,16 +390,49 @@ impl<B: Backend> ModerationModel<B> {
         store.get_bytes().map_err(|e| wrap(Box::new(e)))
     }
 
+    /// `model.init_from`: the weights of a checkpoint (`step-<S>`) or export
+    /// version directory, after verifying its `MANIFEST.json` and every file's
+    /// sha256 (a torn or tampered copy is refused, never half-loaded). The
+    /// architecture must match exactly; optimizer state is not taken.
+    pub fn warm_start(self, dir: &Path) -> Result<Self, ModelError> {
+        let refuse = |message: String| ModelError::InitFrom {
+            path: dir.to_path_buf(),
+            message,
+        };
+        if !dir.is_dir() {
+            return Err(refuse(
+                "not a directory: name a checkpoint (checkpoints/step-<S>) or an export \
+                 version (<export.dir>/<model>/<N>)"
+                    .into(),
+            ));
+        }
+        let (_, mut files) = crate::checkpoint::load_dir(dir).map_err(|e| refuse(e.to_string()))?;
+        let bytes = files
+            .remove("model.safetensors")
+            .ok_or_else(|| refuse("its MANIFEST.json lists no model.safetensors".into()))?;
+        self.load_weights_from(
+            SafetensorsStore::from_bytes(Some(bytes)),
+            &dir.join("model.safetensors"),
+        )
+    }
+
     /// Loads every weight from a file written by [`Self::save_weights`]; the
     /// architecture must match exactly.
-    pub fn load_weights(mut self, path: &Path) -> Result<Self, ModelError> {
+    pub fn load_weights(self, path: &Path) -> Result<Self, ModelError> {
         if !path.is_file() {
             return Err(ModelError::io(
                 path,
                 std::io::Error::new(std::io::ErrorKind::NotFound, "weights file not found"),
             ));
         }
-        let mut store = SafetensorsStore::from_file(path);
+        self.load_weights_from(SafetensorsStore::from_file(path), path)
+    }
+
+    fn load_weights_from(
+        mut self,
+        mut store: SafetensorsStore,
+        path: &Path,
+    ) -> Result<Self, ModelError> {
         let result = store
             .apply_to::<B, _>(&mut self)
             .map_err(|e| ModelError::WeightsFile {

@@ -86,6 +86,15 @@ impl Comm {
         }
     }
 
+    /// Sums `buf` over ranks in place (the gradients with the step's counters in
+    /// the same reduction).
+    pub fn sum_buffer(&mut self, buf: &mut CommBuffer) -> Result<(), TrainError> {
+        match self {
+            Self::Single => Ok(()),
+            Self::Group(g) => Ok(g.all_reduce_buffer(buf, ReduceOp::Sum)?),
+        }
+    }
+
     /// Sums `buf` over ranks in place (f64: losses and counters).
     pub fn sum_f64(&mut self, buf: &mut [f64]) -> Result<(), TrainError> {
         match self {

@@ -5,6 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::config::{EarlyStopping, MonitorMode};
+use crate::metrics::monitor::improves;
 
 /// What one evaluation means for training.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -47,11 +48,7 @@ impl EarlyStopper {
     /// Feeds one evaluation's value (`None`: the metric was undefined, which counts
     /// as no improvement).
     pub fn observe(&mut self, value: Option<f64>) -> Verdict {
-        let improved = match (value, self.best) {
-            (Some(v), None) => v.is_finite(),
-            (Some(v), Some(b)) => is_better(self.mode, v, b, self.min_delta),
-            (None, _) => false,
-        };
+        let improved = improves(self.mode, value, self.best, self.min_delta);
         if improved {
             self.best = value;
             self.bad_evals = 0;
@@ -65,14 +62,6 @@ impl EarlyStopper {
                 left: self.patience - self.bad_evals,
             }
         }
-    }
-}
-
-/// Whether `v` beats `best` by at least `min_delta` in direction `mode`.
-pub fn is_better(mode: MonitorMode, v: f64, best: f64, min_delta: f64) -> bool {
-    match mode {
-        MonitorMode::Max => v > best + min_delta,
-        MonitorMode::Min => v < best - min_delta,
     }
 }
 

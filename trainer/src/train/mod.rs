@@ -10,7 +10,13 @@
 //! - `schedule.rs`: learning-rate schedules (pure functions of the step).
 //! - `early_stop.rs`: early stopping on a monitored metric.
 //! - `timing.rs`: the per-step time split and throughput.
-//! - `worker.rs`: `vigil worker` — the data-parallel loop.
+//! - `setup.rs`: everything before the first step (datasets, model, broadcast,
+//!   resume, feature cache, standardisation).
+//! - `trainer.rs`: [`Trainer`] — model, optimizer, layout, gradient buffer,
+//!   process group; one optimizer step with one collective.
+//! - `plan.rs`: [`LoopPlan`] — after step S, what to do (pure).
+//! - `worker.rs`: `vigil worker` — feeds micro-batches, carries out the plan.
+//! - `hooks.rs`: debug hooks, only with the `test-hooks` feature.
 //! - `evaluate.rs`: distributed evaluation and the report files.
 //! - `feature_cache.rs`: frozen towers' features, computed once per dataset;
 //!   `cache_bench.rs`: `vigil bench feature-cache`, what that buys.
@@ -28,27 +34,34 @@ mod evaluate;
 mod feature_cache;
 mod flat;
 mod gather;
+mod hooks;
+mod plan;
 mod progress;
 mod publish;
 mod resume;
 mod schedule;
+mod setup;
 mod signals;
 mod state;
 mod timing;
+mod trainer;
 mod worker;
 
 pub use adamw::{AdamWConfig, FlatAdamW, ParamGroup, clip_global_norm, global_norm};
 pub use comm::Comm;
-pub use early_stop::{EarlyStopper, Verdict, is_better};
+pub use early_stop::{EarlyStopper, Verdict};
 pub use error::TrainError;
 pub use evaluate::{EvalOutcome, evaluate, score_shard};
 pub use feature_cache::{BuildReport, CachePlan, SplitFeatures, Table};
 pub use flat::{ParamLayout, ParamSlot, read_grads, read_params, write_params};
 pub use gather::{ShardScores, checksum, merge};
+pub use plan::{Action, EvalDecision, LoopPlan, Stop};
 pub use progress::{Progress, ProgressMode, ProgressRecord};
 pub use publish::{Exporter, batch_tensors};
 pub use schedule::LrSchedule;
+pub use setup::{Setup, param_groups, setup, total_steps, verify_replicas};
 pub use signals::{PREEMPTED_EXIT, install_stop_handler, stop_requested};
 pub use state::LoopState;
 pub use timing::{IntervalStats, Phase, StepTimer};
-pub use worker::{Outcome, param_groups, run, total_steps};
+pub use trainer::{StepResult, Trainer};
+pub use worker::{Outcome, run};

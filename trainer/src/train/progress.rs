@@ -64,6 +64,9 @@ pub struct ProgressRecord {
     pub samples_per_sec: f64,
     /// Estimated seconds to the end.
     pub eta_s: f64,
+    /// Collectives per optimizer step this process issued (1: gradients,
+    /// counters and the stop flag share one all-reduce).
+    pub collectives_per_step: f64,
     /// Mean milliseconds per step, by phase.
     pub time_ms: serde_json::Map<String, serde_json::Value>,
 }
