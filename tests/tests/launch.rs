@@ -918,16 +918,27 @@ fn every_worker_runs_node_0s_resolved_config() {
     );
     let node = |rank: u32, name: &str| {
         let mut c = vigil();
-        c.args(["launch", "configs/tiny.yaml", "--cluster", "none", "--output-dir"])
-            .arg(&dir)
-            .args(["--nnodes", "2", "--nproc-per-node", "2", "--node-rank"])
-            .arg(rank.to_string())
-            .arg("--rdzv-endpoint")
-            .arg(format!("127.0.0.1:{port}"))
-            .args(["--rdzv-timeout-s", "20", "--set", "run.name=${VIGIL_E2E_NAME}"])
-            .args(["--", "sh", "-c", &script])
-            .env("VIGIL_STORE_TOKEN", "resolved-config-token")
-            .env("VIGIL_E2E_NAME", name);
+        c.args([
+            "launch",
+            "configs/tiny.yaml",
+            "--cluster",
+            "none",
+            "--output-dir",
+        ])
+        .arg(&dir)
+        .args(["--nnodes", "2", "--nproc-per-node", "2", "--node-rank"])
+        .arg(rank.to_string())
+        .arg("--rdzv-endpoint")
+        .arg(format!("127.0.0.1:{port}"))
+        .args([
+            "--rdzv-timeout-s",
+            "20",
+            "--set",
+            "run.name=${VIGIL_E2E_NAME}",
+        ])
+        .args(["--", "sh", "-c", &script])
+        .env("VIGIL_STORE_TOKEN", "resolved-config-token")
+        .env("VIGIL_E2E_NAME", name);
         c
     };
     let n1 = start(&mut node(1, "from-node-1"));
@@ -939,8 +950,8 @@ fn every_worker_runs_node_0s_resolved_config() {
         "node 0:\n{s0}{e0}\nnode 1:\n{s1}{e1}"
     );
     let name = |path: PathBuf| {
-        let text = std::fs::read_to_string(&path)
-            .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let text =
+            std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         let v: serde_yaml_ng::Value = serde_yaml_ng::from_str(&text).unwrap();
         v["run"]["name"].as_str().unwrap_or_default().to_string()
     };

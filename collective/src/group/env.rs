@@ -133,8 +133,14 @@ impl CollectiveEnv {
         push(var::TRANSPORT, self.transport.map(|t| t.to_string()));
         push(var::COLLECTIVE_TIMEOUT_MS, self.timeout.map(ms));
         push(var::CONNECT_TIMEOUT_MS, self.connect_timeout.map(ms));
-        push(var::TCP_CHUNK_BYTES, self.tcp_chunk_bytes.map(|b| b.to_string()));
-        push(var::TCP_SOCKET_BUFFER, self.tcp_socket_buffer.map(|b| b.to_string()));
+        push(
+            var::TCP_CHUNK_BYTES,
+            self.tcp_chunk_bytes.map(|b| b.to_string()),
+        );
+        push(
+            var::TCP_SOCKET_BUFFER,
+            self.tcp_socket_buffer.map(|b| b.to_string()),
+        );
     }
 }
 
@@ -193,7 +199,10 @@ impl WorkerEnv {
             (var::GROUP_RANK, self.node_rank.to_string()),
             (var::MASTER_ADDR, self.master_addr.clone()),
             (var::MASTER_PORT, self.master_port.to_string()),
-            (var::TORCHELASTIC_RESTART_COUNT, self.restart_count.to_string()),
+            (
+                var::TORCHELASTIC_RESTART_COUNT,
+                self.restart_count.to_string(),
+            ),
             (var::RUN_ID, self.run_id.clone()),
             (var::RESTART_COUNT, self.restart_count.to_string()),
             (var::MAX_RESTARTS, self.max_restarts.to_string()),
@@ -207,7 +216,9 @@ impl WorkerEnv {
             (var::GROUP_WORLD_SIZE, self.nnodes.map(|n| n.to_string())),
             (
                 var::HEARTBEAT_FILE,
-                self.heartbeat_file.as_ref().map(|p| p.display().to_string()),
+                self.heartbeat_file
+                    .as_ref()
+                    .map(|p| p.display().to_string()),
             ),
             (
                 var::OUTPUT_DIR,
@@ -257,9 +268,8 @@ impl WorkerEnv {
             })
         };
         let req_num = |k: &str| -> Result<usize> { Ok(number(k, &required(k)?)? as usize) };
-        let opt_num = |k: &str| -> Result<Option<u64>> {
-            get(k).map(|v| number(k, &v)).transpose()
-        };
+        let opt_num =
+            |k: &str| -> Result<Option<u64>> { get(k).map(|v| number(k, &v)).transpose() };
         let ms = |k: &str| -> Result<Option<Duration>> {
             Ok(opt_num(k)?.map(|ms| Duration::from_millis(ms.max(1))))
         };
@@ -435,7 +445,10 @@ mod tests {
             collective: CollectiveEnv::default(),
             ..sample()
         };
-        assert_eq!(WorkerEnv::from_lookup(lookup(bare.to_vars())).unwrap(), bare);
+        assert_eq!(
+            WorkerEnv::from_lookup(lookup(bare.to_vars())).unwrap(),
+            bare
+        );
     }
 
     #[test]

@@ -7,7 +7,6 @@
 
 use std::fmt;
 
-
 /// Largest payload accepted in one frame (values are addresses, ids and small JSON).
 pub const MAX_FRAME: usize = 16 << 20;
 

@@ -7,8 +7,8 @@
 //! [`MAX_FRAME`] *before* allocating, so garbage can neither panic it nor make it reserve
 //! gigabytes. The connection code around it only reads sockets and appends to a buffer.
 
-use super::codec::{Reader, Writer, split_frame};
 pub use super::codec::{MAX_FRAME, ProtocolError};
+use super::codec::{Reader, Writer, split_frame};
 
 /// A client request.
 #[derive(Debug, Clone, PartialEq, Eq)]

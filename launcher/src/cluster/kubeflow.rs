@@ -20,9 +20,14 @@ pub fn present(get: &dyn Fn(&str) -> Option<String>) -> bool {
 /// an enclosing `vigil launch` (whose workers have the same names plus `VIGIL_RUN_ID`).
 pub fn legacy_present(get: &dyn Fn(&str) -> Option<String>) -> bool {
     get(var::RUN_ID).is_none()
-        && [var::MASTER_ADDR, var::MASTER_PORT, var::WORLD_SIZE, var::RANK]
-            .iter()
-            .all(|v| get(v).is_some())
+        && [
+            var::MASTER_ADDR,
+            var::MASTER_PORT,
+            var::WORLD_SIZE,
+            var::RANK,
+        ]
+        .iter()
+        .all(|v| get(v).is_some())
 }
 
 /// Maps the Kubeflow variables (either form).

@@ -342,6 +342,9 @@ mod tests {
             assert_eq!(b.as_str().parse::<TransportKind>().unwrap(), t);
         }
         assert_eq!(Device::Cpu.collective(3), vigil_collective::Device::Cpu);
-        assert_eq!(Device::Cuda.collective(3), vigil_collective::Device::Cuda(3));
+        assert_eq!(
+            Device::Cuda.collective(3),
+            vigil_collective::Device::Cuda(3)
+        );
     }
 }
