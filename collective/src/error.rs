@@ -137,12 +137,6 @@ pub enum Error {
         /// Sequence number of the operation that failed first.
         failed_seq: u64,
     },
-    /// A bucket or parameter index was out of range, or a bucket was used while in flight.
-    #[error("bucket misuse: {reason}")]
-    Bucket {
-        /// What was wrong.
-        reason: String,
-    },
     /// NCCL or CUDA reported an error.
     #[error("nccl: {reason}")]
     Nccl {

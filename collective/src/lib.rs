@@ -2,16 +2,17 @@
 //!
 //! It works on flat `f32` buffers (and `f64`/`i64`/`u64` for metrics and counters) and never
 //! depends on burn, so it can be tested and benchmarked without a model. The trainer
-//! flattens gradients into buckets ([`buckets`]), hands them here, and writes the reduced
-//! values back.
+//! writes every trainable parameter's gradient into one flat [`CommBuffer`] (allocated
+//! here, in shared memory under the shm transport), reduces it with one all-reduce per
+//! optimizer step, and reads the reduced values back.
 //!
 //! # Layout
 //! - [`store`]: the rendezvous store (server the launcher hosts, blocking client).
-//! - [`group`]: [`ProcessGroup`] from the torchrun-style environment, and its operations:
-//!   `all_reduce`, `broadcast`, `barrier`, `all_gather(_bytes)`.
+//! - [`group`]: [`WorkerEnv`], the worker environment contract (torchrun's variable names
+//!   plus `VIGIL_*`) that the launcher writes and workers read; [`ProcessGroup`] built from
+//!   it, and its operations: `all_reduce`, `broadcast`, `barrier`, `all_gather(_bytes)`.
 //! - [`transport`]: TCP ring, shared memory, NCCL.
 //! - [`element`]: element types and [`ReduceOp`].
-//! - [`buckets`]: DDP-style gradient buckets reduced on a background thread.
 //! - [`bench`](mod@bench): the `vigil bench allreduce` logic.
 //!
 //! # Vocabulary
@@ -34,7 +35,6 @@
 //! the generation).
 
 pub mod bench;
-pub mod buckets;
 pub mod element;
 pub mod error;
 pub mod group;
@@ -43,6 +43,8 @@ pub mod transport;
 
 pub use element::{Element, ReduceOp};
 pub use error::{Error, Op, Result};
-pub use group::{CommBuffer, Device, GroupConfig, ProcessGroup, TransportKind};
+pub use group::{
+    CollectiveEnv, CommBuffer, Device, GroupConfig, ProcessGroup, TransportKind, WorkerEnv,
+};
 pub use store::{BackgroundStore, StoreClient};
 pub use transport::shm::SharedBuffer;

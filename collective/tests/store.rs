@@ -121,22 +121,47 @@ fn random_bytes_do_not_disturb_other_clients() {
 }
 
 #[test]
-fn stale_workers_and_generation_advance_once() {
+fn a_worker_fetches_the_launchers_resolved_config() {
+    use vigil_collective::store::keys;
+    use vigil_collective::{CollectiveEnv, WorkerEnv};
     let s = store();
-    let mut a = StoreClient::connect(s.addr(), TOKEN, LONG).unwrap();
-    let mut b = a.reconnect().unwrap();
-    a.heartbeat(0).unwrap();
-    let now = vigil_collective::store::coordination::now_ms();
-    assert_eq!(a.stale_workers(2, now, 10_000).unwrap(), vec![1]);
-    assert_eq!(
-        a.stale_workers(2, now + 60_000, 10_000).unwrap(),
-        vec![0, 1]
-    );
-
-    assert_eq!(a.generation().unwrap(), 0);
-    // Two agents notice the same failure at generation 0: only one advances it.
-    assert_eq!(a.advance_generation(0).unwrap(), (true, 1));
-    assert_eq!(b.advance_generation(0).unwrap(), (false, 1));
-    assert_eq!(b.advance_generation(1).unwrap(), (true, 2));
-    assert_eq!(a.generation().unwrap(), 2);
+    let env = WorkerEnv {
+        rank: 1,
+        local_rank: 1,
+        world_size: 2,
+        local_world_size: 2,
+        node_rank: 0,
+        nnodes: Some(1),
+        master_addr: "127.0.0.1".into(),
+        master_port: s.addr().port(),
+        token: TOKEN.into(),
+        run_id: "r".into(),
+        restart_count: 0,
+        max_restarts: 0,
+        heartbeat_file: None,
+        output_dir: None,
+        config_key: Some(keys::RESOLVED_CONFIG.into()),
+        collective: CollectiveEnv {
+            connect_timeout: Some(LONG),
+            ..CollectiveEnv::default()
+        },
+    };
+    // The worker may ask before the launcher has published: it waits.
+    let publisher = std::thread::spawn({
+        let addr = s.addr();
+        move || {
+            std::thread::sleep(Duration::from_millis(100));
+            let mut c = StoreClient::connect(addr, TOKEN, LONG).unwrap();
+            c.set(keys::RESOLVED_CONFIG, "run:\n  name: from-node-0\n")
+                .unwrap();
+        }
+    });
+    let yaml = env.fetch_config().unwrap();
+    publisher.join().unwrap();
+    assert_eq!(yaml.as_deref(), Some("run:\n  name: from-node-0\n"));
+    let alone = WorkerEnv {
+        config_key: None,
+        ..env
+    };
+    assert_eq!(alone.fetch_config().unwrap(), None);
 }

@@ -1,7 +1,6 @@
 //! Integration tests of vigil-collective: one binary, one module per concern.
 
 mod allreduce;
-mod buckets;
 mod failure;
 mod hierarchical;
 mod process;

@@ -902,3 +902,75 @@ fn nodes_share_a_token_through_a_token_file() {
         assert_eq!(e["WORLD_SIZE"], "4");
     }
 }
+
+/// Every worker of every node runs node 0's resolved config (handed over through the
+/// store): a `${VAR}` that node 1's launcher sees differently, and that the workers do not
+/// see at all, still reads as node 0's launcher resolved it.
+#[test]
+fn every_worker_runs_node_0s_resolved_config() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("run");
+    let port = free_port();
+    // Each worker prints the config it would train on; `env -u` hides the variable.
+    let script = format!(
+        r#"env -u VIGIL_E2E_NAME {} worker configs/tiny.yaml --print-config > "$VIGIL_OUTPUT_DIR/config-$RANK.yaml""#,
+        util::vigil_bin().display()
+    );
+    let node = |rank: u32, name: &str| {
+        let mut c = vigil();
+        c.args([
+            "launch",
+            "configs/tiny.yaml",
+            "--cluster",
+            "none",
+            "--output-dir",
+        ])
+        .arg(&dir)
+        .args(["--nnodes", "2", "--nproc-per-node", "2", "--node-rank"])
+        .arg(rank.to_string())
+        .arg("--rdzv-endpoint")
+        .arg(format!("127.0.0.1:{port}"))
+        .args([
+            "--rdzv-timeout-s",
+            "20",
+            "--set",
+            "run.name=${VIGIL_E2E_NAME}",
+        ])
+        .args(["--", "sh", "-c", &script])
+        .env("VIGIL_STORE_TOKEN", "resolved-config-token")
+        .env("VIGIL_E2E_NAME", name);
+        c
+    };
+    let n1 = start(&mut node(1, "from-node-1"));
+    let n0 = start(&mut node(0, "from-node-0"));
+    let (o0, o1) = (finish(n0, LIMIT), finish(n1, LIMIT));
+    let ((s0, e0), (s1, e1)) = (texts(&o0), texts(&o1));
+    assert!(
+        o0.status.success() && o1.status.success(),
+        "node 0:\n{s0}{e0}\nnode 1:\n{s1}{e1}"
+    );
+    let name = |path: PathBuf| {
+        let text =
+            std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let v: serde_yaml_ng::Value = serde_yaml_ng::from_str(&text).unwrap();
+        v["run"]["name"].as_str().unwrap_or_default().to_string()
+    };
+    assert_eq!(name(dir.join("config.resolved.yaml")), "from-node-0");
+    for rank in 0..4 {
+        let got = name(dir.join(format!("config-{rank}.yaml")));
+        assert_eq!(got, "from-node-0", "rank {rank} runs node 0's config");
+    }
+    // Alone, `vigil worker` resolves the config in its own environment.
+    let out = run_with_timeout(
+        vigil()
+            .args(["worker", "configs/tiny.yaml", "--print-config"])
+            .args(["--set", "run.name=${VIGIL_E2E_NAME}"])
+            .env("VIGIL_E2E_NAME", "alone")
+            .env_remove("WORLD_SIZE")
+            .env_remove("MASTER_ADDR"),
+        LIMIT,
+    );
+    let (so, se) = texts(&out);
+    assert!(out.status.success(), "{se}");
+    assert!(so.contains("name: alone"), "{so}");
+}

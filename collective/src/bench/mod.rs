@@ -9,8 +9,8 @@
 //! `iters` all-reduces per size; the time of an iteration is the slowest rank's.
 //!
 //! Figures follow nccl-tests: `algbw = bytes / time`, `busbw = algbw · 2(n−1)/n`, GB = 1e9.
-//! Under shm the buffers are [`crate::CommBuffer`]s living in shared memory (what gradient
-//! buckets use) unless `copy` asks for the copying path.
+//! Under shm the buffers are [`crate::CommBuffer`]s living in shared memory (what the
+//! trainer's gradient buffer is) unless `copy` asks for the copying path.
 //!
 //! # Layout
 //! - [`options`]: options ([`BenchOptions`]), sizes, env hand-over to ranks.

@@ -8,7 +8,8 @@ use std::time::{Duration, Instant};
 use super::options::{BenchOptions, OPTS_ENV};
 use super::report::BenchRow;
 use crate::error::{Error, Result};
-use crate::store::{BackgroundStore, StoreClient};
+use crate::group::{CollectiveEnv, WorkerEnv};
+use crate::store::{BackgroundStore, StoreClient, keys};
 
 /// Kills rank processes that are still running when dropped (error paths).
 struct Children(Vec<Child>);
@@ -71,7 +72,7 @@ pub fn run_parent(
     let token = random_token();
     let run_id = format!("bench-{}", std::process::id());
     let store = BackgroundStore::start(SocketAddr::from(([127, 0, 0, 1], 0)), &token)?;
-    let port = store.addr().port().to_string();
+    let port = store.addr().port();
     let io = |e| Error::io("write benchmark output", e);
     if !opts.json {
         writeln!(
@@ -90,25 +91,30 @@ pub fn run_parent(
 
     let mut children = Children(Vec::new());
     for rank in 0..opts.nproc {
-        let n = opts.nproc.to_string();
-        let env: Vec<(String, String)> = [
-            ("RANK", rank.to_string()),
-            ("LOCAL_RANK", rank.to_string()),
-            ("WORLD_SIZE", n.clone()),
-            ("LOCAL_WORLD_SIZE", n),
-            ("NODE_RANK", "0".into()),
-            ("MASTER_ADDR", "127.0.0.1".into()),
-            ("MASTER_PORT", port.clone()),
-            ("VIGIL_STORE_TOKEN", token.clone()),
-            ("VIGIL_RUN_ID", run_id.clone()),
-            ("VIGIL_RESTART_COUNT", "0".into()),
-            ("VIGIL_TRANSPORT", opts.transport.clone()),
-            ("VIGIL_COLLECTIVE_TIMEOUT_MS", opts.timeout_ms.to_string()),
-            (OPTS_ENV, opts.to_env()),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v))
-        .collect();
+        let worker = WorkerEnv {
+            rank,
+            local_rank: rank,
+            world_size: opts.nproc,
+            local_world_size: opts.nproc,
+            node_rank: 0,
+            nnodes: Some(1),
+            master_addr: "127.0.0.1".into(),
+            master_port: port,
+            token: token.clone(),
+            run_id: run_id.clone(),
+            restart_count: 0,
+            max_restarts: 0,
+            heartbeat_file: None,
+            output_dir: None,
+            config_key: None,
+            collective: CollectiveEnv {
+                transport: Some(opts.transport_kind()?),
+                timeout: Some(Duration::from_millis(opts.timeout_ms)),
+                ..CollectiveEnv::default()
+            },
+        };
+        let mut env = worker.to_vars();
+        env.push((OPTS_ENV.to_string(), opts.to_env()));
         let mut cmd = spawn(rank, &env);
         cmd.envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
         let child = cmd
@@ -117,7 +123,7 @@ pub fn run_parent(
         children.0.push(child);
     }
 
-    let prefix = format!("vigil/{run_id}/gen/0/");
+    let prefix = keys::generation_prefix(&run_id, 0);
     let mut client =
         StoreClient::connect(store.addr(), &token, Duration::from_secs(10))?.with_prefix(&prefix);
     let per_size = opts.timeout() * (opts.iters + opts.warmup + 4) as u32 + Duration::from_secs(60);

@@ -1,5 +1,6 @@
-//! The worker's view of its group: parsed and validated from the torchrun-style environment
-//! (or built explicitly by tests and the benchmark).
+//! The worker's view of its group: built from the worker environment contract
+//! ([`WorkerEnv::group_config`](super::env::WorkerEnv::group_config)) or explicitly by tests
+//! and the benchmark, and validated.
 
 use std::path::PathBuf;
 use std::str::FromStr;
@@ -139,84 +140,6 @@ impl GroupConfig {
         }
     }
 
-    /// Read the process environment (see [`GroupConfig::from_lookup`]).
-    pub fn from_env() -> Result<Self> {
-        Self::from_lookup(|k| std::env::var(k).ok())
-    }
-
-    /// Parse from any variable lookup, then [`validate`](Self::validate).
-    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self> {
-        let required = |var: &str| {
-            get(var)
-                .filter(|v| !v.is_empty())
-                .ok_or_else(|| Error::Env {
-                    var: var.into(),
-                    reason: "is not set (the launcher sets it for every worker)".into(),
-                })
-        };
-        let number = |var: &str, v: String| -> Result<u64> {
-            v.trim().parse::<u64>().map_err(|_| Error::Env {
-                var: var.into(),
-                reason: format!("{v:?} is not a non-negative integer"),
-            })
-        };
-        let req_num = |var: &str| -> Result<usize> { Ok(number(var, required(var)?)? as usize) };
-        let opt_num = |var: &str| -> Result<Option<u64>> {
-            get(var)
-                .filter(|v| !v.is_empty())
-                .map(|v| number(var, v))
-                .transpose()
-        };
-
-        let rank = req_num("RANK")?;
-        let world_size = req_num("WORLD_SIZE")?;
-        let local_rank = req_num("LOCAL_RANK")?;
-        let local_world_size = req_num("LOCAL_WORLD_SIZE")?;
-        let node_rank = match opt_num("NODE_RANK")? {
-            Some(n) => n as usize,
-            None => opt_num("GROUP_RANK")?.map_or(0, |n| n as usize),
-        };
-        let master_addr = required("MASTER_ADDR")?;
-        let port = req_num("MASTER_PORT")?;
-        let master_port = u16::try_from(port)
-            .ok()
-            .filter(|p| *p != 0)
-            .ok_or_else(|| Error::Env {
-                var: "MASTER_PORT".into(),
-                reason: format!("{port} is not a TCP port (1-65535)"),
-            })?;
-        let transport = match get("VIGIL_TRANSPORT").filter(|v| !v.is_empty()) {
-            None => TransportKind::Auto,
-            Some(v) => v.parse().map_err(|_| Error::Env {
-                var: "VIGIL_TRANSPORT".into(),
-                reason: format!("{v:?} is not one of auto, tcp, shm, hier, nccl"),
-            })?,
-        };
-        let mut cfg = GroupConfig::local(rank, world_size, master_port, "", "");
-        cfg.local_rank = local_rank;
-        cfg.local_world_size = local_world_size;
-        cfg.node_rank = node_rank;
-        cfg.master_addr = master_addr;
-        cfg.token = required("VIGIL_STORE_TOKEN")?;
-        cfg.run_id = required("VIGIL_RUN_ID")?;
-        cfg.restart_count = opt_num("VIGIL_RESTART_COUNT")?.unwrap_or(0);
-        cfg.transport = transport;
-        if let Some(ms) = opt_num("VIGIL_COLLECTIVE_TIMEOUT_MS")? {
-            cfg.timeout = Duration::from_millis(ms.max(1));
-        }
-        if let Some(ms) = opt_num("VIGIL_CONNECT_TIMEOUT_MS")? {
-            cfg.connect_timeout = Duration::from_millis(ms.max(1));
-        }
-        if let Some(b) = opt_num("VIGIL_TCP_CHUNK_BYTES")? {
-            cfg.chunk_bytes = (b as usize).max(64);
-        }
-        if let Some(b) = opt_num("VIGIL_TCP_SOCKET_BUFFER")? {
-            cfg.tcp_socket_buffer = Some(b as usize);
-        }
-        cfg.validate()?;
-        Ok(cfg)
-    }
-
     /// Check that the numbers are consistent; names the offending variable.
     pub fn validate(&self) -> Result<()> {
         let env = |var: &str, reason: String| {
@@ -300,88 +223,6 @@ impl GroupConfig {
     /// Prefix of every store key this group uses: run and restart generation, so a
     /// restarted group never reads the previous generation's keys.
     pub fn key_prefix(&self) -> String {
-        format!("vigil/{}/gen/{}/", self.run_id, self.restart_count)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use std::collections::HashMap;
-
-    fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
-        let m: HashMap<String, String> = pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        move |k| m.get(k).cloned()
-    }
-
-    const BASE: &[(&str, &str)] = &[
-        ("RANK", "1"),
-        ("WORLD_SIZE", "4"),
-        ("LOCAL_RANK", "1"),
-        ("LOCAL_WORLD_SIZE", "2"),
-        ("GROUP_RANK", "0"),
-        ("MASTER_ADDR", "10.0.0.1"),
-        ("MASTER_PORT", "29500"),
-        ("VIGIL_STORE_TOKEN", "t"),
-        ("VIGIL_RUN_ID", "run-1"),
-        ("VIGIL_RESTART_COUNT", "2"),
-    ];
-
-    fn with(over: &[(&'static str, &'static str)]) -> Vec<(&'static str, &'static str)> {
-        let mut v: Vec<_> = BASE
-            .iter()
-            .filter(|(k, _)| !over.iter().any(|(o, _)| o == k))
-            .copied()
-            .collect();
-        v.extend(over.iter().filter(|(_, val)| !val.is_empty()));
-        v
-    }
-
-    fn var_of(e: Error) -> String {
-        match e {
-            Error::Env { var, .. } => var,
-            other => panic!("expected Env error, got {other}"),
-        }
-    }
-
-    #[test]
-    fn parses_the_torchrun_contract() {
-        let cfg = GroupConfig::from_lookup(env(BASE)).unwrap();
-        assert_eq!(
-            (
-                cfg.rank,
-                cfg.world_size,
-                cfg.local_rank,
-                cfg.local_world_size
-            ),
-            (1, 4, 1, 2)
-        );
-        assert_eq!(cfg.master_port, 29500);
-        assert_eq!(cfg.key_prefix(), "vigil/run-1/gen/2/");
-        assert!(!cfg.single_node());
-        assert_eq!(cfg.transport, TransportKind::Auto);
-    }
-
-    #[test]
-    fn names_the_offending_variable() {
-        let cases: &[(&[(&str, &str)], &str)] = &[
-            (&[("RANK", "")], "RANK"),
-            (&[("RANK", "4")], "RANK"),
-            (&[("WORLD_SIZE", "x")], "WORLD_SIZE"),
-            (&[("LOCAL_RANK", "2")], "LOCAL_RANK"),
-            (&[("LOCAL_WORLD_SIZE", "5")], "LOCAL_WORLD_SIZE"),
-            (&[("MASTER_PORT", "70000")], "MASTER_PORT"),
-            (&[("MASTER_ADDR", "")], "MASTER_ADDR"),
-            (&[("VIGIL_STORE_TOKEN", "")], "VIGIL_STORE_TOKEN"),
-            (&[("VIGIL_RUN_ID", "a/b")], "VIGIL_RUN_ID"),
-            (&[("VIGIL_TRANSPORT", "carrier-pigeon")], "VIGIL_TRANSPORT"),
-        ];
-        for (over, var) in cases {
-            let e = GroupConfig::from_lookup(env(&with(over))).unwrap_err();
-            assert_eq!(var_of(e), *var, "{over:?}");
-        }
+        crate::store::keys::generation_prefix(&self.run_id, self.restart_count)
     }
 }

@@ -48,9 +48,10 @@ impl std::fmt::Debug for ProcessGroup {
 }
 
 impl ProcessGroup {
-    /// Join the group described by the environment (`RANK`, `WORLD_SIZE`, ...).
+    /// Join the group described by the environment (`RANK`, `WORLD_SIZE`, ...; see
+    /// [`WorkerEnv`](super::env::WorkerEnv)).
     pub fn from_env() -> Result<Self> {
-        Self::new(GroupConfig::from_env()?)
+        Self::new(super::env::WorkerEnv::from_env()?.group_config()?)
     }
 
     /// Join the group described by `cfg`: connect to the store, exchange addresses, build
@@ -64,7 +65,7 @@ impl ProcessGroup {
             .map_err(|e| Error::io(format!("resolve MASTER_ADDR {}", cfg.master_addr), e))?
             .next()
             .ok_or_else(|| Error::Env {
-                var: "MASTER_ADDR".into(),
+                var: super::env::var::MASTER_ADDR.into(),
                 reason: format!("{} resolves to no address", cfg.master_addr),
             })?;
         let store = StoreClient::connect(store_addr, &cfg.token, cfg.connect_timeout)?

@@ -1,8 +1,45 @@
 //! Byte-level reading and writing of frames and their fields, shared by requests and
-//! responses. Every read checks the remaining length first, so no input can make it panic
-//! or allocate more than the frame holds.
+//! responses, with the frame limit and [`ProtocolError`]. Every read checks the remaining
+//! length first, so no input can make it panic or allocate more than the frame holds.
+//!
+//! `protocol.rs` builds messages on top of this file and re-exports its public items; this
+//! file imports nothing from there, so the dependency points one way.
 
-use super::protocol::{MAX_FRAME, ProtocolError};
+use std::fmt;
+
+/// Largest payload accepted in one frame (values are addresses, ids and small JSON).
+pub const MAX_FRAME: usize = 16 << 20;
+
+/// Why a byte sequence is not a valid frame.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ProtocolError {
+    /// The frame header announces more than [`MAX_FRAME`] bytes.
+    TooLarge {
+        /// Announced payload length.
+        len: usize,
+    },
+    /// The payload ended before a field did, or has bytes left after the last field.
+    Malformed(&'static str),
+    /// Unknown tag byte.
+    UnknownTag(u8),
+    /// A key is not UTF-8.
+    BadKey,
+}
+
+impl fmt::Display for ProtocolError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ProtocolError::TooLarge { len } => {
+                write!(f, "frame of {len} bytes exceeds the limit of {MAX_FRAME}")
+            }
+            ProtocolError::Malformed(what) => write!(f, "malformed frame: {what}"),
+            ProtocolError::UnknownTag(t) => write!(f, "unknown message tag {t}"),
+            ProtocolError::BadKey => f.write_str("key is not valid UTF-8"),
+        }
+    }
+}
+
+impl std::error::Error for ProtocolError {}
 
 pub(crate) struct Reader<'a> {
     pub(crate) buf: &'a [u8],

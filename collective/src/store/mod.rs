@@ -2,11 +2,15 @@
 //! launcher hosts and every worker connects to.
 //!
 //! # Layout
-//! - [`protocol`]: frames and messages, pure encode/decode (fuzzed by a seeded test).
+//! - `codec`: frame splitting and field encoding, the frame limit, [`ProtocolError`].
+//! - [`protocol`]: messages on top of the codec, pure encode/decode (fuzzed by a seeded
+//!   test).
 //! - [`state`]: the key-value semantics (set/get/add/compare-set/delete), pure.
 //! - [`server`]: [`serve`] over a tokio listener, plus [`BackgroundStore`] for sync hosts.
 //! - [`client`]: the blocking [`StoreClient`].
-//! - [`coordination`]: heartbeats and the restart generation, on top of the client.
+//! - [`keys`]: the key names launcher and workers share (generation prefix, heartbeats,
+//!   the resolved config).
+//! - [`coordination`]: store heartbeats, on top of the client.
 //!
 //! Why a custom protocol rather than HTTP or Redis: the store must refuse anybody without
 //! the run's token before parsing anything else, bound every allocation by a frame limit,
@@ -16,6 +20,7 @@
 pub mod client;
 mod codec;
 pub mod coordination;
+pub mod keys;
 pub mod protocol;
 pub mod server;
 pub mod state;

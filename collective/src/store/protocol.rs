@@ -7,43 +7,8 @@
 //! [`MAX_FRAME`] *before* allocating, so garbage can neither panic it nor make it reserve
 //! gigabytes. The connection code around it only reads sockets and appends to a buffer.
 
-use std::fmt;
-
+pub use super::codec::{MAX_FRAME, ProtocolError};
 use super::codec::{Reader, Writer, split_frame};
-
-/// Largest payload accepted in one frame (values are addresses, ids and small JSON).
-pub const MAX_FRAME: usize = 16 << 20;
-
-/// Why a byte sequence is not a valid frame.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ProtocolError {
-    /// The frame header announces more than [`MAX_FRAME`] bytes.
-    TooLarge {
-        /// Announced payload length.
-        len: usize,
-    },
-    /// The payload ended before a field did, or has bytes left after the last field.
-    Malformed(&'static str),
-    /// Unknown tag byte.
-    UnknownTag(u8),
-    /// A key is not UTF-8.
-    BadKey,
-}
-
-impl fmt::Display for ProtocolError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            ProtocolError::TooLarge { len } => {
-                write!(f, "frame of {len} bytes exceeds the limit of {MAX_FRAME}")
-            }
-            ProtocolError::Malformed(what) => write!(f, "malformed frame: {what}"),
-            ProtocolError::UnknownTag(t) => write!(f, "unknown message tag {t}"),
-            ProtocolError::BadKey => f.write_str("key is not valid UTF-8"),
-        }
-    }
-}
-
-impl std::error::Error for ProtocolError {}
 
 /// A client request.
 #[derive(Debug, Clone, PartialEq, Eq)]

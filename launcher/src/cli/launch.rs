@@ -6,6 +6,10 @@
 //! overrides; with `-- CMD`, the workers run CMD (CONFIG is then optional, like
 //! `torchrun script.py`: without it, the run directory is `--output-dir` or
 //! `checkpoints/vigil-run`).
+//!
+//! With a CONFIG, this launcher resolves it once (overrides, `${VAR}` expansion in the
+//! launcher's environment, validation); node 0's resolved YAML goes into the run directory
+//! and into the store, and every worker of every node runs that (see `cli/worker.rs`).
 
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -260,17 +264,7 @@ pub fn resolve(a: &LaunchArgs, get: &dyn Fn(&str) -> Option<String>) -> anyhow::
         local_override,
         token_file: a.store_token_file.clone(),
         resolved_config: a.config.as_ref().map(|_| config.to_yaml()),
-        collective_env: vec![
-            ("VIGIL_TRANSPORT".into(), l.backend.to_string()),
-            (
-                "VIGIL_COLLECTIVE_TIMEOUT_MS".into(),
-                ((l.collective_timeout_s * 1000.0) as u64).to_string(),
-            ),
-            (
-                "VIGIL_CONNECT_TIMEOUT_MS".into(),
-                ((l.rdzv_timeout_s * 1000.0) as u64).to_string(),
-            ),
-        ],
+        collective: l.collective_env().unless_set(get),
     })
 }
 
@@ -341,6 +335,21 @@ mod tests {
         );
         assert_eq!(spec.max_restarts, 1, "tiny.yaml");
         assert!(spec.resolved_config.unwrap().contains("nproc_per_node: 3"));
+    }
+
+    #[test]
+    fn the_collective_knobs_come_from_the_launch_section_unless_the_environment_sets_them() {
+        use std::time::Duration;
+        use vigil_collective::TransportKind;
+        let t = tiny();
+        let a = args(&[&t, "--set", "launch.backend=tcp"]);
+        let c = resolve(&a, &env_of(&[])).unwrap().collective;
+        assert_eq!(c.transport, Some(TransportKind::Tcp));
+        assert_eq!(c.connect_timeout, Some(Duration::from_secs(300)));
+        let explicit = env_of(&[("VIGIL_TRANSPORT", "shm")]);
+        let c = resolve(&a, &explicit).unwrap().collective;
+        assert_eq!(c.transport, None, "the workers inherit VIGIL_TRANSPORT=shm");
+        assert!(c.timeout.is_some());
     }
 
     #[test]

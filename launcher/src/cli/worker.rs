@@ -1,11 +1,21 @@
 //! `vigil worker CONFIG [--set K=V]...`: one training process. `vigil launch`
 //! starts these with the worker environment (RANK, WORLD_SIZE, ...); run alone it
 //! trains as a single process.
+//!
+//! Which config it runs: under a launcher that resolved a CONFIG (`VIGIL_CONFIG_KEY` is
+//! set), node 0's resolved config from the rendezvous store — overrides applied and
+//! `${VAR}`s expanded once, in node 0's launcher's environment — so every rank of every
+//! node runs the same config whatever its own environment holds; CONFIG and `--set` are
+//! then only a record of what the launcher was given. Otherwise (run alone, or under
+//! another torchrun-style launcher) it resolves CONFIG and `--set` itself, as
+//! `vigil validate` does.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use anyhow::Context;
 use clap::Args;
+use vigil_collective::WorkerEnv;
 use vigil_trainer::config::RunConfig;
 use vigil_trainer::train::{self, Outcome, PREEMPTED_EXIT};
 
@@ -17,11 +27,20 @@ pub struct WorkerArgs {
     /// Override a key, e.g. `--set optim.lr=2e-5` (value parsed as YAML).
     #[arg(long = "set", value_name = "KEY=VALUE")]
     overrides: Vec<String>,
+    /// Print the config this worker would run (under `vigil launch`: node 0's resolved
+    /// config) as YAML and exit without training.
+    #[arg(long)]
+    print_config: bool,
 }
 
 /// Trains; exit 0 when done (or stopped early), 75 when preempted after a checkpoint.
 pub fn run(args: WorkerArgs) -> anyhow::Result<ExitCode> {
-    let config = RunConfig::load(&args.config, &args.overrides)?;
+    let env = WorkerEnv::detect(|k| std::env::var(k).ok())?;
+    let config = load(&args, env.as_ref())?;
+    if args.print_config {
+        print!("{}", config.to_yaml());
+        return Ok(ExitCode::SUCCESS);
+    }
     let filter = tracing_subscriber::EnvFilter::try_from_env("VIGIL_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
     let _ = tracing_subscriber::fmt()
@@ -34,5 +53,45 @@ pub fn run(args: WorkerArgs) -> anyhow::Result<ExitCode> {
             eprintln!("preempted: checkpoint written at step {steps}; exiting {PREEMPTED_EXIT}");
             Ok(ExitCode::from(PREEMPTED_EXIT))
         }
+    }
+}
+
+/// Node 0's resolved config when the launcher published one, else CONFIG and `--set`
+/// resolved here.
+fn load(args: &WorkerArgs, env: Option<&WorkerEnv>) -> anyhow::Result<RunConfig> {
+    let published = match env {
+        Some(env) => env
+            .fetch_config()
+            .context("fetch node 0's resolved config from the rendezvous store")?,
+        None => None,
+    };
+    match published {
+        Some(yaml) => from_resolved(&yaml),
+        None => Ok(RunConfig::load(&args.config, &args.overrides)?),
+    }
+}
+
+/// Parses a resolved config as it is: no overrides, no `${VAR}` expansion (a `$${` the
+/// launcher turned into a literal `${` must stay literal); node 0's launcher validated it.
+fn from_resolved(yaml: &str) -> anyhow::Result<RunConfig> {
+    serde_yaml_ng::from_str(yaml).context(
+        "node 0's resolved config does not parse here (are all nodes running the same vigil?)",
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_resolved_config_is_taken_as_it_is() {
+        let mut c = RunConfig::default();
+        c.run.name = "from-node-0".into();
+        // A literal `${` (written `$${` in the YAML) survives the hand-over.
+        c.run.output_dir = Some("/data/${NOT_EXPANDED}".into());
+        let back = from_resolved(&c.to_yaml()).unwrap();
+        assert_eq!(back, c);
+        let err = from_resolved("run:\n  nmae: x\n").unwrap_err();
+        assert!(format!("{err:#}").contains("same vigil"), "{err:#}");
     }
 }

@@ -7,6 +7,8 @@
 //! The older PyTorchJob form sets `MASTER_ADDR`, `MASTER_PORT`, and `WORLD_SIZE`/`RANK`
 //! counting pods: with one launcher per pod those are the node count and node rank.
 
+use vigil_collective::group::env::var;
+
 use super::{ClusterEnv, ClusterError, num};
 
 /// Whether `PET_*` variables are present.
@@ -17,10 +19,15 @@ pub fn present(get: &dyn Fn(&str) -> Option<String>) -> bool {
 /// Whether the older `MASTER_ADDR`/`RANK` form is fully present — and does not come from
 /// an enclosing `vigil launch` (whose workers have the same names plus `VIGIL_RUN_ID`).
 pub fn legacy_present(get: &dyn Fn(&str) -> Option<String>) -> bool {
-    get("VIGIL_RUN_ID").is_none()
-        && ["MASTER_ADDR", "MASTER_PORT", "WORLD_SIZE", "RANK"]
-            .iter()
-            .all(|v| get(v).is_some())
+    get(var::RUN_ID).is_none()
+        && [
+            var::MASTER_ADDR,
+            var::MASTER_PORT,
+            var::WORLD_SIZE,
+            var::RANK,
+        ]
+        .iter()
+        .all(|v| get(v).is_some())
 }
 
 /// Maps the Kubeflow variables (either form).
@@ -32,17 +39,19 @@ pub fn map(get: &dyn Fn(&str) -> Option<String>) -> Result<ClusterEnv, ClusterEr
     if present(get) {
         env.nnodes = nnodes(get)?;
         env.node_rank = num(get, "PET_NODE_RANK")?;
-        env.master_addr = get("PET_MASTER_ADDR").or_else(|| get("MASTER_ADDR"));
-        env.master_port = num(get, "PET_MASTER_PORT")?.or(num(get, "MASTER_PORT")?);
+        env.master_addr = get("PET_MASTER_ADDR").or_else(|| get(var::MASTER_ADDR));
+        env.master_port = num(get, "PET_MASTER_PORT")?.or(num(get, var::MASTER_PORT)?);
         env.nproc_per_node = match get("PET_NPROC_PER_NODE").as_deref().map(str::trim) {
             None | Some("auto" | "cpu" | "gpu" | "") => None,
             Some(_) => num(get, "PET_NPROC_PER_NODE")?,
         };
     } else if legacy_present(get) {
-        env.nnodes = num(get, "WORLD_SIZE")?;
-        env.node_rank = num(get, "RANK")?;
-        env.master_addr = get("MASTER_ADDR");
-        env.master_port = num(get, "MASTER_PORT")?;
+        // The pod-level world: the launcher's own contract for its workers is built
+        // from these, with the same names one level down.
+        env.nnodes = num(get, var::WORLD_SIZE)?;
+        env.node_rank = num(get, var::RANK)?;
+        env.master_addr = get(var::MASTER_ADDR);
+        env.master_port = num(get, var::MASTER_PORT)?;
     } else {
         return Err(ClusterError::Missing {
             kind: "kubeflow",

@@ -11,10 +11,11 @@ use std::path::PathBuf;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use vigil_collective::store::BackgroundStore;
+use vigil_collective::CollectiveEnv;
+use vigil_collective::store::{BackgroundStore, keys};
 use vigil_trainer::config::ConsoleRanks;
 
-use super::env::{RunSpec, WorldSpec, heartbeat_file, store_prefix, worker_env};
+use super::env::{RunSpec, WorldSpec, heartbeat_file, worker_env};
 use super::error::LaunchError;
 use super::guard::Guard;
 use super::logs::{RankLog, join_bounded};
@@ -59,10 +60,12 @@ pub struct AgentSpec {
     pub local_override: Option<(u32, u32)>,
     /// Where nodes > 0 read the token (node 0 writes it there if absent).
     pub token_file: Option<PathBuf>,
-    /// `config.resolved.yaml` contents, written by node 0.
+    /// `config.resolved.yaml` contents: node 0 writes the file and publishes it in the
+    /// store for every worker of every node.
     pub resolved_config: Option<String>,
-    /// The collective's variables from the launch settings (`VIGIL_TRANSPORT`, ...).
-    pub collective_env: Vec<(String, String)>,
+    /// The collective's knobs from the launch settings (`VIGIL_TRANSPORT`, ...), less
+    /// those the launcher's environment already sets.
+    pub collective: CollectiveEnv,
 }
 
 /// How the launch ended, with the text to show.
@@ -127,6 +130,7 @@ pub fn run(spec: AgentSpec) -> Result<Ending, LaunchError> {
         &token::fresh_id(8),
         spec.max_restarts,
         spec.local_override,
+        spec.resolved_config.as_deref(),
     )?;
     let heartbeat_dir = std::env::temp_dir().join(format!(
         "vigil-{}-node{}-{}",
@@ -147,12 +151,8 @@ pub fn run(spec: AgentSpec) -> Result<Ending, LaunchError> {
         output_dir: spec.output_dir.clone(),
         max_restarts: agreed.max_restarts,
         heartbeat_dir: heartbeat_dir.clone(),
-        collective: spec
-            .collective_env
-            .iter()
-            .filter(|(k, _)| std::env::var_os(k).is_none())
-            .cloned()
-            .collect(),
+        config_key: agreed.config_key.clone(),
+        collective: spec.collective.clone(),
     };
     let mut guard = std::env::current_exe()
         .and_then(|exe| Guard::start(&exe))
@@ -266,7 +266,8 @@ fn supervise(
             for w in workers.iter().filter(|w| w.ended.is_none()) {
                 let file = file_reading(&heartbeat_file(run, w.rank));
                 let store = if with_store {
-                    coord.heartbeat(&store_prefix(&run.run_id, restart), w.rank)
+                    let prefix = keys::generation_prefix(&run.run_id, u64::from(restart));
+                    coord.heartbeat(&prefix, w.rank)
                 } else {
                     None
                 };
@@ -358,7 +359,7 @@ fn start(
             source,
         })?;
         let _ = std::fs::remove_file(heartbeat_file(run, rank));
-        let env = worker_env(run, world, local, restart);
+        let env = worker_env(run, world, local, restart).to_vars();
         let spawned = process::spawn(&spec.argv, &env);
         let spawned = match spawned {
             Ok(s) => s,

@@ -1,20 +1,15 @@
-//! The worker environment contract (DESIGN.md), built as a pure list of variables.
+//! The worker environment of one worker, built as a [`WorkerEnv`] (the contract both the
+//! launcher and the workers go through; its variable names live in
+//! `vigil_collective::group::env::var`, its store keys in `vigil_collective::store::keys`).
 //!
-//! torchrun-compatible names (`RANK`, `LOCAL_RANK`, `WORLD_SIZE`, `LOCAL_WORLD_SIZE`,
-//! `NODE_RANK` alias `GROUP_RANK`, `GROUP_WORLD_SIZE`, `MASTER_ADDR`, `MASTER_PORT`,
-//! `TORCHELASTIC_RESTART_COUNT`) plus Vigil's own: `VIGIL_RUN_ID`, `VIGIL_RESTART_COUNT`,
-//! `VIGIL_MAX_RESTARTS`, `VIGIL_STORE_TOKEN`, `VIGIL_STORE_PREFIX` (the key prefix of this
-//! generation in the store, `vigil/<run_id>/gen/<restart>/` — the same as
-//! `vigil_collective`'s `GroupConfig::key_prefix`, so a restarted group never reads keys of
-//! the one before), `VIGIL_HEARTBEAT_FILE` (touch it to prove liveness without a store
-//! client) and `VIGIL_OUTPUT_DIR`.
-//!
-//! The collective's own knobs are passed from the launch settings — `VIGIL_TRANSPORT`
-//! (`launch.backend`), `VIGIL_COLLECTIVE_TIMEOUT_MS` (`launch.collective_timeout_s`),
-//! `VIGIL_CONNECT_TIMEOUT_MS` (`launch.rdzv_timeout_s`) — unless the launcher's own
-//! environment already sets them (an explicit environment wins).
+//! The launcher supplies the world (this node's ranks, from the rendezvous) and the run
+//! (id, token, store address, restart budget, heartbeat directory, the collective's knobs
+//! from the launch settings, and whether node 0 published its resolved config); this file
+//! is the pure mapping from those to one worker's [`WorkerEnv`].
 
 use std::path::PathBuf;
+
+use vigil_collective::{CollectiveEnv, WorkerEnv};
 
 /// Where this node's workers sit in the world, for one generation.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,13 +46,11 @@ pub struct RunSpec {
     pub max_restarts: u32,
     /// Directory of heartbeat files (one per global rank).
     pub heartbeat_dir: PathBuf,
-    /// `VIGIL_TRANSPORT`, `VIGIL_COLLECTIVE_TIMEOUT_MS`, `VIGIL_CONNECT_TIMEOUT_MS` values.
-    pub collective: Vec<(String, String)>,
-}
-
-/// The store key prefix of generation `restart` (the collective's `key_prefix`).
-pub fn store_prefix(run_id: &str, restart: u32) -> String {
-    format!("vigil/{run_id}/gen/{restart}/")
+    /// Store key of node 0's resolved config, when node 0 published one.
+    pub config_key: Option<String>,
+    /// The collective's knobs from the launch settings (those the launcher's own
+    /// environment sets are left out: the workers inherit them).
+    pub collective: CollectiveEnv,
 }
 
 /// The heartbeat file of a global rank.
@@ -65,52 +58,40 @@ pub fn heartbeat_file(run: &RunSpec, rank: u32) -> PathBuf {
     run.heartbeat_dir.join(format!("rank-{rank}"))
 }
 
-/// The variables of local worker `local` in generation `restart`.
-pub fn worker_env(
-    run: &RunSpec,
-    world: &WorldSpec,
-    local: u32,
-    restart: u32,
-) -> Vec<(String, String)> {
+/// The contract of local worker `local` in generation `restart`.
+pub fn worker_env(run: &RunSpec, world: &WorldSpec, local: u32, restart: u32) -> WorkerEnv {
     let rank = world.rank_offset + local;
     let (local_rank, local_world) = world
         .local_override
         .unwrap_or((local, world.local_world_size));
-    let vars: Vec<(&str, String)> = vec![
-        ("RANK", rank.to_string()),
-        ("LOCAL_RANK", local_rank.to_string()),
-        ("WORLD_SIZE", world.world_size.to_string()),
-        ("LOCAL_WORLD_SIZE", local_world.to_string()),
-        ("NODE_RANK", world.node_rank.to_string()),
-        ("GROUP_RANK", world.node_rank.to_string()),
-        ("GROUP_WORLD_SIZE", world.nnodes.to_string()),
-        ("MASTER_ADDR", run.master_addr.clone()),
-        ("MASTER_PORT", run.master_port.to_string()),
-        ("TORCHELASTIC_RESTART_COUNT", restart.to_string()),
-        ("VIGIL_RUN_ID", run.run_id.clone()),
-        ("VIGIL_RESTART_COUNT", restart.to_string()),
-        ("VIGIL_MAX_RESTARTS", run.max_restarts.to_string()),
-        ("VIGIL_STORE_TOKEN", run.token.clone()),
-        ("VIGIL_STORE_PREFIX", store_prefix(&run.run_id, restart)),
-        (
-            "VIGIL_HEARTBEAT_FILE",
-            heartbeat_file(run, rank).display().to_string(),
-        ),
-        ("VIGIL_OUTPUT_DIR", run.output_dir.display().to_string()),
-    ];
-    let mut vars: Vec<(String, String)> =
-        vars.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
-    vars.extend(run.collective.iter().cloned());
-    vars
+    WorkerEnv {
+        rank: rank as usize,
+        local_rank: local_rank as usize,
+        world_size: world.world_size as usize,
+        local_world_size: local_world as usize,
+        node_rank: world.node_rank as usize,
+        nnodes: Some(world.nnodes as usize),
+        master_addr: run.master_addr.clone(),
+        master_port: run.master_port,
+        token: run.token.clone(),
+        run_id: run.run_id.clone(),
+        restart_count: u64::from(restart),
+        max_restarts: u64::from(run.max_restarts),
+        heartbeat_file: Some(heartbeat_file(run, rank)),
+        output_dir: Some(run.output_dir.clone()),
+        config_key: run.config_key.clone(),
+        collective: run.collective.clone(),
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use vigil_collective::TransportKind;
+    use vigil_collective::store::keys;
 
-    #[test]
-    fn second_node_ranks_follow_the_first() {
-        let run = RunSpec {
+    fn run() -> RunSpec {
+        RunSpec {
             run_id: "r1".into(),
             token: "t".into(),
             master_addr: "10.0.0.1".into(),
@@ -118,8 +99,16 @@ mod tests {
             output_dir: "out".into(),
             max_restarts: 3,
             heartbeat_dir: "/tmp/hb".into(),
-            collective: vec![("VIGIL_TRANSPORT".into(), "tcp".into())],
-        };
+            config_key: Some(keys::RESOLVED_CONFIG.into()),
+            collective: CollectiveEnv {
+                transport: Some(TransportKind::Tcp),
+                ..CollectiveEnv::default()
+            },
+        }
+    }
+
+    #[test]
+    fn second_node_ranks_follow_the_first() {
         let world = WorldSpec {
             rank_offset: 2,
             local_world_size: 2,
@@ -128,19 +117,30 @@ mod tests {
             nnodes: 2,
             local_override: None,
         };
-        let env: std::collections::HashMap<_, _> =
-            worker_env(&run, &world, 1, 2).into_iter().collect();
-        let get = |k: &str| env[k].as_str();
-        assert_eq!(get("RANK"), "3");
-        assert_eq!(get("LOCAL_RANK"), "1");
-        assert_eq!(get("WORLD_SIZE"), "4");
-        assert_eq!(get("LOCAL_WORLD_SIZE"), "2");
-        assert_eq!(get("NODE_RANK"), "1");
-        assert_eq!(get("GROUP_RANK"), "1");
-        assert_eq!(get("VIGIL_RESTART_COUNT"), "2");
-        assert_eq!(get("VIGIL_STORE_PREFIX"), "vigil/r1/gen/2/");
-        assert_eq!(get("VIGIL_TRANSPORT"), "tcp");
-        assert_eq!(get("VIGIL_HEARTBEAT_FILE"), "/tmp/hb/rank-3");
-        assert_eq!(get("MASTER_PORT"), "29500");
+        let w = worker_env(&run(), &world, 1, 2);
+        assert_eq!((w.rank, w.local_rank, w.world_size), (3, 1, 4));
+        assert_eq!((w.local_world_size, w.node_rank, w.nnodes), (2, 1, Some(2)));
+        assert_eq!(w.restart_count, 2);
+        assert_eq!(w.store_prefix(), "vigil/r1/gen/2/");
+        assert_eq!(w.heartbeat_file, Some(PathBuf::from("/tmp/hb/rank-3")));
+        assert_eq!(w.collective.transport, Some(TransportKind::Tcp));
+        // What the worker reads back is what the launcher meant.
+        let vars: std::collections::HashMap<_, _> = w.to_vars().into_iter().collect();
+        let back = WorkerEnv::from_lookup(|k| vars.get(k).cloned()).unwrap();
+        assert_eq!(back, w);
+    }
+
+    #[test]
+    fn slurm_task_per_worker_keeps_the_nodes_local_ranks() {
+        let world = WorldSpec {
+            rank_offset: 5,
+            local_world_size: 1,
+            world_size: 8,
+            node_rank: 5,
+            nnodes: 8,
+            local_override: Some((1, 4)),
+        };
+        let w = worker_env(&run(), &world, 0, 0);
+        assert_eq!((w.rank, w.local_rank, w.local_world_size), (5, 1, 4));
     }
 }

@@ -1,12 +1,18 @@
 //! Coordination between the launchers of one job ("nodes") through the rendezvous store
 //! that node 0 hosts.
 //!
-//! Keys (under `launch/`, beside the workers' `gen/<restart>/` keys):
+//! Keys (under `launch/`, beside the workers' `vigil/<run_id>/gen/<restart>/` keys; the
+//! names shared with workers are in `vigil_collective::store::keys`):
 //! - `launch/node/<k>`: node k's worker count, claimed with compare-and-set so two
 //!   launchers with one `--node-rank` are refused; every node waits for all of them and
 //!   derives the world size and its rank offset (node counts may differ per node).
 //! - `launch/run_id`, `launch/max_restarts`: node 0's values, adopted by every node, so a
 //!   run has one id and one restart budget.
+//! - `launch/config` (`keys::RESOLVED_CONFIG`): node 0's resolved run config, when the
+//!   launch has a CONFIG. Node 0 writes it before claiming its slot, so once every slot is
+//!   claimed each node knows whether it exists and tells its workers (`VIGIL_CONFIG_KEY`);
+//!   `vigil worker` then runs that config instead of resolving the YAML and its `${VAR}`s
+//!   again in its own environment, so every rank of every node runs the same config.
 //! - `launch/gen/<g>/ready/<k>`: the barrier before generation g ≥ 1 starts anywhere.
 //! - `launch/gen/<g>/failed`: the first failure of generation g (compare-and-set, so
 //!   exactly one is reported); every node polls it and stops its workers.
@@ -22,11 +28,17 @@
 use std::time::{Duration, Instant};
 
 use vigil_collective::store::StoreClient;
+use vigil_collective::store::keys::{self, LAUNCH_PREFIX as LAUNCH};
 
 use super::env::WorldSpec;
 use super::error::LaunchError;
 use super::policy::{Cause, Event, Failure};
 use super::signals;
+
+/// Node 0's run id.
+const RUN_ID: &str = "launch/run_id";
+/// Node 0's restart budget.
+const MAX_RESTARTS: &str = "launch/max_restarts";
 
 /// Longest a poll of the store may block the supervision loop.
 const POLL_TIMEOUT: Duration = Duration::from_secs(5);
@@ -50,6 +62,8 @@ pub struct Agreed {
     pub run_id: String,
     /// Node 0's restart budget.
     pub max_restarts: u32,
+    /// Where node 0's resolved config sits in the store, if it published one.
+    pub config_key: Option<String>,
 }
 
 impl Coordinator {
@@ -164,24 +178,32 @@ impl Coordinator {
     }
 
     /// The initial rendezvous: claim this node's slot, publish (node 0) or adopt the run
-    /// id and restart budget, wait for every node, compute this node's ranks.
+    /// id, restart budget and resolved config, wait for every node, compute this node's
+    /// ranks. `resolved_config` is only published by node 0.
     pub fn rendezvous(
         &mut self,
         nproc: u32,
         run_id: &str,
         max_restarts: u32,
         local_override: Option<(u32, u32)>,
+        resolved_config: Option<&str>,
     ) -> Result<Agreed, LaunchError> {
         let k = self.node_rank;
         if k == 0 {
+            // Before the slot: whoever sees every slot claimed also sees the config.
+            if let Some(yaml) = resolved_config {
+                self.client
+                    .set(keys::RESOLVED_CONFIG, yaml)
+                    .map_err(self.store_err("publish the resolved config"))?;
+            }
             self.client
-                .set("launch/run_id", run_id)
+                .set(RUN_ID, run_id)
                 .map_err(self.store_err("publish the run id"))?;
             self.client
-                .set("launch/max_restarts", max_restarts.to_string())
+                .set(MAX_RESTARTS, max_restarts.to_string())
                 .map_err(self.store_err("publish max_restarts"))?;
         }
-        let mine = format!("launch/node/{k}");
+        let mine = format!("{LAUNCH}node/{k}");
         let cas = self
             .client
             .compare_set(&mine, None, nproc.to_string())
@@ -193,17 +215,22 @@ impl Coordinator {
             });
         }
         let mut keys: Vec<String> = (0..self.nnodes)
-            .map(|i| format!("launch/node/{i}"))
+            .map(|i| format!("{LAUNCH}node/{i}"))
             .collect();
-        keys.push("launch/run_id".into());
-        keys.push("launch/max_restarts".into());
+        keys.push(RUN_ID.into());
+        keys.push(MAX_RESTARTS.into());
         self.wait_all(&keys, &format!("waiting for {} nodes", self.nnodes))?;
         let mut counts = Vec::new();
         for i in 0..self.nnodes {
-            counts.push(self.get_u32(&format!("launch/node/{i}"))?);
+            counts.push(self.get_u32(&format!("{LAUNCH}node/{i}"))?);
         }
-        let run_id = self.get_string("launch/run_id")?;
-        let max_restarts = self.get_u32("launch/max_restarts")?;
+        let run_id = self.get_string(RUN_ID)?;
+        let max_restarts = self.get_u32(MAX_RESTARTS)?;
+        let config_key = self
+            .client
+            .get(keys::RESOLVED_CONFIG)
+            .map_err(self.store_err("look for the resolved config"))?
+            .map(|_| keys::RESOLVED_CONFIG.to_string());
         let offset: u32 = counts[..k as usize].iter().sum();
         Ok(Agreed {
             world: WorldSpec {
@@ -216,6 +243,7 @@ impl Coordinator {
             },
             run_id,
             max_restarts,
+            config_key,
         })
     }
 
@@ -247,12 +275,12 @@ impl Coordinator {
         }
         self.client
             .set(
-                &format!("launch/gen/{restart}/ready/{}", self.node_rank),
+                &format!("{LAUNCH}gen/{restart}/ready/{}", self.node_rank),
                 "1",
             )
             .map_err(self.store_err("enter the restart barrier"))?;
         let keys: Vec<String> = (0..self.nnodes)
-            .map(|i| format!("launch/gen/{restart}/ready/{i}"))
+            .map(|i| format!("{LAUNCH}gen/{restart}/ready/{i}"))
             .collect();
         self.wait_all(&keys, &format!("restart {restart}: waiting for every node"))
     }
@@ -265,7 +293,7 @@ impl Coordinator {
             self.node_rank,
             f.cause
         );
-        let key = format!("launch/gen/{restart}/failed");
+        let key = format!("{LAUNCH}gen/{restart}/failed");
         if let Err(e) = self.client.compare_set(&key, None, text) {
             tracing::warn!(error = %e, "could not publish the failure to other nodes");
         }
@@ -283,7 +311,7 @@ impl Coordinator {
 
     /// Reports that this node's workers all succeeded in generation `restart`.
     pub fn publish_done(&mut self, restart: u32) {
-        let key = format!("launch/gen/{restart}/done/{}", self.node_rank);
+        let key = format!("{LAUNCH}gen/{restart}/done/{}", self.node_rank);
         if let Err(e) = self.client.set(&key, "1") {
             tracing::warn!(error = %e, "could not publish success to other nodes");
         }
@@ -298,7 +326,7 @@ impl Coordinator {
             }
             return events;
         }
-        match self.client.get(&format!("launch/gen/{restart}/failed")) {
+        match self.client.get(&format!("{LAUNCH}gen/{restart}/failed")) {
             Ok(Some(v)) => {
                 let text = String::from_utf8_lossy(&v).into_owned();
                 let mut parts = text.splitn(3, '\n');
@@ -327,7 +355,7 @@ impl Coordinator {
         }
         if waiting_for_peers {
             let keys: Vec<String> = (0..self.nnodes)
-                .map(|i| format!("launch/gen/{restart}/done/{i}"))
+                .map(|i| format!("{LAUNCH}gen/{restart}/done/{i}"))
                 .collect();
             let refs: Vec<&str> = keys.iter().map(String::as_str).collect();
             match self.client.check(&refs) {
@@ -349,9 +377,9 @@ impl Coordinator {
         })
     }
 
-    /// The store heartbeat counter of `rank` under `prefix`, if it beat yet.
+    /// The store heartbeat counter of `rank` under the generation `prefix`, if it beat yet.
     pub fn heartbeat(&mut self, prefix: &str, rank: u32) -> Option<i64> {
-        let key = format!("{prefix}worker/{rank}/heartbeat");
+        let key = format!("{prefix}{}", keys::heartbeat(rank as usize));
         let v = self.client.get(&key).ok()??;
         String::from_utf8_lossy(&v).parse().ok()
     }
@@ -361,12 +389,12 @@ impl Coordinator {
     pub fn leave(&mut self, limit: Duration) {
         let _ = self
             .client
-            .set(&format!("launch/exit/{}", self.node_rank), "1");
+            .set(&format!("{LAUNCH}exit/{}", self.node_rank), "1");
         if self.node_rank != 0 || self.nnodes == 1 {
             return;
         }
         let keys: Vec<String> = (0..self.nnodes)
-            .map(|i| format!("launch/exit/{i}"))
+            .map(|i| format!("{LAUNCH}exit/{i}"))
             .collect();
         let refs: Vec<&str> = keys.iter().map(String::as_str).collect();
         if let Ok(mut w) = self.client.reconnect() {

@@ -1,11 +1,14 @@
 //! The hang watchdog, pure: a worker whose heartbeat stops changing for
 //! `launch.heartbeat_timeout_s` counts as failed (a deadlock, a process stuck in D state).
 //!
-//! A heartbeat is any observation that changes: the counter a worker bumps in the store
-//! (`StoreClient::heartbeat`) or the modification time of its `VIGIL_HEARTBEAT_FILE`
-//! (`touch` from a script). A rank is watched from its first heartbeat on, so a command
-//! that never heartbeats (any program run after `--`) is never declared hung; hangs before
-//! the first beat are bounded by the rendezvous and collective timeouts instead.
+//! A heartbeat is any observation that changes: the modification time of the worker's
+//! `VIGIL_HEARTBEAT_FILE` (what `vigil worker` touches, at most once a second, during
+//! training, evaluation and the feature-cache build; `touch` from a script does the same),
+//! or the counter a program holding a store client bumps (`StoreClient::heartbeat` on a
+//! client prefixed with `VIGIL_STORE_PREFIX`, key `worker/<rank>/heartbeat`). A rank is
+//! watched from its first heartbeat on, so a command that never heartbeats (any program
+//! run after `--`) is never declared hung; hangs before the first beat are bounded by the
+//! rendezvous and collective timeouts instead.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};

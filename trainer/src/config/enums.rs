@@ -1,7 +1,8 @@
 //! Small closed vocabularies of the run config (`backend: shm`, `schedule: cosine`).
 //!
 //! They are plain lowercase YAML words; [`TrainLayers`] and [`Resume`] also take a
-//! number or a path, so they have hand-written serde impls.
+//! number or a path, so they have hand-written serde impls. [`Backend`] and [`Device`] map
+//! onto `vigil_collective`'s own enums here, once.
 
 use std::fmt;
 
@@ -62,6 +63,30 @@ word_enum! {
         /// CUDA backend (feature `cuda`).
         Cuda = "cuda",
     } default Cpu
+}
+
+/// `launch.backend` as the collective's transport: the one place the two vocabularies meet.
+impl From<Backend> for vigil_collective::TransportKind {
+    fn from(b: Backend) -> Self {
+        use vigil_collective::TransportKind as T;
+        match b {
+            Backend::Auto => T::Auto,
+            Backend::Tcp => T::Tcp,
+            Backend::Shm => T::Shm,
+            Backend::Nccl => T::Nccl,
+        }
+    }
+}
+
+impl Device {
+    /// `launch.device` as the collective's device of the worker with local rank `ordinal`
+    /// (one CUDA device per local rank).
+    pub fn collective(self, ordinal: usize) -> vigil_collective::Device {
+        match self {
+            Device::Cpu => vigil_collective::Device::Cpu,
+            Device::Cuda => vigil_collective::Device::Cuda(ordinal),
+        }
+    }
 }
 
 word_enum! {
@@ -296,5 +321,30 @@ impl<'de> Deserialize<'de> for Resume {
             "never" => Self::Never,
             _ => Self::Path(s),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use vigil_collective::TransportKind;
+
+    #[test]
+    fn launch_words_map_onto_the_collectives_enums() {
+        for (b, t) in [
+            (Backend::Auto, TransportKind::Auto),
+            (Backend::Tcp, TransportKind::Tcp),
+            (Backend::Shm, TransportKind::Shm),
+            (Backend::Nccl, TransportKind::Nccl),
+        ] {
+            assert_eq!(TransportKind::from(b), t);
+            // The same word on both sides, so VIGIL_TRANSPORT reads back as launch.backend.
+            assert_eq!(b.as_str().parse::<TransportKind>().unwrap(), t);
+        }
+        assert_eq!(Device::Cpu.collective(3), vigil_collective::Device::Cpu);
+        assert_eq!(
+            Device::Cuda.collective(3),
+            vigil_collective::Device::Cuda(3)
+        );
     }
 }

@@ -5,7 +5,7 @@
 //!   head): [`ParamInfo::group`];
 //! - weight decay off for norms and biases ([`ParamInfo::decay`]);
 //! - a fixed order of the trainable parameters, identical on every rank
-//!   ([`trainable_params`]); the loop packs gradients into flat buckets in that
+//!   ([`trainable_params`]); the loop packs gradients into one flat buffer in that
 //!   order itself (`train::flat`).
 //!
 //! Trainability is read from the tensors themselves (`require_grad`, set by

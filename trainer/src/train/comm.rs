@@ -2,16 +2,36 @@
 //! `vigil launch` (or any torchrun-style environment), or a single process when
 //! run alone, so `vigil worker CONFIG` works without a launcher.
 //!
+//! Where the group is comes from the worker environment contract ([`WorkerEnv`], the
+//! launcher's side of it writes the same type); how the collective behaves (transport,
+//! timeouts) comes from the contract where the launcher set it, else from the config's
+//! `launch` section ([`LaunchSection::collective_env`], the one mapping of those settings,
+//! which the launcher uses too).
+//!
 //! Gradients are reduced in a [`CommBuffer`] the collective allocates — shared
 //! memory under the shm transport — and the trainer writes gradients straight into
 //! it, so the all-reduce needs no extra copy.
 
 use std::time::Duration;
 
-use vigil_collective::{CommBuffer, GroupConfig, ProcessGroup, ReduceOp, TransportKind};
+use vigil_collective::{CollectiveEnv, CommBuffer, ProcessGroup, ReduceOp, WorkerEnv};
 
 use super::error::TrainError;
-use crate::config::{Backend, LaunchSection};
+use crate::config::LaunchSection;
+
+impl LaunchSection {
+    /// The collective's knobs these settings ask for: `backend` as the transport,
+    /// `collective_timeout_s` per operation, `rdzv_timeout_s` to reach the store and peers.
+    pub fn collective_env(&self) -> CollectiveEnv {
+        let secs = |s: f64| Duration::try_from_secs_f64(s).ok();
+        CollectiveEnv {
+            transport: Some(self.backend.into()),
+            timeout: secs(self.collective_timeout_s),
+            connect_timeout: secs(self.rdzv_timeout_s),
+            ..CollectiveEnv::default()
+        }
+    }
+}
 
 /// A process group of one or more ranks.
 #[derive(Debug)]
@@ -23,34 +43,22 @@ pub enum Comm {
 }
 
 impl Comm {
-    /// Joins the group the environment describes, or runs alone when `WORLD_SIZE` is
-    /// unset (or 1 without a `MASTER_ADDR`).
+    /// Joins the group the process environment describes, or runs alone when `WORLD_SIZE`
+    /// is unset (or 1 without a `MASTER_ADDR`); see [`Comm::join`].
     pub fn from_env(launch: &LaunchSection) -> Result<Self, TrainError> {
-        let world: usize = match std::env::var("WORLD_SIZE") {
-            Ok(v) => v.parse().map_err(|_| TrainError::Env {
-                var: "WORLD_SIZE".into(),
-                reason: format!("'{v}' is not a number"),
-            })?,
-            Err(_) => 1,
-        };
-        if world <= 1 && std::env::var_os("MASTER_ADDR").is_none() {
+        let env = WorkerEnv::detect(|k| std::env::var(k).ok())?;
+        Self::join(env.as_ref(), launch)
+    }
+
+    /// Joins the group of `env` (alone when `None`); knobs the contract leaves unset come
+    /// from `launch`.
+    pub fn join(env: Option<&WorkerEnv>, launch: &LaunchSection) -> Result<Self, TrainError> {
+        let Some(env) = env else {
             return Ok(Self::Single);
-        }
-        let mut cfg = GroupConfig::from_env()?;
-        if std::env::var_os("VIGIL_TRANSPORT").is_none() {
-            cfg.transport = match launch.backend {
-                Backend::Auto => TransportKind::Auto,
-                Backend::Tcp => TransportKind::Tcp,
-                Backend::Shm => TransportKind::Shm,
-                Backend::Nccl => TransportKind::Nccl,
-            };
-        }
-        if std::env::var_os("VIGIL_COLLECTIVE_TIMEOUT_MS").is_none() {
-            cfg.timeout = Duration::from_secs_f64(launch.collective_timeout_s);
-        }
-        if std::env::var_os("VIGIL_CONNECT_TIMEOUT_MS").is_none() {
-            cfg.connect_timeout = Duration::from_secs_f64(launch.rdzv_timeout_s);
-        }
+        };
+        let mut env = env.clone();
+        env.collective = env.collective.or(&launch.collective_env());
+        let cfg = env.group_config()?;
         Ok(Self::Group(Box::new(ProcessGroup::new(cfg)?)))
     }
 

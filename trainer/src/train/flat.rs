@@ -1,7 +1,7 @@
 //! Trainable parameters as one flat `f32` vector, in a fixed order on every rank.
 //!
 //! This is how the trainer meets `vigil-collective` (which knows nothing of burn):
-//! gradients of the trainable parameters are copied into flat buckets in the order
+//! gradients of the trainable parameters are copied into one flat buffer in the order
 //! of [`ParamLayout`], all-reduced, and consumed by the flat AdamW
 //! ([`super::adamw`]), which keeps fp32 master weights and its moments as flat
 //! vectors too; the updated weights are then written back into the burn module.
@@ -53,7 +53,7 @@ impl ParamLayout {
         v.layout
     }
 
-    /// Element counts of each slot (what the collective's buckets are built from).
+    /// Element counts of each slot.
     pub fn lengths(&self) -> Vec<usize> {
         self.slots.iter().map(|s| s.numel).collect()
     }

@@ -1,5 +1,10 @@
 //! SIGTERM/SIGINT → a flag the training loop polls once per step, and the
-//! launcher's heartbeat file.
+//! launcher's heartbeat file (`VIGIL_HEARTBEAT_FILE` of the worker contract).
+//!
+//! The worker proves liveness by touching that file rather than through the store: a
+//! file needs no connection, so a worker stuck while its store client is broken or
+//! busy still reads as alive or silent exactly as it is. (The launcher's watchdog also
+//! accepts store heartbeats, for other programs run under `vigil launch --`.)
 //!
 //! A preempted worker must not die mid-step: the handler only sets a flag; the
 //! loop finishes its step, the ranks agree on stopping (the max of their flags, so
@@ -9,6 +14,8 @@
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
+
+use vigil_collective::group::env::var;
 
 /// Exit code of a worker that stopped for preemption (the launcher's `EX_TEMPFAIL`).
 pub const PREEMPTED_EXIT: u8 = 75;
@@ -52,10 +59,15 @@ pub struct Heartbeat {
 impl Heartbeat {
     /// The heartbeat file the launcher gave this worker, if any.
     pub fn from_env() -> Self {
-        Self {
-            file: std::env::var_os("VIGIL_HEARTBEAT_FILE").map(PathBuf::from),
-            last: None,
-        }
+        Self::to_file(std::env::var_os(var::HEARTBEAT_FILE).map(PathBuf::from))
+    }
+
+    /// Beats by touching `file` (`None`: never beats), e.g. a [`WorkerEnv`]'s
+    /// `heartbeat_file`.
+    ///
+    /// [`WorkerEnv`]: vigil_collective::WorkerEnv
+    pub fn to_file(file: Option<PathBuf>) -> Self {
+        Self { file, last: None }
     }
 
     /// Beats, unless one was sent in the last second.

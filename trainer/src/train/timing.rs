@@ -16,7 +16,7 @@ pub enum Phase {
     Forward,
     /// Backward pass.
     Backward,
-    /// Gradient all-reduce (bucket fill, communication, write-back).
+    /// Gradient all-reduce (buffer fill, communication, write-back).
     AllReduce,
     /// Clipping and the optimizer update.
     Optimizer,
