@@ -4,7 +4,6 @@
 
 use std::path::PathBuf;
 
-use super::pr_curve::PrCurveError;
 use super::record::RecordError;
 
 /// Errors of the TensorBoard writer and reader.
@@ -60,4 +59,50 @@ pub enum LoggingError {
         #[source]
         source: PrCurveError,
     },
+}
+
+/// Why PR-curve inputs were refused.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum PrCurveError {
+    /// Fewer than two thresholds.
+    #[error("num_thresholds must be at least 2, got {num_thresholds}")]
+    Thresholds {
+        /// The value given.
+        num_thresholds: u32,
+    },
+    /// Labels and scores differ in length.
+    #[error("{labels} labels but {scores} scores")]
+    LengthMismatch {
+        /// Number of labels.
+        labels: usize,
+        /// Number of scores.
+        scores: usize,
+    },
+    /// A score is NaN or outside `[0, 1]`.
+    #[error("score {index} is {score}, not a probability in [0, 1]")]
+    Score {
+        /// Index of the example.
+        index: usize,
+        /// The score.
+        score: f32,
+    },
+}
+
+/// One PR curve: six rows of `num_thresholds` values.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PrCurve {
+    /// Number of thresholds, evenly spaced in `[0, 1]`.
+    pub num_thresholds: u32,
+    /// Positives with score at or above each threshold.
+    pub true_positives: Vec<f64>,
+    /// Negatives with score at or above each threshold.
+    pub false_positives: Vec<f64>,
+    /// Negatives below each threshold.
+    pub true_negatives: Vec<f64>,
+    /// Positives below each threshold.
+    pub false_negatives: Vec<f64>,
+    /// `tp / max(1e-7, tp + fp)`.
+    pub precision: Vec<f64>,
+    /// `tp / max(1e-7, tp + fn)`.
+    pub recall: Vec<f64>,
 }
