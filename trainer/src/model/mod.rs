@@ -3,7 +3,9 @@
 //!
 //! # Layout
 //! - `moderation.rs`: [`ModerationModel`] — `from_config`, `forward`, `embed`, `loss`.
-//! - `input.rs`: [`ModelInput`], a batch from the data loader's vectors.
+//! - `input.rs`: [`ModelInput`], a batch from the data loader's vectors
+//!   ([`ModelInput::from_batch`]: the one road from a loader batch to the model).
+//! - `features.rs`: [`Table`], [`SplitFeatures`] — cached frozen-tower features.
 //! - `tokenizer.rs`: [`TextTokenizer`], `tokenizer.json` → ids + mask.
 //! - `bert.rs`, `text_tower.rs`: the BERT encoder and pooling (Hugging Face loading).
 //! - `efficientnet.rs`: torchvision EfficientNet-B0 (`.pth` loading).
@@ -21,11 +23,11 @@
 //! with running statistics) and the tensor names; mirroring them module for module
 //! keeps the key mapping a short, explicit table and the parity tests exact.
 
-pub mod bench;
 mod bert;
 mod efficientnet;
 pub mod embed;
 mod error;
+mod features;
 mod fusion;
 mod head;
 mod input;
@@ -46,6 +48,7 @@ pub use efficientnet::{
 };
 pub use embed::{EmbedOptions, EmbedSource, run_embed};
 pub use error::ModelError;
+pub use features::{SplitFeatures, Table};
 pub use fusion::{Fusion, Modality, Standardize};
 pub use head::Head;
 pub use input::{ImageData, ImageInput, ModelInput, TextData, TextInput};

@@ -1,5 +1,6 @@
-//! From a loader batch to tensors, and the serving export at the end (or at the
-//! best evaluation) of a run, behind the champion/challenger gate.
+//! The serving export at the end (or at the best evaluation) of a run, behind the
+//! champion/challenger gate. What goes into a version's files, and how they are
+//! named, is [`crate::export::format`]'s; this file decides when and whether.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -9,54 +10,13 @@ use burn::tensor::backend::{AutodiffBackend, Backend};
 
 use super::error::TrainError;
 use super::evaluate::score_shard;
-use super::feature_cache::SplitFeatures;
 use super::gather::merge;
 use super::signals::Heartbeat;
 use crate::config::RunConfig;
-use crate::data::{Batch, Dataset};
+use crate::data::Dataset;
 use crate::export::{Champion, Decision, ModelRepo, decide};
 use crate::metrics::EvalReport;
-use crate::model::{ModelInput, ModerationModel, Targets, TextTokenizer};
-
-/// The model's input and targets for `batch`; towers with a table in `cached`
-/// get their features from it (by dataset row) instead of running.
-pub fn batch_tensors<B: Backend>(
-    tokenizer: Option<&TextTokenizer>,
-    batch: &Batch,
-    cached: Option<&SplitFeatures>,
-    device: &B::Device,
-) -> Result<(ModelInput<B>, Targets<B>), TrainError> {
-    let text = cached.and_then(|c| c.text.as_ref());
-    let image = cached.and_then(|c| c.image.as_ref());
-    let mut input = ModelInput::from_vecs(
-        if text.is_some() { None } else { tokenizer },
-        &batch.texts,
-        if image.is_some() { &[] } else { &batch.images },
-        &batch.image_present,
-        batch.image_size,
-        device,
-    )?;
-    if let Some(t) = text {
-        let present: Vec<bool> = batch.texts.iter().map(Option::is_some).collect();
-        input = input.with_text_features(t.gather(&batch.rows), t.dim, &present, device)?;
-    }
-    if let Some(t) = image {
-        input = input.with_image_features(
-            t.gather(&batch.rows),
-            t.dim,
-            &batch.image_present,
-            device,
-        )?;
-    }
-    let targets = Targets::from_vecs(
-        &batch.labels,
-        &batch.label_known,
-        batch.len(),
-        batch.num_labels,
-        device,
-    )?;
-    Ok((input, targets))
-}
+use crate::model::{ModerationModel, TextTokenizer};
 
 /// Rank 0's exporter: remembers the latest evaluation and publishes versions.
 #[derive(Debug)]

@@ -28,7 +28,7 @@ use super::feature_cache::{self, CachePlan};
 use super::flat::{ParamLayout, read_grads, read_params, write_params};
 use super::gather::checksum;
 use super::progress::{Progress, ProgressMode, ProgressRecord};
-use super::publish::{Exporter, batch_tensors};
+use super::publish::Exporter;
 use super::resume::{ResumeSource, restore, save_checkpoint};
 use super::signals::{Heartbeat, install_stop_handler, stop_requested};
 use super::state::{LoopState, step_seed};
@@ -38,7 +38,7 @@ use crate::checkpoint::{AsyncCheckpointer, CheckpointDir};
 use crate::config::{ExportWhen, OptimSection, RunConfig};
 use crate::data::{Dataset, Loader, LoaderOptions, Position, ShardSampler, Split};
 use crate::logging::{self, HParamsStart, MetricLogger, RunStatus, tags};
-use crate::model::{LoadedModel, ModerationModel, Standardize};
+use crate::model::{LoadedModel, ModelInput, ModerationModel, Standardize};
 
 /// How a worker's run ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -313,8 +313,12 @@ fn train<B: AutodiffBackend>(cfg: &RunConfig, device: &B::Device) -> Result<Outc
                 timer.add(Phase::DataWait, waited.elapsed());
                 B::seed(device, step_seed(seed, state.step * accum + micro, rank));
                 let t = Instant::now();
-                let (input, targets) =
-                    batch_tensors::<B>(tokenizer.as_ref(), &batch, train_cache.as_ref(), device)?;
+                let (input, targets) = ModelInput::<B>::from_batch(
+                    tokenizer.as_ref(),
+                    &batch,
+                    train_cache.as_ref(),
+                    device,
+                    )?;
                 // The loss is a mean over known labels. Weighting each rank's mean by
                 // its share of the known labels of all ranks makes the averaged
                 // gradient that of the whole global batch: 2 workers at batch B
