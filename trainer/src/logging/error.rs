@@ -87,22 +87,3 @@ pub enum PrCurveError {
         score: f32,
     },
 }
-
-/// One PR curve: six rows of `num_thresholds` values.
-#[derive(Debug, Clone, PartialEq)]
-pub struct PrCurve {
-    /// Number of thresholds, evenly spaced in `[0, 1]`.
-    pub num_thresholds: u32,
-    /// Positives with score at or above each threshold.
-    pub true_positives: Vec<f64>,
-    /// Negatives with score at or above each threshold.
-    pub false_positives: Vec<f64>,
-    /// Negatives below each threshold.
-    pub true_negatives: Vec<f64>,
-    /// Positives below each threshold.
-    pub false_negatives: Vec<f64>,
-    /// `tp / max(1e-7, tp + fp)`.
-    pub precision: Vec<f64>,
-    /// `tp / max(1e-7, tp + fn)`.
-    pub recall: Vec<f64>,
-}

@@ -23,6 +23,24 @@ pub const PR_CURVE_ROWS: [&str; 6] = [
     "recall",
 ];
 
+/// One PR curve: six rows of `num_thresholds` values.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PrCurve {
+    /// Number of thresholds, evenly spaced in `[0, 1]`.
+    pub num_thresholds: u32,
+    /// Positives with score at or above each threshold.
+    pub true_positives: Vec<f64>,
+    /// Negatives with score at or above each threshold.
+    pub false_positives: Vec<f64>,
+    /// Negatives below each threshold.
+    pub true_negatives: Vec<f64>,
+    /// Positives below each threshold.
+    pub false_negatives: Vec<f64>,
+    /// `tp / max(1e-7, tp + fp)`.
+    pub precision: Vec<f64>,
+    /// `tp / max(1e-7, tp + fn)`.
+    pub recall: Vec<f64>,
+}
 
 /// [`compute_curve`] for a logger: an input error names the tag and step.
 pub(crate) fn logged_curve(
@@ -32,12 +50,10 @@ pub(crate) fn logged_curve(
     scores: &[f32],
     num_thresholds: u32,
 ) -> Result<PrCurve, LoggingError> {
-    compute_curve(labels, scores, num_thresholds).map_err(|source| {
-        LoggingError::PrCurve {
-            tag: tag.to_owned(),
-            step,
-            source,
-        }
+    compute_curve(labels, scores, num_thresholds).map_err(|source| LoggingError::PrCurve {
+        tag: tag.to_owned(),
+        step,
+        source,
     })
 }
 

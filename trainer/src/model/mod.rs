@@ -14,7 +14,6 @@
 //! - `head.rs`: the MLP head. `loss.rs`: masked BCE / softmax CE.
 //! - `params.rs`: parameter groups and the fixed order of trainable parameters.
 //! - `weights.rs`: strict loading of safetensors / `.pth` files with key mapping.
-//! - `embed.rs`: the logic of `vigil embed`.
 //! - `error.rs`: [`ModelError`].
 //! - `kernels/`: faster CPU GELU and dropout used by the BERT block.
 //!
@@ -25,7 +24,6 @@
 
 mod bert;
 mod efficientnet;
-pub mod embed;
 mod error;
 mod features;
 mod fusion;
@@ -35,7 +33,6 @@ pub mod kernels;
 mod loss;
 mod moderation;
 mod params;
-mod preprocess;
 mod scratch_cnn;
 mod text_tower;
 mod tokenizer;
@@ -46,7 +43,6 @@ pub use efficientnet::{
     ConvBn, EFFICIENTNET_B0_DIM, EfficientNetB0, FrozenBatchNorm, MbConv, SqueezeExcite,
     efficientnet_file_key, efficientnet_ignorable,
 };
-pub use embed::{EmbedOptions, EmbedSource, run_embed};
 pub use error::ModelError;
 pub use features::{SplitFeatures, Table};
 pub use fusion::{Fusion, Modality, Standardize};
@@ -55,7 +51,6 @@ pub use input::{ImageData, ImageInput, ModelInput, TextData, TextInput};
 pub use loss::{Targets, masked_loss};
 pub use moderation::{Embeddings, ImageTower, LoadedModel, ModerationModel};
 pub use params::{ParamGroup, ParamInfo, all_params, trainable_params};
-pub use preprocess::{IMAGENET_MEAN, IMAGENET_STD, load_image, normalize};
 pub use scratch_cnn::ScratchCnn;
 pub use text_tower::{TextTower, bert_file_key, bert_ignorable, pool};
 pub use tokenizer::{TextTokenizer, TokenBatch};

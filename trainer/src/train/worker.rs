@@ -318,7 +318,7 @@ fn train<B: AutodiffBackend>(cfg: &RunConfig, device: &B::Device) -> Result<Outc
                     &batch,
                     train_cache.as_ref(),
                     device,
-                    )?;
+                )?;
                 // The loss is a mean over known labels. Weighting each rank's mean by
                 // its share of the known labels of all ranks makes the averaged
                 // gradient that of the whole global batch: 2 workers at batch B
