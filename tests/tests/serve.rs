@@ -1,4 +1,4 @@
-//! `vigil predict` and `vigil eval` on real exports: two 2-worker runs of
+//! `vigil predict`, `vigil eval` and `vigil embed --model` on real exports: two 2-worker runs of
 //! `configs/tiny.yaml` publish versions 1 and 2 into one model repository, shared
 //! by every test here (built once). Beside them sit a complete copy of version 2
 //! under a dot-prefixed staging name and a damaged version 3 (no manifest), which
@@ -411,4 +411,89 @@ fn eval_prints_the_table_and_writes_a_report_consistent_with_the_scores() {
             assert!(higher < fps.len().max(1), "{label}: a worse FP is missing");
         }
     }
+}
+
+#[test]
+fn embed_reads_training_rows_through_the_data_layer() {
+    let f = fixture();
+    // Training rows as they are (labels ignored), images relative to the file; a
+    // row with an integer id and no image keeps its id's type and gets the image
+    // placeholder in the fused vector.
+    let dir = f.root.join("embed");
+    std::fs::create_dir_all(&dir).unwrap();
+    let val = util::repo_root().join(VAL);
+    let mut rows: Vec<String> = std::fs::read_to_string(&val)
+        .unwrap()
+        .lines()
+        .take(3)
+        .map(str::to_string)
+        .collect();
+    for row in &rows {
+        let image = serde_json::from_str::<Value>(row).unwrap()["image"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        std::fs::create_dir_all(dir.join(&image).parent().unwrap()).unwrap();
+        std::fs::copy(val.parent().unwrap().join(&image), dir.join(&image)).unwrap();
+    }
+    rows.push(r#"{"id": 42, "text": "no image here"}"#.to_string());
+    let input = dir.join("items.jsonl");
+    std::fs::write(&input, rows.join("\n") + "\n").unwrap();
+    let output = dir.join("vectors.jsonl");
+    let out = util::run_with_timeout(
+        util::vigil()
+            .arg("embed")
+            .arg("--model")
+            .arg(f.repo.join("2"))
+            .arg("--input")
+            .arg(&input)
+            .arg("--output")
+            .arg(&output)
+            .args(["--batch-size", "3"]),
+        CLI_LIMIT,
+    );
+    let (_, se) = util::texts(&out);
+    assert!(out.status.success(), "{se}");
+    let lines: Vec<Value> = std::fs::read_to_string(&output)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 4);
+    assert!(lines[0]["id"].is_string());
+    assert_eq!(lines[3]["id"], 42);
+    for row in &lines {
+        // tiny.yaml: interaction fusion of dim 32.
+        assert_eq!(row["embedding"].as_array().unwrap().len(), 32 * 32);
+        assert_eq!(row["text_embedding"].as_array().unwrap().len(), 32);
+    }
+    assert!(lines[0]["image_embedding"].is_array());
+    assert!(lines[3].get("image_embedding").is_none());
+
+    // A duplicate id is a bad row of the data layer: exit 2, FILE:LINE, no output.
+    let bad = dir.join("dup.jsonl");
+    std::fs::write(
+        &bad,
+        "{\"id\": \"a\", \"text\": \"x\"}\n{\"id\": \"a\", \"text\": \"y\"}\n",
+    )
+    .unwrap();
+    let never = dir.join("never.jsonl");
+    let out = util::run_with_timeout(
+        util::vigil()
+            .arg("embed")
+            .arg("--model")
+            .arg(f.repo.join("2"))
+            .arg("--input")
+            .arg(&bad)
+            .arg("--output")
+            .arg(&never),
+        CLI_LIMIT,
+    );
+    let (_, se) = util::texts(&out);
+    assert_eq!(out.status.code(), Some(2), "{se}");
+    assert!(
+        se.contains("dup.jsonl:2:") && se.contains("duplicate id"),
+        "{se}"
+    );
+    assert!(!never.exists());
 }

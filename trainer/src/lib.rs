@@ -10,14 +10,19 @@
 //! - [`metrics`]: evaluation metrics and the evaluation report.
 //! - [`train`]: the training loop and its parts (schedule, early stopping, timing).
 //! - [`checkpoint`]: atomic checkpoints, verified resume, retention (no burn types).
-//! - [`export`]: versioned serving exports and the champion/challenger gate.
-//! - [`serve`]: offline scoring with exported models (`vigil predict`, `vigil eval`).
+//! - [`score`]: the scoring loop shared by evaluation and offline scoring.
+//! - [`export`]: versioned serving exports, their file formats, and the
+//!   champion/challenger gate.
+//! - [`serve`]: offline use of exported models (`vigil predict`, `vigil eval`,
+//!   `vigil embed`).
+//! - [`bench`]: the benchmarks behind `vigil bench`.
 //!
 //! The launcher depends on this crate only for the config and the `vigil worker`
 //! entry point, never for supervision.
 
 pub mod atomic;
 pub mod backend;
+pub mod bench;
 pub mod checkpoint;
 pub mod config;
 pub mod data;
@@ -25,5 +30,6 @@ pub mod export;
 pub mod logging;
 pub mod metrics;
 pub mod model;
+pub mod score;
 pub mod serve;
 pub mod train;

@@ -10,9 +10,7 @@ use std::process::ExitCode;
 
 use clap::{Args, Subcommand, ValueEnum};
 use vigil_trainer::backend::{CpuAutodiff, NdArrayAutodiff};
-use vigil_trainer::model::bench::{
-    BenchOptimizer, TrainBenchOptions, TrainBenchReport, train_step_bench,
-};
+use vigil_trainer::bench::{BenchOptimizer, TrainBenchOptions, TrainBenchReport, train_step_bench};
 
 /// Arguments of `vigil bench`.
 #[derive(Debug, Args)]

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use clap::Args;
 use vigil_trainer::backend::CpuAutodiff;
-use vigil_trainer::train::cache_bench::{CacheBenchOptions, cache_bench};
+use vigil_trainer::bench::{CacheBenchOptions, cache_bench};
 
 /// Arguments of `vigil bench feature-cache`.
 #[derive(Debug, Args)]

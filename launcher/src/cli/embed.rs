@@ -2,16 +2,15 @@
 //!
 //! Representation export for retrieval, clustering and near-duplicate search, and
 //! the way parity with reference implementations is checked by hand. The logic
-//! lives in `vigil_trainer::model::embed`; this file is flags and I/O.
+//! lives in `vigil_trainer::serve` (`run_embed`); this file is flags and I/O.
 
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::Context;
 use clap::Args;
 use vigil_trainer::backend::CpuBackend;
-use vigil_trainer::model::{EmbedOptions, EmbedSource, run_embed};
+use vigil_trainer::serve::{EmbedOptions, EmbedSource, run_embed, write_output};
 
 /// Arguments of `vigil embed`.
 #[derive(Debug, Args)]
@@ -71,23 +70,8 @@ pub fn run(args: EmbedArgs) -> anyhow::Result<ExitCode> {
             out.flush()?;
         }
         Some(path) => {
-            // Write beside the target and rename, so a failed run leaves no half file.
-            let tmp = path.with_extension("jsonl.partial");
-            let outcome = (|| -> anyhow::Result<usize> {
-                let file = std::fs::File::create(&tmp)
-                    .with_context(|| format!("cannot create {}", tmp.display()))?;
-                let mut out = std::io::BufWriter::new(file);
-                let rows = run_embed::<CpuBackend>(&opts, &mut out, &device)?;
-                out.flush()
-                    .with_context(|| format!("cannot write {}", tmp.display()))?;
-                Ok(rows)
-            })();
-            let rows = outcome.inspect_err(|_| {
-                let _ = std::fs::remove_file(&tmp);
-            })?;
-            std::fs::rename(&tmp, path).with_context(|| {
-                format!("cannot rename {} to {}", tmp.display(), path.display())
-            })?;
+            // Written beside the target and renamed: a failed run leaves no half file.
+            let rows = write_output(path, |out| run_embed::<CpuBackend>(&opts, out, &device))?;
             eprintln!("vigil embed: {rows} rows -> {}", path.display());
         }
     }

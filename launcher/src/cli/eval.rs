@@ -8,7 +8,7 @@ use std::process::ExitCode;
 
 use clap::Args;
 use vigil_trainer::backend::CpuBackend;
-use vigil_trainer::serve::{EvalOptions, ServeError, run_eval, write_atomic};
+use vigil_trainer::serve::{EvalOptions, ServeError, run_eval, write_output};
 
 /// Arguments of `vigil eval`.
 #[derive(Debug, Args)]
@@ -55,7 +55,7 @@ pub fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
     let device = Default::default();
     let evaluation = run_eval::<CpuBackend>(&opts, &device)?;
     if let Some(path) = &args.output {
-        write_atomic(path, |out| {
+        write_output(path, |out| {
             serde_json::to_writer_pretty(&mut *out, &evaluation)
                 .map_err(std::io::Error::from)
                 .and_then(|()| writeln!(out))

@@ -9,7 +9,7 @@ use std::process::ExitCode;
 
 use clap::Args;
 use vigil_trainer::backend::CpuBackend;
-use vigil_trainer::serve::{PredictOptions, run_predict, write_atomic};
+use vigil_trainer::serve::{PredictOptions, run_predict, write_output};
 
 /// Arguments of `vigil predict`.
 #[derive(Debug, Args)]
@@ -70,7 +70,7 @@ pub fn run(args: PredictArgs) -> anyhow::Result<ExitCode> {
             out.flush()?;
             summary
         }
-        Some(path) => write_atomic(path, |out| run_predict::<CpuBackend>(&opts, out, &device))?,
+        Some(path) => write_output(path, |out| run_predict::<CpuBackend>(&opts, out, &device))?,
     };
     for (v, why) in &summary.version.skipped {
         eprintln!("vigil predict: warning: skipped damaged version {v}: {why}");

@@ -443,7 +443,8 @@ struct RejectLine<'a> {
 }
 
 /// Writes `report`'s rejects to `<run_dir>/data/rejects.jsonl`, keeping the
-/// entries of other splits (train and val share the file); atomic by rename.
+/// entries of other splits (train and val share the file); written atomically
+/// ([`crate::atomic::write_atomic`]).
 pub fn write_rejects(run_dir: &Path, report: &LoadReport) -> Result<PathBuf, DataError> {
     let dir = run_dir.join("data");
     let path = dir.join("rejects.jsonl");
@@ -478,8 +479,6 @@ pub fn write_rejects(run_dir: &Path, report: &LoadReport) -> Result<PathBuf, Dat
         out.push_str(&serde_json::to_string(&row).expect("a reject serializes"));
         out.push('\n');
     }
-    let tmp = dir.join(format!(".rejects.jsonl.{}", std::process::id()));
-    std::fs::write(&tmp, out).map_err(write_err(&tmp))?;
-    std::fs::rename(&tmp, &path).map_err(write_err(&path))?;
+    crate::atomic::write_atomic(&path, out.as_bytes()).map_err(write_err(&path))?;
     Ok(path)
 }

@@ -2,6 +2,8 @@
 //! champion/challenger gate deciding whether a retrained model is published.
 //!
 //! # Layout
+//! - [`format`]: the version's file names and formats — [`VersionFiles`] builds
+//!   them for publishing and reads them back for serving.
 //! - [`repo`]: [`ModelRepo`] — `<export.dir>/<model_name>/<version>/`, publish,
 //!   newest complete version, pruning.
 //! - [`gate`]: [`decide`] — the gate as a pure function, and [`Decision`], the
@@ -11,22 +13,28 @@
 //! A version is an entry of the checkpoint [`Store`](crate::checkpoint::Store):
 //! same staging, fsync, manifest-last and rename discipline, so "a serving process
 //! never sees a half-written model" is the same guarantee as "resume never loads a
-//! half-written checkpoint". What goes into the files (tensor names, label and
-//! threshold formats) belongs to the model code that produces them.
+//! half-written checkpoint". What goes into the files is [`format`]'s: the model's
+//! own files (tensor names, architecture, labels) come from the model code, the
+//! serving metadata, thresholds and metrics from [`VersionFiles::build`].
 //!
 //! The intended flow at export time (rank 0):
 //! 1. `repo.newest_complete()` → the champion; load and evaluate it on the run's
 //!    validation data → [`Champion`].
 //! 2. `decide(config.export.gate.as_ref(), &champion, Some(new_score))`.
-//! 3. If `published`, `repo.publish(files, meta)`, set `published_version`, then
+//! 3. If `published`, `repo.publish(&VersionFiles::build(..)?.files, meta)`, set `published_version`, then
 //!    `repo.prune(export.keep_versions)`.
 //! 4. `decision.write(output_dir)`; log `decision.summary()` and write it as
 //!    TensorBoard text.
 
+pub mod format;
 pub mod gate;
 pub mod repo;
 pub mod schedule;
 
+pub use format::{
+    CONFIG_FILE, EXPORT_FILES, ExportFileError, LABELS_FILE, METRICS_FILE, MODEL_FILE,
+    ServingFiles, ServingInfo, TEXT_CONFIG_FILE, THRESHOLDS_FILE, TOKENIZER_FILE, VersionFiles,
+};
 pub use gate::{Champion, DECISION_FILE, Decision, Outcome, decide};
-pub use repo::{EXPORT_FILES, ModelRepo, Newest, STALE_STAGING, Version, parse_version};
+pub use repo::{ModelRepo, Newest, STALE_STAGING, Version, parse_version};
 pub use schedule::ExportSchedule;

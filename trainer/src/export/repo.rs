@@ -19,19 +19,10 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::format::EXPORT_FILES;
 use crate::checkpoint::{
     Files, IfExists, LocalFs, Manifest, Store, StoreError, read_verified, verify,
 };
-
-/// Files every export version contains, in the order they are written.
-pub const EXPORT_FILES: [&str; 6] = [
-    "model.safetensors",
-    "config.json",
-    "tokenizer.json",
-    "labels.json",
-    "thresholds.json",
-    "metrics.json",
-];
 
 /// Staging directories younger than this may belong to a live writer and are left
 /// alone by [`ModelRepo::new`].

@@ -4,7 +4,6 @@
 
 use std::path::PathBuf;
 
-use super::pr_curve::PrCurveError;
 use super::record::RecordError;
 
 /// Errors of the TensorBoard writer and reader.
@@ -59,5 +58,32 @@ pub enum LoggingError {
         /// What is wrong with the inputs.
         #[source]
         source: PrCurveError,
+    },
+}
+
+/// Why PR-curve inputs were refused.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum PrCurveError {
+    /// Fewer than two thresholds.
+    #[error("num_thresholds must be at least 2, got {num_thresholds}")]
+    Thresholds {
+        /// The value given.
+        num_thresholds: u32,
+    },
+    /// Labels and scores differ in length.
+    #[error("{labels} labels but {scores} scores")]
+    LengthMismatch {
+        /// Number of labels.
+        labels: usize,
+        /// Number of scores.
+        scores: usize,
+    },
+    /// A score is NaN or outside `[0, 1]`.
+    #[error("score {index} is {score}, not a probability in [0, 1]")]
+    Score {
+        /// Index of the example.
+        index: usize,
+        /// The score.
+        score: f32,
     },
 }

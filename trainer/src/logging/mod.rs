@@ -71,14 +71,14 @@ mod writer;
 use std::path::Path;
 
 pub use base::MetricLogger;
-pub use error::LoggingError;
+pub use error::{LoggingError, PrCurveError};
 pub use histogram::{Histogram, default_bucket_limits};
 pub use hparams::{
     EXPERIMENT_TAG, HPARAMS_PLUGIN, HParamValue, HParamsStart, RunStatus, SESSION_END_INFO_TAG,
     SESSION_START_INFO_TAG, flatten_hparams,
 };
 pub use memory::{Logged, MemoryLogger, NullLogger};
-pub use pr_curve::{PR_CURVE_ROWS, PrCurve, PrCurveError, compute_curve};
+pub use pr_curve::{PR_CURVE_ROWS, PrCurve, compute_curve};
 pub use reader::{DecodeFailure, decode_events, event_files, read_event_file};
 pub use summary::{PR_CURVES_PLUGIN, TEXT_PLUGIN, code_block};
 pub use tensorboard::TensorBoardLogger;

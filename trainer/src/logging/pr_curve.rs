@@ -7,6 +7,7 @@
 //! sums over buckets `>= i`, and precision/recall divide by `max(1e-7, ...)` so an
 //! empty denominator gives 0 instead of NaN.
 
+use super::error::{LoggingError, PrCurveError};
 use super::proto::{DataType, TensorProto, TensorShapeProto};
 
 /// The plugin's floor for denominators.
@@ -21,33 +22,6 @@ pub const PR_CURVE_ROWS: [&str; 6] = [
     "precision",
     "recall",
 ];
-
-/// Why PR-curve inputs were refused.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
-pub enum PrCurveError {
-    /// Fewer than two thresholds.
-    #[error("num_thresholds must be at least 2, got {num_thresholds}")]
-    Thresholds {
-        /// The value given.
-        num_thresholds: u32,
-    },
-    /// Labels and scores differ in length.
-    #[error("{labels} labels but {scores} scores")]
-    LengthMismatch {
-        /// Number of labels.
-        labels: usize,
-        /// Number of scores.
-        scores: usize,
-    },
-    /// A score is NaN or outside `[0, 1]`.
-    #[error("score {index} is {score}, not a probability in [0, 1]")]
-    Score {
-        /// Index of the example.
-        index: usize,
-        /// The score.
-        score: f32,
-    },
-}
 
 /// One PR curve: six rows of `num_thresholds` values.
 #[derive(Debug, Clone, PartialEq)]
@@ -75,13 +49,11 @@ pub(crate) fn logged_curve(
     labels: &[bool],
     scores: &[f32],
     num_thresholds: u32,
-) -> Result<PrCurve, super::error::LoggingError> {
-    compute_curve(labels, scores, num_thresholds).map_err(|source| {
-        super::error::LoggingError::PrCurve {
-            tag: tag.to_owned(),
-            step,
-            source,
-        }
+) -> Result<PrCurve, LoggingError> {
+    compute_curve(labels, scores, num_thresholds).map_err(|source| LoggingError::PrCurve {
+        tag: tag.to_owned(),
+        step,
+        source,
     })
 }
 

@@ -1,5 +1,10 @@
 //! [`ModelInput`]: one batch as tensors, built from the data loader's plain vectors.
 //!
+//! [`ModelInput::from_batch`] is the one road from a data-layer [`Batch`] to the
+//! model: training, evaluation, the feature-cache build, `vigil predict` / `vigil
+//! eval` and `vigil embed` all call it, so a row is tokenized, its image placed
+//! and its cached features looked up the same way everywhere.
+//!
 //! The loader hands over `texts: Vec<Option<String>>`, `images: Vec<f32>`
 //! (`[b, 3, s, s]`, resized and ImageNet-normalised, zeros where absent) and
 //! `image_present: Vec<bool>`. Text is tokenized here (the tokenizer belongs to
@@ -15,7 +20,10 @@ use burn::tensor::backend::Backend;
 use burn::tensor::{Bool, Int, Tensor, TensorData};
 
 use super::error::ModelError;
+use super::features::SplitFeatures;
+use super::loss::Targets;
 use super::tokenizer::TextTokenizer;
+use crate::data::Batch;
 
 /// What the text tower receives.
 #[derive(Debug, Clone)]
@@ -76,6 +84,49 @@ pub struct ModelInput<B: Backend> {
 }
 
 impl<B: Backend> ModelInput<B> {
+    /// The model's input and targets for a loader `batch`. `tokenizer` is the
+    /// model's (None: no text tower); towers with a table in `cached` get their
+    /// features from it (by dataset row, [`Batch::rows`]) instead of running.
+    /// Images are used when the batch carries them (the loader was asked for
+    /// them: the model has an image tower that is not cached).
+    pub fn from_batch(
+        tokenizer: Option<&TextTokenizer>,
+        batch: &Batch,
+        cached: Option<&SplitFeatures>,
+        device: &B::Device,
+    ) -> Result<(Self, Targets<B>), ModelError> {
+        let text = cached.and_then(|c| c.text.as_ref());
+        let image = cached.and_then(|c| c.image.as_ref());
+        let mut input = Self::from_vecs(
+            if text.is_some() { None } else { tokenizer },
+            &batch.texts,
+            if image.is_some() { &[] } else { &batch.images },
+            &batch.image_present,
+            batch.image_size,
+            device,
+        )?;
+        if let Some(t) = text {
+            let present: Vec<bool> = batch.texts.iter().map(Option::is_some).collect();
+            input = input.with_text_features(t.gather(&batch.rows), t.dim, &present, device)?;
+        }
+        if let Some(t) = image {
+            input = input.with_image_features(
+                t.gather(&batch.rows),
+                t.dim,
+                &batch.image_present,
+                device,
+            )?;
+        }
+        let targets = Targets::from_vecs(
+            &batch.labels,
+            &batch.label_known,
+            batch.len(),
+            batch.num_labels,
+            device,
+        )?;
+        Ok((input, targets))
+    }
+
     /// Builds a batch. `tokenizer` is the model's (None: no text tower, texts are
     /// ignored). `images` may be empty (no image tower, or no image in the batch);
     /// otherwise it holds `batch × 3 × image_size²` values.

@@ -3,7 +3,9 @@
 //!
 //! # Layout
 //! - `moderation.rs`: [`ModerationModel`] — `from_config`, `forward`, `embed`, `loss`.
-//! - `input.rs`: [`ModelInput`], a batch from the data loader's vectors.
+//! - `input.rs`: [`ModelInput`], a batch from the data loader's vectors
+//!   ([`ModelInput::from_batch`]: the one road from a loader batch to the model).
+//! - `features.rs`: [`Table`], [`SplitFeatures`] — cached frozen-tower features.
 //! - `tokenizer.rs`: [`TextTokenizer`], `tokenizer.json` → ids + mask.
 //! - `bert.rs`, `text_tower.rs`: the BERT encoder and pooling (Hugging Face loading).
 //! - `efficientnet.rs`: torchvision EfficientNet-B0 (`.pth` loading).
@@ -12,7 +14,6 @@
 //! - `head.rs`: the MLP head. `loss.rs`: masked BCE / softmax CE.
 //! - `params.rs`: parameter groups and the fixed order of trainable parameters.
 //! - `weights.rs`: strict loading of safetensors / `.pth` files with key mapping.
-//! - `embed.rs`: the logic of `vigil embed`.
 //! - `error.rs`: [`ModelError`].
 //! - `kernels/`: faster CPU GELU and dropout used by the BERT block.
 //!
@@ -21,11 +22,10 @@
 //! with running statistics) and the tensor names; mirroring them module for module
 //! keeps the key mapping a short, explicit table and the parity tests exact.
 
-pub mod bench;
 mod bert;
 mod efficientnet;
-pub mod embed;
 mod error;
+mod features;
 mod fusion;
 mod head;
 mod input;
@@ -33,7 +33,6 @@ pub mod kernels;
 mod loss;
 mod moderation;
 mod params;
-mod preprocess;
 mod scratch_cnn;
 mod text_tower;
 mod tokenizer;
@@ -44,15 +43,14 @@ pub use efficientnet::{
     ConvBn, EFFICIENTNET_B0_DIM, EfficientNetB0, FrozenBatchNorm, MbConv, SqueezeExcite,
     efficientnet_file_key, efficientnet_ignorable,
 };
-pub use embed::{EmbedOptions, EmbedSource, run_embed};
 pub use error::ModelError;
+pub use features::{SplitFeatures, Table};
 pub use fusion::{Fusion, Modality, Standardize};
 pub use head::Head;
 pub use input::{ImageData, ImageInput, ModelInput, TextData, TextInput};
 pub use loss::{Targets, loss_weight, masked_loss};
 pub use moderation::{Embeddings, ImageTower, LoadedModel, ModerationModel};
 pub use params::{ParamGroup, ParamInfo, all_params, trainable_params};
-pub use preprocess::{IMAGENET_MEAN, IMAGENET_STD, load_image, normalize};
 pub use scratch_cnn::ScratchCnn;
 pub use text_tower::{TextTower, bert_file_key, bert_ignorable, pool};
 pub use tokenizer::{TextTokenizer, TokenBatch};

@@ -10,6 +10,7 @@ use std::path::PathBuf;
 
 use crate::checkpoint::StoreError;
 use crate::data::DataError;
+use crate::export::ExportFileError;
 use crate::model::ModelError;
 
 /// An error of `vigil predict` / `vigil eval`.
@@ -153,7 +154,17 @@ impl ServeError {
                 std::io::ErrorKind::NotFound
                     | std::io::ErrorKind::NotADirectory
                     | std::io::ErrorKind::PermissionDenied
+                    | std::io::ErrorKind::InvalidInput
             ),
+        }
+    }
+}
+
+impl From<ExportFileError> for ServeError {
+    fn from(e: ExportFileError) -> Self {
+        Self::BadExportFile {
+            path: e.path,
+            message: e.message,
         }
     }
 }

@@ -1,10 +1,12 @@
-//! Offline scoring with exported models: `vigil predict` and `vigil eval`.
+//! Offline use of exported models: `vigil predict`, `vigil eval` and `vigil embed`.
 //!
-//! Both start from a model repository (`<export.dir>/<model_name>/`), pick a
+//! `predict` and `eval` start from a model repository (`<export.dir>/<model_name>/`), pick a
 //! verified version exactly as a serving process must (never a staging
 //! directory, never a version whose manifest does not verify), load it on the
-//! CPU backend, and read input rows through the data layer, so a file that
-//! trains is a file that scores, with the same preprocessing.
+//! CPU backend, read input rows through the data layer and score them with the
+//! same loop as training's evaluation ([`crate::score`]), so a file that trains is
+//! a file that scores, with the same preprocessing. `embed` reads its rows
+//! through the data layer too, from pretrained encoders or an export.
 //!
 //! # Layout
 //! - `locate.rs`: [`locate`] — `--model DIR [--version V]` to one verified version.
@@ -13,27 +15,31 @@
 //! - `predict.rs`: [`run_predict`] — one JSON line per row.
 //! - `eval.rs`: [`run_eval`] — the evaluation report plus top false positives and
 //!   negatives at the shipped thresholds.
-//! - `atomic.rs`: [`write_atomic`] — output files appear whole or not at all.
+//! - `embed.rs`: [`run_embed`] — vectors per row from encoders or an export.
+//! - `output.rs`: [`write_output`] — output files appear whole or not at all
+//!   ([`crate::atomic`] underneath).
 //! - `error.rs`: [`ServeError`].
 //!
 //! Why the whole file is scored before a byte is written: ranking needs every
 //! score, and a bad row (`FILE:LINE: reason`) must leave no partial output. The
 //! cost is memory proportional to the rows, which is small next to the model.
 
-mod atomic;
+mod embed;
 mod error;
 mod eval;
 mod locate;
+mod output;
 mod predict;
 mod rank;
 mod served;
 
-pub use atomic::write_atomic;
+pub use embed::{EmbedOptions, EmbedRows, EmbedSource, run_embed};
 pub use error::ServeError;
 pub use eval::{
     Confusion, EvalOptions, LabelErrors, Miss, ModelEvaluation, label_errors, run_eval,
 };
 pub use locate::{ModelVersion, locate};
+pub use output::write_output;
 pub use predict::{PredictOptions, PredictSummary, run_predict};
 pub use rank::{RankBy, decisions, margin, order};
-pub use served::{Scored, ServedModel, THRESHOLDS_FILE, parse_thresholds, read_thresholds};
+pub use served::{Scored, ServedModel};

@@ -1,27 +1,27 @@
 //! Distributed evaluation: every rank scores its shard of the validation set in
 //! file order, the shards are gathered on rank 0, and rank 0 computes the report,
 //! writes `eval/step-<S>.json`, logs `val/*` scalars and one PR curve per label,
-//! and prints a short table.
+//! and prints a short table. The per-batch loop is [`crate::score`]'s, the same
+//! one `vigil predict` and `vigil eval` run.
 
 use std::path::Path;
 use std::sync::Arc;
 
 use burn::module::AutodiffModule;
-use burn::tensor::ElementConversion;
 use burn::tensor::backend::{AutodiffBackend, Backend};
 
 use super::comm::Comm;
 use super::error::TrainError;
-use super::feature_cache::SplitFeatures;
 use super::gather::{ShardScores, merge};
 use super::progress::Progress;
-use super::publish::batch_tensors;
 use super::signals::Heartbeat;
+use crate::atomic::write_atomic;
 use crate::config::{RunConfig, UnevenTail};
-use crate::data::{Dataset, Loader, LoaderOptions, ShardSampler};
+use crate::data::{Dataset, ShardSampler};
 use crate::logging::{MetricLogger, tags};
 use crate::metrics::{EvalReport, Scores};
-use crate::model::{ModerationModel, TextTokenizer};
+use crate::model::{ModerationModel, SplitFeatures, TextTokenizer};
+use crate::score::score_batches;
 
 /// Thresholds of the PR curves logged per label.
 const PR_THRESHOLDS: u32 = 101;
@@ -113,25 +113,27 @@ pub fn score_shard<B: Backend>(
         false,
         UnevenTail::Pad,
     )?;
-    let images = model.image.is_some() && cached.is_none_or(|c| c.image.is_none());
-    let opts = LoaderOptions::from_section(&cfg.data, images);
     let mut shard = ShardScores::default();
     let (mut loss_sum, mut rows) = (0.0f64, 0usize);
-    for batch in Loader::new(ds.clone(), &sampler, 0, 0, opts)? {
-        let batch = batch?;
-        let (input, targets) = batch_tensors::<B>(tokenizer, &batch, cached, device)?;
-        let logits = model.forward(&input);
-        let loss: f64 = model.loss(logits.clone(), &targets).into_scalar().elem();
-        loss_sum += loss * batch.len() as f64;
-        rows += batch.len();
-        let probs = model.probabilities(logits).into_data().convert::<f32>();
-        let probs = probs.as_slice::<f32>().map_err(|_| TrainError::Protocol {
-            what: "model probabilities are not f32",
-        })?;
-        let idx: Vec<u32> = batch.rows.iter().map(|&r| r as u32).collect();
-        shard.push(&idx, probs, &batch.labels, &batch.label_known);
-        heartbeat.beat();
-    }
+    score_batches::<B, TrainError>(
+        model,
+        tokenizer,
+        ds,
+        &sampler,
+        &cfg.data,
+        cached,
+        true,
+        device,
+        |scored| {
+            let batch = scored.batch;
+            loss_sum += scored.loss.unwrap_or(0.0) * batch.len() as f64;
+            rows += batch.len();
+            let idx: Vec<u32> = batch.rows.iter().map(|&r| r as u32).collect();
+            shard.push(&idx, scored.probs, &batch.labels, &batch.label_known);
+            heartbeat.beat();
+            Ok(())
+        },
+    )?;
     Ok((shard, loss_sum, rows))
 }
 
@@ -152,7 +154,6 @@ pub fn record(
     };
     std::fs::create_dir_all(&dir).map_err(io(&dir))?;
     let file = dir.join(format!("step-{step}.json"));
-    let tmp = dir.join(format!(".step-{step}.json.tmp"));
     let body = serde_json::json!({
         "step": step,
         "run": cfg.run.name,
@@ -161,8 +162,7 @@ pub fn record(
         "report": report,
     });
     let text = serde_json::to_string_pretty(&body).expect("a report serializes");
-    std::fs::write(&tmp, text).map_err(io(&tmp))?;
-    std::fs::rename(&tmp, &file).map_err(io(&file))?;
+    write_atomic(&file, text.as_bytes()).map_err(io(&file))?;
 
     let values: Vec<(&str, f64)> = ev.scalars.iter().map(|(k, v)| (k.as_str(), *v)).collect();
     logger.scalars(step, &values)?;

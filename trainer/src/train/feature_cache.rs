@@ -37,9 +37,12 @@ use sha2::{Digest, Sha256};
 use super::comm::Comm;
 use super::error::TrainError;
 use super::signals::Heartbeat;
+use crate::atomic::write_atomic;
 use crate::config::{RunConfig, TrainLayers};
 use crate::data::{Batch, DataError, Dataset, Position};
-use crate::model::{ImageData, ModelInput, ModerationModel, TextData, TextTokenizer};
+use crate::model::{
+    ImageData, ModelInput, ModerationModel, SplitFeatures, Table, TextData, TextTokenizer,
+};
 
 /// Rows per forward pass while building a table (also the unit of work per rank).
 pub const CHUNK: usize = 32;
@@ -80,43 +83,6 @@ impl CachePlan {
     pub fn any(&self) -> bool {
         self.text || self.image
     }
-}
-
-/// A `[rows, dim]` table of one tower's features over one dataset; rows without
-/// the modality hold zeros (the fusion layer swaps in its placeholder for them).
-#[derive(Debug, Clone, PartialEq)]
-pub struct Table {
-    /// Feature width.
-    pub dim: usize,
-    /// Row-major values, `rows × dim`.
-    pub values: Vec<f32>,
-    /// Whether each row has the modality (the rows that were encoded).
-    pub present: Vec<bool>,
-}
-
-impl Table {
-    /// Number of rows.
-    pub fn rows(&self) -> usize {
-        self.present.len()
-    }
-
-    /// The rows `rows` (dataset indices), concatenated.
-    pub fn gather(&self, rows: &[usize]) -> Vec<f32> {
-        let mut out = Vec::with_capacity(rows.len() * self.dim);
-        for &r in rows {
-            out.extend_from_slice(&self.values[r * self.dim..(r + 1) * self.dim]);
-        }
-        out
-    }
-}
-
-/// The cached features of one dataset split.
-#[derive(Debug, Clone, Default)]
-pub struct SplitFeatures {
-    /// Text-tower features, when that tower is cached.
-    pub text: Option<Table>,
-    /// Image-tower features, when that tower is cached.
-    pub image: Option<Table>,
 }
 
 /// What preparing one table did, for the log and the closing figures.
@@ -345,12 +311,10 @@ fn encode_chunk<B: Backend>(
             }
         })?;
     // The batch goes through the same ModelInput conversion training uses.
-    let input = ModelInput::<B>::from_vecs(
+    let (input, _) = ModelInput::<B>::from_batch(
         tokenizer.filter(|_| tower == Tower::Text),
-        &batch.texts,
-        &batch.images,
-        &batch.image_present,
-        batch.image_size,
+        &batch,
+        None,
         device,
     )?;
     let text = input.text.map(|t| t.data);
@@ -489,7 +453,8 @@ pub fn read_table(path: &Path, key: &str, present: &[bool]) -> Result<Option<Tab
     }))
 }
 
-/// Writes `table` to `path` atomically (temporary file, fsync, rename).
+/// Writes `table` to `path` atomically ([`write_atomic`]: temporary file, fsync,
+/// rename).
 pub fn write_table(dir: &Path, path: &Path, key: &str, table: &Table) -> Result<(), TrainError> {
     let io = |path: &Path| {
         let path = path.to_path_buf();
@@ -511,22 +476,7 @@ pub fn write_table(dir: &Path, path: &Path, key: &str, table: &Table) -> Result<
             what: "feature table could not be serialised",
         }
     })?;
-    let tmp = dir.join(format!(
-        ".{}.tmp-{}",
-        path.file_name().and_then(|n| n.to_str()).unwrap_or("table"),
-        std::process::id()
-    ));
-    {
-        use std::io::Write;
-        let mut f = std::fs::File::create(&tmp).map_err(io(&tmp))?;
-        f.write_all(&out).map_err(io(&tmp))?;
-        f.sync_all().map_err(io(&tmp))?;
-    }
-    std::fs::rename(&tmp, path).map_err(io(path))?;
-    if let Ok(d) = std::fs::File::open(dir) {
-        let _ = d.sync_all();
-    }
-    Ok(())
+    write_atomic(path, &out).map_err(io(path))
 }
 
 #[cfg(test)]
@@ -544,17 +494,6 @@ mod tests {
         assert_eq!(c[0][3], 4);
         assert_eq!(c[2], vec![65, 66, 67, 68, 69]);
         assert!(chunks(&[false, false]).is_empty());
-    }
-
-    #[test]
-    fn gather_picks_rows_in_order() {
-        let t = Table {
-            dim: 2,
-            values: vec![0.0, 0.1, 1.0, 1.1, 2.0, 2.1],
-            present: vec![true; 3],
-        };
-        assert_eq!(t.rows(), 3);
-        assert_eq!(t.gather(&[2, 0, 2]), vec![2.0, 2.1, 0.0, 0.1, 2.0, 2.1]);
     }
 
     #[test]

@@ -18,15 +18,14 @@
 //! - `worker.rs`: `vigil worker` — feeds micro-batches, carries out the plan.
 //! - `hooks.rs`: debug hooks, only with the `test-hooks` feature.
 //! - `evaluate.rs`: distributed evaluation and the report files.
-//! - `feature_cache.rs`: frozen towers' features, computed once per dataset;
-//!   `cache_bench.rs`: `vigil bench feature-cache`, what that buys.
-//! - `publish.rs`: batches to tensors; the serving export behind the gate.
+//! - `feature_cache.rs`: frozen towers' features, computed once per dataset (the
+//!   tables themselves are [`crate::model::SplitFeatures`]).
+//! - `publish.rs`: the serving export behind the gate.
 //! - `resume.rs`: checkpoint save and restore; `state.rs`: what a checkpoint holds.
 //! - `signals.rs`: stop signals and the launcher heartbeat.
 //! - `progress.rs`: rank 0's console progress (bar, text or JSON lines).
 
 mod adamw;
-pub mod cache_bench;
 mod comm;
 mod early_stop;
 mod error;
@@ -52,12 +51,12 @@ pub use comm::Comm;
 pub use early_stop::{EarlyStopper, Verdict};
 pub use error::TrainError;
 pub use evaluate::{EvalOutcome, evaluate, score_shard};
-pub use feature_cache::{BuildReport, CachePlan, SplitFeatures, Table};
+pub use feature_cache::{BuildReport, CachePlan};
 pub use flat::{ParamLayout, ParamSlot, read_grads, read_params, write_params};
 pub use gather::{ShardScores, checksum, merge};
 pub use plan::{Action, EvalDecision, LoopPlan, Stop};
 pub use progress::{Progress, ProgressMode, ProgressRecord};
-pub use publish::{Exporter, batch_tensors};
+pub use publish::Exporter;
 pub use schedule::LrSchedule;
 pub use setup::{Setup, param_groups, setup, total_steps, verify_replicas};
 pub use signals::{PREEMPTED_EXIT, install_stop_handler, stop_requested};

@@ -1,5 +1,6 @@
-//! From a loader batch to tensors, and the serving export at the end (or at the
-//! best evaluation) of a run, behind the champion/challenger gate.
+//! The serving export at the end (or at the best evaluation) of a run, behind the
+//! champion/challenger gate. What goes into a version's files, and how they are
+//! named, is [`crate::export::format`]'s; this file decides when and whether.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -9,54 +10,13 @@ use burn::tensor::backend::{AutodiffBackend, Backend};
 
 use super::error::TrainError;
 use super::evaluate::score_shard;
-use super::feature_cache::SplitFeatures;
 use super::gather::merge;
 use super::signals::Heartbeat;
 use crate::config::RunConfig;
-use crate::data::{Batch, Dataset};
-use crate::export::{Champion, Decision, ModelRepo, decide};
+use crate::data::Dataset;
+use crate::export::{Champion, Decision, MODEL_FILE, ModelRepo, ServingInfo, VersionFiles, decide};
 use crate::metrics::EvalReport;
-use crate::model::{ModelInput, ModerationModel, Targets, TextTokenizer};
-
-/// The model's input and targets for `batch`; towers with a table in `cached`
-/// get their features from it (by dataset row) instead of running.
-pub fn batch_tensors<B: Backend>(
-    tokenizer: Option<&TextTokenizer>,
-    batch: &Batch,
-    cached: Option<&SplitFeatures>,
-    device: &B::Device,
-) -> Result<(ModelInput<B>, Targets<B>), TrainError> {
-    let text = cached.and_then(|c| c.text.as_ref());
-    let image = cached.and_then(|c| c.image.as_ref());
-    let mut input = ModelInput::from_vecs(
-        if text.is_some() { None } else { tokenizer },
-        &batch.texts,
-        if image.is_some() { &[] } else { &batch.images },
-        &batch.image_present,
-        batch.image_size,
-        device,
-    )?;
-    if let Some(t) = text {
-        let present: Vec<bool> = batch.texts.iter().map(Option::is_some).collect();
-        input = input.with_text_features(t.gather(&batch.rows), t.dim, &present, device)?;
-    }
-    if let Some(t) = image {
-        input = input.with_image_features(
-            t.gather(&batch.rows),
-            t.dim,
-            &batch.image_present,
-            device,
-        )?;
-    }
-    let targets = Targets::from_vecs(
-        &batch.labels,
-        &batch.label_known,
-        batch.len(),
-        batch.num_labels,
-        device,
-    )?;
-    Ok((input, targets))
-}
+use crate::model::{ModerationModel, TextTokenizer};
 
 /// Rank 0's exporter: remembers the latest evaluation and publishes versions.
 #[derive(Debug)]
@@ -181,82 +141,46 @@ impl Exporter {
     ) -> Result<Vec<(String, Vec<u8>)>, TrainError> {
         let cfg = &self.cfg;
         // The model writes what `ModerationModel::from_export` (and so `vigil embed
-        // --model`, the gate's champion) reads back; we add the serving metadata.
+        // --model`, the gate's champion) reads back; the export format adds the
+        // serving metadata.
         let staging = cfg
             .output_dir()
             .join(format!(".export-files-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&staging);
         model.write_model_files(&staging, &cfg.model, &cfg.data, tokenizer)?;
-        let mut files = Vec::new();
-        let mut names: Vec<String> = std::fs::read_dir(&staging)
+        let mut model_files = Vec::new();
+        let names: Vec<String> = std::fs::read_dir(&staging)
             .map_err(|source| TrainError::Io {
                 path: staging.clone(),
                 source,
             })?
             .filter_map(|e| e.ok().and_then(|e| e.file_name().into_string().ok()))
             .collect();
-        names.sort();
         for name in names {
             let path = staging.join(&name);
             let bytes = std::fs::read(&path).map_err(|source| TrainError::Io { path, source })?;
-            let bytes = match name.as_str() {
-                "model.safetensors" => super::resume::canonical_safetensors(bytes)?,
-                "config.json" => self.serving_config(&bytes, tokenizer.is_some(), step)?,
-                _ => bytes,
+            let bytes = if name == MODEL_FILE {
+                super::resume::canonical_safetensors(bytes)?
+            } else {
+                bytes
             };
-            files.push((name, bytes));
+            model_files.push((name, bytes));
         }
         let _ = std::fs::remove_dir_all(&staging);
-        let json = |v: serde_json::Value| serde_json::to_vec_pretty(&v).expect("json serializes");
-        if tokenizer.is_none() {
-            files.push(("tokenizer.json".to_string(), b"null\n".to_vec()));
-        }
-        let thresholds: BTreeMap<&str, f32> = self
-            .thresholds
-            .iter()
-            .map(|(l, t)| (l.as_str(), *t))
-            .collect();
-        files.push((
-            "thresholds.json".to_string(),
-            json(serde_json::json!(thresholds)),
-        ));
-        files.push((
-            "metrics.json".to_string(),
-            json(serde_json::json!(self.metrics)),
-        ));
-        Ok(files)
-    }
-
-    /// The model's `config.json` plus what a serving process needs to know.
-    fn serving_config(
-        &self,
-        model_config: &[u8],
-        has_tokenizer: bool,
-        step: u64,
-    ) -> Result<Vec<u8>, TrainError> {
-        let cfg = &self.cfg;
-        let mut v: serde_json::Map<String, serde_json::Value> =
-            serde_json::from_slice(model_config).map_err(|_| TrainError::Protocol {
+        let info = ServingInfo {
+            run: cfg.run.name.clone(),
+            step,
+            labels: cfg.model.labels.clone(),
+            task: cfg.model.task,
+            max_text_len: cfg.data.max_text_len,
+            image_size: cfg.data.image_size,
+            has_tokenizer: tokenizer.is_some(),
+        };
+        let built = VersionFiles::build(model_files, &info, &self.thresholds, &self.metrics)
+            .map_err(|_| TrainError::Protocol {
                 what: "the model wrote a bad config.json",
             })?;
-        v.insert("format".into(), "vigil-moderation".into());
-        v.insert("format_version".into(), 1.into());
-        v.insert("run".into(), cfg.run.name.clone().into());
-        v.insert("step".into(), step.into());
-        v.insert("labels".into(), serde_json::json!(cfg.model.labels));
-        v.insert("task".into(), cfg.model.task.as_str().into());
-        v.insert(
-            "preprocessing".into(),
-            serde_json::json!({
-                "max_text_len": cfg.data.max_text_len,
-                "tokenizer": has_tokenizer.then_some("tokenizer.json"),
-                "image_size": cfg.data.image_size,
-                "image_resize": "exact square, bilinear",
-                "image_mean": [0.485, 0.456, 0.406],
-                "image_std": [0.229, 0.224, 0.225],
-            }),
-        );
-        Ok(serde_json::to_vec_pretty(&v).expect("json serializes"))
+        Ok(built.files)
     }
 
     /// Where a user finds the run's outputs.

@@ -16,7 +16,7 @@ use burn::tensor::backend::AutodiffBackend;
 use super::comm::Comm;
 use super::early_stop::EarlyStopper;
 use super::error::TrainError;
-use super::feature_cache::{self, BuildReport, CachePlan, SplitFeatures};
+use super::feature_cache::{self, BuildReport, CachePlan};
 use super::flat::{ParamLayout, read_params, write_params};
 use super::gather::checksum;
 use super::resume::{ResumeSource, restore};
@@ -27,7 +27,7 @@ use super::{AdamWConfig, FlatAdamW, LrSchedule, ParamGroup};
 use crate::checkpoint::CheckpointDir;
 use crate::config::{OptimSection, RunConfig};
 use crate::data::{Dataset, LoadReport, Position, ShardSampler, Split};
-use crate::model::{LoadedModel, ModerationModel, Standardize, TextTokenizer};
+use crate::model::{LoadedModel, ModerationModel, SplitFeatures, Standardize, TextTokenizer};
 
 /// What the training loop runs on.
 pub struct Setup<B: AutodiffBackend> {

@@ -23,7 +23,7 @@ use super::error::TrainError;
 use super::evaluate::{evaluate, record};
 use super::plan::{Action, EvalDecision, LoopPlan, Stop};
 use super::progress::{Progress, ProgressMode, ProgressRecord};
-use super::publish::{Exporter, batch_tensors};
+use super::publish::Exporter;
 use super::resume::save_checkpoint;
 use super::setup::{Setup, setup, verify_replicas};
 use super::signals::{install_stop_handler, stop_requested};
@@ -36,6 +36,7 @@ use crate::config::RunConfig;
 use crate::data::{Batch, Dataset, Loader, LoaderOptions, Position, ShardSampler};
 use crate::export::ExportSchedule;
 use crate::logging::{self, HParamsStart, MetricLogger, RunStatus, tags};
+use crate::model::ModelInput;
 
 /// How a worker's run ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -200,7 +201,7 @@ fn train<B: AutodiffBackend>(cfg: &RunConfig, device: &B::Device) -> Result<Outc
                 step_seed(cfg.run.seed, state.step * accum + micro, rank),
             );
             let (input, targets) =
-                batch_tensors::<B>(tokenizer.as_ref(), &batch, train_cache.as_ref(), device)?;
+                ModelInput::<B>::from_batch(tokenizer.as_ref(), &batch, train_cache.as_ref(), device)?;
             trainer.micro_step(
                 &input,
                 &targets,

@@ -4,7 +4,8 @@ use vigil_trainer::backend::CpuBackend;
 use vigil_trainer::config::{
     DataSection, FusionKind, ImageEncoder, ImageTower, ModelSection, TextEncoder, TextTower,
 };
-use vigil_trainer::model::{EmbedOptions, EmbedSource, ModelInput, ModerationModel, run_embed};
+use vigil_trainer::model::{ModelInput, ModerationModel};
+use vigil_trainer::serve::{EmbedOptions, EmbedSource, run_embed};
 
 use super::util::{HIDDEN, write_tiny_bert, write_tokenizer};
 
@@ -148,7 +149,8 @@ fn a_bad_row_names_its_line() {
     };
     let err = run_embed::<B>(&opts, &mut Vec::new(), &Default::default()).unwrap_err();
     assert!(
-        err.to_string().contains("bad.jsonl") && err.to_string().contains("line 2"),
+        err.to_string()
+            .contains("bad.jsonl:2: field 'id' is missing"),
         "{err}"
     );
 }

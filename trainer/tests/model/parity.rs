@@ -14,7 +14,8 @@ use burn::tensor::{Int, Tensor, TensorData};
 use serde::Deserialize;
 use vigil_trainer::backend::CpuBackend;
 use vigil_trainer::config::Pooling;
-use vigil_trainer::model::{EfficientNetB0, TextTokenizer, TextTower, load_image};
+use vigil_trainer::data::load_normalised;
+use vigil_trainer::model::{EfficientNetB0, TextTokenizer, TextTower};
 
 type B = CpuBackend;
 
@@ -117,11 +118,14 @@ fn efficientnet_b0_pooled_features_match_reference() {
     };
     let r = reference();
     let device = Default::default();
-    let mut pixels = Vec::new();
-    for name in &r.images {
-        pixels.extend(load_image(&fixtures().join("images").join(name), 224).unwrap());
-    }
+    // The training data layer's image pipeline, as every caller of the tower uses.
     let n = r.images.len();
+    let plane = 3 * 224 * 224;
+    let mut pixels = vec![0.0f32; n * plane];
+    for (i, name) in r.images.iter().enumerate() {
+        let path = fixtures().join("images").join(name);
+        load_normalised(&path, name, 224, &mut pixels[i * plane..(i + 1) * plane]).unwrap();
+    }
     let images = Tensor::<B, 1>::from_floats(pixels.as_slice(), &device).reshape([n, 3, 224, 224]);
     let net = EfficientNetB0::<B>::from_pth(&pth, &device).unwrap();
     let got: Vec<f32> = net.forward(images).into_data().into_vec().unwrap();

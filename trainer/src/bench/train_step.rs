@@ -24,11 +24,8 @@ use burn::optim::{AdamWConfig, GradientsParams, Optimizer};
 use burn::tensor::backend::AutodiffBackend;
 use burn::tensor::{Int, Tensor, TensorData};
 
-use super::bert::BertConfig;
-use super::error::ModelError;
-use super::loss::{Targets, masked_loss};
-use super::text_tower::TextTower;
 use crate::config::{Pooling, Task};
+use crate::model::{BertConfig, ModelError, Targets, TextTower, masked_loss};
 use crate::train::{
     AdamWConfig as FlatAdamWConfig, FlatAdamW, ParamGroup, ParamLayout, read_grads, read_params,
     write_params,

@@ -1,0 +1,20 @@
+//! Benchmarks behind `vigil bench`: measured figures, never assertions.
+//!
+//! # Layout
+//! - `train_step.rs`: `vigil bench train` — forward + backward + AdamW of the
+//!   MiniLM text tower, the comparison point with PyTorch eager.
+//! - `feature_cache.rs`: `vigil bench feature-cache` — a frozen image tower's
+//!   training step computed every step vs on cached features.
+//!
+//! Why a top-level module: a benchmark of the training step uses both the model
+//! and the training loop's flat AdamW, so it sits above both instead of making
+//! `model` import `train`.
+
+pub mod feature_cache;
+pub mod train_step;
+
+pub use feature_cache::{CacheBenchOptions, CacheBenchReport, cache_bench};
+pub use train_step::{
+    BenchOptimizer, TrainBenchOptions, TrainBenchReport, bench_padding, minilm_config,
+    train_step_bench,
+};
