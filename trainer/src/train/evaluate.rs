@@ -14,7 +14,7 @@ use super::comm::Comm;
 use super::error::TrainError;
 use super::feature_cache::SplitFeatures;
 use super::gather::{ShardScores, merge};
-use super::progress::Progress;
+use super::progress::{Progress, Ticker};
 use super::publish::batch_tensors;
 use super::signals::Heartbeat;
 use crate::config::{RunConfig, UnevenTail};
@@ -117,6 +117,7 @@ pub fn score_shard<B: Backend>(
     let opts = LoaderOptions::from_section(&cfg.data, images);
     let mut shard = ShardScores::default();
     let (mut loss_sum, mut rows) = (0.0f64, 0usize);
+    let mut ticker = Ticker::eval(cfg.logging.format, rank, sampler.samples_per_rank());
     for batch in Loader::new(ds.clone(), &sampler, 0, 0, opts)? {
         let batch = batch?;
         let (input, targets) = batch_tensors::<B>(tokenizer, &batch, cached, device)?;
@@ -131,6 +132,7 @@ pub fn score_shard<B: Backend>(
         let idx: Vec<u32> = batch.rows.iter().map(|&r| r as u32).collect();
         shard.push(&idx, probs, &batch.labels, &batch.label_known);
         heartbeat.beat();
+        ticker.update(rows);
     }
     Ok((shard, loss_sum, rows))
 }

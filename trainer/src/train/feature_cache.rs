@@ -34,6 +34,7 @@ use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn_store::ModuleSnapshot;
 use sha2::{Digest, Sha256};
 
+use super::progress::Ticker;
 use super::comm::Comm;
 use super::error::TrainError;
 use super::signals::Heartbeat;
@@ -290,11 +291,17 @@ fn compute<B: Backend>(
     let all = chunks(&present);
     let mut mine = Vec::new();
     let mut dim = 0usize;
+    let mine_rows = all.iter().skip(rank).step_by(world).map(Vec::len).sum();
+    let (split, name) = (ds.split().as_str(), tower.name());
+    let mut ticker = Ticker::feature_cache(cfg.logging.format, rank, split, name, mine_rows);
+    let mut done = 0;
     for chunk in all.iter().skip(rank).step_by(world) {
         let (feats, d) = encode_chunk(model, tower, tokenizer, ds, chunk, cfg, device)?;
         dim = d;
         mine.extend(feats);
         heartbeat.beat();
+        done += chunk.len();
+        ticker.update(done);
     }
     // A rank without a chunk learns the width from the others.
     let dim = comm.max_u64(dim as u64)? as usize;

@@ -45,7 +45,10 @@ pub use evaluate::{EvalOutcome, evaluate, score_shard};
 pub use feature_cache::{BuildReport, CachePlan, SplitFeatures, Table};
 pub use flat::{ParamLayout, ParamSlot, read_grads, read_params, write_params};
 pub use gather::{ShardScores, checksum, merge};
-pub use progress::{Progress, ProgressMode, ProgressRecord};
+pub use progress::{
+    EvalProgress, FeatureCacheProgress, Progress, ProgressMode, ProgressRecord, Ticker,
+    UNDER_LAUNCHER,
+};
 pub use publish::{Exporter, batch_tensors};
 pub use schedule::LrSchedule;
 pub use signals::{PREEMPTED_EXIT, install_stop_handler, stop_requested};
