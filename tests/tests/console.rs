@@ -28,7 +28,12 @@ fn tiny(dir: &Path, overrides: &[&str]) -> Command {
             &format!("export.dir={}", dir.join("export").display()),
         ])
         .args(["--set", "train.max_steps=10", "--set", "train.eval_every=5"])
-        .args(["--set", "logging.interval=2", "--set", "logging.histogram_every=null"])
+        .args([
+            "--set",
+            "logging.interval=2",
+            "--set",
+            "logging.histogram_every=null",
+        ])
         .env_remove("VIGIL_PROGRESS_JSON")
         .env_remove("VIGIL_STORE_TOKEN")
         .env("TERM", "xterm-256color");
@@ -111,7 +116,10 @@ fn a_terminal_gets_one_live_bar_and_no_raw_json() {
     assert_eq!(code, Some(0), "the terminal got:\n{term}");
     // The bar: the step counter of the last record, redrawn in place.
     assert!(term.contains("10/10 steps"), "{term}");
-    assert!(term.contains("epoch 0") && term.contains("samples/s"), "{term}");
+    assert!(
+        term.contains("epoch 0") && term.contains("samples/s"),
+        "{term}"
+    );
     assert!(term.contains("ETA "), "{term}");
     assert!(
         term.contains('\r') || term.contains("\x1b["),

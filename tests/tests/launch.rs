@@ -306,10 +306,7 @@ fn a_non_finite_loss_exit_is_not_restarted_and_keeps_its_code() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("run");
     let script = r#"echo x >> "$VIGIL_OUTPUT_DIR/starts"; exit 65"#;
-    let out = run_with_timeout(
-        &mut launch(&dir, &["--max-restarts", "2"], script),
-        LIMIT,
-    );
+    let out = run_with_timeout(&mut launch(&dir, &["--max-restarts", "2"], script), LIMIT);
     let (_, se) = texts(&out);
     assert_eq!(out.status.code(), Some(65), "{se}");
     assert_eq!(

@@ -338,10 +338,22 @@ mod tests {
 
     #[test]
     fn modes_and_durations() {
-        assert_eq!(ConsoleMode::resolve(LogFormat::Auto, true), ConsoleMode::Bar);
-        assert_eq!(ConsoleMode::resolve(LogFormat::Auto, false), ConsoleMode::Json);
-        assert_eq!(ConsoleMode::resolve(LogFormat::Text, true), ConsoleMode::Text);
-        assert_eq!(ConsoleMode::resolve(LogFormat::Json, true), ConsoleMode::Json);
+        assert_eq!(
+            ConsoleMode::resolve(LogFormat::Auto, true),
+            ConsoleMode::Bar
+        );
+        assert_eq!(
+            ConsoleMode::resolve(LogFormat::Auto, false),
+            ConsoleMode::Json
+        );
+        assert_eq!(
+            ConsoleMode::resolve(LogFormat::Text, true),
+            ConsoleMode::Text
+        );
+        assert_eq!(
+            ConsoleMode::resolve(LogFormat::Json, true),
+            ConsoleMode::Json
+        );
         assert_eq!(duration(59.4), "59s");
         assert_eq!(duration(185.0), "3m05s");
         assert_eq!(duration(3720.0), "1h02m");

@@ -15,11 +15,11 @@
 //! that owns the terminal can keep one bar below interleaved lines.
 //!
 //! # Layout
-//! - `line.rs`: a line → [`ConsoleAction`] (pure, unit-tested).
+//! - `line.rs`: a line → `ConsoleAction` (pure, unit-tested).
 //! - `view.rs`: [`Console`], the indicatif part that carries the actions out.
 
 mod line;
 mod view;
 
-pub use line::{ConsoleAction, ConsoleMode, Record, Stream, TrainProgress, classify};
+pub use line::{ConsoleMode, Stream};
 pub use view::Console;

@@ -7,6 +7,7 @@
 
 use std::io::Write;
 use std::sync::Mutex;
+use std::time::Duration;
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
@@ -44,11 +45,6 @@ impl Console {
                 ..Bars::default()
             }),
         }
-    }
-
-    /// The mode.
-    pub fn mode(&self) -> ConsoleMode {
-        self.mode
     }
 
     /// Shows one line a worker wrote.
@@ -116,6 +112,8 @@ impl Bars {
                         )
                         .expect("a valid template"),
                     );
+                    // Redraw between records too, so the elapsed time moves.
+                    bar.enable_steady_tick(Duration::from_secs(1));
                     bar
                 });
                 bar.set_length(t.total_steps);

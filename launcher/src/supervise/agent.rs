@@ -114,7 +114,11 @@ pub fn run(spec: AgentSpec) -> Result<Ending, LaunchError> {
         })?;
     }
     process::become_subreaper();
-    let token = token::resolve(spec.node_rank, spec.token_file.as_deref(), spec.rdzv_timeout)?;
+    let token = token::resolve(
+        spec.node_rank,
+        spec.token_file.as_deref(),
+        spec.rdzv_timeout,
+    )?;
 
     // Node 0 hosts the store; everyone (node 0 included) reaches it as a client.
     let (store, master_addr, port) = host_store(&spec, &token)?;

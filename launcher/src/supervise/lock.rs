@@ -157,7 +157,10 @@ mod tests {
         }
         let next = OutputLock::acquire(dir.path()).unwrap();
         let prev = next.took_over.clone().expect("a stale lock");
-        assert!(prev.contains(&format!("pid {}", std::process::id())), "{prev}");
+        assert!(
+            prev.contains(&format!("pid {}", std::process::id())),
+            "{prev}"
+        );
         drop(next);
         let clean = OutputLock::acquire(dir.path()).unwrap();
         assert_eq!(clean.took_over, None);

@@ -55,8 +55,8 @@ pub const FINAL_CODES: [i32; 2] = [
 impl Cause {
     /// The exit code the launch ends with, without a restart, when this failure is one
     /// the user must fix: a local worker's exit code in [`FINAL_CODES`], or a failure
-    /// another node published as one (its text starts with this type's own
-    /// `exit code N`, see [`Cause::fmt`](std::fmt::Display)).
+    /// another node published as one (the store carries the cause as text; it starts with
+    /// the `exit code N` that this type's `Display` writes for [`Cause::Exit`]).
     pub fn final_code(&self) -> Option<i32> {
         let code = match self {
             Cause::Exit(c) => *c,

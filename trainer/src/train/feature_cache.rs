@@ -34,9 +34,9 @@ use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn_store::ModuleSnapshot;
 use sha2::{Digest, Sha256};
 
-use super::progress::Ticker;
 use super::comm::Comm;
 use super::error::TrainError;
+use super::progress::Ticker;
 use super::signals::Heartbeat;
 use crate::config::{RunConfig, TrainLayers};
 use crate::data::{Batch, DataError, Dataset, Position};

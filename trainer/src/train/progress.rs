@@ -300,10 +300,7 @@ mod tests {
     fn a_worker_under_the_launcher_always_prints_json() {
         for format in [LogFormat::Auto, LogFormat::Text, LogFormat::Json] {
             for tty in [false, true] {
-                assert_eq!(
-                    ProgressMode::resolve(format, tty, true),
-                    ProgressMode::Json
-                );
+                assert_eq!(ProgressMode::resolve(format, tty, true), ProgressMode::Json);
             }
         }
         assert_eq!(
@@ -320,7 +317,10 @@ mod tests {
             total: 9,
         })
         .unwrap();
-        assert_eq!(e, serde_json::json!({"event": "eval", "done": 3, "total": 9}));
+        assert_eq!(
+            e,
+            serde_json::json!({"event": "eval", "done": 3, "total": 9})
+        );
         let f = serde_json::to_value(FeatureCacheProgress {
             event: "feature_cache",
             split: "train",
