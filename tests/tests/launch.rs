@@ -564,6 +564,31 @@ fn two_launchers_form_one_world_and_restart_together() {
 }
 
 #[test]
+fn a_config_error_on_one_node_ends_every_node_with_exit_2_and_no_restart() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("run");
+    let port = free_port();
+    // Rank 3 (node 1) reports a data error once all four started; the others would run on.
+    let script = format!(
+        r#"echo "$RANK" >> "$VIGIL_OUTPUT_DIR/starts"; {ENV_DUMP}
+           if [ $RANK = 3 ]; then {}; exit 2; fi; sleep 30"#,
+        wait_envs(4)
+    );
+    let restarts = ["--max-restarts", "3"];
+    let n1 = start(&mut node(&dir, port, 1, 20, &restarts, &script));
+    let n0 = start(&mut node(&dir, port, 0, 20, &restarts, &script));
+    let o0 = finish(n0, LIMIT);
+    let o1 = finish(n1, LIMIT);
+    let ((_, e0), (_, e1)) = (texts(&o0), texts(&o1));
+    assert_eq!(o1.status.code(), Some(2), "node 1:\n{e1}");
+    assert_eq!(o0.status.code(), Some(2), "node 0:\n{e0}");
+    let starts = std::fs::read_to_string(dir.join("starts")).unwrap();
+    assert_eq!(starts.lines().count(), 4, "one generation only: {starts}");
+    assert!(!e0.contains("restarting") && !e1.contains("restarting"));
+    assert!(e0.contains("exit code 2 (on node 1)"), "{e0}");
+}
+
+#[test]
 fn a_node_that_cannot_reach_the_store_names_the_endpoint() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("run");
