@@ -239,13 +239,16 @@ impl Ticker {
             });
             bar
         });
-        Self {
+        let mut ticker = Self {
             kind,
             total: total as u64,
             json,
             bar,
             last: None,
-        }
+        };
+        // The phase shows from its start, not from its first finished chunk.
+        ticker.update(0);
+        ticker
     }
 
     /// `done` rows are finished.
