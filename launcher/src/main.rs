@@ -7,6 +7,7 @@ use clap::Parser;
 
 mod cli;
 mod cluster;
+mod console;
 mod exit;
 mod render;
 mod supervise;
@@ -16,8 +17,8 @@ fn main() -> ExitCode {
     match cli::run(args) {
         Ok(code) => code,
         Err(err) => {
-            eprintln!("vigil: {}", exit::render_chain(&err));
-            ExitCode::from(exit::code_for(&err))
+            eprintln!("vigil: {}", cli::errors::render_chain(&err));
+            ExitCode::from(cli::errors::code_for(&err))
         }
     }
 }

@@ -271,6 +271,53 @@ fn exhausted_restarts_exit_1_naming_rank_code_restarts_and_log_tail() {
 }
 
 #[test]
+fn a_worker_exiting_2_is_not_restarted_and_the_launch_exits_2_with_its_message() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("run");
+    // Rank 1 reports a config error; rank 0 would run long and is stopped.
+    let script = r#"echo "$RANK" >> "$VIGIL_OUTPUT_DIR/starts"
+                    if [ $RANK = 1 ]; then
+                      echo 'vigil: configs/x.yaml: optim.lr: must be > 0' >&2; exit 2
+                    fi
+                    sleep 30"#;
+    let flags = [
+        "--nproc-per-node",
+        "2",
+        "--max-restarts",
+        "3",
+        "--grace-s",
+        "2",
+    ];
+    let t = Instant::now();
+    let out = run_with_timeout(&mut launch(&dir, &flags, script), LIMIT);
+    let (_, se) = texts(&out);
+    assert_eq!(out.status.code(), Some(2), "{se}");
+    assert!(t.elapsed() < Duration::from_secs(20), "{:?}", t.elapsed());
+    let starts = std::fs::read_to_string(dir.join("starts")).unwrap();
+    assert_eq!(starts.lines().count(), 2, "started once: {starts}");
+    assert!(!se.contains("restarting"), "{se}");
+    assert!(se.contains("rank 1 failed: exit code 2"), "{se}");
+    assert!(se.contains("config or data error"), "{se}");
+    assert!(se.contains("optim.lr: must be > 0"), "{se}");
+}
+
+#[test]
+fn a_non_finite_loss_exit_is_not_restarted_and_keeps_its_code() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("run");
+    let script = r#"echo x >> "$VIGIL_OUTPUT_DIR/starts"; exit 65"#;
+    let out = run_with_timeout(&mut launch(&dir, &["--max-restarts", "2"], script), LIMIT);
+    let (_, se) = texts(&out);
+    assert_eq!(out.status.code(), Some(65), "{se}");
+    assert_eq!(
+        std::fs::read_to_string(dir.join("starts")).unwrap(),
+        "x\n",
+        "{se}"
+    );
+    assert!(se.contains("NaN or infinite"), "{se}");
+}
+
+#[test]
 fn a_worker_killed_by_a_signal_is_reported_by_signal_name() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("run");
@@ -517,6 +564,31 @@ fn two_launchers_form_one_world_and_restart_together() {
 }
 
 #[test]
+fn a_config_error_on_one_node_ends_every_node_with_exit_2_and_no_restart() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("run");
+    let port = free_port();
+    // Rank 3 (node 1) reports a data error once all four started; the others would run on.
+    let script = format!(
+        r#"echo "$RANK" >> "$VIGIL_OUTPUT_DIR/starts"; {ENV_DUMP}
+           if [ $RANK = 3 ]; then {}; exit 2; fi; sleep 30"#,
+        wait_envs(4)
+    );
+    let restarts = ["--max-restarts", "3"];
+    let n1 = start(&mut node(&dir, port, 1, 20, &restarts, &script));
+    let n0 = start(&mut node(&dir, port, 0, 20, &restarts, &script));
+    let o0 = finish(n0, LIMIT);
+    let o1 = finish(n1, LIMIT);
+    let ((_, e0), (_, e1)) = (texts(&o0), texts(&o1));
+    assert_eq!(o1.status.code(), Some(2), "node 1:\n{e1}");
+    assert_eq!(o0.status.code(), Some(2), "node 0:\n{e0}");
+    let starts = std::fs::read_to_string(dir.join("starts")).unwrap();
+    assert_eq!(starts.lines().count(), 4, "one generation only: {starts}");
+    assert!(!e0.contains("restarting") && !e1.contains("restarting"));
+    assert!(e0.contains("exit code 2 (on node 1)"), "{e0}");
+}
+
+#[test]
 fn a_node_that_cannot_reach_the_store_names_the_endpoint() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("run");
@@ -569,9 +641,16 @@ fn a_second_launch_on_a_locked_output_dir_is_refused_at_once() {
     signal(&first, SIGTERM);
     let out = finish(first, LIMIT);
     assert_eq!(out.status.code(), Some(PREEMPTED));
-    // The lock dies with its holder: the next launch runs (and reports the takeover).
+    // A launcher that stopped in order released the lock: the next launch runs and has
+    // no stale lock to report.
     let out = run_with_timeout(&mut launch(&dir, &[], "true"), LIMIT);
-    assert!(out.status.success(), "{:?}", texts(&out));
+    let (_, se) = texts(&out);
+    assert!(out.status.success(), "{se}");
+    assert!(!se.contains("stale"), "{se}");
+    // Nor after a run that finished successfully.
+    let out = run_with_timeout(&mut launch(&dir, &[], "true"), LIMIT);
+    let (_, se) = texts(&out);
+    assert!(out.status.success() && !se.contains("stale"), "{se}");
 }
 
 #[test]

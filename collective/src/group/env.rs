@@ -61,6 +61,9 @@ pub mod var {
     pub const OUTPUT_DIR: &str = "VIGIL_OUTPUT_DIR";
     /// Store key of node 0's resolved config (set when the launch has a CONFIG).
     pub const CONFIG_KEY: &str = "VIGIL_CONFIG_KEY";
+    /// `1`: the launcher renders this worker's console, so rank 0 prints its progress
+    /// as JSON records (`vigil launch` always sets it).
+    pub const PROGRESS_JSON: &str = "VIGIL_PROGRESS_JSON";
     /// Transport (`auto`, `tcp`, `shm`, `hier`, `nccl`).
     pub const TRANSPORT: &str = "VIGIL_TRANSPORT";
     /// Per-operation timeout in milliseconds.

@@ -16,10 +16,13 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
+use std::io::IsTerminal;
+
 use clap::Args;
 use vigil_trainer::config::{ConsoleRanks, RunConfig};
 
 use crate::cluster::{self, ClusterChoice, ClusterError, DEFAULT_PORT};
+use crate::console::ConsoleMode;
 use crate::exit;
 use crate::supervise::{self, AgentSpec, Outcome};
 
@@ -260,6 +263,7 @@ pub fn resolve(a: &LaunchArgs, get: &dyn Fn(&str) -> Option<String>) -> anyhow::
         rdzv_timeout: secs(l.rdzv_timeout_s),
         heartbeat_timeout: secs(l.heartbeat_timeout_s),
         console: config.logging.console,
+        console_mode: ConsoleMode::resolve(config.logging.format, std::io::stdout().is_terminal()),
         output_dir: config.output_dir(),
         local_override,
         token_file: a.store_token_file.clone(),
@@ -268,7 +272,8 @@ pub fn resolve(a: &LaunchArgs, get: &dyn Fn(&str) -> Option<String>) -> anyhow::
     })
 }
 
-/// Runs the launch; the exit code is 0, 1 (failed), or [`exit::PREEMPTED`].
+/// Runs the launch; the exit code is 0, 1 (failed), the worker's 2 or 65 (an error a
+/// restart would repeat), or [`exit::PREEMPTED`].
 pub fn run(args: LaunchArgs) -> anyhow::Result<ExitCode> {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(
@@ -290,7 +295,14 @@ pub fn run(args: LaunchArgs) -> anyhow::Result<ExitCode> {
     }
     Ok(match ending.outcome {
         Outcome::Success => ExitCode::SUCCESS,
-        Outcome::Failed { .. } => ExitCode::from(exit::FAILURE),
+        // A failure the user must fix ends with the worker's own code (2, 65).
+        Outcome::Failed { failure, .. } => ExitCode::from(
+            failure
+                .cause
+                .final_code()
+                .and_then(|c| u8::try_from(c).ok())
+                .unwrap_or(exit::FAILURE),
+        ),
         Outcome::Preempted => ExitCode::from(exit::PREEMPTED),
     })
 }

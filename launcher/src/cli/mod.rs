@@ -8,6 +8,7 @@ mod bench;
 mod bench_cache;
 mod datasets;
 mod embed;
+pub mod errors;
 mod eval;
 mod guard;
 mod launch;
@@ -35,8 +36,10 @@ enum Command {
     /// Run workers on this node under supervision (restarts, preemption, multi-node).
     #[command(
         after_help = "Exit codes: 0 every worker succeeded; 1 the group failed with no \
-        restarts left (or the launcher could not run); 2 usage or config error; 75 preempted \
-        (stopped by SIGTERM/SIGINT after the workers checkpointed: requeue)."
+        restarts left (or the launcher could not run); 2 usage or config error (of the launch, \
+        or a worker exited 2: not restarted); 65 a worker's training loss became NaN or \
+        infinite (not restarted); 75 preempted (stopped by SIGTERM/SIGINT after the workers \
+        checkpointed: requeue)."
     )]
     Launch(launch::LaunchArgs),
     /// Print a cluster job for a config: a Slurm batch script or a Kubernetes CronJob.

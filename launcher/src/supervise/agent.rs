@@ -8,22 +8,25 @@
 
 use std::ffi::OsString;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use vigil_collective::CollectiveEnv;
+use vigil_collective::group::env::var;
 use vigil_collective::store::{BackgroundStore, keys};
 use vigil_trainer::config::ConsoleRanks;
 
 use super::env::{RunSpec, WorldSpec, heartbeat_file, worker_env};
 use super::error::LaunchError;
 use super::guard::Guard;
-use super::logs::{RankLog, join_bounded};
+use super::logs::{Echo, RankLog, join_bounded};
 use super::policy::{Action, Cause, Event, Failure, Outcome, Policy, signal_name};
 use super::process::{self, Ended};
 use super::rendezvous::Coordinator;
 use super::watchdog::{Watchdog, file_reading};
 use super::{lock::OutputLock, signals, token};
+use crate::console::{Console, ConsoleMode, Stream};
 
 const TICK: Duration = Duration::from_millis(5);
 const FILE_BEAT_EVERY: Duration = Duration::from_millis(100);
@@ -54,6 +57,8 @@ pub struct AgentSpec {
     pub heartbeat_timeout: Duration,
     /// Which ranks are echoed.
     pub console: ConsoleRanks,
+    /// How they are shown (`logging.format` against the launcher's terminal).
+    pub console_mode: ConsoleMode,
     /// The run directory.
     pub output_dir: PathBuf,
     /// `LOCAL_RANK`/`LOCAL_WORLD_SIZE` override (Slurm task-per-worker).
@@ -113,7 +118,11 @@ pub fn run(spec: AgentSpec) -> Result<Ending, LaunchError> {
         })?;
     }
     process::become_subreaper();
-    let token = token::resolve(&spec)?;
+    let token = token::resolve(
+        spec.node_rank,
+        spec.token_file.as_deref(),
+        spec.rdzv_timeout,
+    )?;
 
     // Node 0 hosts the store; everyone (node 0 included) reaches it as a client.
     let (store, master_addr, port) = host_store(&spec, &token)?;
@@ -158,7 +167,15 @@ pub fn run(spec: AgentSpec) -> Result<Ending, LaunchError> {
         .and_then(|exe| Guard::start(&exe))
         .map_err(|e| tracing::warn!(error = %e, "no orphan guard; relying on PDEATHSIG"))
         .ok();
-    let result = supervise(&spec, &run, &agreed.world, &mut coord, guard.as_mut());
+    let console = Arc::new(Console::new(spec.console_mode));
+    let result = supervise(
+        &spec,
+        &run,
+        &agreed.world,
+        &mut coord,
+        guard.as_mut(),
+        &console,
+    );
     coord.leave(spec.grace + Duration::from_secs(5));
     drop(guard);
     let _ = std::fs::remove_dir_all(&heartbeat_dir);
@@ -219,11 +236,12 @@ fn supervise(
     world: &WorldSpec,
     coord: &mut Coordinator,
     mut guard: Option<&mut Guard>,
+    console: &Arc<Console>,
 ) -> Result<Ending, LaunchError> {
     let mut policy = Policy::new(spec.nproc, run.max_restarts, spec.grace);
     let mut watchdog = Watchdog::new(spec.heartbeat_timeout);
     let mut restart = 0;
-    let mut workers = start(spec, run, world, restart, guard.as_deref_mut())?;
+    let mut workers = start(spec, run, world, restart, guard.as_deref_mut(), console)?;
     let mut seen_signals = (0, 0);
     let mut last_file_beat = Instant::now();
     let mut last_store_poll = Instant::now();
@@ -232,12 +250,12 @@ fn supervise(
         let mut events = Vec::new();
         let (term, int) = signals::counts();
         if term > seen_signals.0 {
-            eprintln!("vigil: SIGTERM received; stopping workers (preempted)");
+            console.note("vigil: SIGTERM received; stopping workers (preempted)");
             events.push(Event::Terminate);
         }
         if int > seen_signals.1 {
             if int == 1 {
-                eprintln!("vigil: SIGINT received; stopping workers (again to kill at once)");
+                console.note("vigil: SIGINT received; stopping workers (again to kill at once)");
             }
             events.push(Event::Interrupt { count: int });
         }
@@ -258,7 +276,9 @@ fn supervise(
                     result,
                 });
             } else if guard.as_deref().is_some_and(|g| g.pid == pid) {
-                eprintln!("vigil: warning: the orphan guard exited ({ended:?})");
+                console.note(&format!(
+                    "vigil: warning: the orphan guard exited ({ended:?})"
+                ));
             }
         }
         if now - last_file_beat >= FILE_BEAT_EVERY || now - last_store_poll >= STORE_POLL_EVERY {
@@ -300,32 +320,34 @@ fn supervise(
                     Action::TermAll => signal_all(&workers, libc::SIGTERM),
                     Action::KillAll => {
                         if policy.stopping() {
-                            eprintln!(
+                            console.note(&format!(
                                 "vigil: workers still running after {:.1}s; sending SIGKILL",
                                 spec.grace.as_secs_f64()
-                            );
+                            ));
                         }
                         signal_all(&workers, libc::SIGKILL)
                     }
                     Action::PublishFailure(f) => {
-                        eprintln!("vigil: {}; stopping the group", describe(&f));
+                        console.note(&format!("vigil: {}; stopping the group", describe(&f)));
                         coord.publish_failure(restart, &f);
                     }
                     Action::PublishPreempted => coord.publish_preempted(),
                     Action::PublishDone => coord.publish_done(restart),
                     Action::Restart { restart: next } => {
                         finish_generation(&mut workers, guard.as_deref_mut());
-                        eprintln!(
+                        console.end_generation(false);
+                        console.note(&format!(
                             "vigil: restarting the worker group (restart {next} of {})",
                             run.max_restarts
-                        );
+                        ));
                         coord.barrier(next)?;
                         restart = next;
                         watchdog.reset();
-                        workers = start(spec, run, world, restart, guard.as_deref_mut())?;
+                        workers = start(spec, run, world, restart, guard.as_deref_mut(), console)?;
                     }
                     Action::Finish(outcome) => {
                         finish_generation(&mut workers, guard.as_deref_mut());
+                        console.end_generation(outcome == Outcome::Success);
                         let summary = summarize(&outcome, &workers, run, spec);
                         return Ok(Ending { outcome, summary });
                     }
@@ -349,6 +371,7 @@ fn start(
     world: &WorldSpec,
     restart: u32,
     mut guard: Option<&mut Guard>,
+    console: &Arc<Console>,
 ) -> Result<Vec<Worker>, LaunchError> {
     let mut workers = Vec::new();
     for local in 0..spec.nproc {
@@ -359,7 +382,10 @@ fn start(
             source,
         })?;
         let _ = std::fs::remove_file(heartbeat_file(run, rank));
-        let env = worker_env(run, world, local, restart).to_vars();
+        let mut env = worker_env(run, world, local, restart).to_vars();
+        // This launcher renders rank 0's progress (a bar on a terminal, the JSON
+        // records as they are otherwise), so the worker always prints records.
+        env.push((var::PROGRESS_JSON.to_string(), "1".to_string()));
         let spawned = process::spawn(&spec.argv, &env);
         let spawned = match spawned {
             Ok(s) => s,
@@ -382,20 +408,24 @@ fn start(
         if let Some(g) = guard.as_deref_mut() {
             g.add(spawned.pid);
         }
-        let echo = match spec.console {
+        let echoed = match spec.console {
             ConsoleRanks::All => true,
             ConsoleRanks::Rank0 => rank == 0,
-        }
-        .then(|| format!("[rank {rank}] "));
+        };
         let mut pumps = Vec::new();
-        for (reader, to_stderr) in [
+        for (reader, stream) in [
             (
                 Box::new(spawned.stdout) as Box<dyn std::io::Read + Send>,
-                false,
+                Stream::Stdout,
             ),
-            (Box::new(spawned.stderr), true),
+            (Box::new(spawned.stderr), Stream::Stderr),
         ] {
-            match log.pump(reader, echo.clone(), to_stderr) {
+            let echo = echoed.then(|| Echo {
+                console: console.clone(),
+                rank,
+                stream,
+            });
+            match log.pump(reader, echo) {
                 Ok(h) => pumps.push(h),
                 Err(e) => tracing::warn!(error = %e, "cannot start a log thread"),
             }
@@ -440,6 +470,15 @@ fn describe(f: &Failure) -> String {
     }
 }
 
+/// What a worker exit code in [`super::policy::FINAL_CODES`] means.
+fn final_meaning(code: i32) -> &'static str {
+    if code == i32::from(crate::exit::NON_FINITE_LOSS) {
+        "the training loss became NaN or infinite"
+    } else {
+        "a config or data error the user must fix"
+    }
+}
+
 fn summarize(outcome: &Outcome, workers: &[Worker], run: &RunSpec, spec: &AgentSpec) -> String {
     match outcome {
         Outcome::Success => String::new(),
@@ -449,12 +488,20 @@ fn summarize(outcome: &Outcome, workers: &[Worker], run: &RunSpec, spec: &AgentS
             spec.grace.as_secs_f64()
         ),
         Outcome::Failed { failure, restarts } => {
-            let mut s = format!(
-                "vigil: the worker group failed and no restarts remain \
-                 ({restarts} restart(s) of launch.max_restarts = {} used)\n  first failure: {}",
-                run.max_restarts,
-                describe(failure)
-            );
+            let mut s = match failure.cause.final_code() {
+                Some(code) => format!(
+                    "vigil: {}: {}; a restart would fail the same way, so the run ends \
+                     with exit code {code} ({restarts} restart(s) used)",
+                    describe(failure),
+                    final_meaning(code)
+                ),
+                None => format!(
+                    "vigil: the worker group failed and no restarts remain \
+                     ({restarts} restart(s) of launch.max_restarts = {} used)\n  first failure: {}",
+                    run.max_restarts,
+                    describe(failure)
+                ),
+            };
             let local = failure
                 .rank
                 .and_then(|r| workers.iter().find(|w| w.rank == r));

@@ -2,7 +2,10 @@
 //!
 //! The kernel drops the lock when its holder dies, however it dies, so a stale lock from a
 //! crashed or SIGKILLed launcher is simply taken over; the file's text (pid, host, time)
-//! only serves the message a refused launch prints. The file is never deleted: deleting a
+//! serves the message a refused launch prints, and tells a stale lock from a released one:
+//! a launcher that ends in order (success, failure or preemption) empties the file before
+//! it unlocks, so only a holder that died leaves its text behind, and only then does the
+//! next launch report taking over a stale lock. The file is never deleted: deleting a
 //! locked file lets two launchers lock two different inodes of the same name.
 
 use std::fs::{File, OpenOptions};
@@ -10,12 +13,20 @@ use std::io::{Read, Seek, Write};
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 
-/// A held lock; dropping it releases the directory.
+/// A held lock; dropping it releases the directory (and marks it released).
 #[derive(Debug)]
 pub struct OutputLock {
-    _file: File,
-    /// The previous holder's text when a stale lock was taken over.
+    file: File,
+    /// The previous holder's text when a stale lock (its holder died) was taken over.
     pub took_over: Option<String>,
+}
+
+impl Drop for OutputLock {
+    fn drop(&mut self) {
+        // Still holding the flock: nobody can read the text between this and the unlock
+        // that closing the file does. A failure only costs a "stale" message next time.
+        let _ = self.file.set_len(0);
+    }
 }
 
 /// Why the lock could not be taken.
@@ -104,7 +115,7 @@ impl OutputLock {
         file.rewind().map_err(io)?;
         file.write_all(format!("{me}\n").as_bytes()).map_err(io)?;
         Ok(Self {
-            _file: file,
+            file,
             took_over: (!previous.is_empty()).then_some(previous),
         })
     }
@@ -126,7 +137,32 @@ mod tests {
         );
         assert!(err.contains(&hostname()), "{err}");
         drop(first);
+        // Released in order: the next holder has nothing to report.
         let again = OutputLock::acquire(dir.path()).unwrap();
-        assert!(again.took_over.unwrap().contains("pid"));
+        assert_eq!(again.took_over, None);
+    }
+
+    #[test]
+    fn only_a_lock_whose_holder_died_is_reported_as_taken_over() {
+        let dir = tempfile::tempdir().unwrap();
+        let held = OutputLock::acquire(dir.path()).unwrap();
+        // A holder that died: the kernel released its flock, its text stays in the file.
+        // (Forgetting the lock skips the orderly release; closing the descriptor drops
+        // the flock as the holder's death would.)
+        let fd = std::os::fd::AsRawFd::as_raw_fd(&held.file);
+        std::mem::forget(held);
+        // SAFETY: closing the descriptor of the forgotten File, which nothing else uses.
+        unsafe {
+            libc::close(fd);
+        }
+        let next = OutputLock::acquire(dir.path()).unwrap();
+        let prev = next.took_over.clone().expect("a stale lock");
+        assert!(
+            prev.contains(&format!("pid {}", std::process::id())),
+            "{prev}"
+        );
+        drop(next);
+        let clean = OutputLock::acquire(dir.path()).unwrap();
+        assert_eq!(clean.took_over, None);
     }
 }

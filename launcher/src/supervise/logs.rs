@@ -1,7 +1,7 @@
 //! Worker output: every line goes to `<output_dir>/logs/rank-N.log` (appended across
-//! restarts, each generation opened by a marker line), to the console with a `[rank N]`
-//! prefix when that rank is echoed, and into a small in-memory tail that the failure
-//! summary quotes.
+//! restarts, each generation opened by a marker line), to the [`Console`] when that rank
+//! is echoed (which prefixes it with `[rank N]`, or turns rank 0's progress records into a
+//! bar), and into a small in-memory tail that the failure summary quotes.
 //!
 //! One thread per stream pumps whole lines, so a line from one rank is never cut by a line
 //! from another on the console. The pumps end at end-of-file, which comes when the last
@@ -15,8 +15,21 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use crate::console::{Console, Stream};
+
 /// Lines kept for the failure summary.
 pub const TAIL_LINES: usize = 20;
+
+/// Where a pumped stream is echoed: the console, as `rank`'s `stream`.
+#[derive(Clone, Debug)]
+pub struct Echo {
+    /// The launcher's console.
+    pub console: Arc<Console>,
+    /// The worker's global rank.
+    pub rank: u32,
+    /// Which of its streams this is.
+    pub stream: Stream,
+}
 
 /// One rank's log file and tail, shared by its stdout and stderr pumps.
 #[derive(Clone)]
@@ -63,21 +76,20 @@ impl RankLog {
         t.iter().cloned().collect()
     }
 
-    /// Starts a thread copying `reader` line by line; `echo` is the console prefix (or
-    /// `None` when this rank is not echoed) and `to_stderr` picks the console stream.
+    /// Starts a thread copying `reader` line by line to the file, the tail and `echo`
+    /// (`None` when this rank is not echoed).
     pub fn pump(
         &self,
         reader: impl Read + Send + 'static,
-        echo: Option<String>,
-        to_stderr: bool,
+        echo: Option<Echo>,
     ) -> std::io::Result<JoinHandle<()>> {
         let this = self.clone();
         std::thread::Builder::new()
             .name("vigil-log".into())
-            .spawn(move || this.copy(reader, echo, to_stderr))
+            .spawn(move || this.copy(reader, echo))
     }
 
-    fn copy(&self, reader: impl Read, echo: Option<String>, to_stderr: bool) {
+    fn copy(&self, reader: impl Read, echo: Option<Echo>) {
         let mut reader = BufReader::new(reader);
         let mut buf = Vec::new();
         loop {
@@ -95,13 +107,8 @@ impl RankLog {
                 let _ = f.write_all(&buf);
                 let _ = f.write_all(b"\n");
             }
-            if let Some(prefix) = &echo {
-                // Console errors (a closed pipe) must not stop the log file.
-                if to_stderr {
-                    let _ = writeln!(std::io::stderr().lock(), "{prefix}{line}");
-                } else {
-                    let _ = writeln!(std::io::stdout().lock(), "{prefix}{line}");
-                }
+            if let Some(e) = &echo {
+                e.console.line(e.rank, e.stream, &line);
             }
             let mut t = self.tail.lock().unwrap_or_else(|p| p.into_inner());
             if t.len() == TAIL_LINES {
@@ -142,7 +149,7 @@ mod tests {
         let data: Vec<u8> = (0..30)
             .flat_map(|i| format!("line {i}\n").into_bytes())
             .collect();
-        let h = log.pump(std::io::Cursor::new(data), None, false).unwrap();
+        let h = log.pump(std::io::Cursor::new(data), None).unwrap();
         assert_eq!(join_bounded(vec![h], Duration::from_secs(5)), 0);
         let tail = log.tail();
         assert_eq!(tail.len(), TAIL_LINES);

@@ -11,6 +11,12 @@
 //! failure of a generation is the one reported; later exits while stopping are the
 //! consequence of stopping and never count. The restart count only grows when a new
 //! generation actually starts.
+//!
+//! A failure that says "the user must fix something" ([`Cause::final_code`]: a worker
+//! exit 2, config or data error, or 65, a non-finite loss) is deterministic: a restart
+//! would fail the same way, so the group is stopped and the launch ends with that code,
+//! restarts left or not (torchelastic's non-retryable errors). Crashes, signals and hangs
+//! are still restarted.
 
 use std::time::{Duration, Instant};
 
@@ -35,6 +41,34 @@ impl std::fmt::Display for Cause {
             Cause::Hung(d) => write!(f, "no heartbeat for {:.1} s (hung)", d.as_secs_f64()),
             Cause::Peer(p) => write!(f, "{p}"),
         }
+    }
+}
+
+/// Worker exit codes that end the launch without a restart, and become its exit code:
+/// 2 (a config or data error, `exit::USAGE`) and 65 (a non-finite loss,
+/// `exit::NON_FINITE_LOSS`).
+pub const FINAL_CODES: [i32; 2] = [
+    crate::exit::USAGE as i32,
+    crate::exit::NON_FINITE_LOSS as i32,
+];
+
+impl Cause {
+    /// The exit code the launch ends with, without a restart, when this failure is one
+    /// the user must fix: a local worker's exit code in [`FINAL_CODES`], or a failure
+    /// another node published as one (the store carries the cause as text; it starts with
+    /// the `exit code N` that this type's `Display` writes for [`Cause::Exit`]).
+    pub fn final_code(&self) -> Option<i32> {
+        let code = match self {
+            Cause::Exit(c) => *c,
+            Cause::Peer(text) => text
+                .strip_prefix("exit code ")?
+                .split(|c: char| !c.is_ascii_digit())
+                .next()?
+                .parse()
+                .ok()?,
+            Cause::Signal(_) | Cause::Hung(_) => return None,
+        };
+        FINAL_CODES.contains(&code).then_some(code)
     }
 }
 
@@ -128,7 +162,7 @@ pub enum Action {
 pub enum Outcome {
     /// Every worker exited 0.
     Success,
-    /// Restarts exhausted.
+    /// Restarts exhausted, or a failure the user must fix ([`Cause::final_code`]).
     Failed {
         /// The last generation's first failure.
         failure: Failure,
@@ -305,7 +339,9 @@ impl Policy {
                         self.phase = Phase::Finished;
                         vec![Finish(Outcome::Preempted)]
                     }
-                    Reason::Failure(_) if self.restarts < self.max_restarts => {
+                    Reason::Failure(f)
+                        if self.restarts < self.max_restarts && f.cause.final_code().is_none() =>
+                    {
                         self.restarts += 1;
                         self.phase = Phase::Running { exited_ok: 0 };
                         vec![Restart {
@@ -541,5 +577,112 @@ mod tests {
             p.on(Event::AllReaped, t),
             vec![Action::Finish(Outcome::Preempted)]
         );
+    }
+
+    #[test]
+    fn exit_2_with_restarts_left_finishes_failed_with_that_code_without_restart() {
+        let mut p = Policy::new(2, 3, GRACE);
+        let t = Instant::now();
+        let first = Failure {
+            rank: Some(1),
+            cause: Cause::Exit(2),
+        };
+        // The others are still stopped (and the other nodes told) as for any failure.
+        assert_eq!(
+            p.on(crash(1, 2), t),
+            vec![Action::PublishFailure(first.clone()), Action::TermAll]
+        );
+        assert_eq!(p.on(crash(0, 143), t), vec![]);
+        assert_eq!(
+            p.on(Event::AllReaped, t),
+            vec![Action::Finish(Outcome::Failed {
+                failure: first.clone(),
+                restarts: 0
+            })]
+        );
+        assert_eq!(p.restarts(), 0);
+        assert_eq!(first.cause.final_code(), Some(2));
+    }
+
+    #[test]
+    fn a_non_finite_loss_exit_is_not_restarted_either() {
+        let mut p = Policy::new(1, 3, GRACE);
+        let t = Instant::now();
+        p.on(crash(0, 65), t);
+        let end = p.on(Event::AllReaped, t);
+        assert!(
+            matches!(&end[..], [Action::Finish(Outcome::Failed { failure, restarts: 0 })]
+                if failure.cause.final_code() == Some(65)),
+            "{end:?}"
+        );
+    }
+
+    #[test]
+    fn exit_1_and_signals_are_still_restarted() {
+        let t = Instant::now();
+        for cause in [Cause::Exit(1), Cause::Signal(libc::SIGKILL), Cause::Exit(3)] {
+            let mut p = Policy::new(1, 3, GRACE);
+            assert_eq!(cause.final_code(), None, "{cause}");
+            p.on(
+                Event::Exited {
+                    rank: 0,
+                    result: Err(cause),
+                },
+                t,
+            );
+            assert_eq!(
+                p.on(Event::AllReaped, t),
+                vec![Action::Restart { restart: 1 }]
+            );
+        }
+    }
+
+    #[test]
+    fn a_non_retryable_failure_on_another_node_stops_this_one_too() {
+        // What another node reads from the store: the cause as this type displays it.
+        let published = format!("{} (on node 1)", Cause::Exit(2));
+        let peer = Failure {
+            rank: Some(3),
+            cause: Cause::Peer(published),
+        };
+        assert_eq!(peer.cause.final_code(), Some(2));
+        let t = Instant::now();
+        // While running ...
+        let mut p = Policy::new(1, 3, GRACE);
+        assert_eq!(
+            p.on(Event::PeerFailed(peer.clone()), t),
+            vec![Action::TermAll]
+        );
+        assert_eq!(
+            p.on(Event::AllReaped, t),
+            vec![Action::Finish(Outcome::Failed {
+                failure: peer.clone(),
+                restarts: 0
+            })]
+        );
+        // ... and after this node's workers finished.
+        let mut p = Policy::new(1, 3, GRACE);
+        p.on(
+            Event::Exited {
+                rank: 0,
+                result: Ok(()),
+            },
+            t,
+        );
+        p.on(Event::PeerFailed(peer.clone()), t);
+        assert_eq!(
+            p.on(Event::AllReaped, t),
+            vec![Action::Finish(Outcome::Failed {
+                failure: peer,
+                restarts: 0
+            })]
+        );
+        // A crash elsewhere is still restarted.
+        let crash_elsewhere = Cause::Peer(format!("{} (on node 1)", Cause::Exit(1)));
+        assert_eq!(crash_elsewhere.final_code(), None);
+        let hang = Cause::Peer(format!("{} (on node 1)", Cause::Hung(GRACE)));
+        assert_eq!(hang.final_code(), None);
+        let exit_21 = Cause::Peer(format!("{} (on node 1)", Cause::Exit(21)));
+        assert_eq!(exit_21.final_code(), None);
     }
 }

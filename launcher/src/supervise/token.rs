@@ -8,11 +8,11 @@
 
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use rand::RngCore;
 
-use super::agent::AgentSpec;
 use super::error::LaunchError;
 
 /// `bytes` random bytes as hex.
@@ -22,20 +22,26 @@ pub fn fresh_id(bytes: usize) -> String {
     hex::encode(buf)
 }
 
-/// The token this node uses.
-pub fn resolve(spec: &AgentSpec) -> Result<String, LaunchError> {
+/// The token node `node_rank` uses; `token_file` is `--store-token-file`, waited for up to
+/// `wait` on nodes > 0. (Plain arguments rather than the agent's spec, so this module
+/// sits below the agent that calls it.)
+pub fn resolve(
+    node_rank: u32,
+    token_file: Option<&Path>,
+    wait: Duration,
+) -> Result<String, LaunchError> {
     if let Ok(t) = std::env::var("VIGIL_STORE_TOKEN")
         && !t.trim().is_empty()
     {
         return Ok(t.trim().to_string());
     }
-    let read = |path: &std::path::Path| -> Option<String> {
+    let read = |path: &Path| -> Option<String> {
         let t = std::fs::read_to_string(path).ok()?;
         let t = t.trim().to_string();
         (!t.is_empty()).then_some(t)
     };
-    if spec.node_rank == 0 {
-        if let Some(path) = &spec.token_file {
+    if node_rank == 0 {
+        if let Some(path) = token_file {
             if let Some(t) = read(path) {
                 return Ok(t);
             }
@@ -47,21 +53,21 @@ pub fn resolve(spec: &AgentSpec) -> Result<String, LaunchError> {
                 .open(path)
                 .map_err(|source| LaunchError::Io {
                     what: "write the store token to",
-                    path: path.clone(),
+                    path: path.to_path_buf(),
                     source,
                 })?;
             f.write_all(format!("{t}\n").as_bytes())
                 .map_err(|source| LaunchError::Io {
                     what: "write the store token to",
-                    path: path.clone(),
+                    path: path.to_path_buf(),
                     source,
                 })?;
             return Ok(t);
         }
         return Ok(fresh_id(16));
     }
-    if let Some(path) = &spec.token_file {
-        let deadline = Instant::now() + spec.rdzv_timeout;
+    if let Some(path) = token_file {
+        let deadline = Instant::now() + wait;
         loop {
             if let Some(t) = read(path) {
                 return Ok(t);
@@ -78,7 +84,7 @@ pub fn resolve(spec: &AgentSpec) -> Result<String, LaunchError> {
         }
     }
     Err(LaunchError::NoToken {
-        node_rank: spec.node_rank,
-        file: spec.token_file.clone(),
+        node_rank,
+        file: token_file.map(Path::to_path_buf),
     })
 }

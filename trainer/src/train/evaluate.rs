@@ -13,7 +13,7 @@ use burn::tensor::backend::{AutodiffBackend, Backend};
 use super::comm::Comm;
 use super::error::TrainError;
 use super::gather::{ShardScores, merge};
-use super::progress::Progress;
+use super::progress::{Progress, Ticker};
 use super::signals::Heartbeat;
 use crate::atomic::write_atomic;
 use crate::config::{RunConfig, UnevenTail};
@@ -115,6 +115,7 @@ pub fn score_shard<B: Backend>(
     )?;
     let mut shard = ShardScores::default();
     let (mut loss_sum, mut rows) = (0.0f64, 0usize);
+    let mut ticker = Ticker::eval(cfg.logging.format, rank, sampler.samples_per_rank());
     score_batches::<B, TrainError>(
         model,
         tokenizer,
@@ -131,6 +132,7 @@ pub fn score_shard<B: Backend>(
             let idx: Vec<u32> = batch.rows.iter().map(|&r| r as u32).collect();
             shard.push(&idx, scored.probs, &batch.labels, &batch.label_known);
             heartbeat.beat();
+            ticker.update(rows);
             Ok(())
         },
     )?;

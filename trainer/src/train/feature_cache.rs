@@ -36,6 +36,7 @@ use sha2::{Digest, Sha256};
 
 use super::comm::Comm;
 use super::error::TrainError;
+use super::progress::Ticker;
 use super::signals::Heartbeat;
 use crate::atomic::write_atomic;
 use crate::config::{RunConfig, TrainLayers};
@@ -256,11 +257,17 @@ fn compute<B: Backend>(
     let all = chunks(&present);
     let mut mine = Vec::new();
     let mut dim = 0usize;
+    let mine_rows = all.iter().skip(rank).step_by(world).map(Vec::len).sum();
+    let (split, name) = (ds.split().as_str(), tower.name());
+    let mut ticker = Ticker::feature_cache(cfg.logging.format, rank, split, name, mine_rows);
+    let mut done = 0;
     for chunk in all.iter().skip(rank).step_by(world) {
         let (feats, d) = encode_chunk(model, tower, tokenizer, ds, chunk, cfg, device)?;
         dim = d;
         mine.extend(feats);
         heartbeat.beat();
+        done += chunk.len();
+        ticker.update(done);
     }
     // A rank without a chunk learns the width from the others.
     let dim = comm.max_u64(dim as u64)? as usize;

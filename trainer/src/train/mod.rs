@@ -55,7 +55,10 @@ pub use feature_cache::{BuildReport, CachePlan};
 pub use flat::{ParamLayout, ParamSlot, read_grads, read_params, write_params};
 pub use gather::{ShardScores, checksum, merge};
 pub use plan::{Action, EvalDecision, LoopPlan, Stop};
-pub use progress::{Progress, ProgressMode, ProgressRecord};
+pub use progress::{
+    EvalProgress, FeatureCacheProgress, Progress, ProgressMode, ProgressRecord, Ticker,
+    UNDER_LAUNCHER,
+};
 pub use publish::Exporter;
 pub use schedule::LrSchedule;
 pub use setup::{Setup, param_groups, setup, total_steps, verify_replicas};
