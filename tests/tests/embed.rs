@@ -5,28 +5,18 @@
 mod util;
 
 use std::fs;
-use std::path::PathBuf;
 use std::time::Duration;
 
-use util::{repo_root, run_with_timeout, texts, vigil};
+use util::{pretrained_or_skip, repo_root, run_with_timeout, texts, vigil};
 
 const LIMIT: Duration = Duration::from_secs(120);
 
-fn pretrained() -> Option<PathBuf> {
-    let root = std::env::var_os("VIGIL_PRETRAINED")
-        .map(PathBuf::from)
-        .or_else(|| {
-            std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/vigil/pretrained"))
-        })?;
-    root.join("efficientnet-b0/best_efficientnet_b0.pth")
-        .is_file()
-        .then_some(root)
-}
-
 #[test]
 fn embeds_text_and_images_into_jsonl() {
-    let Some(root) = pretrained() else {
-        eprintln!("SKIPPED: no pretrained cache; run scripts/fetch-pretrained.sh");
+    let (Some(minilm), Some(effnet)) = (
+        pretrained_or_skip("all-minilm-l6-v2"),
+        pretrained_or_skip("efficientnet-b0/best_efficientnet_b0.pth"),
+    ) else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
@@ -43,9 +33,9 @@ fn embeds_text_and_images_into_jsonl() {
         vigil()
             .arg("embed")
             .arg("--text-encoder")
-            .arg(root.join("all-minilm-l6-v2"))
+            .arg(&minilm)
             .arg("--image-encoder")
-            .arg(root.join("efficientnet-b0/best_efficientnet_b0.pth"))
+            .arg(&effnet)
             .arg("--input")
             .arg(&input)
             .arg("--output")
@@ -103,4 +93,19 @@ fn embed_needs_a_source_and_bench_lists_train() {
     let out = run_with_timeout(vigil().args(["bench", "--help"]), LIMIT);
     assert!(out.status.success());
     assert!(texts(&out).0.contains("train"));
+}
+
+#[test]
+fn bench_ndarray_without_the_feature_is_a_usage_error() {
+    // The tests build `vigil` without `bench-ndarray`: the backend is not compiled in.
+    for backend in ["ndarray", "both"] {
+        let out = run_with_timeout(
+            vigil().args(["bench", "train", "--backend", backend, "--steps", "1"]),
+            LIMIT,
+        );
+        let (stdout, stderr) = texts(&out);
+        assert_eq!(out.status.code(), Some(2), "{stdout}\n{stderr}");
+        assert!(stderr.contains("--features bench-ndarray"), "{stderr}");
+        assert!(!stdout.contains("samples/s"), "nothing was timed: {stdout}");
+    }
 }

@@ -5,6 +5,9 @@
 //! than `ndarray` — see the model module's notes and README for the figures. Swapping
 //! the CPU backend means changing [`CpuBackend`] here and nothing else.
 //!
+//! burn's ndarray backend is compiled only with the `bench-ndarray` feature, for
+//! `vigil bench train --backend ndarray` side by side with Flex; nothing else uses it.
+//!
 //! CUDA (feature `cuda`) comes in f32 and the two half precisions that
 //! `train.precision` names; code that needs them is behind `#[cfg(feature = "cuda")]`
 //! so the default build stays CPU-only.
@@ -15,10 +18,12 @@ pub type CpuBackend = burn::backend::Flex;
 /// The CPU backend with automatic differentiation, for training.
 pub type CpuAutodiff = burn::backend::Autodiff<CpuBackend>;
 
-/// The other CPU backend, kept for side-by-side measurements.
+/// The other CPU backend, kept for side-by-side measurements (feature `bench-ndarray`).
+#[cfg(feature = "bench-ndarray")]
 pub type NdArrayBackend = burn::backend::NdArray<f32>;
 
 /// [`NdArrayBackend`] with automatic differentiation.
+#[cfg(feature = "bench-ndarray")]
 pub type NdArrayAutodiff = burn::backend::Autodiff<NdArrayBackend>;
 
 /// CUDA in f32 (`train.precision: f32`).

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Subcommand, ValueEnum};
-use vigil_trainer::backend::{CpuAutodiff, NdArrayAutodiff};
+use vigil_trainer::backend::CpuAutodiff;
 use vigil_trainer::bench::{BenchOptimizer, TrainBenchOptions, TrainBenchReport, train_step_bench};
 
 /// Arguments of `vigil bench`.
@@ -95,7 +95,7 @@ pub struct BenchUsageError(String);
 enum CpuKind {
     /// burn's Flex backend (the default).
     Flex,
-    /// burn's ndarray backend.
+    /// burn's ndarray backend (a build with `--features bench-ndarray`).
     Ndarray,
     /// Both, one after the other.
     Both,
@@ -165,6 +165,15 @@ fn train(a: TrainArgs) -> anyhow::Result<ExitCode> {
     if a.seq < 40 || a.batch == 0 || a.steps == 0 {
         anyhow::bail!("--seq must be at least 40, --batch and --steps at least 1");
     }
+    #[cfg(not(feature = "bench-ndarray"))]
+    if a.backend != CpuKind::Flex {
+        return Err(BenchUsageError(
+            "--backend ndarray|both: this vigil was built without burn's ndarray backend; \
+             rebuild with `cargo build --release -p vigil-launcher --features bench-ndarray`"
+                .to_string(),
+        )
+        .into());
+    }
     let text_encoder = a.text_encoder.or_else(default_minilm);
     let opts = TrainBenchOptions {
         text_encoder: text_encoder.clone(),
@@ -213,7 +222,9 @@ fn train(a: TrainArgs) -> anyhow::Result<ExitCode> {
         let r = train_step_bench::<CpuAutodiff>(&opts, &Default::default())?;
         print("flex", &r);
     }
+    #[cfg(feature = "bench-ndarray")]
     if matches!(a.backend, CpuKind::Ndarray | CpuKind::Both) {
+        use vigil_trainer::backend::NdArrayAutodiff;
         let r = train_step_bench::<NdArrayAutodiff>(&opts, &Default::default())?;
         print("ndarray", &r);
     }

@@ -206,13 +206,13 @@ fn copy_tensor<B: Backend, const D: usize>(t: Tensor<B, D>, dst: &mut [f32]) {
 
 #[cfg(test)]
 mod tests {
-    use burn::backend::{Autodiff, NdArray};
     use burn::module::Module;
     use burn::nn::{LayerNorm, LayerNormConfig, Linear, LinearConfig};
 
     use super::*;
 
-    type TB = Autodiff<NdArray>;
+    // The training backend (ndarray is only compiled with `bench-ndarray`).
+    type TB = crate::backend::CpuAutodiff;
 
     #[derive(Module, Debug)]
     // burn's derive recognises the backend parameter by its name, `B`.

@@ -200,8 +200,12 @@ fn train<B: AutodiffBackend>(cfg: &RunConfig, device: &B::Device) -> Result<Outc
                 device,
                 step_seed(cfg.run.seed, state.step * accum + micro, rank),
             );
-            let (input, targets) =
-                ModelInput::<B>::from_batch(tokenizer.as_ref(), &batch, train_cache.as_ref(), device)?;
+            let (input, targets) = ModelInput::<B>::from_batch(
+                tokenizer.as_ref(),
+                &batch,
+                train_cache.as_ref(),
+                device,
+            )?;
             trainer.micro_step(
                 &input,
                 &targets,

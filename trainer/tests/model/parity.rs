@@ -6,9 +6,7 @@
 //! without it they print why they skip, except under CI (`CI` set), where a missing
 //! cache is a failure — `.ci/run` fetches it first.
 
-use std::path::{Path, PathBuf};
-
-use super::util::fixtures;
+use super::util::{fixtures, pretrained_or_skip};
 
 use burn::tensor::{Int, Tensor, TensorData};
 use serde::Deserialize;
@@ -35,29 +33,6 @@ fn reference() -> Reference {
     serde_json::from_str(&text).unwrap()
 }
 
-/// The pretrained cache, or None (after saying why) on a developer box without it.
-fn pretrained(sub: &str) -> Option<PathBuf> {
-    let root = std::env::var_os("VIGIL_PRETRAINED")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".cache/vigil/pretrained")))
-        .unwrap_or_default();
-    let path = root.join(sub);
-    if path.exists() {
-        return Some(path);
-    }
-    if std::env::var_os("CI").is_some() {
-        panic!(
-            "{} is missing under CI: .ci/run must run scripts/fetch-pretrained.sh first",
-            path.display()
-        );
-    }
-    eprintln!(
-        "SKIPPED: {} not found; run scripts/fetch-pretrained.sh (or set VIGIL_PRETRAINED)",
-        path.display()
-    );
-    None
-}
-
 fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
     assert_eq!(a.len(), b.len());
     a.iter()
@@ -68,7 +43,7 @@ fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
 
 #[test]
 fn minilm_tokenizer_matches_reference_ids() {
-    let Some(dir) = pretrained("all-minilm-l6-v2") else {
+    let Some(dir) = pretrained_or_skip("all-minilm-l6-v2") else {
         return;
     };
     let r = reference();
@@ -88,7 +63,7 @@ fn minilm_tokenizer_matches_reference_ids() {
 
 #[test]
 fn minilm_mean_pooled_embeddings_match_reference() {
-    let Some(dir) = pretrained("all-minilm-l6-v2") else {
+    let Some(dir) = pretrained_or_skip("all-minilm-l6-v2") else {
         return;
     };
     let r = reference();
@@ -113,7 +88,7 @@ fn minilm_mean_pooled_embeddings_match_reference() {
 
 #[test]
 fn efficientnet_b0_pooled_features_match_reference() {
-    let Some(pth) = pretrained("efficientnet-b0/best_efficientnet_b0.pth") else {
+    let Some(pth) = pretrained_or_skip("efficientnet-b0/best_efficientnet_b0.pth") else {
         return;
     };
     let r = reference();

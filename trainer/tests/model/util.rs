@@ -14,6 +14,39 @@ pub fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
 }
 
+/// Whether this run is CI's: `CI` set to anything but empty, `0` or `false` (CI
+/// services set `CI=true`; `.ci/run` exports `CI=1`).
+pub fn in_ci() -> bool {
+    std::env::var_os("CI").is_some_and(|v| !v.is_empty() && v != "0" && v != "false")
+}
+
+/// `sub` inside the pretrained cache (`$VIGIL_PRETRAINED`, default
+/// `~/.cache/vigil/pretrained`), or None after printing why the test skips.
+///
+/// Under CI a missing file fails the test instead: CI fetches the cache first, so a
+/// skip there would hide a test that never ran.
+pub fn pretrained_or_skip(sub: &str) -> Option<PathBuf> {
+    let root = std::env::var_os("VIGIL_PRETRAINED")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".cache/vigil/pretrained")))
+        .unwrap_or_default();
+    let path = root.join(sub);
+    if path.exists() {
+        return Some(path);
+    }
+    assert!(
+        !in_ci(),
+        "{} is missing under CI (CI is set): run scripts/fetch-pretrained.sh before the \
+         tests (.ci/run does), or set VIGIL_PRETRAINED to the cache",
+        path.display()
+    );
+    eprintln!(
+        "SKIPPED: {} not found; run scripts/fetch-pretrained.sh (or set VIGIL_PRETRAINED)",
+        path.display()
+    );
+    None
+}
+
 /// Words of the tiny vocabulary (after the four special tokens).
 const WORDS: &[&str] = &[
     "the", "a", "cat", "dog", "hate", "you", "i", "love", "buy", "now", "cheap", "spam", "hurt",

@@ -50,8 +50,11 @@ fn cast<T: 'static, U: 'static>(value: T) -> Result<U, T> {
 /// autodiff), where building a tensor from a `Vec` costs no transfer.
 pub(crate) fn on_host<B: Backend>() -> bool {
     let device = TypeId::of::<B::Device>();
+    #[cfg(feature = "bench-ndarray")]
+    if device == TypeId::of::<burn::backend::ndarray::NdArrayDevice>() {
+        return true;
+    }
     device == TypeId::of::<burn_flex::FlexDevice>()
-        || device == TypeId::of::<burn::backend::ndarray::NdArrayDevice>()
 }
 
 /// `t` with a contiguous layout covering its whole buffer (a copy only if not),
@@ -66,7 +69,7 @@ fn dense(t: FlexTensor) -> FlexTensor {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::backend::{CpuAutodiff, CpuBackend, NdArrayBackend};
+    use crate::backend::{CpuAutodiff, CpuBackend};
 
     #[test]
     fn cast_only_between_equal_types() {
@@ -78,6 +81,7 @@ mod tests {
     fn host_backends_are_recognised() {
         assert!(on_host::<CpuBackend>());
         assert!(on_host::<CpuAutodiff>());
-        assert!(on_host::<NdArrayBackend>());
+        #[cfg(feature = "bench-ndarray")]
+        assert!(on_host::<crate::backend::NdArrayBackend>());
     }
 }
