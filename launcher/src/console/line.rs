@@ -203,6 +203,7 @@ mod tests {
             grad_norm: 0.5,
             samples_per_sec: 123.4,
             eta_s: 75.0,
+            collectives_per_step: 1.0,
             time_ms: [("forward".to_string(), serde_json::json!(3.0))]
                 .into_iter()
                 .collect(),
