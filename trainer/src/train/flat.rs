@@ -53,11 +53,6 @@ impl ParamLayout {
         v.layout
     }
 
-    /// Element counts of each slot.
-    pub fn lengths(&self) -> Vec<usize> {
-        self.slots.iter().map(|s| s.numel).collect()
-    }
-
     fn index(&self) -> HashMap<ParamId, usize> {
         self.slots
             .iter()

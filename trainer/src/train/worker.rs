@@ -70,10 +70,9 @@ pub fn run(cfg: &RunConfig) -> Result<Outcome, TrainError> {
 
 #[cfg(feature = "cuda")]
 fn cuda(cfg: &RunConfig) -> Result<Outcome, TrainError> {
-    let local: usize = std::env::var("LOCAL_RANK")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0);
+    // The device of this rank: `LOCAL_RANK` of the worker contract (0 when alone).
+    let env = vigil_collective::WorkerEnv::detect(|k| std::env::var(k).ok())?;
+    let local = env.map_or(0, |e| e.local_rank);
     let device = burn::backend::cuda::CudaDevice::new(local);
     train::<crate::backend::CudaAutodiff>(cfg, &device)
 }
