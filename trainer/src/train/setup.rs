@@ -183,7 +183,6 @@ pub fn setup<B: AutodiffBackend>(
         comm,
         schedule,
         cfg.optim.grad_clip,
-        state.step,
     )?;
     Ok(Setup {
         trainer,

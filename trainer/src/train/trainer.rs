@@ -72,8 +72,6 @@ pub struct Trainer<B: AutodiffBackend> {
     pub schedule: LrSchedule,
     /// `optim.grad_clip`.
     pub grad_clip: Option<f64>,
-    /// Optimizer steps taken (the schedule's position).
-    pub step: u64,
     /// Where each phase's time went.
     pub timer: StepTimer,
     buf: CommBuffer,
@@ -98,7 +96,6 @@ impl<B: AutodiffBackend> Trainer<B> {
         mut comm: Comm,
         schedule: LrSchedule,
         grad_clip: Option<f64>,
-        step: u64,
     ) -> Result<Self, TrainError> {
         let buf = comm.alloc(layout.len + TAIL)?;
         Ok(Self {
@@ -109,7 +106,6 @@ impl<B: AutodiffBackend> Trainer<B> {
             comm,
             schedule,
             grad_clip,
-            step,
             timer: StepTimer::default(),
             buf,
             scratch: Vec::new(),
@@ -182,11 +178,16 @@ impl<B: AutodiffBackend> Trainer<B> {
         self.micro
     }
 
-    /// Ends the step: one all-reduce of gradients and counters, clipping, the
-    /// AdamW update of the master weights, and the weights written back into the
-    /// module. `stop_requested` is this rank's stop flag; the result says whether
-    /// any rank's was set.
-    pub fn finish_step(&mut self, stop_requested: bool) -> Result<StepResult, TrainError> {
+    /// Ends optimizer step `step + 1` (`step`: steps done before it, the
+    /// schedule's position, which the loop state owns): one all-reduce of
+    /// gradients and counters, clipping, the AdamW update of the master weights,
+    /// and the weights written back into the module. `stop_requested` is this
+    /// rank's stop flag; the result says whether any rank's was set.
+    pub fn finish_step(
+        &mut self,
+        step: u64,
+        stop_requested: bool,
+    ) -> Result<StepResult, TrainError> {
         let len = self.layout.len;
         let tail = &mut self.buf[len..];
         tail[WEIGHT] = self.weight as f32;
@@ -203,15 +204,14 @@ impl<B: AutodiffBackend> Trainer<B> {
             let inv = (1.0 / weight) as f32;
             self.buf[..len].iter_mut().for_each(|g| *g *= inv);
         }
-        super::hooks::reduced_grads(self.step + 1, self.comm.rank(), &self.buf[..len])?;
+        super::hooks::reduced_grads(step + 1, self.comm.rank(), &self.buf[..len])?;
         let t = Instant::now();
         let grad_norm = clip_global_norm(&mut self.buf[..len], self.grad_clip);
-        let lr_factor = self.schedule.factor(self.step);
+        let lr_factor = self.schedule.factor(step);
         self.opt
             .update(&mut self.master, &self.buf[..len], lr_factor);
         self.model = write_params::<B, _>(self.model.clone(), &self.layout, &self.master);
         self.timer.add(Phase::Optimizer, t.elapsed());
-        self.step += 1;
         self.steps_run += 1;
         self.timer.step_done(tail[SAMPLES] as u64);
         let result = StepResult {
@@ -228,7 +228,7 @@ impl<B: AutodiffBackend> Trainer<B> {
         (self.micro, self.weight, self.loss_sum, self.samples) = (0, 0.0, 0.0, 0);
         if !result.loss.is_finite() {
             return Err(TrainError::NonFiniteLoss {
-                step: self.step,
+                step: step + 1,
                 value: result.loss,
             });
         }

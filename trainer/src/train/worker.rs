@@ -221,8 +221,8 @@ fn train<B: AutodiffBackend>(cfg: &RunConfig, device: &B::Device) -> Result<Outc
             epochs.next_epoch(&mut state.position);
             continue;
         }
-        let step = trainer.finish_step(stop_requested())?;
-        state.step = trainer.step;
+        let step = trainer.finish_step(state.step, stop_requested())?;
+        state.step += 1;
         state.optimizer_step = trainer.opt.step;
         hooks::after_step(state.step, rank);
         heartbeat.beat();
@@ -235,8 +235,15 @@ fn train<B: AutodiffBackend>(cfg: &RunConfig, device: &B::Device) -> Result<Outc
             i += 1;
             match action {
                 Action::Log => {
-                    let record =
-                        log_interval(cfg, &mut trainer, &step, &mut interval, epoch, total);
+                    let record = log_interval(
+                        cfg,
+                        &mut trainer,
+                        &step,
+                        &mut interval,
+                        epoch,
+                        state.step,
+                        total,
+                    );
                     logger.scalars(state.step, &record.0)?;
                     if let Some(p) = &progress {
                         p.update(&record.1);
@@ -357,13 +364,15 @@ fn train<B: AutodiffBackend>(cfg: &RunConfig, device: &B::Device) -> Result<Outc
     Ok(outcome)
 }
 
-/// The interval's scalars and progress record (and resets the interval).
+/// The interval's scalars and progress record after `done` of `total` steps
+/// (and resets the interval).
 fn log_interval<B: AutodiffBackend>(
     cfg: &RunConfig,
     trainer: &mut Trainer<B>,
     step: &StepResult,
     interval: &mut Interval,
     epoch: u64,
+    done: u64,
     total: u64,
 ) -> (Vec<(&'static str, f64)>, ProgressRecord) {
     let stats = trainer.timer.take();
@@ -382,10 +391,10 @@ fn log_interval<B: AutodiffBackend>(
     for (name, ms) in &stats.phases_ms {
         values.push((phase_tag(name), *ms));
     }
-    let left = total.saturating_sub(trainer.step) as f64;
+    let left = total.saturating_sub(done) as f64;
     let record = ProgressRecord {
         event: "train",
-        step: trainer.step,
+        step: done,
         total_steps: total,
         epoch,
         loss: mean_loss,
