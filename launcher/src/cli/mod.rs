@@ -14,6 +14,7 @@ mod guard;
 mod launch;
 mod predict;
 mod render;
+mod serve;
 mod validate;
 mod worker;
 
@@ -60,6 +61,8 @@ enum Command {
     Eval(eval::EvalArgs),
     /// Benchmarks that print measured figures (`vigil bench train`).
     Bench(bench::BenchArgs),
+    /// Serve a model repository over HTTP (KServe v2 / Open Inference Protocol), picking up new versions.
+    Serve(serve::ServeArgs),
 }
 
 /// Runs the parsed command.
@@ -75,5 +78,6 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Predict(args) => predict::run(args),
         Command::Eval(args) => eval::run(args),
         Command::Bench(args) => bench::run(args),
+        Command::Serve(args) => serve::run(args),
     }
 }

@@ -48,7 +48,10 @@ pub use batch::Batch;
 pub use bench::{BenchOptions, BenchReport, bench};
 pub use dataset::{Dataset, Example, LoadOptions, LoadReport, Reject, Split, write_rejects};
 pub use error::{BadRow, BadRowKind, DataError};
-pub use imaging::{IMAGENET_MEAN, IMAGENET_STD, check_header, decode_rgb, load_normalised};
+pub use imaging::{
+    IMAGENET_MEAN, IMAGENET_STD, check_header, decode_rgb, load_normalised, normalise_chw,
+    resize_normalise_chw,
+};
 pub use loader::{Loader, LoaderOptions};
 pub use paths::ImageRoot;
 pub use sampler::{Position, ShardSampler};

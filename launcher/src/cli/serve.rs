@@ -1,0 +1,156 @@
+//! `vigil serve`: the KServe v2 / Open Inference Protocol server over a model
+//! repository, picking up each new complete version. The server lives in the
+//! `vigil-server` crate; this file is flags, the listener and the runtime.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Args;
+use vigil_server::{Limits, ServeOptions, Server, ServerError, resolve_model, shutdown_signal};
+
+/// Arguments of `vigil serve`.
+#[derive(Debug, Args)]
+#[command(after_help = "Endpoints (KServe v2 / Open Inference Protocol, with Triton's binary \
+    tensor data extension): GET /v2, /v2/health/live, /v2/health/ready, /v2/models/NAME[/versions/V], \
+    /v2/models/NAME[/versions/V]/ready; POST /v2/models/NAME[/versions/V]/infer (inputs text and \
+    image: BYTES [n], an empty element means that modality is missing; outputs scores FP32 [n, labels] \
+    and decisions BOOL [n, labels]); POST /v1/moderate {\"items\": [{\"id\", \"text\"?, \
+    \"image_base64\"?}]}; GET /metrics (Prometheus). Exit codes: 0 stopped by SIGTERM/SIGINT after \
+    draining; 2 bad flag, no usable version, unreadable token file, address in use; 1 other failures.")]
+pub struct ServeArgs {
+    /// Model repository: `<export.dir>` (holding model directories) or one model's
+    /// directory `<export.dir>/<model_name>` (holding integer versions).
+    #[arg(long, value_name = "DIR")]
+    model_repository: PathBuf,
+    /// The model directory inside --model-repository (default: the only one).
+    #[arg(long, value_name = "NAME")]
+    model: Option<String>,
+    /// Address to listen on (loopback by default; port 0 picks a free one).
+    #[arg(long, default_value = "127.0.0.1:8000", value_name = "ADDR")]
+    listen: String,
+    /// Serve exactly this version and never swap (default: the newest complete one).
+    #[arg(long, value_name = "V")]
+    version: Option<u64>,
+    /// Seconds between polls of the repository for a newer complete version (fractions allowed).
+    #[arg(long, default_value_t = 10.0, value_name = "S")]
+    poll_secs: f64,
+    /// Most rows in one batch (dynamic batching; 1: every request runs alone).
+    #[arg(long, default_value_t = 32, value_name = "N")]
+    max_batch: usize,
+    /// Longest a request waits for others to batch with, milliseconds.
+    #[arg(long, default_value_t = 5, value_name = "MS")]
+    max_delay_ms: u64,
+    /// Inference worker threads, one model replica each (default: all cores).
+    #[arg(long, value_name = "N")]
+    threads: Option<usize>,
+    /// Most requests waiting for a worker; more are answered 503 with Retry-After.
+    #[arg(long, default_value_t = Limits::default().queue_bound, value_name = "N")]
+    queue_bound: usize,
+    /// Largest request body in bytes (413 beyond).
+    #[arg(long, default_value_t = Limits::default().max_body_bytes, value_name = "BYTES")]
+    max_body_bytes: usize,
+    /// Most rows in one request.
+    #[arg(long, default_value_t = Limits::default().max_rows, value_name = "N")]
+    max_rows: usize,
+    /// Longest text element in bytes.
+    #[arg(long, default_value_t = Limits::default().max_text_bytes, value_name = "BYTES")]
+    max_text_bytes: usize,
+    /// Most pixels (width × height) of one image.
+    #[arg(long, default_value_t = Limits::default().max_image_pixels, value_name = "N")]
+    max_image_pixels: u64,
+    /// File holding a token every request but the health probes must send as
+    /// `Authorization: Bearer TOKEN`.
+    #[arg(long, value_name = "FILE")]
+    auth_token_file: Option<PathBuf>,
+}
+
+/// Loads the model, listens, serves until SIGTERM/SIGINT, drains, exits 0.
+pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    vigil_trainer::backend::tune_allocator();
+    match serve(args) {
+        Ok(()) => Ok(ExitCode::SUCCESS),
+        Err(e) if e.is_user_error() => {
+            eprintln!(
+                "vigil: {}",
+                super::errors::render_chain(&anyhow::Error::new(e))
+            );
+            Ok(ExitCode::from(crate::exit::USAGE))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn serve(args: ServeArgs) -> Result<(), ServerError> {
+    if !args.poll_secs.is_finite() || args.poll_secs <= 0.0 {
+        return Err(ServerError::BadOptions {
+            problems: vec![format!("--poll-secs {}: must be more than 0", args.poll_secs)],
+        });
+    }
+    let token = args
+        .auth_token_file
+        .as_ref()
+        .map(|path| {
+            let bad = |message: String| ServerError::TokenFile {
+                path: path.clone(),
+                message,
+            };
+            let text = std::fs::read_to_string(path).map_err(|e| bad(e.to_string()))?;
+            let token = text.trim().to_string();
+            if token.is_empty() {
+                return Err(bad("is empty".into()));
+            }
+            Ok(token)
+        })
+        .transpose()?;
+    let (model_dir, model_name) = resolve_model(&args.model_repository, args.model.as_deref())?;
+    let threads = args.threads.unwrap_or_else(|| {
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+    });
+    let opts = ServeOptions {
+        model_dir,
+        model_name: model_name.clone(),
+        version: args.version,
+        poll: Duration::from_secs_f64(args.poll_secs),
+        max_batch: args.max_batch,
+        max_delay: Duration::from_millis(args.max_delay_ms),
+        threads,
+        limits: Limits {
+            max_body_bytes: args.max_body_bytes,
+            max_rows: args.max_rows,
+            max_text_bytes: args.max_text_bytes,
+            max_image_pixels: args.max_image_pixels,
+            queue_bound: args.queue_bound,
+        },
+        token,
+    };
+    let listener = std::net::TcpListener::bind(&args.listen).map_err(|source| ServerError::Bind {
+        addr: args.listen.clone(),
+        source,
+    })?;
+    listener.set_nonblocking(true)?;
+    let server = Server::start(opts)?;
+    let (version, dir) = server.serving();
+    let addr = listener.local_addr()?;
+    eprintln!(
+        "vigil serve: model '{model_name}' version {version} ({}), {threads} worker threads{}",
+        dir.display(),
+        match args.version {
+            Some(_) => ", pinned".to_string(),
+            None => format!(", polling every {}s", args.poll_secs),
+        }
+    );
+    eprintln!("vigil serve: listening on http://{addr}");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::from_std(listener)?;
+        server.serve(listener, shutdown_signal()).await
+    })?;
+    eprintln!("vigil serve: stopped");
+    Ok(())
+}
