@@ -8,7 +8,9 @@ Usage: triton_client_check.py --url HOST:PORT --model NAME --rows ROWS.jsonl
        --predict PREDICT.jsonl   (the output of `vigil predict` on ROWS.jsonl)
 """
 import argparse
+import base64
 import json
+import os
 import sys
 
 import numpy as np
@@ -48,9 +50,10 @@ def main():
     version = meta["versions"][0]
 
     rows = [json.loads(l) for l in open(args.rows) if l.strip()]
+    base = os.path.dirname(os.path.abspath(args.rows))
     texts = np.array([r.get("text", "").encode() for r in rows], dtype=np.object_)
     images = np.array(
-        [open(r["image"], "rb").read() if "image" in r else b"" for r in rows],
+        [open(os.path.join(base, r["image"]), "rb").read() if "image" in r else b"" for r in rows],
         dtype=np.object_,
     )
     expected = {}
@@ -65,7 +68,10 @@ def main():
         text_in = httpclient.InferInput("text", [len(rows)], "BYTES")
         text_in.set_data_from_numpy(texts, binary_data=binary)
         image_in = httpclient.InferInput("image", [len(rows)], "BYTES")
-        image_in.set_data_from_numpy(images, binary_data=binary)
+        # The JSON form carries BYTES as UTF-8 strings: images go base64-encoded.
+        data = images if binary else np.array(
+            [base64.b64encode(i) for i in images], dtype=np.object_)
+        image_in.set_data_from_numpy(data, binary_data=binary)
         outs = [
             httpclient.InferRequestedOutput("scores", binary_data=binary),
             httpclient.InferRequestedOutput("decisions", binary_data=binary),

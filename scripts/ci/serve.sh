@@ -2,7 +2,8 @@
 # `vigil serve` with the real tritonclient[http] (PyPI): a tiny model is trained and
 # exported with the debug `vigil`, served on a free loopback port, and
 # scripts/triton_client_check.py checks metadata, readiness and an infer call in
-# the binary tensor form whose scores equal `vigil predict`'s within 1e-5.
+# the binary tensor form whose scores equal `vigil predict`'s within 1e-5. Image
+# paths in the rows file are relative to it (as in a dataset file).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -27,14 +28,17 @@ mkdir -p "$WORK"
 VIGIL_OUTPUT="$WORK/run" VIGIL_EXPORT="$WORK/export" \
   "$VIGIL" launch configs/tiny.yaml --nproc-per-node 1 \
   --set train.max_steps=20 --set train.eval_every=null --set checkpoint.every_steps=null \
-  --set logging.histogram_every=null --set logging.console=rank0 >/dev/null
+  --set logging.histogram_every=null --set logging.console=rank0 >"$WORK/launch.log" 2>&1 ||
+  { cat "$WORK/launch.log" >&2; exit 1; }
 
 # Rows: the first 6 validation rows, one of them without its image and one
 # without its text (an empty element: that modality is missing).
 ROWS="$WORK/rows.jsonl"
 "$VENV/bin/python" - "$ROWS" <<'PY'
-import json, os, sys
+import json, os, shutil, sys
 src = "datasets/sample/val.jsonl"
+dst = os.path.dirname(sys.argv[1])
+os.makedirs(os.path.join(dst, "img"), exist_ok=True)
 out = []
 for i, line in enumerate(l for l in open(src) if l.strip()):
     if i == 6:
@@ -42,7 +46,7 @@ for i, line in enumerate(l for l in open(src) if l.strip()):
     row = json.loads(line)
     row.pop("labels", None)
     if "image" in row:
-        row["image"] = os.path.abspath(os.path.join("datasets/sample", row["image"]))
+        shutil.copy(os.path.join("datasets/sample", row["image"]), os.path.join(dst, row["image"]))
     if i == 1:
         row.pop("image", None)
     if i == 2:
