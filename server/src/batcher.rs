@@ -79,7 +79,10 @@ mod tests {
         assert_eq!(decide(3, 5 * MS, 32, 5 * MS), Decision::Flush);
         assert_eq!(decide(3, 2 * MS, 32, 5 * MS), Decision::Wait(3 * MS));
         // Without a delay (no dynamic batching) whatever waits goes at once.
-        assert_eq!(decide(1, Duration::ZERO, 32, Duration::ZERO), Decision::Flush);
+        assert_eq!(
+            decide(1, Duration::ZERO, 32, Duration::ZERO),
+            Decision::Flush
+        );
     }
 
     #[test]

@@ -125,7 +125,10 @@ impl Current {
     }
 
     fn set(&self, loaded: Arc<Loaded>) -> Arc<Loaded> {
-        std::mem::replace(&mut *self.0.write().unwrap_or_else(|p| p.into_inner()), loaded)
+        std::mem::replace(
+            &mut *self.0.write().unwrap_or_else(|p| p.into_inner()),
+            loaded,
+        )
     }
 }
 
@@ -287,7 +290,11 @@ impl Engine {
             return;
         };
         let side = model.image_size as usize;
-        let plane = if model.towers.image { 3 * side * side } else { 0 };
+        let plane = if model.towers.image {
+            3 * side * side
+        } else {
+            0
+        };
         let mut live = Vec::with_capacity(jobs.len());
         let (mut texts, mut images, mut present) = (Vec::new(), Vec::new(), Vec::new());
         for job in jobs {
@@ -299,9 +306,12 @@ impl Engine {
                 for (row, img) in job.rows.images.iter().enumerate() {
                     if let Some(bytes) = img {
                         let out = &mut images[start + row * plane..start + (row + 1) * plane];
-                        if let Err(message) =
-                            decode_image(bytes, model.image_size, self.settings.max_image_pixels, out)
-                        {
+                        if let Err(message) = decode_image(
+                            bytes,
+                            model.image_size,
+                            self.settings.max_image_pixels,
+                            out,
+                        ) {
                             bad = Some(BadInput {
                                 input: Some(IMAGE.into()),
                                 row: Some(row),
@@ -365,7 +375,12 @@ fn fail_all(jobs: Vec<Job>, message: &str) {
 
 /// Decodes an encoded image, checks its pixel count from the header first, and
 /// writes `3·size·size` normalised floats (as the data layer does for files).
-pub fn decode_image(bytes: &[u8], size: u32, max_pixels: u64, out: &mut [f32]) -> Result<(), String> {
+pub fn decode_image(
+    bytes: &[u8],
+    size: u32,
+    max_pixels: u64,
+    out: &mut [f32],
+) -> Result<(), String> {
     let reader = || {
         ImageReader::new(Cursor::new(bytes))
             .with_guessed_format()
@@ -513,7 +528,8 @@ mod tests {
     fn images_decode_like_files_and_bad_ones_are_refused() {
         let mut out = vec![0.0; 3 * 8 * 8];
         decode_image(&png(16, 12), 8, 1000, &mut out).unwrap();
-        let expect = (200.0 / 255.0 - vigil_trainer::data::IMAGENET_MEAN[0]) / vigil_trainer::data::IMAGENET_STD[0];
+        let expect = (200.0 / 255.0 - vigil_trainer::data::IMAGENET_MEAN[0])
+            / vigil_trainer::data::IMAGENET_STD[0];
         assert!((out[0] - expect).abs() < 1e-4);
         let err = decode_image(&png(40, 30), 8, 1000, &mut out).unwrap_err();
         assert!(err.contains("--max-image-pixels 1000"), "{err}");

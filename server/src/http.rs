@@ -62,7 +62,10 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/v2/models/{name}", get(model_metadata))
         .route("/v2/models/{name}/versions/{version}", get(model_metadata))
         .route("/v2/models/{name}/ready", get(model_ready))
-        .route("/v2/models/{name}/versions/{version}/ready", get(model_ready))
+        .route(
+            "/v2/models/{name}/versions/{version}/ready",
+            get(model_ready),
+        )
         .route("/v2/models/{name}/infer", post(infer))
         .route("/v2/models/{name}/versions/{version}/infer", post(infer))
         .route("/v1/moderate", post(moderate))
@@ -164,20 +167,23 @@ fn resolve(app: &App, params: &HashMap<String, String>) -> Result<Arc<Loaded>, R
     if name != app.model {
         return Err(error(
             StatusCode::NOT_FOUND,
-            format!("unknown model '{name}' (this server serves '{}')", app.model),
+            format!(
+                "unknown model '{name}' (this server serves '{}')",
+                app.model
+            ),
         ));
     }
     let loaded = app.current.get();
-    if let Some(v) = params.get("version") {
-        if v.parse::<u64>().ok() != Some(loaded.version) {
-            return Err(error(
-                StatusCode::NOT_FOUND,
-                format!(
-                    "version {v} of model '{name}' is not loaded; loaded version: {}",
-                    loaded.version
-                ),
-            ));
-        }
+    if let Some(v) = params.get("version")
+        && v.parse::<u64>().ok() != Some(loaded.version)
+    {
+        return Err(error(
+            StatusCode::NOT_FOUND,
+            format!(
+                "version {v} of model '{name}' is not loaded; loaded version: {}",
+                loaded.version
+            ),
+        ));
     }
     Ok(loaded)
 }
@@ -380,8 +386,7 @@ async fn moderate(State(app): State<Arc<App>>, headers: HeaderMap, body: Body) -
             json!({ "id": id, "version": version, "scores": scores, "decisions": decisions })
         })
         .collect();
-    axum::Json(json!({ "model_version": version.to_string(), "results": results }))
-        .into_response()
+    axum::Json(json!({ "model_version": version.to_string(), "results": results })).into_response()
 }
 
 async fn metrics(State(app): State<Arc<App>>) -> Response {
@@ -400,10 +405,16 @@ mod tests {
     fn bearer_tokens_must_match_exactly() {
         let mut h = HeaderMap::new();
         assert!(!authorized(&h, "s3cret"));
-        h.insert(header::AUTHORIZATION, HeaderValue::from_static("Bearer s3cret"));
+        h.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_static("Bearer s3cret"),
+        );
         assert!(authorized(&h, "s3cret"));
         assert!(!authorized(&h, "s3cre"));
-        h.insert(header::AUTHORIZATION, HeaderValue::from_static("Basic s3cret"));
+        h.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_static("Basic s3cret"),
+        );
         assert!(!authorized(&h, "s3cret"));
     }
 

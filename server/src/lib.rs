@@ -74,7 +74,10 @@ pub struct ServeOptions {
 /// Which model directory `--model-repository DIR [--model NAME]` means, and its
 /// name: `DIR/NAME`; without `--model`, DIR itself when it holds versions
 /// (integer directories), else its only model subdirectory.
-pub fn resolve_model(repository: &Path, model: Option<&str>) -> Result<(PathBuf, String), ServerError> {
+pub fn resolve_model(
+    repository: &Path,
+    model: Option<&str>,
+) -> Result<(PathBuf, String), ServerError> {
     let err = |message: String| ServerError::Repository {
         dir: repository.to_path_buf(),
         message,
@@ -82,7 +85,10 @@ pub fn resolve_model(repository: &Path, model: Option<&str>) -> Result<(PathBuf,
     if let Some(name) = model {
         let dir = repository.join(name);
         if !dir.is_dir() {
-            return Err(err(format!("has no model '{name}' (no directory {})", dir.display())));
+            return Err(err(format!(
+                "has no model '{name}' (no directory {})",
+                dir.display()
+            )));
         }
         return Ok((dir, name.to_string()));
     }
@@ -113,7 +119,9 @@ pub fn resolve_model(repository: &Path, model: Option<&str>) -> Result<(PathBuf,
     subdirs.sort();
     match subdirs.as_slice() {
         [one] => Ok((repository.join(one), one.clone())),
-        [] => Err(err("holds no model (no version directories, no model directory)".into())),
+        [] => Err(err(
+            "holds no model (no version directories, no model directory)".into(),
+        )),
         many => Err(err(format!(
             "holds several models ({}): choose one with --model NAME",
             many.join(", ")

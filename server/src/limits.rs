@@ -68,7 +68,10 @@ mod tests {
         };
         assert_eq!(
             l.problems(),
-            vec!["--max-rows must be at least 1", "--queue-bound must be at least 1"]
+            vec![
+                "--max-rows must be at least 1",
+                "--queue-bound must be at least 1"
+            ]
         );
     }
 }

@@ -56,7 +56,11 @@ impl Histogram {
         let count = self.count.load(Ordering::Relaxed);
         let _ = writeln!(out, "{name}_bucket{{{labels}{sep}le=\"+Inf\"}} {count}");
         let sum = self.sum_micro.load(Ordering::Relaxed) as f64 / 1e6;
-        let braces = if labels.is_empty() { String::new() } else { format!("{{{labels}}}") };
+        let braces = if labels.is_empty() {
+            String::new()
+        } else {
+            format!("{{{labels}}}")
+        };
         let _ = writeln!(out, "{name}_sum{braces} {sum}");
         let _ = writeln!(out, "{name}_count{braces} {count}");
     }
@@ -130,16 +134,24 @@ impl Metrics {
     pub fn render(&self, model: &str) -> String {
         let mut out = String::new();
         let m = format!("model=\"{model}\"");
-        out.push_str("# HELP vigil_serve_requests_total HTTP requests by endpoint and status code.\n");
+        out.push_str(
+            "# HELP vigil_serve_requests_total HTTP requests by endpoint and status code.\n",
+        );
         out.push_str("# TYPE vigil_serve_requests_total counter\n");
-        let requests = self.requests.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let requests = self
+            .requests
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
         for ((endpoint, code), n) in &requests {
             let _ = writeln!(
                 out,
                 "vigil_serve_requests_total{{endpoint=\"{endpoint}\",code=\"{code}\"}} {n}"
             );
         }
-        out.push_str("# HELP vigil_serve_errors_total HTTP requests answered 4xx or 5xx, by endpoint.\n");
+        out.push_str(
+            "# HELP vigil_serve_errors_total HTTP requests answered 4xx or 5xx, by endpoint.\n",
+        );
         out.push_str("# TYPE vigil_serve_errors_total counter\n");
         let mut errors: BTreeMap<&str, u64> = BTreeMap::new();
         for ((endpoint, code), n) in &requests {
@@ -148,7 +160,10 @@ impl Metrics {
             }
         }
         for (endpoint, n) in errors {
-            let _ = writeln!(out, "vigil_serve_errors_total{{endpoint=\"{endpoint}\"}} {n}");
+            let _ = writeln!(
+                out,
+                "vigil_serve_errors_total{{endpoint=\"{endpoint}\"}} {n}"
+            );
         }
         out.push_str("# HELP vigil_serve_request_duration_seconds Latency of inference requests (infer, moderate).\n");
         out.push_str("# TYPE vigil_serve_request_duration_seconds histogram\n");
@@ -156,12 +171,33 @@ impl Metrics {
             .render(&mut out, "vigil_serve_request_duration_seconds", &m);
         out.push_str("# HELP vigil_serve_batch_rows Rows per batch the workers ran.\n");
         out.push_str("# TYPE vigil_serve_batch_rows histogram\n");
-        self.batch_rows.render(&mut out, "vigil_serve_batch_rows", &m);
+        self.batch_rows
+            .render(&mut out, "vigil_serve_batch_rows", &m);
         let gauges = [
-            ("vigil_serve_queue_depth", "Requests waiting for a worker.", "gauge", &self.queue_depth),
-            ("vigil_serve_model_version", "The model version being served.", "gauge", &self.version),
-            ("vigil_serve_model_swaps_total", "Times a newer version replaced the served one.", "counter", &self.swaps),
-            ("vigil_serve_model_load_failures_total", "Versions that failed to load.", "counter", &self.load_failures),
+            (
+                "vigil_serve_queue_depth",
+                "Requests waiting for a worker.",
+                "gauge",
+                &self.queue_depth,
+            ),
+            (
+                "vigil_serve_model_version",
+                "The model version being served.",
+                "gauge",
+                &self.version,
+            ),
+            (
+                "vigil_serve_model_swaps_total",
+                "Times a newer version replaced the served one.",
+                "counter",
+                &self.swaps,
+            ),
+            (
+                "vigil_serve_model_load_failures_total",
+                "Versions that failed to load.",
+                "counter",
+                &self.load_failures,
+            ),
         ];
         for (name, help, kind, v) in gauges {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");

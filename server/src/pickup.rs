@@ -38,8 +38,16 @@ mod tests {
     fn a_newer_complete_version_is_loaded_once() {
         assert_eq!(decide(1, None, Some(1), &[]), Pickup::Keep);
         assert_eq!(decide(1, None, Some(2), &[]), Pickup::Load(2));
-        assert_eq!(decide(1, None, Some(2), &[2]), Pickup::Keep, "failed before");
-        assert_eq!(decide(1, None, None, &[]), Pickup::Keep, "nothing verifies now");
+        assert_eq!(
+            decide(1, None, Some(2), &[2]),
+            Pickup::Keep,
+            "failed before"
+        );
+        assert_eq!(
+            decide(1, None, None, &[]),
+            Pickup::Keep,
+            "nothing verifies now"
+        );
     }
 
     #[test]

@@ -246,9 +246,7 @@ fn tensor_elements(
         .transpose()?;
     let elements = match (binary_size, input.get("data")) {
         (Some(_), Some(_)) => {
-            return Err(bad(
-                "has both 'data' and parameters.binary_data_size".into()
-            ));
+            return Err(bad("has both 'data' and parameters.binary_data_size".into()));
         }
         (None, None) => return Err(bad("has neither 'data' nor binary_data_size".into())),
         (Some(size), None) => {
@@ -412,7 +410,10 @@ pub fn combine(
 }
 
 fn parse_outputs(req: &Map<String, Value>) -> Result<OutputSpec, BadInput> {
-    let default_binary = match req.get("parameters").and_then(|p| p.get("binary_data_output")) {
+    let default_binary = match req
+        .get("parameters")
+        .and_then(|p| p.get("binary_data_output"))
+    {
         None | Some(Value::Null) => false,
         Some(Value::Bool(b)) => *b,
         Some(_) => {
@@ -487,7 +488,7 @@ pub fn encode_response(
     probs: &[f32],
     decisions: &[bool],
 ) -> Encoded {
-    let n = if labels == 0 { 0 } else { probs.len() / labels };
+    let n = probs.len().checked_div(labels).unwrap_or(0);
     let mut outputs = Vec::new();
     let mut tail: Vec<u8> = Vec::new();
     let mut any_binary = false;
@@ -578,15 +579,19 @@ pub fn parse_moderate(body: &[u8], limits: &Limits) -> Result<(Vec<String>, Rows
             None | Some(Value::Null) => Vec::new(),
             Some(Value::String(s)) => s.as_bytes().to_vec(),
             Some(_) => {
-                return Err(BadInput::new(Some(TEXT), Some(row), "text must be a string"));
+                return Err(BadInput::new(
+                    Some(TEXT),
+                    Some(row),
+                    "text must be a string",
+                ));
             }
         };
         texts.push(text);
         let image = match item.get("image_base64") {
             None | Some(Value::Null) => None,
-            Some(v @ Value::String(_)) => {
-                Some(json_element(IMAGE, row, v)).transpose()?.filter(|b| !b.is_empty())
-            }
+            Some(v @ Value::String(_)) => Some(json_element(IMAGE, row, v))
+                .transpose()?
+                .filter(|b| !b.is_empty()),
             Some(_) => {
                 return Err(BadInput::new(
                     Some(IMAGE),
@@ -669,39 +674,83 @@ mod tests {
             }
         );
         // A binary size past the body, and bytes left over, are both refused.
-        let err = parse_infer(&body[..body.len() - 1], Some(head.len()), BOTH, &Limits::default())
-            .unwrap_err();
+        let err = parse_infer(
+            &body[..body.len() - 1],
+            Some(head.len()),
+            BOTH,
+            &Limits::default(),
+        )
+        .unwrap_err();
         assert_eq!(err.input.as_deref(), Some("image"));
         let mut long = body.clone();
         long.push(0);
         assert!(parse_infer(&long, Some(head.len()), BOTH, &Limits::default()).is_err());
         let err = parse_infer(&body, Some(body.len() + 1), BOTH, &Limits::default()).unwrap_err();
-        assert!(err.message.contains("Inference-Header-Content-Length"), "{err}");
+        assert!(
+            err.message.contains("Inference-Header-Content-Length"),
+            "{err}"
+        );
     }
 
     #[test]
     fn every_bad_input_names_the_input_and_row() {
         let cases: Vec<(Value, Option<&str>, Option<usize>, &str)> = vec![
-            (json!({"inputs": [{"name": "txt", "datatype": "BYTES", "shape": [1], "data": ["a"]}]}),
-             Some("txt"), None, "unknown input"),
-            (json!({"inputs": [{"name": "text", "datatype": "FP32", "shape": [1], "data": [1.0]}]}),
-             Some("text"), None, "datatype must be BYTES"),
-            (json!({"inputs": [text_input(json!(["a", "b"]), json!([3]))]}),
-             Some("text"), None, "shape says 3"),
-            (json!({"inputs": [text_input(json!(["a"]), json!([1, 2]))]}),
-             Some("text"), None, "shape must be"),
-            (json!({"inputs": [text_input(json!(["a", 5]), json!([2]))]}),
-             Some("text"), Some(1), "must be a string"),
-            (json!({"inputs": [{"name": "image", "datatype": "BYTES", "shape": [2], "data": ["", ""]}]}),
-             Some("image"), Some(0), "neither text nor an image"),
-            (json!({"inputs": [text_input(json!(["a"]), json!([1])),
+            (
+                json!({"inputs": [{"name": "txt", "datatype": "BYTES", "shape": [1], "data": ["a"]}]}),
+                Some("txt"),
+                None,
+                "unknown input",
+            ),
+            (
+                json!({"inputs": [{"name": "text", "datatype": "FP32", "shape": [1], "data": [1.0]}]}),
+                Some("text"),
+                None,
+                "datatype must be BYTES",
+            ),
+            (
+                json!({"inputs": [text_input(json!(["a", "b"]), json!([3]))]}),
+                Some("text"),
+                None,
+                "shape says 3",
+            ),
+            (
+                json!({"inputs": [text_input(json!(["a"]), json!([1, 2]))]}),
+                Some("text"),
+                None,
+                "shape must be",
+            ),
+            (
+                json!({"inputs": [text_input(json!(["a", 5]), json!([2]))]}),
+                Some("text"),
+                Some(1),
+                "must be a string",
+            ),
+            (
+                json!({"inputs": [{"name": "image", "datatype": "BYTES", "shape": [2], "data": ["", ""]}]}),
+                Some("image"),
+                Some(0),
+                "neither text nor an image",
+            ),
+            (
+                json!({"inputs": [text_input(json!(["a"]), json!([1])),
                     {"name": "image", "datatype": "BYTES", "shape": [1], "data": ["%%%"]}]}),
-             Some("image"), Some(0), "bad base64"),
-            (json!({"inputs": [text_input(json!(["a"]), json!([1]))], "outputs": [{"name": "logits"}]}),
-             Some("logits"), None, "unknown output"),
-            (json!({"inputs": [text_input(json!(["a", "b"]), json!([2])),
+                Some("image"),
+                Some(0),
+                "bad base64",
+            ),
+            (
+                json!({"inputs": [text_input(json!(["a"]), json!([1]))], "outputs": [{"name": "logits"}]}),
+                Some("logits"),
+                None,
+                "unknown output",
+            ),
+            (
+                json!({"inputs": [text_input(json!(["a", "b"]), json!([2])),
                     {"name": "image", "datatype": "BYTES", "shape": [1], "data": [""]}]}),
-             Some("image"), None, "has 1 rows"),
+                Some("image"),
+                None,
+                "has 1 rows",
+            ),
         ];
         for (req, input, row, words) in cases {
             let err = parse(req.clone()).unwrap_err();
@@ -717,9 +766,15 @@ mod tests {
             text: true,
             image: false,
         };
-        let req = json!({"inputs": [{"name": "image", "datatype": "BYTES", "shape": [1], "data": [""]}]});
-        let err = parse_infer(req.to_string().as_bytes(), None, text_only, &Limits::default())
-            .unwrap_err();
+        let req =
+            json!({"inputs": [{"name": "image", "datatype": "BYTES", "shape": [1], "data": [""]}]});
+        let err = parse_infer(
+            req.to_string().as_bytes(),
+            None,
+            text_only,
+            &Limits::default(),
+        )
+        .unwrap_err();
         assert!(err.message.contains("no image tower"), "{err}");
     }
 
@@ -744,7 +799,10 @@ mod tests {
         assert!(split_bytes("text", &[1, 0, 0], 1).is_err());
         let err = split_bytes("text", &[9, 0, 0, 0, b'a'], 1).unwrap_err();
         assert_eq!(err.row, Some(0));
-        assert_eq!(split_bytes("text", &join_bytes([&b"ab"[..]]), 1).unwrap(), vec![b"ab".to_vec()]);
+        assert_eq!(
+            split_bytes("text", &join_bytes([&b"ab"[..]]), 1).unwrap(),
+            vec![b"ab".to_vec()]
+        );
     }
 
     #[test]

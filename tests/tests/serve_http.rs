@@ -139,13 +139,21 @@ fn metadata_readiness_and_scores_equal_predict_in_json_and_binary_form() {
     assert_eq!(m["versions"], json!(["2"]), "{m}");
     assert_eq!(m["inputs"][0]["name"], "text");
     assert_eq!(m["inputs"][1]["name"], "image");
-    assert_eq!(m["outputs"][0], json!({"name": "scores", "datatype": "FP32", "shape": [-1, 5]}));
+    assert_eq!(
+        m["outputs"][0],
+        json!({"name": "scores", "datatype": "FP32", "shape": [-1, 5]})
+    );
     assert_eq!(m["outputs"][1]["datatype"], "BOOL");
     assert_eq!(get(a, "/v2/models/tiny/ready").status, 200);
     assert_eq!(get(a, "/v2/models/tiny/versions/2/ready").status, 200);
     let nope = get(a, "/v2/models/other");
     assert_eq!(nope.status, 404);
-    assert!(nope.json()["error"].as_str().unwrap().contains("serves 'tiny'"));
+    assert!(
+        nope.json()["error"]
+            .as_str()
+            .unwrap()
+            .contains("serves 'tiny'")
+    );
 
     let rows = mixed_rows();
     let ids: Vec<String> = rows.iter().map(|r| r.id.clone()).collect();
@@ -166,7 +174,10 @@ fn metadata_readiness_and_scores_equal_predict_in_json_and_binary_form() {
     let empty = Vec::new();
     let texts = vigil_text(&rows);
     let text = serve_util_join(texts.iter().map(|t| t.as_bytes()));
-    let image = serve_util_join(rows.iter().map(|r| r.image.as_ref().unwrap_or(&empty).as_slice()));
+    let image = serve_util_join(
+        rows.iter()
+            .map(|r| r.image.as_ref().unwrap_or(&empty).as_slice()),
+    );
     let head = json!({
         "inputs": [
             {"name": "text", "datatype": "BYTES", "shape": [rows.len()],
@@ -183,9 +194,16 @@ fn metadata_readiness_and_scores_equal_predict_in_json_and_binary_form() {
     let hl = ("Inference-Header-Content-Length", head.len().to_string());
     let r = request(a, "POST", "/v2/models/tiny/versions/2/infer", &[hl], &body).unwrap();
     assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
-    let json_len: usize = r.header("inference-header-content-length").unwrap().parse().unwrap();
+    let json_len: usize = r
+        .header("inference-header-content-length")
+        .unwrap()
+        .parse()
+        .unwrap();
     let v: Value = serde_json::from_slice(&r.body[..json_len]).unwrap();
-    assert_eq!(v["outputs"][0]["parameters"]["binary_data_size"], rows.len() * LABELS * 4);
+    assert_eq!(
+        v["outputs"][0]["parameters"]["binary_data_size"],
+        rows.len() * LABELS * 4
+    );
     let raw = &r.body[json_len..];
     let floats: Vec<f64> = raw[..rows.len() * LABELS * 4]
         .chunks(4)
@@ -193,7 +211,11 @@ fn metadata_readiness_and_scores_equal_predict_in_json_and_binary_form() {
         .collect();
     let got: Vec<Vec<f64>> = floats.chunks(LABELS).map(<[f64]>::to_vec).collect();
     assert_close(&got, &ids, &want);
-    assert_eq!(raw.len(), rows.len() * LABELS * 5, "FP32 scores then one byte per decision");
+    assert_eq!(
+        raw.len(),
+        rows.len() * LABELS * 5,
+        "FP32 scores then one byte per decision"
+    );
 
     // The JSON convenience endpoint returns `vigil predict`'s objects.
     let b64 = base64::engine::general_purpose::STANDARD;
@@ -206,7 +228,12 @@ fn metadata_readiness_and_scores_equal_predict_in_json_and_binary_form() {
     let results = r.json()["results"].as_array().unwrap().clone();
     let got: Vec<Vec<f64>> = results
         .iter()
-        .map(|o| util::TINY_LABELS.iter().map(|k| o["scores"][k].as_f64().unwrap()).collect())
+        .map(|o| {
+            util::TINY_LABELS
+                .iter()
+                .map(|k| o["scores"][k].as_f64().unwrap())
+                .collect()
+        })
         .collect();
     assert_close(&got, &ids, &want);
     assert_eq!(results[0]["version"], 2);
@@ -224,7 +251,9 @@ fn metadata_readiness_and_scores_equal_predict_in_json_and_binary_form() {
 }
 
 fn vigil_text(rows: &[Row]) -> Vec<String> {
-    rows.iter().map(|r| r.text.clone().unwrap_or_default()).collect()
+    rows.iter()
+        .map(|r| r.text.clone().unwrap_or_default())
+        .collect()
 }
 
 fn serve_util_join<'a>(elements: impl Iterator<Item = &'a [u8]>) -> Vec<u8> {
@@ -239,8 +268,14 @@ fn serve_util_join<'a>(elements: impl Iterator<Item = &'a [u8]>) -> Vec<u8> {
 #[test]
 fn every_bad_input_is_a_400_naming_input_and_row_and_serving_goes_on() {
     let s = serve(&[
-        "--max-rows", "8", "--max-text-bytes", "200", "--max-image-pixels", "1024",
-        "--max-body-bytes", "100000",
+        "--max-rows",
+        "8",
+        "--max-text-bytes",
+        "200",
+        "--max-image-pixels",
+        "1024",
+        "--max-body-bytes",
+        "100000",
     ]);
     let a = s.addr;
     let b64 = base64::engine::general_purpose::STANDARD;
@@ -249,11 +284,13 @@ fn every_bad_input_is_a_400_naming_input_and_row_and_serving_goes_on() {
         let img = image_png(16);
         b64.encode(img)
     };
-    let big_png = b64.encode(std::fs::read(util::repo_root().join("datasets/sample/img/00081.png")).unwrap());
+    let big_png =
+        b64.encode(std::fs::read(util::repo_root().join("datasets/sample/img/00081.png")).unwrap());
     let text = |data: Value, shape: Value| json!({"name": "text", "datatype": "BYTES", "shape": shape, "data": data});
     let image = |data: Value| json!({"name": "image", "datatype": "BYTES", "shape": [data.as_array().unwrap().len()], "data": data});
-    let good = json!({"inputs": [text(json!(["hello there"]), json!([1])), image(json!([small_png]))]});
-    let cases: Vec<(Vec<u8>, Option<&str>, Option<u64>, &str)> = vec![
+    let good =
+        json!({"inputs": [text(json!(["hello there"]), json!([1])), image(json!([small_png]))]});
+    let cases: Vec<Case> = vec![
         (b"{\"inputs\": [".to_vec(), None, None, "malformed JSON"),
         (json!({"inputs": [{"name": "texts", "datatype": "BYTES", "shape": [1], "data": ["a"]}]}).to_string().into_bytes(),
             Some("texts"), None, "unknown input"),
@@ -289,30 +326,70 @@ fn every_bad_input_is_a_400_naming_input_and_row_and_serving_goes_on() {
             assert!(msg.contains(&format!("input '{i}' row {n}")), "{msg}");
         }
         let ok = post_json(a, INFER, &good);
-        assert_eq!(ok.status, 200, "after {words}: {}", String::from_utf8_lossy(&ok.body));
+        assert_eq!(
+            ok.status,
+            200,
+            "after {words}: {}",
+            String::from_utf8_lossy(&ok.body)
+        );
     }
     // A binary size past the body, and a bad header length.
     let head = json!({"inputs": [{"name": "text", "datatype": "BYTES", "shape": [1],
-                                   "parameters": {"binary_data_size": 50}}]}).to_string();
+                                   "parameters": {"binary_data_size": 50}}]})
+    .to_string();
     let mut body = head.clone().into_bytes();
     body.extend_from_slice(&serve_util_join([&b"hi"[..]].into_iter()));
-    let r = request(a, "POST", INFER, &[("Inference-Header-Content-Length", head.len().to_string())], &body).unwrap();
+    let r = request(
+        a,
+        "POST",
+        INFER,
+        &[("Inference-Header-Content-Length", head.len().to_string())],
+        &body,
+    )
+    .unwrap();
     assert_eq!(r.status, 400);
-    assert!(r.json()["error"].as_str().unwrap().contains("binary_data_size 50"));
-    let r = request(a, "POST", INFER, &[("Inference-Header-Content-Length", "-3".into())], &body).unwrap();
+    assert!(
+        r.json()["error"]
+            .as_str()
+            .unwrap()
+            .contains("binary_data_size 50")
+    );
+    let r = request(
+        a,
+        "POST",
+        INFER,
+        &[("Inference-Header-Content-Length", "-3".into())],
+        &body,
+    )
+    .unwrap();
     assert_eq!(r.status, 400);
     // An oversized body: 413, and the server still serves.
     let big = vec![b' '; 200_000];
     let r = request(a, "POST", INFER, &[], &big).unwrap();
     assert_eq!(r.status, 413, "{}", String::from_utf8_lossy(&r.body));
-    assert!(r.json()["error"].as_str().unwrap().contains("--max-body-bytes 100000"));
+    assert!(
+        r.json()["error"]
+            .as_str()
+            .unwrap()
+            .contains("--max-body-bytes 100000")
+    );
     assert_eq!(post_json(a, INFER, &good).status, 200);
-    let r = post_json(a, "/v1/moderate", &json!({"items": [{"id": "a", "txt": "x"}]}));
+    let r = post_json(
+        a,
+        "/v1/moderate",
+        &json!({"items": [{"id": "a", "txt": "x"}]}),
+    );
     assert_eq!(r.status, 400);
     assert_eq!(r.json()["row"], 0);
     let metrics = String::from_utf8(get(a, "/metrics").body).unwrap();
-    assert!(metrics.contains("vigil_serve_requests_total{endpoint=\"infer\",code=\"413\"} 1"), "{metrics}");
+    assert!(
+        metrics.contains("vigil_serve_requests_total{endpoint=\"infer\",code=\"413\"} 1"),
+        "{metrics}"
+    );
 }
+
+/// A bad body, the input and row its 400 must name, and words of the message.
+type Case = (Vec<u8>, Option<&'static str>, Option<u64>, &'static str);
 
 fn image_png(side: u32) -> Vec<u8> {
     // The smallest valid PNG writer we have is the sample's: re-encode a crop.
@@ -325,7 +402,16 @@ fn image_png(side: u32) -> Vec<u8> {
 
 #[test]
 fn overload_answers_503_with_retry_after_and_the_rest_succeed() {
-    let s = serve(&["--threads", "1", "--queue-bound", "1", "--max-batch", "1", "--max-delay-ms", "0"]);
+    let s = serve(&[
+        "--threads",
+        "1",
+        "--queue-bound",
+        "1",
+        "--max-batch",
+        "1",
+        "--max-delay-ms",
+        "0",
+    ]);
     let a = s.addr;
     let rows = rows(&util::repo_root().join(VAL), 64);
     let body = infer_body(&rows).to_string();
@@ -344,7 +430,12 @@ fn overload_answers_503_with_retry_after_and_the_rest_succeed() {
                 503 => {
                     saw_503 = true;
                     assert_eq!(r.header("retry-after"), Some("1"));
-                    assert!(r.json()["error"].as_str().unwrap().contains("--queue-bound 1"));
+                    assert!(
+                        r.json()["error"]
+                            .as_str()
+                            .unwrap()
+                            .contains("--queue-bound 1")
+                    );
                 }
                 other => panic!("status {other}: {}", String::from_utf8_lossy(&r.body)),
             }
@@ -353,7 +444,10 @@ fn overload_answers_503_with_retry_after_and_the_rest_succeed() {
             break;
         }
     }
-    assert!(saw_503, "16 concurrent requests against a queue of 1 never saw a 503");
+    assert!(
+        saw_503,
+        "16 concurrent requests against a queue of 1 never saw a 503"
+    );
     assert_eq!(post_json(a, INFER, &infer_body(&rows[..1])).status, 200);
 }
 
@@ -365,7 +459,10 @@ fn a_pinned_version_serves_only_itself_and_404s_naming_it() {
     let r = post_json(a, "/v2/models/tiny/versions/2/infer", &body);
     assert_eq!(r.status, 404);
     let msg = r.json()["error"].as_str().unwrap().to_string();
-    assert!(msg.contains("version 2") && msg.contains("loaded version: 1"), "{msg}");
+    assert!(
+        msg.contains("version 2") && msg.contains("loaded version: 1"),
+        "{msg}"
+    );
     assert_eq!(get(a, "/v2/models/tiny/versions/2").status, 404);
     assert_eq!(get(a, "/v2/models/tiny/versions/2/ready").status, 404);
     let r = post_json(a, "/v2/models/tiny/versions/1/infer", &body);
@@ -375,7 +472,11 @@ fn a_pinned_version_serves_only_itself_and_404s_naming_it() {
     // Pinned: no pickup even though version 2 is newer.
     std::thread::sleep(Duration::from_millis(600));
     assert_eq!(post_json(a, INFER, &body).json()["model_version"], "1");
-    assert!(!s.log_text().contains("loading version"), "{}", s.log_text());
+    assert!(
+        !s.log_text().contains("loading version"),
+        "{}",
+        s.log_text()
+    );
 }
 
 #[test]
@@ -392,12 +493,33 @@ fn a_bearer_token_is_required_except_by_the_health_probes() {
     assert_eq!(r.status, 401);
     assert_eq!(r.header("www-authenticate"), Some("Bearer"));
     let wrong = ("Authorization", "Bearer nope".to_string());
-    assert_eq!(request(a, "POST", INFER, &[wrong], body.as_bytes()).unwrap().status, 401);
+    assert_eq!(
+        request(a, "POST", INFER, &[wrong], body.as_bytes())
+            .unwrap()
+            .status,
+        401
+    );
     assert_eq!(get(a, "/v2/models/tiny").status, 401);
     assert_eq!(get(a, "/metrics").status, 401);
     let right = ("Authorization", "Bearer s3cret-token".to_string());
-    assert_eq!(request(a, "POST", INFER, &[right.clone()], body.as_bytes()).unwrap().status, 200);
-    assert_eq!(request(a, "GET", "/v2/models/tiny", &[right], b"").unwrap().status, 200);
+    assert_eq!(
+        request(
+            a,
+            "POST",
+            INFER,
+            std::slice::from_ref(&right),
+            body.as_bytes()
+        )
+        .unwrap()
+        .status,
+        200
+    );
+    assert_eq!(
+        request(a, "GET", "/v2/models/tiny", &[right], b"")
+            .unwrap()
+            .status,
+        200
+    );
     assert_eq!(get(a, "/v2/health/ready").status, 200);
     assert_eq!(get(a, "/v2/health/live").status, 200);
 }
@@ -409,15 +531,32 @@ fn bad_flags_and_files_exit_2_before_listening() {
     let absent = f.root.join("absent").display().to_string();
     let token = f.root.join("no-token").display().to_string();
     let cases: [(Vec<&str>, &str); 5] = [
-        (vec!["--model-repository", &absent], "cannot read the model repository"),
-        (vec!["--model-repository", &repo, "--model", "nope"], "has no model 'nope'"),
-        (vec!["--model-repository", &repo, "--max-batch", "0"], "--max-batch must be at least 1"),
-        (vec!["--model-repository", &repo, "--version", "9"], "version 9 does not exist"),
-        (vec!["--model-repository", &repo, "--auth-token-file", &token], "--auth-token-file"),
+        (
+            vec!["--model-repository", &absent],
+            "cannot read the model repository",
+        ),
+        (
+            vec!["--model-repository", &repo, "--model", "nope"],
+            "has no model 'nope'",
+        ),
+        (
+            vec!["--model-repository", &repo, "--max-batch", "0"],
+            "--max-batch must be at least 1",
+        ),
+        (
+            vec!["--model-repository", &repo, "--version", "9"],
+            "version 9 does not exist",
+        ),
+        (
+            vec!["--model-repository", &repo, "--auth-token-file", &token],
+            "--auth-token-file",
+        ),
     ];
     for (args, words) in cases {
         let mut cmd = util::vigil();
-        cmd.arg("serve").args(["--listen", "127.0.0.1:0"]).args(&args);
+        cmd.arg("serve")
+            .args(["--listen", "127.0.0.1:0"])
+            .args(&args);
         let out = util::run_with_timeout(&mut cmd, Duration::from_secs(60));
         let (_, se) = util::texts(&out);
         assert_eq!(out.status.code(), Some(2), "{args:?}: {se}");
@@ -446,7 +585,10 @@ fn sigterm_drains_requests_in_flight_then_exits_0() {
     }
     assert_eq!(code, Some(0), "{}", s.log_text());
     let log = s.log_text();
-    assert!(log.contains("draining") && log.contains("vigil serve: stopped"), "{log}");
+    assert!(
+        log.contains("draining") && log.contains("vigil serve: stopped"),
+        "{log}"
+    );
     // Stopped: the port no longer accepts.
     assert!(request(a, "GET", "/v2/health/live", &[], b"").is_err());
 }

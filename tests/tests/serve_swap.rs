@@ -61,13 +61,29 @@ fn a_better_version_published_under_load_is_swapped_in_with_no_failed_request() 
     let repo = export.display().to_string();
     let s = Served::start(
         &[
-            "--model-repository", &repo, "--model", "tiny", "--poll-secs", "0.2",
-            "--threads", "2", "--queue-bound", "64", "--max-batch", "32", "--max-delay-ms", "5",
+            "--model-repository",
+            &repo,
+            "--model",
+            "tiny",
+            "--poll-secs",
+            "0.2",
+            "--threads",
+            "2",
+            "--queue-bound",
+            "64",
+            "--max-batch",
+            "32",
+            "--max-delay-ms",
+            "5",
         ],
         Duration::from_secs(60),
     );
     let addr = s.addr;
-    let body = infer_body(&rows(&util::repo_root().join("datasets/sample/val.jsonl"), 2)).to_string();
+    let body = infer_body(&rows(
+        &util::repo_root().join("datasets/sample/val.jsonl"),
+        2,
+    ))
+    .to_string();
     let stop = Arc::new(AtomicBool::new(false));
     let outcomes: Arc<Mutex<Vec<Outcome>>> = Arc::default();
     let started = Instant::now();
@@ -80,7 +96,13 @@ fn a_better_version_published_under_load_is_swapped_in_with_no_failed_request() 
                         break;
                     }
                     let sent = Instant::now();
-                    let o = match request(addr, "POST", "/v2/models/tiny/infer", &[], body.as_bytes()) {
+                    let o = match request(
+                        addr,
+                        "POST",
+                        "/v2/models/tiny/infer",
+                        &[],
+                        body.as_bytes(),
+                    ) {
                         Ok(r) => Outcome {
                             sent,
                             status: r.status,
@@ -89,7 +111,12 @@ fn a_better_version_published_under_load_is_swapped_in_with_no_failed_request() 
                                 .and_then(|v| v["model_version"].as_str().map(str::to_string)),
                             body: String::from_utf8_lossy(&r.body).into_owned(),
                         },
-                        Err(e) => Outcome { sent, status: 0, version: None, body: e.to_string() },
+                        Err(e) => Outcome {
+                            sent,
+                            status: 0,
+                            version: None,
+                            body: e.to_string(),
+                        },
                     };
                     outcomes.lock().unwrap().push(o);
                     std::thread::sleep(Duration::from_millis(10));
@@ -101,7 +128,10 @@ fn a_better_version_published_under_load_is_swapped_in_with_no_failed_request() 
     let better = launch(&root.join("better"), &export, 80);
     assert_eq!(better["published"], true, "{better}");
     assert_eq!(better["published_version"], 2, "{better}");
-    let swapped = s.wait_for_log("swapped: serving version 2 (was 1)", Duration::from_secs(60));
+    let swapped = s.wait_for_log(
+        "swapped: serving version 2 (was 1)",
+        Duration::from_secs(60),
+    );
     std::thread::sleep(Duration::from_secs(1));
 
     // A damaged version 3: version 2's files with the weights flipped, its
@@ -128,16 +158,28 @@ fn a_better_version_published_under_load_is_swapped_in_with_no_failed_request() 
 
     let outcomes = outcomes.lock().unwrap();
     let log = s.log_text();
-    assert!(outcomes.len() >= 100, "only {} requests ran", outcomes.len());
+    assert!(
+        outcomes.len() >= 100,
+        "only {} requests ran",
+        outcomes.len()
+    );
     for o in outcomes.iter() {
         assert_eq!(o.status, 200, "a request failed: {}\n{log}", o.body);
         let v = o.version.as_deref().unwrap();
         assert!(v == "1" || v == "2", "version {v}");
         if o.sent > swapped {
-            assert_eq!(v, "2", "a request sent after the swap was logged got version {v}");
+            assert_eq!(
+                v, "2",
+                "a request sent after the swap was logged got version {v}"
+            );
         }
     }
-    let on = |v: &str| outcomes.iter().filter(|o| o.version.as_deref() == Some(v)).count();
+    let on = |v: &str| {
+        outcomes
+            .iter()
+            .filter(|o| o.version.as_deref() == Some(v))
+            .count()
+    };
     let after = outcomes.iter().filter(|o| o.sent > swapped).count();
     eprintln!(
         "{} requests: {} on version 1, {} on version 2 ({after} sent after the swap)",
@@ -146,5 +188,8 @@ fn a_better_version_published_under_load_is_swapped_in_with_no_failed_request() 
         on("2")
     );
     assert!(on("1") > 0 && on("2") > 0 && after > 0);
-    assert!(!log.contains("loading version 3") && !log.contains("serving version 3"), "{log}");
+    assert!(
+        !log.contains("loading version 3") && !log.contains("serving version 3"),
+        "{log}"
+    );
 }

@@ -11,13 +11,15 @@ use vigil_server::{Limits, ServeOptions, Server, ServerError, resolve_model, shu
 
 /// Arguments of `vigil serve`.
 #[derive(Debug, Args)]
-#[command(after_help = "Endpoints (KServe v2 / Open Inference Protocol, with Triton's binary \
+#[command(
+    after_help = "Endpoints (KServe v2 / Open Inference Protocol, with Triton's binary \
     tensor data extension): GET /v2, /v2/health/live, /v2/health/ready, /v2/models/NAME[/versions/V], \
     /v2/models/NAME[/versions/V]/ready; POST /v2/models/NAME[/versions/V]/infer (inputs text and \
     image: BYTES [n], an empty element means that modality is missing; outputs scores FP32 [n, labels] \
     and decisions BOOL [n, labels]); POST /v1/moderate {\"items\": [{\"id\", \"text\"?, \
     \"image_base64\"?}]}; GET /metrics (Prometheus). Exit codes: 0 stopped by SIGTERM/SIGINT after \
-    draining; 2 bad flag, no usable version, unreadable token file, address in use; 1 other failures.")]
+    draining; 2 bad flag, no usable version, unreadable token file, address in use; 1 other failures."
+)]
 pub struct ServeArgs {
     /// Model repository: `<export.dir>` (holding model directories) or one model's
     /// directory `<export.dir>/<model_name>` (holding integer versions).
@@ -84,7 +86,10 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
 fn serve(args: ServeArgs) -> Result<(), ServerError> {
     if !args.poll_secs.is_finite() || args.poll_secs <= 0.0 {
         return Err(ServerError::BadOptions {
-            problems: vec![format!("--poll-secs {}: must be more than 0", args.poll_secs)],
+            problems: vec![format!(
+                "--poll-secs {}: must be more than 0",
+                args.poll_secs
+            )],
         });
     }
     let token = args
@@ -126,10 +131,11 @@ fn serve(args: ServeArgs) -> Result<(), ServerError> {
         },
         token,
     };
-    let listener = std::net::TcpListener::bind(&args.listen).map_err(|source| ServerError::Bind {
-        addr: args.listen.clone(),
-        source,
-    })?;
+    let listener =
+        std::net::TcpListener::bind(&args.listen).map_err(|source| ServerError::Bind {
+            addr: args.listen.clone(),
+            source,
+        })?;
     listener.set_nonblocking(true)?;
     let server = Server::start(opts)?;
     let (version, dir) = server.serving();

@@ -31,7 +31,9 @@ impl Served {
     /// "listening on" line (at most `limit`).
     pub fn start(args: &[&str], limit: Duration) -> Served {
         let mut cmd = util::vigil();
-        cmd.arg("serve").args(["--listen", "127.0.0.1:0"]).args(args);
+        cmd.arg("serve")
+            .args(["--listen", "127.0.0.1:0"])
+            .args(args);
         Self::spawn(cmd, limit)
     }
 
@@ -63,11 +65,17 @@ impl Served {
             }
             if let Some(status) = child.try_wait().unwrap() {
                 std::thread::sleep(Duration::from_millis(100));
-                panic!("vigil serve exited {status} before listening:\n{}", lines(&log));
+                panic!(
+                    "vigil serve exited {status} before listening:\n{}",
+                    lines(&log)
+                );
             }
             if start.elapsed() > limit {
                 let _ = child.kill();
-                panic!("vigil serve did not listen within {limit:?}:\n{}", lines(&log));
+                panic!(
+                    "vigil serve did not listen within {limit:?}:\n{}",
+                    lines(&log)
+                );
             }
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -117,7 +125,10 @@ impl Served {
             }
             if start.elapsed() > limit {
                 let _ = self.child.kill();
-                panic!("vigil serve did not stop within {limit:?}:\n{}", self.log_text());
+                panic!(
+                    "vigil serve did not stop within {limit:?}:\n{}",
+                    self.log_text()
+                );
             }
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -163,7 +174,11 @@ impl Reply {
     /// The body as JSON (panics with the body when it is not).
     pub fn json(&self) -> Value {
         serde_json::from_slice(&self.body).unwrap_or_else(|e| {
-            panic!("{e}: {} {}", self.status, String::from_utf8_lossy(&self.body))
+            panic!(
+                "{e}: {} {}",
+                self.status,
+                String::from_utf8_lossy(&self.body)
+            )
         })
     }
 }
@@ -224,7 +239,8 @@ pub fn request(
 fn dechunk(mut raw: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
     while let Some(end) = raw.windows(2).position(|w| w == b"\r\n") {
-        let size = usize::from_str_radix(String::from_utf8_lossy(&raw[..end]).trim(), 16).unwrap_or(0);
+        let size =
+            usize::from_str_radix(String::from_utf8_lossy(&raw[..end]).trim(), 16).unwrap_or(0);
         if size == 0 {
             break;
         }
@@ -284,7 +300,10 @@ pub fn rows(file: &Path, n: usize) -> Vec<Row> {
 /// A JSON-form infer request of `rows` (text and image inputs, images base64).
 pub fn infer_body(rows: &[Row]) -> Value {
     let b64 = base64::engine::general_purpose::STANDARD;
-    let texts: Vec<String> = rows.iter().map(|r| r.text.clone().unwrap_or_default()).collect();
+    let texts: Vec<String> = rows
+        .iter()
+        .map(|r| r.text.clone().unwrap_or_default())
+        .collect();
     let images: Vec<String> = rows
         .iter()
         .map(|r| r.image.as_ref().map(|i| b64.encode(i)).unwrap_or_default())
@@ -306,6 +325,11 @@ pub fn json_scores(reply: &Value, labels: usize) -> Vec<Vec<f64>> {
         .iter()
         .find(|o| o["name"] == "scores")
         .expect("a scores output");
-    let flat: Vec<f64> = out["data"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect();
+    let flat: Vec<f64> = out["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_f64().unwrap())
+        .collect();
     flat.chunks(labels).map(<[f64]>::to_vec).collect()
 }
