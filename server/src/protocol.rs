@@ -727,7 +727,7 @@ mod tests {
             ),
             (
                 json!({"inputs": [{"name": "image", "datatype": "BYTES", "shape": [2], "data": ["", ""]}]}),
-                Some("image"),
+                Some("text"),
                 Some(0),
                 "neither text nor an image",
             ),

@@ -27,6 +27,8 @@ enum BenchCommand {
     Allreduce(AllreduceArgs),
     /// Training step of a frozen image tower + head: computed every step vs cached features.
     FeatureCache(super::bench_cache::FeatureCacheArgs),
+    /// `vigil serve` throughput and p50/p99 at concurrency 1 and 16, batching on and off.
+    Serve(super::bench_serve::ServeBenchArgs),
     /// Internal: one rank of `vigil bench allreduce`.
     #[command(name = "__allreduce-rank", hide = true)]
     AllreduceRank,
@@ -143,6 +145,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         BenchCommand::Train(a) => train(a),
         BenchCommand::Allreduce(a) => allreduce(a),
         BenchCommand::FeatureCache(a) => super::bench_cache::run(a),
+        BenchCommand::Serve(a) => super::bench_serve::run(a),
         BenchCommand::AllreduceRank => {
             vigil_collective::bench::run_rank_from_env()?;
             Ok(ExitCode::SUCCESS)
