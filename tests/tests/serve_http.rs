@@ -592,3 +592,60 @@ fn sigterm_drains_requests_in_flight_then_exits_0() {
     // Stopped: the port no longer accepts.
     assert!(request(a, "GET", "/v2/health/live", &[], b"").is_err());
 }
+
+#[test]
+fn a_version_that_verifies_but_fails_to_load_is_logged_and_the_old_one_keeps_serving() {
+    use vigil_trainer::checkpoint::{IfExists, LocalFs, Store};
+    let f = fixture();
+    let repo = f.root.join("unloadable/tiny");
+    let _ = std::fs::remove_dir_all(&repo);
+    std::fs::create_dir_all(&repo).unwrap();
+    // Version 1: a copy of the fixture's (its manifest still verifies).
+    std::fs::create_dir_all(repo.join("1")).unwrap();
+    for entry in std::fs::read_dir(f.export.join("tiny/1")).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), repo.join("1").join(entry.file_name())).unwrap();
+    }
+    let r = repo.display().to_string();
+    let s = Served::start(&["--model-repository", &r, "--poll-secs", "0.2"], START);
+    let body = infer_body(&rows(&util::repo_root().join(VAL), 1));
+    assert_eq!(post_json(s.addr, INFER, &body).json()["model_version"], "1");
+    // Version 2: a complete, verified version whose weights are not safetensors.
+    let files: Vec<(String, Vec<u8>)> = std::fs::read_dir(repo.join("1"))
+        .unwrap()
+        .map(|e| e.unwrap())
+        .filter(|e| e.file_name() != "MANIFEST.json")
+        .map(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let bytes = if name == "model.safetensors" {
+                b"not a safetensors file".to_vec()
+            } else {
+                std::fs::read(e.path()).unwrap()
+            };
+            (name, bytes)
+        })
+        .collect();
+    LocalFs::new(&repo)
+        .unwrap()
+        .publish("2", &files, json!({ "version": 2 }), IfExists::Fail)
+        .unwrap();
+    s.wait_for_log(
+        "version 2 failed to load, still serving 1",
+        Duration::from_secs(30),
+    );
+    std::thread::sleep(Duration::from_millis(600));
+    let r = post_json(s.addr, INFER, &body);
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json()["model_version"], "1");
+    let log = s.log_text();
+    assert_eq!(
+        log.matches("failed to load").count(),
+        1,
+        "logged once:\n{log}"
+    );
+    let metrics = String::from_utf8(get(s.addr, "/metrics").body).unwrap();
+    assert!(
+        metrics.contains("vigil_serve_model_load_failures_total{model=\"tiny\"} 1"),
+        "{metrics}"
+    );
+}
