@@ -355,7 +355,7 @@ async fn moderate(State(app): State<Arc<App>>, headers: HeaderMap, body: Body) -
         Err(r) => return r,
     };
     let loaded = app.current.get();
-    let (ids, rows) = match protocol::parse_moderate(&body, &app.limits) {
+    let (ids, rows) = match crate::moderate::parse_moderate(&body, &app.limits) {
         Ok(x) => x,
         Err(b) => return bad(&b),
     };

@@ -10,6 +10,7 @@
 //! # Layout
 //! - `protocol.rs`: KServe request parsing and validation, response encoding
 //!   (pure; every bad input names the input and row).
+//! - `moderate.rs`: the `/v1/moderate` JSON body into the same rows (pure).
 //! - `batcher.rs`: the dynamic batcher's decisions (admit, flush, take; pure).
 //! - `pickup.rs`: the version-pickup decision (keep / load N / pinned; pure).
 //! - `limits.rs`: [`Limits`] — body, rows, text, pixels, queue.
@@ -29,6 +30,7 @@ mod error;
 mod http;
 mod limits;
 mod metrics;
+mod moderate;
 mod pickup;
 mod protocol;
 

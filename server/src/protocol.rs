@@ -13,7 +13,8 @@
 //! its `parameters.binary_data` is true, or, for outputs without that parameter,
 //! when the request's `parameters.binary_data_output` is. Every check here names
 //! the input (or output) and, where it is about one element, the row: the HTTP
-//! layer turns [`BadInput`] into a 400 with that message.
+//! layer turns [`BadInput`] into a 400 with that message. `/v1/moderate`'s
+//! plain JSON body is parsed beside it, in `moderate.rs`, into the same [`Rows`].
 
 use base64::Engine as _;
 use serde_json::{Map, Value, json};
@@ -34,7 +35,7 @@ pub struct BadInput {
 }
 
 impl BadInput {
-    fn new(input: Option<&str>, row: Option<usize>, message: impl Into<String>) -> Self {
+    pub(crate) fn new(input: Option<&str>, row: Option<usize>, message: impl Into<String>) -> Self {
         Self {
             input: input.map(str::to_string),
             row,
@@ -287,7 +288,7 @@ fn flatten<'a>(v: &'a Value, out: &mut Vec<&'a Value>) {
 }
 
 /// One JSON BYTES element: the text, or base64 of the image file.
-fn json_element(name: &str, row: usize, v: &Value) -> Result<Vec<u8>, BadInput> {
+pub(crate) fn json_element(name: &str, row: usize, v: &Value) -> Result<Vec<u8>, BadInput> {
     let s = v
         .as_str()
         .ok_or_else(|| BadInput::new(Some(name), Some(row), "a BYTES element must be a string"))?;
@@ -345,7 +346,10 @@ pub fn join_bytes<'a>(elements: impl IntoIterator<Item = &'a [u8]>) -> Vec<u8> {
 
 /// Texts from raw elements: UTF-8, bounded; empty or whitespace-only is no text
 /// (as the data layer reads a row).
-fn to_texts(elements: Vec<Vec<u8>>, limits: &Limits) -> Result<Vec<Option<String>>, BadInput> {
+pub(crate) fn to_texts(
+    elements: Vec<Vec<u8>>,
+    limits: &Limits,
+) -> Result<Vec<Option<String>>, BadInput> {
     elements
         .into_iter()
         .enumerate()
@@ -529,81 +533,6 @@ pub fn encode_response(
         json: serde_json::to_vec(&head).expect("a response serializes"),
         binary: any_binary.then_some(tail),
     }
-}
-
-/// Parses the `/v1/moderate` body `{"items": [{"id", "text"?, "image_base64"?}]}`
-/// into ids and rows.
-pub fn parse_moderate(body: &[u8], limits: &Limits) -> Result<(Vec<String>, Rows), BadInput> {
-    const ITEMS: &str = "items";
-    let v: Value = serde_json::from_slice(body)
-        .map_err(|e| BadInput::new(None, None, format!("malformed JSON: {e}")))?;
-    let items = v
-        .get(ITEMS)
-        .and_then(Value::as_array)
-        .ok_or_else(|| BadInput::new(Some(ITEMS), None, "must be an array of objects"))?;
-    if items.len() > limits.max_rows {
-        return Err(BadInput::new(
-            Some(ITEMS),
-            None,
-            format!(
-                "{} rows is more than --max-rows {}",
-                items.len(),
-                limits.max_rows
-            ),
-        ));
-    }
-    let mut ids = Vec::with_capacity(items.len());
-    let mut texts = Vec::with_capacity(items.len());
-    let mut images = Vec::with_capacity(items.len());
-    for (row, item) in items.iter().enumerate() {
-        let item = item
-            .as_object()
-            .ok_or_else(|| BadInput::new(Some(ITEMS), Some(row), "must be an object"))?;
-        if let Some(k) = item
-            .keys()
-            .find(|k| !["id", "text", "image_base64"].contains(&k.as_str()))
-        {
-            return Err(BadInput::new(
-                Some(ITEMS),
-                Some(row),
-                format!("unknown field '{k}' (fields: id, text, image_base64)"),
-            ));
-        }
-        let id = match item.get("id") {
-            Some(Value::String(s)) => s.clone(),
-            Some(Value::Number(n)) => n.to_string(),
-            _ => row.to_string(),
-        };
-        ids.push(id);
-        let text = match item.get("text") {
-            None | Some(Value::Null) => Vec::new(),
-            Some(Value::String(s)) => s.as_bytes().to_vec(),
-            Some(_) => {
-                return Err(BadInput::new(
-                    Some(TEXT),
-                    Some(row),
-                    "text must be a string",
-                ));
-            }
-        };
-        texts.push(text);
-        let image = match item.get("image_base64") {
-            None | Some(Value::Null) => None,
-            Some(v @ Value::String(_)) => Some(json_element(IMAGE, row, v))
-                .transpose()?
-                .filter(|b| !b.is_empty()),
-            Some(_) => {
-                return Err(BadInput::new(
-                    Some(IMAGE),
-                    Some(row),
-                    "image_base64 must be a string",
-                ));
-            }
-        };
-        images.push(image);
-    }
-    let rows = combine(Some(to_texts(texts, limits)?), Some(images), limits)?;
-    Ok((ids, rows))
 }
 
 #[cfg(test)]
@@ -830,18 +759,5 @@ mod tests {
         let v: Value = serde_json::from_slice(&e.json).unwrap();
         assert_eq!(v["outputs"][0]["parameters"]["binary_data_size"], 8);
         assert!(v.get("id").is_none());
-    }
-
-    #[test]
-    fn moderate_items_become_rows() {
-        let png = base64::engine::general_purpose::STANDARD.encode(b"PNG");
-        let body = json!({"items": [{"id": "a", "text": "hi"}, {"id": 7, "image_base64": png}]});
-        let (ids, rows) = parse_moderate(body.to_string().as_bytes(), &Limits::default()).unwrap();
-        assert_eq!(ids, vec!["a", "7"]);
-        assert_eq!(rows.texts, vec![Some("hi".to_string()), None]);
-        assert_eq!(rows.images[1].as_deref(), Some(&b"PNG"[..]));
-        let body = json!({"items": [{"id": "a", "txt": "hi"}]});
-        let err = parse_moderate(body.to_string().as_bytes(), &Limits::default()).unwrap_err();
-        assert_eq!(err.row, Some(0));
     }
 }
