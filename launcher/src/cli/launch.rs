@@ -530,7 +530,9 @@ mod tests {
     }
 
     /// The parts of a spec a flag can change (AgentSpec holds non-comparable fields).
-    fn key(spec: &AgentSpec) -> (u32, u32, u32, Option<(String, u16)>, u32, Vec<OsString>) {
+    type Key = (u32, u32, u32, Option<(String, u16)>, u32, Vec<OsString>);
+
+    fn key(spec: &AgentSpec) -> Key {
         (
             spec.nproc,
             spec.nnodes,
