@@ -126,6 +126,57 @@ fn slurm_script_is_valid_bash_with_the_expected_directives() {
 }
 
 #[test]
+fn a_one_node_slurm_job_runs_the_launcher_without_srun_and_documents_every_line() {
+    let script = render(&[
+        "slurm",
+        "configs/tiny.yaml",
+        "--nodes",
+        "1",
+        "--mem-per-cpu",
+        "3G",
+        "--exclusive",
+        "--gpus-per-node",
+        "2",
+        "--module",
+        "cuda/12.4",
+        "--vigil",
+        "/opt/vigil/bin/vigil",
+        "--account",
+        "ml",
+    ]);
+    let lines: Vec<&str> = script.lines().collect();
+    for (i, l) in lines.iter().enumerate() {
+        if l.starts_with("#SBATCH") {
+            assert!(
+                lines[i - 1].starts_with("# "),
+                "{l} has no comment line above it"
+            );
+        }
+    }
+    for d in [
+        "#SBATCH --mem-per-cpu=3G",
+        "#SBATCH --exclusive",
+        "#SBATCH --gpus-per-node=2",
+        "#SBATCH --account=ml",
+        "#SBATCH --signal=B:TERM@65",
+        "#SBATCH --output=%x-%j.out",
+        "module load cuda/12.4",
+        "/opt/vigil/bin/vigil \\\n    launch",
+        "--set \\\n    launch.device=cuda",
+        "trap '",
+        "kill -TERM \"$launcher\"",
+        "scontrol requeue \"$SLURM_JOB_ID\"",
+    ] {
+        assert!(script.contains(d), "{d} missing:\n{script}");
+    }
+    assert!(!script.contains("#SBATCH --mem="), "{script}");
+    assert!(
+        !script.lines().any(|l| l.starts_with("srun")),
+        "a one-node job needs no srun:\n{script}"
+    );
+}
+
+#[test]
 fn k8s_cronjob_parses_with_the_expected_fields() {
     let text = render(&[
         "k8s-cronjob",
