@@ -99,6 +99,8 @@ start_munge() {
   else
     "$(sbin munged)" --force
   fi
+  mkdir -p "$DIR"
+  touch "$DIR/munged.ours"
   local i
   for i in $(seq 50); do
     munge -n 2>/dev/null | unmunge >/dev/null 2>&1 && return
@@ -158,8 +160,11 @@ stop() {
   fi
   stop_pidfile "$DIR/slurmd.pid"
   stop_pidfile "$DIR/slurmctld.pid"
-  # munged is left running only if it was not ours: ours writes /run/munge/munged.pid.
-  stop_pidfile /run/munge/munged.pid
+  # munged is stopped only if this script started it (a system munged stays).
+  if [ -e "$DIR/munged.ours" ]; then
+    stop_pidfile /run/munge/munged.pid
+    rm -f "$DIR/munged.ours"
+  fi
 }
 
 case "${1:-}" in
