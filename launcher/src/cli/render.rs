@@ -255,16 +255,30 @@ fn config_text(c: &ConfigArgs) -> Result<(String, String), ConfigError> {
     Ok((file_name, text))
 }
 
+/// The signature of `k8s::render_trainjob` and `k8s::render_pytorchjob`.
+type JobRenderer = fn(&str, &str, &RunConfig, &[String], &k8s::JobOptions) -> String;
+
+/// A TrainJob or PyTorchJob for `a`, checked before anything is printed.
+fn render_job(a: JobArgs, render: JobRenderer) -> anyhow::Result<String> {
+    let pod = pod_options(a.pod)?;
+    let config = RunConfig::load(&a.config.config, &a.config.overrides)?;
+    let (file_name, text) = config_text(&a.config)?;
+    let opts = k8s::JobOptions {
+        nnodes: a.nnodes.unwrap_or(config.launch.nnodes).max(1),
+        backoff_limit: a.backoff_limit,
+        pod,
+    };
+    Ok(render(
+        &file_name,
+        &text,
+        &config,
+        &a.config.overrides,
+        &opts,
+    ))
+}
+
 /// Prints the rendered job.
 pub fn run(cmd: RenderCommand) -> anyhow::Result<ExitCode> {
-    enum Kind {
-        TrainJob,
-        Other,
-    }
-    let cmd_kind = match cmd {
-        RenderCommand::K8sTrainjob(_) => Kind::TrainJob,
-        _ => Kind::Other,
-    };
     match cmd {
         RenderCommand::Slurm(a) => {
             let config = RunConfig::load(&a.config.config, &a.config.overrides)?;
@@ -308,26 +322,8 @@ pub fn run(cmd: RenderCommand) -> anyhow::Result<ExitCode> {
                 k8s::render(&file_name, &text, &config, &a.config.overrides, &opts)
             );
         }
-        RenderCommand::K8sTrainjob(a) | RenderCommand::K8sPytorchjob(a) => {
-            let trainjob = matches!(cmd_kind, Kind::TrainJob);
-            let pod = pod_options(a.pod)?;
-            let config = RunConfig::load(&a.config.config, &a.config.overrides)?;
-            let (file_name, text) = config_text(&a.config)?;
-            let opts = k8s::JobOptions {
-                nnodes: a.nnodes.unwrap_or(config.launch.nnodes).max(1),
-                backoff_limit: a.backoff_limit,
-                pod,
-            };
-            let render = if trainjob {
-                k8s::render_trainjob
-            } else {
-                k8s::render_pytorchjob
-            };
-            print!(
-                "{}",
-                render(&file_name, &text, &config, &a.config.overrides, &opts)
-            );
-        }
+        RenderCommand::K8sTrainjob(a) => print!("{}", render_job(a, k8s::render_trainjob)?),
+        RenderCommand::K8sPytorchjob(a) => print!("{}", render_job(a, k8s::render_pytorchjob)?),
     }
     Ok(ExitCode::SUCCESS)
 }
