@@ -2,9 +2,12 @@
 //! `init_process_group("gloo", init_method="env://")` makes rank 0 bind a TCPStore at
 //! `MASTER_ADDR:MASTER_PORT` and the other ranks connect there. Under Vigil that port must
 //! be free (Vigil's own store is at `VIGIL_STORE_ADDR:VIGIL_STORE_PORT`). Tested without
-//! torch (its CPU wheel is too big for CI's time budget): a Python worker does what
-//! torch's env:// rendezvous does — rank 0 binds and listens on `MASTER_PORT`, the other
-//! rank connects and exchanges its rank — and checks the port is not the store's.
+//! torch: PyPI has no CPU-only Linux wheel, and its `torch` (2.15.0: a 539 MB wheel)
+//! does not import without the CUDA 13 wheels it depends on (cuda-toolkit, cudnn, nccl,
+//! nvshmem, triton: gigabytes), beyond CI's time budget. A Python worker does what
+//! torch's env:// rendezvous does instead — rank 0 binds and listens on `MASTER_PORT`
+//! (where Vigil's store used to be: EADDRINUSE), the other rank connects and sends its
+//! rank — and checks the port is not the store's.
 
 mod util;
 
