@@ -95,8 +95,10 @@ say "Container runtime stage: debootstrap rootfs + host binary, tiny in a chroot
 t0=$SECONDS
 ROOTFS="${VIGIL_CI_ROOTFS:-$HOME/.cache/vigil-ci/rootfs-bookworm}"
 if [ ! -e "$ROOTFS/.vigil-rootfs-done" ]; then
-  command -v debootstrap >/dev/null 2>&1 ||
+  if ! command -v debootstrap >/dev/null 2>&1; then
+    apt-get update -q
     DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends debootstrap
+  fi
   rm -rf "$ROOTFS"
   debootstrap --variant=minbase bookworm "$ROOTFS" http://deb.debian.org/debian >/dev/null
   touch "$ROOTFS/.vigil-rootfs-done"
