@@ -138,6 +138,11 @@ fn every_rank_sees_the_environment_contract() {
         assert_eq!(e["GROUP_RANK"], "0");
         assert_eq!(e["GROUP_WORLD_SIZE"], "1");
         assert_eq!(e["MASTER_ADDR"], "127.0.0.1");
+        assert_eq!(e["VIGIL_STORE_ADDR"], "127.0.0.1");
+        assert_ne!(
+            e["MASTER_PORT"], e["VIGIL_STORE_PORT"],
+            "MASTER_PORT is left free for torch, not the store's"
+        );
         assert_eq!(e["VIGIL_RESTART_COUNT"], "0");
         assert_eq!(e["VIGIL_MAX_RESTARTS"], "0");
         assert_eq!(
@@ -151,7 +156,12 @@ fn every_rank_sees_the_environment_contract() {
         assert!(e["VIGIL_HEARTBEAT_FILE"].ends_with(&format!("rank-{r}")));
         assert_eq!(e["VIGIL_STORE_TOKEN"].len(), 32, "a fresh 128-bit token");
         // One run: one id, one store, one token.
-        for k in ["VIGIL_RUN_ID", "MASTER_PORT", "VIGIL_STORE_TOKEN"] {
+        for k in [
+            "VIGIL_RUN_ID",
+            "MASTER_PORT",
+            "VIGIL_STORE_PORT",
+            "VIGIL_STORE_TOKEN",
+        ] {
             assert_eq!(e[k], envs[0][k], "{k}");
         }
         assert!(so.contains(&format!("[rank {r}] hello from {r}")), "{so}");
@@ -554,7 +564,8 @@ fn two_launchers_form_one_world_and_restart_together() {
             assert_eq!(e["LOCAL_WORLD_SIZE"], "2");
             assert_eq!(e["NODE_RANK"], (r / 2).to_string());
             assert_eq!(e["GROUP_WORLD_SIZE"], "2");
-            assert_eq!(e["MASTER_PORT"], port.to_string());
+            assert_eq!(e["VIGIL_STORE_PORT"], port.to_string());
+            assert_eq!(e["MASTER_PORT"], (port + 1).to_string(), "the store's + 1");
             assert_eq!(e["VIGIL_RUN_ID"], run_id, "one run id for both nodes");
             assert_eq!(e["VIGIL_RESTART_COUNT"], generation.to_string());
         }
@@ -946,7 +957,7 @@ fn kubeflow_variables_place_the_launcher_and_name_the_store_port() {
     let e = kv(&dir.join("env-1.0"));
     assert_eq!(e["WORLD_SIZE"], "2");
     assert_eq!(
-        e["MASTER_PORT"],
+        e["VIGIL_STORE_PORT"],
         port.to_string(),
         "the store listens where PET_ says"
     );

@@ -12,6 +12,13 @@
 //! `MASTER_PORT`, `TORCHELASTIC_RESTART_COUNT`), so scripts written for torchrun run
 //! unchanged after `vigil launch --`; Vigil's own start with `VIGIL_`.
 //!
+//! Vigil's store is at `VIGIL_STORE_ADDR:VIGIL_STORE_PORT`. `MASTER_ADDR` is the same
+//! host, but `MASTER_PORT` is a different, free port left for the worker's own use: a
+//! PyTorch script's `init_process_group(init_method="env://")` makes rank 0 bind a
+//! TCPStore there, which would fail with EADDRINUSE on the store's port. A reader
+//! without `VIGIL_STORE_*` (a worker started by hand) takes the store from
+//! `MASTER_ADDR:MASTER_PORT`.
+//!
 //! Reading is a pure function of a lookup (`Fn(&str) -> Option<String>`), so the tests
 //! never touch the process environment; an error names the variable and what is wrong.
 
@@ -43,6 +50,10 @@ pub mod var {
     pub const MASTER_ADDR: &str = "MASTER_ADDR";
     /// Port of the rendezvous store.
     pub const MASTER_PORT: &str = "MASTER_PORT";
+    /// Host of Vigil's store (node 0's launcher).
+    pub const STORE_ADDR: &str = "VIGIL_STORE_ADDR";
+    /// Port of Vigil's store (`MASTER_PORT` is left to the worker, e.g. torch's TCPStore).
+    pub const STORE_PORT: &str = "VIGIL_STORE_PORT";
     /// torchelastic's name for [`RESTART_COUNT`] (read when that is absent).
     pub const TORCHELASTIC_RESTART_COUNT: &str = "TORCHELASTIC_RESTART_COUNT";
     /// Fresh per launch; namespaces store keys and shared-memory files.
@@ -162,9 +173,12 @@ pub struct WorkerEnv {
     pub node_rank: usize,
     /// `GROUP_WORLD_SIZE`, when known.
     pub nnodes: Option<usize>,
-    /// `MASTER_ADDR`.
-    pub master_addr: String,
-    /// `MASTER_PORT`.
+    /// `VIGIL_STORE_ADDR` (and `MASTER_ADDR`): the host of Vigil's store.
+    pub store_addr: String,
+    /// `VIGIL_STORE_PORT`: the store's port.
+    pub store_port: u16,
+    /// `MASTER_PORT`: a free port on the store's host for the worker's own use (torch's
+    /// TCPStore), never the store's.
     pub master_port: u16,
     /// `VIGIL_STORE_TOKEN`.
     pub token: String,
@@ -200,8 +214,10 @@ impl WorkerEnv {
             (var::LOCAL_WORLD_SIZE, self.local_world_size.to_string()),
             (var::NODE_RANK, self.node_rank.to_string()),
             (var::GROUP_RANK, self.node_rank.to_string()),
-            (var::MASTER_ADDR, self.master_addr.clone()),
+            (var::MASTER_ADDR, self.store_addr.clone()),
             (var::MASTER_PORT, self.master_port.to_string()),
+            (var::STORE_ADDR, self.store_addr.clone()),
+            (var::STORE_PORT, self.store_port.to_string()),
             (
                 var::TORCHELASTIC_RESTART_COUNT,
                 self.restart_count.to_string(),
@@ -252,6 +268,7 @@ impl WorkerEnv {
             Some(v) => {
                 number(var::WORLD_SIZE, v)? <= 1
                     && get(var::MASTER_ADDR).filter(|v| !v.is_empty()).is_none()
+                    && get(var::STORE_ADDR).filter(|v| !v.is_empty()).is_none()
             }
         };
         if alone {
@@ -277,14 +294,31 @@ impl WorkerEnv {
             Ok(opt_num(k)?.map(|ms| Duration::from_millis(ms.max(1))))
         };
 
-        let port = req_num(var::MASTER_PORT)?;
-        let master_port = u16::try_from(port)
-            .ok()
-            .filter(|p| *p != 0)
-            .ok_or_else(|| Error::Env {
-                var: var::MASTER_PORT.into(),
-                reason: format!("{port} is not a TCP port (1-65535)"),
-            })?;
+        let port_of = |k: &str| -> Result<Option<u16>> {
+            let Some(v) = get(k) else { return Ok(None) };
+            let port = number(k, &v)?;
+            u16::try_from(port)
+                .ok()
+                .filter(|p| *p != 0)
+                .map(Some)
+                .ok_or_else(|| Error::Env {
+                    var: k.into(),
+                    reason: format!("{port} is not a TCP port (1-65535)"),
+                })
+        };
+        let master_port = port_of(var::MASTER_PORT)?;
+        let store_port = match port_of(var::STORE_PORT)? {
+            Some(p) => p,
+            None => master_port.ok_or_else(|| Error::Env {
+                var: var::STORE_PORT.into(),
+                reason: "is not set (nor MASTER_PORT; the launcher sets both)".into(),
+            })?,
+        };
+        let master_port = master_port.unwrap_or(store_port);
+        let store_addr = match get(var::STORE_ADDR).or_else(|| get(var::MASTER_ADDR)) {
+            Some(a) => a,
+            None => required(var::STORE_ADDR)?,
+        };
         let transport = match get(var::TRANSPORT) {
             None => None,
             Some(v) => Some(v.parse().map_err(|_| Error::Env {
@@ -307,7 +341,8 @@ impl WorkerEnv {
             local_world_size: req_num(var::LOCAL_WORLD_SIZE)?,
             node_rank: node_rank as usize,
             nnodes: opt_num(var::GROUP_WORLD_SIZE)?.map(|n| n as usize),
-            master_addr: required(var::MASTER_ADDR)?,
+            store_addr,
+            store_port,
             master_port,
             token: required(var::STORE_TOKEN)?,
             run_id: required(var::RUN_ID)?,
@@ -334,14 +369,14 @@ impl WorkerEnv {
         let mut cfg = GroupConfig::local(
             self.rank,
             self.world_size,
-            self.master_port,
+            self.store_port,
             &self.token,
             &self.run_id,
         );
         cfg.local_rank = self.local_rank;
         cfg.local_world_size = self.local_world_size;
         cfg.node_rank = self.node_rank;
-        cfg.master_addr = self.master_addr.clone();
+        cfg.master_addr = self.store_addr.clone();
         cfg.restart_count = self.restart_count;
         let c = &self.collective;
         if let Some(t) = c.transport {
@@ -371,7 +406,7 @@ impl WorkerEnv {
             .collective
             .connect_timeout
             .unwrap_or(Duration::from_secs(60));
-        let addr = host_port(&self.master_addr, self.master_port);
+        let addr = host_port(&self.store_addr, self.store_port);
         let mut client = StoreClient::connect(addr.as_str(), &self.token, timeout)?;
         let bytes = client.wait_get(key, timeout)?;
         String::from_utf8(bytes)
@@ -417,8 +452,9 @@ mod tests {
             local_world_size: 2,
             node_rank: 1,
             nnodes: Some(2),
-            master_addr: "10.0.0.1".into(),
-            master_port: 29500,
+            store_addr: "10.0.0.1".into(),
+            store_port: 29500,
+            master_port: 29501,
             token: "secret".into(),
             run_id: "run-1".into(),
             restart_count: 2,
@@ -503,7 +539,7 @@ mod tests {
             (var::LOCAL_RANK, Some("2")),
             (var::LOCAL_WORLD_SIZE, Some("5")),
             (var::MASTER_PORT, Some("70000")),
-            (var::MASTER_ADDR, Some("")),
+            (var::STORE_PORT, Some("0")),
             (var::STORE_TOKEN, None),
             (var::RUN_ID, Some("a/b")),
             (var::RESTART_COUNT, Some("one")),

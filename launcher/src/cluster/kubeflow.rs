@@ -3,7 +3,7 @@
 //! Current operators run one launcher per pod and set torchrun's variables with a `PET_`
 //! prefix: `PET_NNODES` (`2`, or `2:2`; elastic ranges with min ≠ max are refused because
 //! the launcher's world is fixed), `PET_NPROC_PER_NODE` (a number, or `auto`/`cpu`/`gpu`
-//! meaning "the config decides"), `PET_NODE_RANK`, `PET_MASTER_ADDR`, `PET_MASTER_PORT`.
+//! meaning one worker per visible GPU, or the config's count without GPUs), `PET_NODE_RANK`, `PET_MASTER_ADDR`, `PET_MASTER_PORT`.
 //! The older PyTorchJob form sets `MASTER_ADDR`, `MASTER_PORT`, and `WORLD_SIZE`/`RANK`
 //! counting pods: with one launcher per pod those are the node count and node rank.
 
@@ -42,7 +42,10 @@ pub fn map(get: &dyn Fn(&str) -> Option<String>) -> Result<ClusterEnv, ClusterEr
         env.master_addr = get("PET_MASTER_ADDR").or_else(|| get(var::MASTER_ADDR));
         env.master_port = num(get, "PET_MASTER_PORT")?.or(num(get, var::MASTER_PORT)?);
         env.nproc_per_node = match get("PET_NPROC_PER_NODE").as_deref().map(str::trim) {
-            None | Some("auto" | "cpu" | "gpu" | "") => None,
+            None | Some("cpu" | "") => None,
+            // torchrun's meaning: one worker per visible GPU; without GPUs the config
+            // decides (a CPU pod's core count is rarely the wanted worker count).
+            Some("auto" | "gpu") => super::visible_gpus(get, &super::dev_nvidia_count),
             Some(_) => num(get, "PET_NPROC_PER_NODE")?,
         };
     } else if legacy_present(get) {
@@ -108,9 +111,19 @@ mod tests {
 
     #[test]
     fn fixed_ranges_and_auto_worker_counts() {
-        let get = env_of(&[("PET_NNODES", "2:2"), ("PET_NPROC_PER_NODE", "auto")]);
+        let get = env_of(&[("PET_NNODES", "2:2"), ("PET_NPROC_PER_NODE", "cpu")]);
         let c = map(&get).unwrap();
         assert_eq!((c.nnodes, c.nproc_per_node), (Some(2), None));
+        let gpus = env_of(&[
+            ("PET_NNODES", "1"),
+            ("PET_NPROC_PER_NODE", "auto"),
+            ("CUDA_VISIBLE_DEVICES", "0,1,2"),
+        ]);
+        assert_eq!(
+            map(&gpus).unwrap().nproc_per_node,
+            Some(3),
+            "auto = the GPUs"
+        );
         let get = env_of(&[("PET_NNODES", "1:4")]);
         let err = map(&get).unwrap_err().to_string();
         assert!(

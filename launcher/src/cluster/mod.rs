@@ -109,6 +109,42 @@ pub fn detect(
     }
 }
 
+/// GPUs this process can see: `CUDA_VISIBLE_DEVICES` when set (its comma-separated
+/// entries; empty, `-1` or `none` hide them all), else `NVIDIA_VISIBLE_DEVICES` when it
+/// lists devices (the Kubernetes device plugin sets it), else `devices()` (the
+/// `/dev/nvidiaN` files). `None` when there are none.
+pub fn visible_gpus(
+    get: &dyn Fn(&str) -> Option<String>,
+    devices: &dyn Fn() -> u32,
+) -> Option<u32> {
+    let count = |list: &str| -> u32 {
+        match list.trim() {
+            "" | "-1" | "none" | "void" | "NoDevFiles" => 0,
+            l => l.split(',').filter(|d| !d.trim().is_empty()).count() as u32,
+        }
+    };
+    let n = match (get("CUDA_VISIBLE_DEVICES"), get("NVIDIA_VISIBLE_DEVICES")) {
+        (Some(v), _) => count(&v),
+        (None, Some(v)) if v.trim() != "all" => count(&v),
+        _ => devices(),
+    };
+    (n > 0).then_some(n)
+}
+
+/// The `/dev/nvidiaN` device files on this machine.
+pub fn dev_nvidia_count() -> u32 {
+    std::fs::read_dir("/dev").map_or(0, |d| {
+        d.filter_map(|e| e.ok())
+            .filter(|e| {
+                e.file_name().to_str().is_some_and(|n| {
+                    n.strip_prefix("nvidia")
+                        .is_some_and(|r| !r.is_empty() && r.bytes().all(|b| b.is_ascii_digit()))
+                })
+            })
+            .count() as u32
+    })
+}
+
 /// Parses a numeric variable; absent gives `None`.
 pub(crate) fn num<T: std::str::FromStr>(
     get: &dyn Fn(&str) -> Option<String>,
@@ -158,6 +194,23 @@ mod tests {
         assert_eq!(c.kind, "slurm");
         assert_eq!(detect(ClusterChoice::None, &both).unwrap(), None);
         assert_eq!(detect(ClusterChoice::Auto, &env_of(&[])).unwrap(), None);
+    }
+
+    #[test]
+    fn visible_gpus_from_the_environment_or_the_devices() {
+        let none = || 0;
+        let four = || 4;
+        let gpus =
+            |pairs: &[(&str, &str)], dev: &dyn Fn() -> u32| visible_gpus(&env_of(pairs), dev);
+        assert_eq!(gpus(&[("CUDA_VISIBLE_DEVICES", "0,1")], &four), Some(2));
+        assert_eq!(gpus(&[("CUDA_VISIBLE_DEVICES", "")], &four), None);
+        assert_eq!(gpus(&[("CUDA_VISIBLE_DEVICES", "-1")], &four), None);
+        assert_eq!(
+            gpus(&[("NVIDIA_VISIBLE_DEVICES", "GPU-a,GPU-b,GPU-c")], &none),
+            Some(3)
+        );
+        assert_eq!(gpus(&[("NVIDIA_VISIBLE_DEVICES", "all")], &four), Some(4));
+        assert_eq!(gpus(&[], &none), None);
     }
 
     #[test]

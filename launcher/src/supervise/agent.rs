@@ -155,8 +155,9 @@ pub fn run(spec: AgentSpec) -> Result<Ending, LaunchError> {
     let run = RunSpec {
         run_id: agreed.run_id.clone(),
         token,
-        master_addr,
-        master_port: port,
+        store_addr: master_addr,
+        store_port: port,
+        master_port: torch_port(spec.nnodes, port)?,
         output_dir: spec.output_dir.clone(),
         max_restarts: agreed.max_restarts,
         heartbeat_dir: heartbeat_dir.clone(),
@@ -181,6 +182,23 @@ pub fn run(spec: AgentSpec) -> Result<Ending, LaunchError> {
     let _ = std::fs::remove_dir_all(&heartbeat_dir);
     drop(store);
     result
+}
+
+/// `MASTER_PORT` for the workers: never the store's port (a torch script's rank 0 binds
+/// it). One node: a free port of this machine. Several: the store's port + 1 on node 0's
+/// host, so every node agrees without a round trip (keep it free there, as torchrun's
+/// users keep 29500 free).
+fn torch_port(nnodes: u32, store_port: u16) -> Result<u16, LaunchError> {
+    if nnodes > 1 {
+        return Ok(store_port.checked_add(1).unwrap_or(store_port - 1));
+    }
+    let bind = "0.0.0.0:0";
+    let bad = |e| LaunchError::Bind {
+        addr: bind.into(),
+        source: vigil_collective::Error::io("pick a free MASTER_PORT", e),
+    };
+    let listener = std::net::TcpListener::bind(bind).map_err(bad)?;
+    Ok(listener.local_addr().map_err(bad)?.port())
 }
 
 /// Binds the store on node 0. Returns it with the address workers use.

@@ -37,8 +37,11 @@ pub struct RunSpec {
     /// The store's secret.
     pub token: String,
     /// Host the workers connect to for the store.
-    pub master_addr: String,
+    pub store_addr: String,
     /// Its port.
+    pub store_port: u16,
+    /// `MASTER_PORT`: a port on the store's host left free for the workers' own use
+    /// (torch's TCPStore under `init_method="env://"`).
     pub master_port: u16,
     /// The run directory.
     pub output_dir: PathBuf,
@@ -71,7 +74,8 @@ pub fn worker_env(run: &RunSpec, world: &WorldSpec, local: u32, restart: u32) ->
         local_world_size: local_world as usize,
         node_rank: world.node_rank as usize,
         nnodes: Some(world.nnodes as usize),
-        master_addr: run.master_addr.clone(),
+        store_addr: run.store_addr.clone(),
+        store_port: run.store_port,
         master_port: run.master_port,
         token: run.token.clone(),
         run_id: run.run_id.clone(),
@@ -94,8 +98,9 @@ mod tests {
         RunSpec {
             run_id: "r1".into(),
             token: "t".into(),
-            master_addr: "10.0.0.1".into(),
-            master_port: 29500,
+            store_addr: "10.0.0.1".into(),
+            store_port: 29500,
+            master_port: 29501,
             output_dir: "out".into(),
             max_restarts: 3,
             heartbeat_dir: "/tmp/hb".into(),

@@ -33,7 +33,7 @@ fn main() {
         );
         return;
     }
-    let addr = format!("{}:{}", var("MASTER_ADDR"), var("MASTER_PORT"));
+    let addr = format!("{}:{}", var("VIGIL_STORE_ADDR"), var("VIGIL_STORE_PORT"));
     let rank: usize = var("RANK").parse().expect("RANK");
     let world: usize = var("WORLD_SIZE").parse().expect("WORLD_SIZE");
     let timeout = Duration::from_secs(30);
