@@ -14,6 +14,7 @@ mod guard;
 mod launch;
 mod predict;
 mod render;
+mod report;
 mod validate;
 mod worker;
 
@@ -58,6 +59,8 @@ enum Command {
     Predict(predict::PredictArgs),
     /// Evaluate an exported model version on a labelled file: report, top false positives/negatives.
     Eval(eval::EvalArgs),
+    /// Write a self-contained HTML evaluation report of a run directory.
+    Report(report::ReportArgs),
     /// Benchmarks that print measured figures (`vigil bench train`).
     Bench(bench::BenchArgs),
 }
@@ -74,6 +77,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Embed(args) => embed::run(args),
         Command::Predict(args) => predict::run(args),
         Command::Eval(args) => eval::run(args),
+        Command::Report(args) => report::run(args),
         Command::Bench(args) => bench::run(args),
     }
 }

@@ -1,7 +1,8 @@
 //! Distributed evaluation: every rank scores its shard of the validation set in
 //! file order, the shards are gathered on rank 0, and rank 0 computes the report,
-//! writes `eval/step-<S>.json`, logs `val/*` scalars and one PR curve per label,
-//! and prints a short table. The per-batch loop is [`crate::score`]'s, the same
+//! writes `eval/step-<S>.json` and the per-row scores `eval/step-<S>.scores.jsonl`
+//! (what `vigil report` reads: [`crate::report::scored`]), logs `val/*` scalars
+//! and one PR curve per label, and prints a short table. The per-batch loop is [`crate::score`]'s, the same
 //! one `vigil predict` and `vigil eval` run.
 
 use std::path::Path;
@@ -21,6 +22,7 @@ use crate::data::{Dataset, ShardSampler};
 use crate::logging::{MetricLogger, tags};
 use crate::metrics::{EvalReport, Scores};
 use crate::model::{ModerationModel, SplitFeatures, TextTokenizer};
+use crate::report::{ScoredRows, scores_file_name};
 use crate::score::score_batches;
 
 /// Thresholds of the PR curves logged per label.
@@ -139,10 +141,13 @@ pub fn score_shard<B: Backend>(
     Ok((shard, loss_sum, rows))
 }
 
-/// Rank 0: writes the report file, logs scalars and PR curves, prints the table.
+/// Rank 0: writes the report and scores files, logs scalars and PR curves,
+/// prints the table. `val` is the dataset `ev` scored.
+#[allow(clippy::too_many_arguments)]
 pub fn record(
     report: &EvalReport,
     ev: &EvalOutcome,
+    val: &Dataset,
     step: u64,
     logger: &mut dyn MetricLogger,
     progress: Option<&Progress>,
@@ -165,6 +170,13 @@ pub fn record(
     });
     let text = serde_json::to_string_pretty(&body).expect("a report serializes");
     write_atomic(&file, text.as_bytes()).map_err(io(&file))?;
+    if let Some(scores) = &ev.scores {
+        let rows = ScoredRows::join(val, scores).ok_or(TrainError::Protocol {
+            what: "the gathered evaluation scores do not cover the validation rows",
+        })?;
+        let scores_file = dir.join(scores_file_name(step));
+        write_atomic(&scores_file, rows.to_jsonl().as_bytes()).map_err(io(&scores_file))?;
+    }
 
     let values: Vec<(&str, f64)> = ev.scalars.iter().map(|(k, v)| (k.as_str(), *v)).collect();
     logger.scalars(step, &values)?;
