@@ -96,7 +96,7 @@ td.num{text-align:right;font-variant-numeric:tabular-nums}.undef{color:#a33;font
 .ci{color:#666}figure{display:inline-block;margin:4px 8px 4px 0}figcaption{font-size:12px;color:#555}\
 .charts{display:flex;flex-wrap:wrap}.note{color:#666;font-size:13px}pre{background:#f7f7f7;padding:8px;\
 max-height:360px;overflow:auto;font-size:12px}.row-text{max-width:520px;white-space:pre-wrap;word-break:break-word}\
-img.thumb{width:96px;height:auto;border:1px solid #ccc}.fp{color:#b45309}.fn{color:#1d4ed8}";
+img.thumb{width:96px;height:auto;border:1px solid #ccc}h3.fp{color:#b45309}h3.fn{color:#1d4ed8}";
 
 /// Renders the whole page.
 pub fn render(input: &ReportInput, opts: &ReportOptions) -> Result<String, ReportError> {
@@ -419,7 +419,7 @@ fn errors_section(h: &mut String, input: &ReportInput, errors: &[LabelErrors]) {
             }
             let _ = write!(
                 h,
-                "<table class=\"misses {class}\" data-label=\"{}\"><tr><th>id</th><th>score</th><th>image</th><th>text</th><th>other positive labels</th></tr>",
+                "<table class=\"misses\" data-kind=\"{class}\" data-label=\"{}\"><tr><th>id</th><th>score</th><th>image</th><th>text</th><th>other positive labels</th></tr>",
                 escape(&e.label)
             );
             for m in list {
@@ -572,4 +572,91 @@ fn decision_section(h: &mut String, input: &ReportInput, opts: &ReportOptions) {
         _ => h.push_str("<p class=\"note\">No champion scores on these rows (the gate had no champion to score), so no paired intervals.</p>"),
     }
     h.push_str("</section>\n");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Task;
+    use crate::report::scored::{ScoredRow, ScoredRows};
+    use serde_json::Map;
+
+    fn input() -> ReportInput {
+        let mut meta = Map::new();
+        meta.insert("lang".into(), serde_json::Value::from("<b>x</b>"));
+        let row = |id: &str, text: &str, s: f32, y: bool| ScoredRow {
+            id: id.into(),
+            line: 1,
+            text: Some(text.into()),
+            image: None,
+            meta: Some(meta.clone()),
+            scores: vec![s, 0.5],
+            labels: vec![Some(y), None],
+        };
+        ReportInput {
+            title: "t <i>".into(),
+            facts: vec![("run".into(), "r&d".into())],
+            config: Some(("c.yaml".into(), "a: <script>".into())),
+            skipped: Some(Default::default()),
+            history: Vec::new(),
+            train_loss: Vec::new(),
+            no_history: Some("none".into()),
+            step: Some(3),
+            task: Task::MultiLabel,
+            thresholds: vec![0.5, 0.5],
+            rows: ScoredRows {
+                labels: vec!["a".into(), "b".into()],
+                rows: vec![
+                    row("<id1>", "<script>alert(1)</script>", 0.9, false),
+                    row("id2", "fine", 0.2, true),
+                    row("id3", "ok", 0.7, true),
+                ],
+            },
+            decision: None,
+            champion: None,
+        }
+    }
+
+    #[test]
+    fn every_dataset_string_is_escaped_and_every_section_is_there() {
+        let opts = ReportOptions {
+            slice_by: Some("lang".into()),
+            bootstrap: Bootstrap {
+                resamples: 20,
+                seed: 1,
+            },
+            ..ReportOptions::default()
+        };
+        let html = render(&input(), &opts).unwrap();
+        for s in [
+            "run",
+            "curves",
+            "labels",
+            "calibration",
+            "errors",
+            "bootstrap",
+            "slices",
+            "decision",
+        ] {
+            assert_eq!(html.matches(&format!("<section id=\"{s}\">")).count(), 1, "{s}");
+        }
+        assert!(!html.contains("<script"), "{html}");
+        assert!(html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
+        assert!(html.contains("&lt;id1&gt;") && !html.contains("<id1>"));
+        assert!(html.contains("&lt;b&gt;x&lt;/b&gt;") && !html.contains("<b>x</b>"));
+        assert!(html.contains("r&amp;d") && html.contains("t &lt;i&gt;"));
+        // Label b has no known rows: its metrics are undefined, not NaN.
+        assert!(html.contains("undefined") && !html.contains("NaN"));
+        assert_eq!(html.matches("class=\"chart pr-curve\"").count(), 2);
+        assert_eq!(html.matches("class=\"chart reliability\"").count(), 2);
+    }
+
+    #[test]
+    fn slice_by_must_name_a_meta_field() {
+        assert_eq!(parse_slice_by("meta.language").unwrap(), "language");
+        assert_eq!(parse_slice_by("meta.src.site").unwrap(), "src.site");
+        for bad in ["language", "meta.", "meta..x", ""] {
+            assert!(parse_slice_by(bad).is_err(), "{bad}");
+        }
+    }
 }
