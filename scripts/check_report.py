@@ -78,7 +78,7 @@ def check_screenshot(path, problems):
         problems.append(f"{path}: not a PNG ({img.format})")
     small = img.convert("RGB")
     small.thumbnail((400, 1600))
-    pixels = list(small.getdata())
+    pixels = list(small.get_flattened_data() if hasattr(small, "get_flattened_data") else small.getdata())
     counts = Counter(pixels)
     top = counts.most_common(1)[0][1]
     other = 1 - top / len(pixels)
