@@ -74,6 +74,9 @@ if ! ls "$RUN"/eval/step-*.scores.jsonl >/dev/null 2>&1; then
   VIGIL_OUTPUT="$RUN" VIGIL_EXPORT="$RUN/export" \
     "$VIGIL" launch configs/tiny.yaml --set logging.console=rank0 >/dev/null
 fi
+# TensorBoard's own reader sees the per-label grids of top errors (images dashboard).
+"$VENV/bin/python" scripts/check_tensorboard.py "$RUN" --train-steps 5:40:5 --labels "$LABELS" \
+  --eval-steps 20,40 --error-images
 "$VIGIL" report "$RUN" --out "$OUT/run-report.html" --slice-by meta.language
 "$VIGIL" eval --model "$RUN/export/tiny" --data "$OUT/data/val-meta.jsonl" --top 100 \
   --html "$OUT/eval-report.html" --slice-by meta.language >/dev/null

@@ -157,6 +157,36 @@ fn evaluation_writes_per_row_scores_with_meta_matching_its_report() {
 }
 
 #[test]
+fn each_evaluation_logs_a_png_grid_of_errors_per_label_to_tensorboard() {
+    use vigil_trainer::logging::proto::event::What;
+    use vigil_trainer::logging::proto::summary::value::Value as V;
+    use vigil_trainer::logging::{event_files, read_event_file};
+    let f = fixture();
+    let mut seen = Vec::new();
+    for file in event_files(&f.run.join("tensorboard")).unwrap() {
+        for ev in read_event_file(&file).unwrap() {
+            if let Some(What::Summary(s)) = ev.what {
+                for v in s.value {
+                    if let Some(V::Image(img)) = v.value {
+                        assert_eq!(&img.encoded_image_string[..4], b"\x89PNG", "{}", v.tag);
+                        assert_eq!(img.colorspace, 3);
+                        assert!(img.width > 0 && img.height > 0);
+                        seen.push((v.tag, ev.step));
+                    }
+                }
+            }
+        }
+    }
+    seen.sort();
+    let mut want: Vec<(String, i64)> = util::TINY_LABELS
+        .iter()
+        .flat_map(|l| [10, 20].map(|s| (format!("errors/{l}"), s)))
+        .collect();
+    want.sort();
+    assert_eq!(seen, want);
+}
+
+#[test]
 fn report_of_a_run_has_every_section_and_escapes_row_text() {
     let f = fixture();
     let out = f.root.join("run-report.html");

@@ -21,6 +21,7 @@ pub mod bootstrap;
 pub mod calibration;
 pub mod charts;
 mod error;
+pub mod grid;
 mod html;
 mod input;
 pub mod scored;

@@ -22,7 +22,9 @@ use crate::data::{Dataset, ShardSampler};
 use crate::logging::{MetricLogger, tags};
 use crate::metrics::{EvalReport, Scores};
 use crate::model::{ModerationModel, SplitFeatures, TextTokenizer};
+use crate::report::grid::{Tile, error_grid, png};
 use crate::report::{ScoredRows, scores_file_name};
+use crate::serve::label_errors;
 use crate::score::score_batches;
 
 /// Thresholds of the PR curves logged per label.
@@ -141,6 +143,45 @@ pub fn score_shard<B: Backend>(
     Ok((shard, loss_sum, rows))
 }
 
+/// Errors shown per kind in each label's TensorBoard grid.
+const GRID_ERRORS: usize = crate::report::grid::COLUMNS;
+
+/// Per label, the grid of the top false positives and negatives at the
+/// thresholds this evaluation would ship, as a TensorBoard image.
+fn log_error_grids(
+    report: &EvalReport,
+    scores: &Scores,
+    val: &Dataset,
+    step: u64,
+    logger: &mut dyn MetricLogger,
+    cfg: &RunConfig,
+) -> Result<(), TrainError> {
+    let ids: Vec<String> = val.examples().iter().map(|e| e.id.clone()).collect();
+    if ids.len() != scores.rows() {
+        return Ok(());
+    }
+    let thresholds: Vec<f32> = report.thresholds().into_iter().map(|(_, t)| t).collect();
+    let index: std::collections::HashMap<&str, usize> =
+        ids.iter().enumerate().map(|(i, id)| (id.as_str(), i)).collect();
+    let errors = label_errors(&ids, scores, &thresholds, cfg.model.task, GRID_ERRORS);
+    for e in &errors {
+        let tiles = |misses: &[crate::serve::Miss]| -> Vec<Tile<'_>> {
+            misses
+                .iter()
+                .map(|m| Tile {
+                    image: index
+                        .get(m.id.as_str())
+                        .and_then(|&i| val.example(i).image.as_deref()),
+                    score: m.score,
+                })
+                .collect()
+        };
+        let img = error_grid(&tiles(&e.false_positives), &tiles(&e.false_negatives), e.threshold);
+        logger.image(&tags::error_grid(&e.label), step, &png(&img), img.width(), img.height())?;
+    }
+    Ok(())
+}
+
 /// Rank 0: writes the report and scores files, logs scalars and PR curves,
 /// prints the table. `val` is the dataset `ev` scored.
 #[allow(clippy::too_many_arguments)]
@@ -190,6 +231,9 @@ pub fn record(
             let ss: Vec<f32> = pairs.iter().map(|p| p.0).collect();
             logger.pr_curve(&tags::pr_curve(label), step, &ys, &ss, PR_THRESHOLDS)?;
         }
+    }
+    if let Some(scores) = &ev.scores {
+        log_error_grids(report, scores, val, step, logger, cfg)?;
     }
     logger.flush()?;
     if let Some(p) = progress {
