@@ -31,6 +31,8 @@ const SECTIONS: [&str; 8] = [
 struct Fixture {
     root: PathBuf,
     run: PathBuf,
+    /// A second run whose export is gated against the first run's version 1.
+    gated: PathBuf,
     val: PathBuf,
     rows: usize,
 }
@@ -95,9 +97,31 @@ fn fixture() -> &'static Fixture {
         );
         let (so, se) = util::texts(&out);
         assert!(out.status.success(), "vigil launch failed\n{so}\n{se}");
+        let gated = root.join("gated");
+        let export_to = format!("export.dir={}", run.join("export").display());
+        let out = util::run_with_timeout(
+            &mut util::tiny_launch(
+                &gated,
+                2,
+                &[
+                    &val_set,
+                    &export_to,
+                    "run.seed=11",
+                    "train.max_steps=20",
+                    "train.eval_every=20",
+                    "checkpoint.every_steps=null",
+                    "logging.histogram_every=null",
+                    "export.gate={metric: val/macro_auroc, min_delta: 0.0}",
+                ],
+            ),
+            LIMIT,
+        );
+        let (so, se) = util::texts(&out);
+        assert!(out.status.success(), "gated vigil launch failed\n{so}\n{se}");
         Fixture {
             root,
             run,
+            gated,
             val,
             rows,
         }
@@ -247,6 +271,29 @@ fn eval_html_reports_an_export_on_a_file_with_meta() {
     assert_page(&html);
     assert!(html.contains("an export evaluation has no training history"));
     assert!(html.contains("config.json"));
+}
+
+#[test]
+fn a_gated_run_shows_champion_and_challenger_with_paired_intervals() {
+    let f = fixture();
+    assert!(f.gated.join("eval/champion.scores.jsonl").is_file());
+    let out = f.root.join("gated.html");
+    let (ok, _, so, se) = vigil(&[
+        "report",
+        f.gated.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--bootstrap",
+        "100",
+    ]);
+    assert!(ok, "{so}\n{se}");
+    let html = std::fs::read_to_string(&out).unwrap();
+    assert!(html.contains("champion (version 1)"), "the decision names the champion");
+    assert!(html.contains("val/macro_auroc"));
+    assert_eq!(count(&html, "<table class=\"decision-labels\">"), 1);
+    let table = html.split("<table class=\"decision-labels\">").nth(1).unwrap();
+    let table = table.split("</table>").next().unwrap();
+    assert!(table.contains("class=\"ci\">["), "paired intervals: {table}");
 }
 
 #[test]
