@@ -46,7 +46,12 @@ fn make_val(root: &Path) -> (PathBuf, usize) {
     let mut out = String::new();
     let mut rows = 0;
     let mut first_image = None;
-    for (i, line) in text.lines().filter(|l| !l.trim().is_empty()).take(40).enumerate() {
+    for (i, line) in text
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .take(40)
+        .enumerate()
+    {
         let mut row: Value = serde_json::from_str(line).unwrap();
         if let Some(img) = row["image"].as_str() {
             std::fs::copy(sample.join(img), root.join(img)).unwrap();
@@ -117,7 +122,10 @@ fn fixture() -> &'static Fixture {
             LIMIT,
         );
         let (so, se) = util::texts(&out);
-        assert!(out.status.success(), "gated vigil launch failed\n{so}\n{se}");
+        assert!(
+            out.status.success(),
+            "gated vigil launch failed\n{so}\n{se}"
+        );
         Fixture {
             root,
             run,
@@ -131,7 +139,12 @@ fn fixture() -> &'static Fixture {
 fn vigil(args: &[&str]) -> (bool, i32, String, String) {
     let out = util::run_with_timeout(util::vigil().args(args), CLI_LIMIT);
     let (so, se) = util::texts(&out);
-    (out.status.success(), out.status.code().unwrap_or(-1), so, se)
+    (
+        out.status.success(),
+        out.status.code().unwrap_or(-1),
+        so,
+        se,
+    )
 }
 
 fn count(haystack: &str, needle: &str) -> usize {
@@ -142,7 +155,11 @@ fn count(haystack: &str, needle: &str) -> usize {
 /// label, the script rows as escaped text and no script element.
 fn assert_page(html: &str) {
     for s in SECTIONS {
-        assert_eq!(count(html, &format!("<section id=\"{s}\">")), 1, "section {s}");
+        assert_eq!(
+            count(html, &format!("<section id=\"{s}\">")),
+            1,
+            "section {s}"
+        );
     }
     for label in util::TINY_LABELS {
         for kind in ["pr-curve", "roc-curve", "reliability"] {
@@ -151,8 +168,14 @@ fn assert_page(html: &str) {
         }
     }
     assert!(html.contains(ESCAPED), "the script row is shown as text");
-    assert!(!html.to_lowercase().contains("<script"), "no script element");
-    assert!(html.contains("data:image/jpeg;base64,"), "inline thumbnails");
+    assert!(
+        !html.to_lowercase().contains("<script"),
+        "no script element"
+    );
+    assert!(
+        html.contains("data:image/jpeg;base64,"),
+        "inline thumbnails"
+    );
     assert!(!html.contains("src=\"http") && !html.contains("href=\"http"));
 }
 
@@ -160,23 +183,36 @@ fn assert_page(html: &str) {
 fn evaluation_writes_per_row_scores_with_meta_matching_its_report() {
     let f = fixture();
     let scores = std::fs::read_to_string(f.run.join("eval/step-20.scores.jsonl")).unwrap();
-    let rows: Vec<Value> = scores.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
-    assert_eq!(rows.len(), f.rows, "one line per validation row, padding dropped");
+    let rows: Vec<Value> = scores
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(
+        rows.len(),
+        f.rows,
+        "one line per validation row, padding dropped"
+    );
     assert_eq!(rows[0]["meta"]["language"], "en");
     assert_eq!(rows[1]["meta"]["language"], "fr");
     let xss = rows.iter().find(|r| r["id"] == "xss-2").unwrap();
     assert_eq!(xss["text"], SCRIPT);
     assert_eq!(xss["labels"]["hate"], 0);
-    assert_eq!(xss["labels"]["spam"], Value::Null, "unknown labels are null");
+    assert_eq!(
+        xss["labels"]["spam"],
+        Value::Null,
+        "unknown labels are null"
+    );
     assert!(Path::new(xss["image"].as_str().unwrap()).is_absolute());
     // The report's positives per label are those of the scores file.
-    let report: Value = serde_json::from_str(
-        &std::fs::read_to_string(f.run.join("eval/step-20.json")).unwrap(),
-    )
-    .unwrap();
+    let report: Value =
+        serde_json::from_str(&std::fs::read_to_string(f.run.join("eval/step-20.json")).unwrap())
+            .unwrap();
     for (i, label) in util::TINY_LABELS.iter().enumerate() {
         let positives = rows.iter().filter(|r| r["labels"][label] == 1).count();
-        assert_eq!(report["report"]["labels"][i]["positives"], positives, "{label}");
+        assert_eq!(
+            report["report"]["labels"][i]["positives"], positives,
+            "{label}"
+        );
     }
 }
 
@@ -230,10 +266,19 @@ fn report_of_a_run_has_every_section_and_escapes_row_text() {
     assert!(so.contains("report: ") && so.contains("bytes"), "{so}");
     let html = std::fs::read_to_string(&out).unwrap();
     assert_page(&html);
-    assert!(html.contains("evaluation step</th><td>20"), "the last evaluation by default");
-    assert!(html.contains("figure class=\"chart steps-loss\""), "train/val loss over steps");
+    assert!(
+        html.contains("evaluation step</th><td>20"),
+        "the last evaluation by default"
+    );
+    assert!(
+        html.contains("figure class=\"chart steps-loss\""),
+        "train/val loss over steps"
+    );
     // One slice table per label with en, fr and de rows.
-    assert_eq!(count(&html, "<table class=\"slices\""), util::TINY_LABELS.len());
+    assert_eq!(
+        count(&html, "<table class=\"slices\""),
+        util::TINY_LABELS.len()
+    );
     for lang in ["<tr><td>en</td>", "<tr><td>fr</td>", "<tr><td>de</td>"] {
         assert_eq!(count(&html, lang), util::TINY_LABELS.len(), "{lang}");
     }
@@ -288,12 +333,21 @@ fn a_gated_run_shows_champion_and_challenger_with_paired_intervals() {
     ]);
     assert!(ok, "{so}\n{se}");
     let html = std::fs::read_to_string(&out).unwrap();
-    assert!(html.contains("champion (version 1)"), "the decision names the champion");
+    assert!(
+        html.contains("champion (version 1)"),
+        "the decision names the champion"
+    );
     assert!(html.contains("val/macro_auroc"));
     assert_eq!(count(&html, "<table class=\"decision-labels\">"), 1);
-    let table = html.split("<table class=\"decision-labels\">").nth(1).unwrap();
+    let table = html
+        .split("<table class=\"decision-labels\">")
+        .nth(1)
+        .unwrap();
     let table = table.split("</table>").next().unwrap();
-    assert!(table.contains("class=\"ci\">["), "paired intervals: {table}");
+    assert!(
+        table.contains("class=\"ci\">["),
+        "paired intervals: {table}"
+    );
 }
 
 #[test]
@@ -308,7 +362,10 @@ fn bad_run_dirs_steps_and_slice_fields_exit_2_and_write_nothing() {
     let run = f.run.to_str().unwrap();
     let (ok, code, _, se) = vigil(&["report", run, "--step", "7", "--out", o]);
     assert!(!ok && code == 2, "{se}");
-    assert!(se.contains("no evaluation at step 7") && se.contains("10, 20"), "{se}");
+    assert!(
+        se.contains("no evaluation at step 7") && se.contains("10, 20"),
+        "{se}"
+    );
     let (ok, code, _, se) = vigil(&["report", run, "--slice-by", "language", "--out", o]);
     assert!(!ok && code == 2, "{se}");
     assert!(se.contains("meta.FIELD"), "{se}");

@@ -55,7 +55,13 @@ pub fn histogram_value(tag: &str, histogram: &Histogram) -> summary::Value {
 
 /// An encoded PNG for the images dashboard (the legacy `Summary.Image` form,
 /// which every reader migrates to the images plugin). `colorspace` 3 is RGB.
-pub fn image_value(tag: &str, png: &[u8], width: u32, height: u32, colorspace: i32) -> summary::Value {
+pub fn image_value(
+    tag: &str,
+    png: &[u8],
+    width: u32,
+    height: u32,
+    colorspace: i32,
+) -> summary::Value {
     summary::Value {
         tag: tag.to_owned(),
         metadata: None,

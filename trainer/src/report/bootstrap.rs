@@ -98,7 +98,8 @@ fn percentiles(estimate: f64, mut values: Vec<f64>, resamples: usize) -> Option<
         return None;
     }
     values.sort_by(f64::total_cmp);
-    let at = |q: f64| values[((q * (values.len() - 1) as f64).round() as usize).min(values.len() - 1)];
+    let at =
+        |q: f64| values[((q * (values.len() - 1) as f64).round() as usize).min(values.len() - 1)];
     Some(Interval {
         estimate,
         lo: at(0.025),
@@ -152,8 +153,10 @@ mod tests {
         let d = b.paired_difference(&p, &p, auroc).unwrap();
         assert_eq!((d.lo, d.estimate, d.hi), (0.0, 0.0, 0.0));
         // A better model: positives pushed up.
-        let better: Vec<(f32, bool)> =
-            p.iter().map(|&(s, y)| (if y { s + 0.3 } else { s }, y)).collect();
+        let better: Vec<(f32, bool)> = p
+            .iter()
+            .map(|&(s, y)| (if y { s + 0.3 } else { s }, y))
+            .collect();
         let d = b.paired_difference(&p, &better, auroc).unwrap();
         assert!(d.estimate > 0.0 && d.lo > 0.0, "{d:?}");
         assert_eq!(b.paired_difference(&p, &p[1..], auroc), None);

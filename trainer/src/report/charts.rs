@@ -34,7 +34,12 @@ pub struct Marker {
     pub threshold: f64,
 }
 
-fn svg(chart: &str, w: u32, h: u32, draw: impl FnOnce(&DrawingArea<SVGBackend, Shift>) -> DrawResult) -> Result<String, ReportError> {
+fn svg(
+    chart: &str,
+    w: u32,
+    h: u32,
+    draw: impl FnOnce(&DrawingArea<SVGBackend, Shift>) -> DrawResult,
+) -> Result<String, ReportError> {
     let mut buf = String::new();
     {
         let root = SVGBackend::with_string(&mut buf, (w, h)).into_drawing_area();
@@ -63,7 +68,10 @@ fn palette(i: usize) -> RGBColor {
 
 /// Lines over training steps (train loss, val loss, macro AUROC/AUPRC).
 pub fn over_steps(title: &str, y_desc: &str, series: &[Series<'_>]) -> Result<String, ReportError> {
-    let all: Vec<(f64, f64)> = series.iter().flat_map(|s| s.points.iter().copied()).collect();
+    let all: Vec<(f64, f64)> = series
+        .iter()
+        .flat_map(|s| s.points.iter().copied())
+        .collect();
     let (mut x0, mut x1) = bounds(all.iter().map(|p| p.0));
     let (mut y0, mut y1) = bounds(all.iter().map(|p| p.1));
     if x1 - x0 < 1e-9 {
@@ -89,9 +97,14 @@ pub fn over_steps(title: &str, y_desc: &str, series: &[Series<'_>]) -> Result<St
         for (i, s) in series.iter().enumerate() {
             let color = palette(i);
             chart
-                .draw_series(LineSeries::new(s.points.iter().copied(), color.stroke_width(2)))?
+                .draw_series(LineSeries::new(
+                    s.points.iter().copied(),
+                    color.stroke_width(2),
+                ))?
                 .label(s.name)
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], color.stroke_width(2)));
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 16, y)], color.stroke_width(2))
+                });
             chart.draw_series(s.points.iter().map(|&p| Circle::new(p, 3, color.filled())))?;
         }
         chart
@@ -105,13 +118,35 @@ pub fn over_steps(title: &str, y_desc: &str, series: &[Series<'_>]) -> Result<St
 }
 
 /// A precision/recall curve with the shipped threshold marked.
-pub fn pr_curve(label: &str, points: &[(f64, f64)], marker: Option<Marker>) -> Result<String, ReportError> {
-    unit_curve(&format!("PR curve: {label}"), "recall", "precision", points, marker, false)
+pub fn pr_curve(
+    label: &str,
+    points: &[(f64, f64)],
+    marker: Option<Marker>,
+) -> Result<String, ReportError> {
+    unit_curve(
+        &format!("PR curve: {label}"),
+        "recall",
+        "precision",
+        points,
+        marker,
+        false,
+    )
 }
 
 /// A ROC curve (with the chance diagonal) and the shipped threshold marked.
-pub fn roc_curve(label: &str, points: &[(f64, f64)], marker: Option<Marker>) -> Result<String, ReportError> {
-    unit_curve(&format!("ROC curve: {label}"), "false positive rate", "true positive rate", points, marker, true)
+pub fn roc_curve(
+    label: &str,
+    points: &[(f64, f64)],
+    marker: Option<Marker>,
+) -> Result<String, ReportError> {
+    unit_curve(
+        &format!("ROC curve: {label}"),
+        "false positive rate",
+        "true positive rate",
+        points,
+        marker,
+        true,
+    )
 }
 
 fn unit_curve(
@@ -136,9 +171,15 @@ fn unit_curve(
             .label_style((FONT, 11))
             .draw()?;
         if diagonal {
-            chart.draw_series(LineSeries::new([(0.0, 0.0), (1.0, 1.0)], RGBColor(170, 170, 170).stroke_width(1)))?;
+            chart.draw_series(LineSeries::new(
+                [(0.0, 0.0), (1.0, 1.0)],
+                RGBColor(170, 170, 170).stroke_width(1),
+            ))?;
         }
-        chart.draw_series(LineSeries::new(points.iter().copied(), palette(0).stroke_width(2)))?;
+        chart.draw_series(LineSeries::new(
+            points.iter().copied(),
+            palette(0).stroke_width(2),
+        ))?;
         if let Some(m) = marker {
             chart
                 .draw_series(std::iter::once(Circle::new(m.at, 6, palette(3).filled())))?
@@ -180,11 +221,21 @@ pub fn reliability(label: &str, bins: &[Bin], ece: Option<f64>) -> Result<String
         chart.draw_series(bins.iter().filter_map(|b| {
             let acc = b.accuracy?;
             let shade = 0.25 + 0.6 * (b.count as f64 / most);
-            Some(Rectangle::new([(b.lo + 0.005, 0.0), (b.hi - 0.005, acc)], palette(0).mix(shade).filled()))
+            Some(Rectangle::new(
+                [(b.lo + 0.005, 0.0), (b.hi - 0.005, acc)],
+                palette(0).mix(shade).filled(),
+            ))
         }))?;
-        chart.draw_series(LineSeries::new([(0.0, 0.0), (1.0, 1.0)], RGBColor(120, 120, 120).stroke_width(1)))?;
+        chart.draw_series(LineSeries::new(
+            [(0.0, 0.0), (1.0, 1.0)],
+            RGBColor(120, 120, 120).stroke_width(1),
+        ))?;
         chart.draw_series(bins.iter().filter_map(|b| {
-            Some(Circle::new((b.confidence?, b.accuracy?), 4, palette(3).filled()))
+            Some(Circle::new(
+                (b.confidence?, b.accuracy?),
+                4,
+                palette(3).filled(),
+            ))
         }))?;
         Ok(())
     })
@@ -193,7 +244,9 @@ pub fn reliability(label: &str, bins: &[Bin], ece: Option<f64>) -> Result<String
 fn bounds(values: impl Iterator<Item = f64>) -> (f64, f64) {
     let (lo, hi) = values
         .filter(|v| v.is_finite())
-        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| (lo.min(v), hi.max(v)));
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
+            (lo.min(v), hi.max(v))
+        });
     if lo.is_finite() { (lo, hi) } else { (0.0, 1.0) }
 }
 
@@ -203,8 +256,19 @@ mod tests {
 
     #[test]
     fn charts_are_single_svg_elements_with_their_titles() {
-        let pr = pr_curve("spam", &[(0.0, 1.0), (0.5, 0.8), (1.0, 0.4)], Some(Marker { at: (0.5, 0.8), threshold: 0.42 })).unwrap();
-        assert!(pr.trim_start().starts_with("<svg") && pr.trim_end().ends_with("</svg>"), "{pr}");
+        let pr = pr_curve(
+            "spam",
+            &[(0.0, 1.0), (0.5, 0.8), (1.0, 0.4)],
+            Some(Marker {
+                at: (0.5, 0.8),
+                threshold: 0.42,
+            }),
+        )
+        .unwrap();
+        assert!(
+            pr.trim_start().starts_with("<svg") && pr.trim_end().ends_with("</svg>"),
+            "{pr}"
+        );
         assert!(pr.contains("PR curve: spam") && pr.contains("shipped threshold 0.420"));
         let bins = super::super::calibration::reliability(&[(0.2, false), (0.8, true)], 10);
         let rel = reliability("spam", &bins, Some(0.2)).unwrap();
@@ -212,7 +276,10 @@ mod tests {
         let steps = over_steps(
             "loss",
             "loss",
-            &[Series { name: "train", points: vec![(5.0, 0.7)] }],
+            &[Series {
+                name: "train",
+                points: vec![(5.0, 0.7)],
+            }],
         )
         .unwrap();
         assert!(steps.contains("<svg"));

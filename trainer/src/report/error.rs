@@ -56,7 +56,9 @@ pub enum ReportError {
     #[error(transparent)]
     Logging(#[from] crate::logging::LoggingError),
     /// `--slice-by` does not name a `meta` field.
-    #[error("--slice-by '{given}': expected meta.FIELD (e.g. meta.language), a field of each row's meta object")]
+    #[error(
+        "--slice-by '{given}': expected meta.FIELD (e.g. meta.language), a field of each row's meta object"
+    )]
     SliceBy {
         /// What was given.
         given: String,

@@ -50,7 +50,9 @@ pub fn error_grid(fps: &[Tile<'_>], fns: &[Tile<'_>], threshold: Option<f32>) ->
                 .and_then(|p| image::open(p).ok())
                 .map(|i| i.resize_exact(TILE, TILE, FilterType::Triangle).to_rgb8());
             match thumb {
-                Some(t) => image::imageops::replace(&mut img, &t, i64::from(x + 2), i64::from(y + 2)),
+                Some(t) => {
+                    image::imageops::replace(&mut img, &t, i64::from(x + 2), i64::from(y + 2))
+                }
                 None => fill(&mut img, x + 2, y + 2, TILE, TILE, Rgb([200, 200, 200])),
             }
             let by = y + TILE + 4 + 2;
@@ -79,7 +81,12 @@ fn fill(img: &mut RgbImage, x: u32, y: u32, w: u32, h: u32, c: Rgb<u8>) {
 pub fn png(img: &RgbImage) -> Vec<u8> {
     let mut out = Vec::new();
     PngEncoder::new(&mut Cursor::new(&mut out))
-        .write_image(img.as_raw(), img.width(), img.height(), image::ExtendedColorType::Rgb8)
+        .write_image(
+            img.as_raw(),
+            img.width(),
+            img.height(),
+            image::ExtendedColorType::Rgb8,
+        )
         .expect("encoding a PNG in memory");
     out
 }
@@ -92,9 +99,23 @@ mod tests {
     fn rows_of_thumbnails_with_score_bars_and_the_threshold_tick() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("a.png");
-        RgbImage::from_pixel(20, 10, Rgb([0, 200, 0])).save(&path).unwrap();
-        let fps = [Tile { image: Some(&path), score: 0.9 }, Tile { image: None, score: 0.6 }];
-        let fns = [Tile { image: Some(&path), score: 0.1 }];
+        RgbImage::from_pixel(20, 10, Rgb([0, 200, 0]))
+            .save(&path)
+            .unwrap();
+        let fps = [
+            Tile {
+                image: Some(&path),
+                score: 0.9,
+            },
+            Tile {
+                image: None,
+                score: 0.6,
+            },
+        ];
+        let fns = [Tile {
+            image: Some(&path),
+            score: 0.1,
+        }];
         let img = error_grid(&fps, &fns, Some(0.5));
         let cell_w = TILE + 4 + PAD;
         assert_eq!(img.width(), PAD + COLUMNS as u32 * cell_w);
@@ -102,12 +123,18 @@ mod tests {
         assert_eq!(*img.get_pixel(PAD, PAD), FP);
         assert_eq!(*img.get_pixel(PAD + 10, PAD + 10), Rgb([0, 200, 0]));
         // The tile without an image is grey.
-        assert_eq!(*img.get_pixel(PAD + cell_w + 10, PAD + 10), Rgb([200, 200, 200]));
+        assert_eq!(
+            *img.get_pixel(PAD + cell_w + 10, PAD + 10),
+            Rgb([200, 200, 200])
+        );
         // Score bar of the first FP: 0.9 filled, so its end is coloured; the
         // threshold tick at 0.5 is black.
         let by = PAD + TILE + 6 + 1;
         assert_eq!(*img.get_pixel(PAD + (TILE + 4) * 8 / 10, by), FP);
-        assert_eq!(*img.get_pixel(PAD + ((0.5 * (TILE + 3) as f32).round() as u32), by), Rgb([0, 0, 0]));
+        assert_eq!(
+            *img.get_pixel(PAD + ((0.5 * (TILE + 3) as f32).round() as u32), by),
+            Rgb([0, 0, 0])
+        );
         // The FN row starts with a blue frame.
         let cell_h = TILE + 4 + BAR + 2 + PAD;
         assert_eq!(*img.get_pixel(PAD, PAD + cell_h), FN);

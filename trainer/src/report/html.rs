@@ -23,7 +23,7 @@ use super::error::ReportError;
 use super::input::ReportInput;
 use super::slices::{self, Slice};
 use super::thumbs;
-use crate::metrics::{self, Counts, EvalReport, Value, average_precision, auroc};
+use crate::metrics::{self, Counts, EvalReport, Value, auroc, average_precision};
 use crate::serve::{LabelErrors, label_errors};
 
 /// How a report is drawn.
@@ -74,7 +74,10 @@ pub fn escape(s: &str) -> String {
 }
 
 fn v(x: Option<f64>) -> String {
-    x.map_or_else(|| "<span class=\"undef\">undefined</span>".into(), |x| format!("{x:.3}"))
+    x.map_or_else(
+        || "<span class=\"undef\">undefined</span>".into(),
+        |x| format!("{x:.3}"),
+    )
 }
 
 fn val(x: Value) -> String {
@@ -84,7 +87,12 @@ fn val(x: Value) -> String {
 fn ci(i: Option<Interval>) -> String {
     i.map_or_else(
         || "<span class=\"undef\">undefined</span>".into(),
-        |i| format!("{:.3} <span class=\"ci\">[{:.3}, {:.3}]</span>", i.estimate, i.lo, i.hi),
+        |i| {
+            format!(
+                "{:.3} <span class=\"ci\">[{:.3}, {:.3}]</span>",
+                i.estimate, i.lo, i.hi
+            )
+        },
     )
 }
 
@@ -190,14 +198,24 @@ fn curves_section(h: &mut String, input: &ReportInput) -> Result<(), ReportError
             .filter_map(|p| Some((p.step as f64, f(p)?)))
             .collect()
     };
-    let train: Vec<(f64, f64)> = input.train_loss.iter().map(|&(s, l)| (s as f64, l)).collect();
+    let train: Vec<(f64, f64)> = input
+        .train_loss
+        .iter()
+        .map(|&(s, l)| (s as f64, l))
+        .collect();
     let mut loss = Vec::new();
     if !train.is_empty() {
-        loss.push(Series { name: "train loss", points: train });
+        loss.push(Series {
+            name: "train loss",
+            points: train,
+        });
     }
     let val_loss = pick(|p| p.loss);
     if !val_loss.is_empty() {
-        loss.push(Series { name: "val loss", points: val_loss });
+        loss.push(Series {
+            name: "val loss",
+            points: val_loss,
+        });
     }
     h.push_str("<div class=\"charts\">");
     if !loss.is_empty() {
@@ -209,7 +227,10 @@ fn curves_section(h: &mut String, input: &ReportInput) -> Result<(), ReportError
     }
     let mut quality = Vec::new();
     for (name, f) in [
-        ("macro AUROC", (|p: &super::input::EvalPoint| p.macro_auroc) as fn(&_) -> _),
+        (
+            "macro AUROC",
+            (|p: &super::input::EvalPoint| p.macro_auroc) as fn(&_) -> _,
+        ),
         ("macro AUPRC", |p| p.macro_auprc),
     ] {
         let pts = pick(f);
@@ -254,7 +275,10 @@ fn labels_section(
 ) -> Result<(), ReportError> {
     h.push_str("<section id=\"labels\"><h2>Per label</h2>");
     if let Some(step) = input.step {
-        let _ = write!(h, "<p class=\"note\">At the evaluation of step {step}; the shipped threshold is the one an export of this evaluation writes to <code>thresholds.json</code>.</p>");
+        let _ = write!(
+            h,
+            "<p class=\"note\">At the evaluation of step {step}; the shipped threshold is the one an export of this evaluation writes to <code>thresholds.json</code>.</p>"
+        );
     }
     h.push_str("<table><tr><th>label</th><th>decision</th><th>precision</th><th>recall</th><th>F1</th>\
         <th>precision at recall 0.8</th><th>precision at recall 0.9</th><th>AUROC</th><th>AUPRC</th></tr>");
@@ -295,7 +319,10 @@ fn labels_section(
         if pairs.iter().any(|p| p.1) {
             pr.push((0.0, 1.0));
             for p in &sweep {
-                pr.push((p.counts.recall().unwrap_or(0.0), p.counts.precision().unwrap_or(0.0)));
+                pr.push((
+                    p.counts.recall().unwrap_or(0.0),
+                    p.counts.precision().unwrap_or(0.0),
+                ));
                 if negatives > 0.0 {
                     let n = (p.counts.fp + p.counts.tn) as f64;
                     roc.push((p.counts.fp as f64 / n, p.counts.recall().unwrap_or(0.0)));
@@ -331,7 +358,12 @@ fn calibration_section(
         the diagonal is perfect calibration, darker bars hold more rows, dots are (mean score, fraction positive). \
         ECE is the row-weighted mean gap.</p><table><tr><th>label</th><th>ECE</th></tr>");
     for m in &report.labels {
-        let _ = write!(h, "<tr><td>{}</td><td class=\"num\">{}</td></tr>", escape(&m.label), val(m.ece));
+        let _ = write!(
+            h,
+            "<tr><td>{}</td><td class=\"num\">{}</td></tr>",
+            escape(&m.label),
+            val(m.ece)
+        );
     }
     h.push_str("</table><div class=\"charts\">");
     for (l, name) in input.rows.labels.iter().enumerate() {
@@ -354,7 +386,11 @@ fn row_cells(h: &mut String, input: &ReportInput, id: &str, score: f32, l: usize
     };
     let thumb = match &row.image {
         Some(path) => match thumbs::thumbnail_uri(path) {
-            Ok(uri) => format!("<img class=\"thumb\" alt=\"image of {0}\" src=\"{1}\">", escape(id), uri),
+            Ok(uri) => format!(
+                "<img class=\"thumb\" alt=\"image of {0}\" src=\"{1}\">",
+                escape(id),
+                uri
+            ),
             Err(why) => format!("<span class=\"note\">no thumbnail: {}</span>", escape(&why)),
         },
         None => "<span class=\"note\">no image</span>".to_string(),
@@ -374,13 +410,18 @@ fn row_cells(h: &mut String, input: &ReportInput, id: &str, score: f32, l: usize
         .zip(&row.labels)
         .enumerate()
         .filter(|(i, _)| *i != l)
-        .filter_map(|(_, (name, y))| (*y == Some(true)).then(|| escape(name)))
+        .filter(|(_, (_, y))| **y == Some(true))
+        .map(|(_, (name, _))| escape(name))
         .collect();
     let _ = write!(
         h,
         "<tr class=\"miss\"><td>{}</td><td class=\"num\">{score:.3}</td><td>{thumb}</td><td class=\"row-text\">{text}</td><td>{}</td></tr>",
         escape(id),
-        if others.is_empty() { "—".to_string() } else { others.join(", ") }
+        if others.is_empty() {
+            "—".to_string()
+        } else {
+            others.join(", ")
+        }
     );
 }
 
@@ -475,7 +516,11 @@ fn slices_section(h: &mut String, input: &ReportInput, opts: &ReportOptions) {
         slices::MISSING
     );
     if all.len() == 1 && all[0].value == slices::MISSING {
-        let _ = write!(h, "<p class=\"note\">No row has <code>meta.{}</code>.</p>", escape(field));
+        let _ = write!(
+            h,
+            "<p class=\"note\">No row has <code>meta.{}</code>.</p>",
+            escape(field)
+        );
     }
     for (l, name) in input.rows.labels.iter().enumerate() {
         let _ = write!(
@@ -516,12 +561,14 @@ fn decision_section(h: &mut String, input: &ReportInput, opts: &ReportOptions) {
         return;
     };
     let opt = |x: Option<f64>| v(x);
-    let champion = d
-        .champion_version
-        .map_or_else(|| "champion (none published)".to_string(), |n| format!("champion (version {n})"));
-    let challenger = d
-        .published_version
-        .map_or_else(|| "challenger (this run)".to_string(), |n| format!("challenger (published as version {n})"));
+    let champion = d.champion_version.map_or_else(
+        || "champion (none published)".to_string(),
+        |n| format!("champion (version {n})"),
+    );
+    let challenger = d.published_version.map_or_else(
+        || "challenger (this run)".to_string(),
+        |n| format!("challenger (published as version {n})"),
+    );
     let _ = write!(
         h,
         "<table class=\"decision\"><tr><th></th><th>{}</th><th>{}</th></tr>\
@@ -534,11 +581,20 @@ fn decision_section(h: &mut String, input: &ReportInput, opts: &ReportOptions) {
         escape(d.metric.as_deref().unwrap_or("(no gate metric)")),
         opt(d.champion_score),
         opt(d.challenger_score),
-        escape(&serde_json::to_value(d.outcome).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default()),
+        escape(
+            &serde_json::to_value(d.outcome)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_string))
+                .unwrap_or_default()
+        ),
         d.published,
         opt(d.improvement),
         opt(d.min_delta),
-        escape(&d.mode.map(|m| m.as_str().to_string()).unwrap_or_else(|| "—".into())),
+        escape(
+            &d.mode
+                .map(|m| m.as_str().to_string())
+                .unwrap_or_else(|| "—".into())
+        ),
         escape(&d.reason)
     );
     match &input.champion {
@@ -638,7 +694,11 @@ mod tests {
             "slices",
             "decision",
         ] {
-            assert_eq!(html.matches(&format!("<section id=\"{s}\">")).count(), 1, "{s}");
+            assert_eq!(
+                html.matches(&format!("<section id=\"{s}\">")).count(),
+                1,
+                "{s}"
+            );
         }
         assert!(!html.contains("<script"), "{html}");
         assert!(html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));

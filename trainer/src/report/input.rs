@@ -96,7 +96,10 @@ pub fn eval_steps(eval_dir: &Path) -> Vec<u64> {
         .filter_map(|e| e.ok())
         .filter_map(|e| {
             let name = e.file_name().into_string().ok()?;
-            name.strip_prefix("step-")?.strip_suffix(".json")?.parse().ok()
+            name.strip_prefix("step-")?
+                .strip_suffix(".json")?
+                .parse()
+                .ok()
         })
         .collect();
     steps.sort_unstable();
@@ -139,7 +142,11 @@ impl ReportInput {
             } else {
                 format!(
                     "evaluations at steps {}",
-                    steps.iter().map(u64::to_string).collect::<Vec<_>>().join(", ")
+                    steps
+                        .iter()
+                        .map(u64::to_string)
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 )
             }
         };
@@ -175,18 +182,14 @@ impl ReportInput {
         }
         let rows = ScoredRows::read(&scores_path, &labels)?;
         let report = EvalReport::compute(&rows.scores());
-        let thresholds = report
-            .thresholds()
-            .into_iter()
-            .map(|(_, t)| t)
-            .collect();
+        let thresholds = report.thresholds().into_iter().map(|(_, t)| t).collect();
 
         let mut history = Vec::new();
         let mut run_name = None;
         for s in &steps {
             let path = eval_dir.join(format!("step-{s}.json"));
-            let v: Value = serde_json::from_str(&read(&path)?)
-                .map_err(|e| malformed(&path, e.to_string()))?;
+            let v: Value =
+                serde_json::from_str(&read(&path)?).map_err(|e| malformed(&path, e.to_string()))?;
             run_name = v["run"].as_str().map(str::to_string).or(run_name);
             history.push(EvalPoint {
                 step: *s,
@@ -208,7 +211,9 @@ impl ReportInput {
             None
         };
         let champion_path = eval_dir.join(CHAMPION_SCORES);
-        let gated = decision.as_ref().is_some_and(|d| d.champion_version.is_some());
+        let gated = decision
+            .as_ref()
+            .is_some_and(|d| d.champion_version.is_some());
         let champion = if gated && champion_path.exists() {
             let c = ScoredRows::read(&champion_path, &labels)?;
             let same = c.rows.len() == rows.rows.len()
@@ -231,10 +236,19 @@ impl ReportInput {
             ("evaluation step".into(), step.to_string()),
             ("task".into(), task.as_str().to_string()),
             ("labels".into(), labels.join(", ")),
-            ("train file".into(), text_of(data.and_then(|d| d.get("train")))),
-            ("validation file".into(), text_of(data.and_then(|d| d.get("val")))),
+            (
+                "train file".into(),
+                text_of(data.and_then(|d| d.get("train"))),
+            ),
+            (
+                "validation file".into(),
+                text_of(data.and_then(|d| d.get("val"))),
+            ),
             ("per-row scores".into(), scores_path.display().to_string()),
-            ("report made by".into(), format!("vigil {}", env!("CARGO_PKG_VERSION"))),
+            (
+                "report made by".into(),
+                format!("vigil {}", env!("CARGO_PKG_VERSION")),
+            ),
             ("model library".into(), format!("burn {BURN_VERSION}")),
         ];
         Ok(Self {
@@ -276,12 +290,18 @@ impl ReportInput {
             .map(|l| eval.thresholds.get(l).copied().unwrap_or(0.5))
             .collect();
         let facts = vec![
-            ("model version".to_string(), eval.model.display().to_string()),
+            (
+                "model version".to_string(),
+                eval.model.display().to_string(),
+            ),
             ("version".into(), eval.version.to_string()),
             ("data file".into(), eval.data.display().to_string()),
             ("task".into(), eval.task.to_string()),
             ("labels".into(), rows.labels.join(", ")),
-            ("report made by".into(), format!("vigil {} (vigil eval --html)", env!("CARGO_PKG_VERSION"))),
+            (
+                "report made by".into(),
+                format!("vigil {} (vigil eval --html)", env!("CARGO_PKG_VERSION")),
+            ),
             ("model library".into(), format!("burn {BURN_VERSION}")),
         ];
         Self {

@@ -140,8 +140,12 @@ impl ScoredRows {
         }
         for &(_, r) in &order {
             let range = r * n..(r + 1) * n;
-            reordered.probs.extend_from_slice(&scores.probs[range.clone()]);
-            reordered.targets.extend_from_slice(&scores.targets[range.clone()]);
+            reordered
+                .probs
+                .extend_from_slice(&scores.probs[range.clone()]);
+            reordered
+                .targets
+                .extend_from_slice(&scores.targets[range.clone()]);
             reordered.known.extend_from_slice(&scores.known[range]);
         }
         Self::join(ds, &reordered)
@@ -183,7 +187,12 @@ impl ScoredRows {
                 text: r.text.clone(),
                 image: r.image.clone(),
                 meta: r.meta.clone(),
-                scores: self.labels.iter().cloned().zip(r.scores.iter().copied()).collect(),
+                scores: self
+                    .labels
+                    .iter()
+                    .cloned()
+                    .zip(r.scores.iter().copied())
+                    .collect(),
                 labels: self
                     .labels
                     .iter()
@@ -307,6 +316,9 @@ mod tests {
         .unwrap();
         let e = ScoredRows::read(&path, &["a".to_string()]).unwrap_err();
         let msg = e.to_string();
-        assert!(msg.contains("s.jsonl:2") && msg.contains("no score for label 'a'"), "{msg}");
+        assert!(
+            msg.contains("s.jsonl:2") && msg.contains("no score for label 'a'"),
+            "{msg}"
+        );
     }
 }

@@ -43,10 +43,14 @@ mod tests {
     fn a_png_becomes_a_small_decodable_jpeg() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("a.png");
-        RgbImage::from_fn(200, 100, |x, _| Rgb([x as u8, 0, 255])).save(&path).unwrap();
+        RgbImage::from_fn(200, 100, |x, _| Rgb([x as u8, 0, 255]))
+            .save(&path)
+            .unwrap();
         let uri = thumbnail_uri(&path).unwrap();
         let b64 = uri.strip_prefix("data:image/jpeg;base64,").unwrap();
-        let bytes = base64::engine::general_purpose::STANDARD.decode(b64).unwrap();
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(b64)
+            .unwrap();
         assert_eq!(&bytes[..3], &[0xFF, 0xD8, 0xFF], "JPEG magic");
         let back = image::load_from_memory(&bytes).unwrap();
         assert_eq!((back.width(), back.height()), (96, 48));

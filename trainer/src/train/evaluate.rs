@@ -24,8 +24,8 @@ use crate::metrics::{EvalReport, Scores};
 use crate::model::{ModerationModel, SplitFeatures, TextTokenizer};
 use crate::report::grid::{Tile, error_grid, png};
 use crate::report::{ScoredRows, scores_file_name};
-use crate::serve::label_errors;
 use crate::score::score_batches;
+use crate::serve::label_errors;
 
 /// Thresholds of the PR curves logged per label.
 const PR_THRESHOLDS: u32 = 101;
@@ -161,8 +161,11 @@ fn log_error_grids(
         return Ok(());
     }
     let thresholds: Vec<f32> = report.thresholds().into_iter().map(|(_, t)| t).collect();
-    let index: std::collections::HashMap<&str, usize> =
-        ids.iter().enumerate().map(|(i, id)| (id.as_str(), i)).collect();
+    let index: std::collections::HashMap<&str, usize> = ids
+        .iter()
+        .enumerate()
+        .map(|(i, id)| (id.as_str(), i))
+        .collect();
     let errors = label_errors(&ids, scores, &thresholds, cfg.model.task, GRID_ERRORS);
     for e in &errors {
         let tiles = |misses: &[crate::serve::Miss]| -> Vec<Tile<'_>> {
@@ -176,8 +179,18 @@ fn log_error_grids(
                 })
                 .collect()
         };
-        let img = error_grid(&tiles(&e.false_positives), &tiles(&e.false_negatives), e.threshold);
-        logger.image(&tags::error_grid(&e.label), step, &png(&img), img.width(), img.height())?;
+        let img = error_grid(
+            &tiles(&e.false_positives),
+            &tiles(&e.false_negatives),
+            e.threshold,
+        );
+        logger.image(
+            &tags::error_grid(&e.label),
+            step,
+            &png(&img),
+            img.width(),
+            img.height(),
+        )?;
     }
     Ok(())
 }

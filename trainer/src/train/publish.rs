@@ -12,13 +12,13 @@ use super::error::TrainError;
 use super::evaluate::score_shard;
 use super::gather::merge;
 use super::signals::Heartbeat;
+use crate::atomic::write_atomic;
 use crate::config::RunConfig;
 use crate::data::Dataset;
 use crate::export::{Champion, Decision, MODEL_FILE, ModelRepo, ServingInfo, VersionFiles, decide};
-use crate::atomic::write_atomic;
 use crate::metrics::EvalReport;
-use crate::report::{ScoredRows, champion_scores_path};
 use crate::model::{ModerationModel, TextTokenizer};
+use crate::report::{ScoredRows, champion_scores_path};
 
 /// Rank 0's exporter: remembers the latest evaluation and publishes versions.
 #[derive(Debug)]
