@@ -174,8 +174,8 @@ def plugin_content(acc, plugin):
 def check_no_duplicates(c, acc):
     tags = acc.Tags()
     for kind, getter in (("scalars", acc.Scalars), ("histograms", acc.Histograms),
-                         ("tensors", acc.Tensors)):
-        for tag in tags[kind]:
+                         ("tensors", acc.Tensors), ("images", acc.Images)):
+        for tag in tags.get(kind, []):
             steps = [e.step for e in getter(tag)]
             c.check(steps == sorted(set(steps)),
                     f"{kind} {tag}: steps not strictly increasing after purging "
