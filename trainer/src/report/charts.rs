@@ -92,6 +92,7 @@ pub fn over_steps(title: &str, y_desc: &str, series: &[Series<'_>]) -> Result<St
             .configure_mesh()
             .x_desc("step")
             .y_desc(y_desc)
+            .x_label_formatter(&|x| format!("{x:.0}"))
             .label_style((FONT, 12))
             .draw()?;
         for (i, s) in series.iter().enumerate() {
