@@ -91,6 +91,49 @@ impl Bootstrap {
         }
         percentiles(estimate, values, self.resamples)
     }
+
+    /// The interval of `b − a` where `metric(rows)` gives `(a, b)` on a
+    /// selection of row indices (with repeats): a paired bootstrap over whole
+    /// rows, for metrics that span labels (the gate's `val/macro_auroc`).
+    pub fn paired_rows(
+        &self,
+        rows: usize,
+        metric: impl Fn(&[usize]) -> Option<(f64, f64)>,
+    ) -> Option<Interval> {
+        if rows == 0 {
+            return None;
+        }
+        let all: Vec<usize> = (0..rows).collect();
+        let (a, b) = metric(&all)?;
+        let mut rng = StdRng::seed_from_u64(self.seed);
+        let mut draw = Vec::with_capacity(rows);
+        let mut values = Vec::with_capacity(self.resamples);
+        for _ in 0..self.resamples {
+            draw.clear();
+            draw.extend((0..rows).map(|_| rng.random_range(0..rows)));
+            if let Some((x, y)) = metric(&draw) {
+                values.push(y - x);
+            }
+        }
+        percentiles(b - a, values, self.resamples)
+    }
+}
+
+/// The rows `idx` of `scores` (repeats allowed), for resampling whole rows.
+pub fn select_rows(scores: &crate::metrics::Scores, idx: &[usize]) -> crate::metrics::Scores {
+    let n = scores.labels.len();
+    let mut out = crate::metrics::Scores {
+        labels: scores.labels.clone(),
+        ..Default::default()
+    };
+    for &r in idx {
+        let range = r * n..(r + 1) * n;
+        out.probs.extend_from_slice(&scores.probs[range.clone()]);
+        out.targets
+            .extend_from_slice(&scores.targets[range.clone()]);
+        out.known.extend_from_slice(&scores.known[range]);
+    }
+    out
 }
 
 fn percentiles(estimate: f64, mut values: Vec<f64>, resamples: usize) -> Option<Interval> {
@@ -160,5 +203,53 @@ mod tests {
         let d = b.paired_difference(&p, &better, auroc).unwrap();
         assert!(d.estimate > 0.0 && d.lo > 0.0, "{d:?}");
         assert_eq!(b.paired_difference(&p, &p[1..], auroc), None);
+    }
+
+    #[test]
+    fn paired_rows_resamples_whole_rows_for_a_macro_metric() {
+        use crate::metrics::{EvalReport, Scores};
+        let p = pairs();
+        // Two labels per row: the same pairs twice; model b is a better model.
+        let scores = |shift: f32| Scores {
+            labels: vec!["x".into(), "y".into()],
+            probs: p
+                .iter()
+                .flat_map(|&(s, y)| {
+                    let s = if y { (s + shift).min(1.0) } else { s };
+                    [s, s]
+                })
+                .collect(),
+            targets: p
+                .iter()
+                .flat_map(|&(_, y)| [f32::from(u8::from(y)); 2])
+                .collect(),
+            known: vec![true; p.len() * 2],
+        };
+        let (a, b) = (scores(0.0), scores(0.3));
+        let macro_auroc = |s: &Scores| EvalReport::compute(s).metric("val/macro_auroc");
+        let boot = Bootstrap {
+            resamples: 50,
+            seed: 5,
+        };
+        let d = boot
+            .paired_rows(p.len(), |idx| {
+                Some((
+                    macro_auroc(&select_rows(&a, idx))?,
+                    macro_auroc(&select_rows(&b, idx))?,
+                ))
+            })
+            .unwrap();
+        assert!(
+            d.estimate > 0.0 && d.lo > 0.0 && d.lo <= d.estimate && d.estimate <= d.hi,
+            "{d:?}"
+        );
+        let same = boot
+            .paired_rows(p.len(), |idx| {
+                let m = macro_auroc(&select_rows(&a, idx))?;
+                Some((m, m))
+            })
+            .unwrap();
+        assert_eq!((same.lo, same.hi), (0.0, 0.0));
+        assert_eq!(boot.paired_rows(0, |_| Some((0.0, 0.0))), None);
     }
 }

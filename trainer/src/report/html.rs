@@ -16,7 +16,7 @@
 
 use std::fmt::Write as _;
 
-use super::bootstrap::{Bootstrap, Interval};
+use super::bootstrap::{Bootstrap, Interval, select_rows};
 use super::calibration;
 use super::charts::{self, Marker, Series};
 use super::error::ReportError;
@@ -597,6 +597,23 @@ fn decision_section(h: &mut String, input: &ReportInput, opts: &ReportOptions) {
         ),
         escape(&d.reason)
     );
+    if let (Some(champ), Some(metric)) = (&input.champion, &d.metric)
+        && opts.bootstrap.resamples > 0
+    {
+        let (a, b) = (champ.scores(), input.rows.scores());
+        let of = |s: &crate::metrics::Scores| EvalReport::compute(s).metric(metric);
+        let diff = opts.bootstrap.paired_rows(input.rows.rows.len(), |idx| {
+            Some((of(&select_rows(&a, idx))?, of(&select_rows(&b, idx))?))
+        });
+        let _ = write!(
+            h,
+            "<p class=\"gate-ci\">{} challenger − champion on these rows: {} \
+             (paired bootstrap over whole rows, {} resamples).</p>",
+            escape(metric),
+            ci(diff),
+            opts.bootstrap.resamples
+        );
+    }
     match &input.champion {
         Some(champ) if opts.bootstrap.resamples > 0 => {
             let _ = write!(
