@@ -384,3 +384,66 @@ pub fn skipped_rows(path: &Path) -> Result<BTreeMap<(String, String), usize>, Re
 pub fn champion_scores_path(run_dir: &Path) -> PathBuf {
     run_dir.join("eval").join(CHAMPION_SCORES)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::logging::{MetricLogger, TensorBoardLogger, WriterOptions};
+
+    #[test]
+    fn train_loss_drops_what_a_crashed_attempt_logged_past_the_resume() {
+        let dir = tempfile::tempdir().unwrap();
+        let tb = dir.path().join("tensorboard");
+        {
+            let mut first = TensorBoardLogger::open(&tb, WriterOptions::default()).unwrap();
+            first.session_start(0).unwrap();
+            for (s, l) in [(5, 0.9), (10, 0.8), (15, 0.7)] {
+                first
+                    .scalars(s, &[(tags::TRAIN_LOSS, l), ("train/lr", 1.0)])
+                    .unwrap();
+            }
+            first.flush().unwrap();
+        }
+        {
+            // Resumed from the step-10 checkpoint: step 15 is logged again.
+            let mut second = TensorBoardLogger::open(&tb, WriterOptions::default()).unwrap();
+            second.session_start(11).unwrap();
+            for (s, l) in [(15, 0.6), (20, 0.5)] {
+                second.scalars(s, &[(tags::TRAIN_LOSS, l)]).unwrap();
+            }
+            second.flush().unwrap();
+        }
+        let pts: Vec<(u64, f32)> = train_loss(&tb)
+            .unwrap()
+            .into_iter()
+            .map(|(s, l)| (s, l as f32))
+            .collect();
+        assert_eq!(pts, vec![(5, 0.9), (10, 0.8), (15, 0.6), (20, 0.5)]);
+        assert!(train_loss(&dir.path().join("none")).unwrap().is_empty());
+    }
+
+    #[test]
+    fn skipped_rows_are_counted_by_split_and_kind() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("rejects.jsonl");
+        std::fs::write(
+            &path,
+            "{\"split\":\"train\",\"kind\":\"no_content\"}\n\n{\"split\":\"train\",\"kind\":\"no_content\"}\n{\"split\":\"val\",\"kind\":\"malformed_json\"}\n",
+        )
+        .unwrap();
+        let counts = skipped_rows(&path).unwrap();
+        assert_eq!(counts[&("train".to_string(), "no_content".to_string())], 2);
+        assert_eq!(
+            counts[&("val".to_string(), "malformed_json".to_string())],
+            1
+        );
+        assert!(skipped_rows(&dir.path().join("absent")).unwrap().is_empty());
+        std::fs::write(&path, "not json\n").unwrap();
+        assert!(
+            skipped_rows(&path)
+                .unwrap_err()
+                .to_string()
+                .contains("line 1")
+        );
+    }
+}
