@@ -271,6 +271,10 @@ fn report_of_a_run_has_every_section_and_escapes_row_text() {
         "the last evaluation by default"
     );
     assert!(
+        html.contains("evaluated by</th><td>vigil 0."),
+        "the run's vigil version"
+    );
+    assert!(
         html.contains("figure class=\"chart steps-loss\""),
         "train/val loss over steps"
     );

@@ -186,11 +186,15 @@ impl ReportInput {
 
         let mut history = Vec::new();
         let mut run_name = None;
+        let mut trained_with = None;
         for s in &steps {
             let path = eval_dir.join(format!("step-{s}.json"));
             let v: Value =
                 serde_json::from_str(&read(&path)?).map_err(|e| malformed(&path, e.to_string()))?;
             run_name = v["run"].as_str().map(str::to_string).or(run_name);
+            if *s == step {
+                trained_with = v["vigil_version"].as_str().map(str::to_string);
+            }
             history.push(EvalPoint {
                 step: *s,
                 loss: number(&v["loss"]),
@@ -245,6 +249,13 @@ impl ReportInput {
                 text_of(data.and_then(|d| d.get("val"))),
             ),
             ("per-row scores".into(), scores_path.display().to_string()),
+            (
+                "evaluated by".into(),
+                trained_with.map_or_else(
+                    || "(not recorded: a run of an older vigil)".to_string(),
+                    |v| format!("vigil {v}"),
+                ),
+            ),
             (
                 "report made by".into(),
                 format!("vigil {}", env!("CARGO_PKG_VERSION")),

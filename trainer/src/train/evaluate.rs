@@ -218,6 +218,7 @@ pub fn record(
     let body = serde_json::json!({
         "step": step,
         "run": cfg.run.name,
+        "vigil_version": env!("CARGO_PKG_VERSION"),
         "val_file": cfg.data.val,
         "loss": ev.loss,
         "report": report,
