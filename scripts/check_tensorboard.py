@@ -12,6 +12,9 @@ what a reviewer must see:
   plugin, with consistent TP/FP/TN/FN rows;
 * the hparams experiment, session start and session end, parsed with
   `tensorboard.plugins.hparams.plugin_data_pb2`;
+* with --error-images: one image per label (`errors/<label>`, the grid of top
+  false positives and negatives) at each evaluation step, a PNG whose decoded
+  size is the size the event declares;
 * the resolved config as text (equal to RUN_DIR/config.resolved.yaml if present);
 * exactly the expected number of event files, none written concurrently (one
   writer: rank 0), each starting with `brain.Event:2`;
@@ -78,6 +81,8 @@ def parse_args():
                    "--scalars tag must have, e.g. 5:40:5")
     p.add_argument("--eval-steps", help="comma-separated evaluation steps: the steps of "
                    "every pr_curve/<label>")
+    p.add_argument("--error-images", action="store_true", help="expects the image "
+                   "errors/<label> of each --labels label at each --eval-steps step")
     p.add_argument("--serve", action="store_true",
                    help="also serve the run with the real tensorboard (Rust data server) "
                    "and check what its dashboards return over HTTP")
@@ -104,6 +109,12 @@ def load_expectations(args):
         exp.setdefault("pr_curves", {})
         for label in args.labels.split(","):
             want = exp["pr_curves"].setdefault("pr_curve/" + label, {})
+            if args.eval_steps:
+                want.setdefault("steps", [int(x) for x in args.eval_steps.split(",")])
+    if args.error_images and args.labels:
+        exp.setdefault("images", {})
+        for label in args.labels.split(","):
+            want = exp["images"].setdefault("errors/" + label, {})
             if args.eval_steps:
                 want.setdefault("steps", [int(x) for x in args.eval_steps.split(",")])
     exp.setdefault("text", {CONFIG_TEXT: {"config_file": "config.resolved.yaml"}})
@@ -163,8 +174,8 @@ def plugin_content(acc, plugin):
 def check_no_duplicates(c, acc):
     tags = acc.Tags()
     for kind, getter in (("scalars", acc.Scalars), ("histograms", acc.Histograms),
-                         ("tensors", acc.Tensors)):
-        for tag in tags[kind]:
+                         ("tensors", acc.Tensors), ("images", acc.Images)):
+        for tag in tags.get(kind, []):
             steps = [e.step for e in getter(tag)]
             c.check(steps == sorted(set(steps)),
                     f"{kind} {tag}: steps not strictly increasing after purging "
@@ -239,6 +250,32 @@ def check_pr_curves(c, acc, exp):
                     f"{where}: TP+FP+TN+FN or TP+FN not constant over thresholds")
             c.check(((precision >= 0) & (precision <= 1) & (recall >= 0) & (recall <= 1)).all(),
                     f"{where}: precision/recall outside [0, 1]")
+
+
+def check_images(c, acc, exp):
+    import io
+
+    try:
+        from PIL import Image
+    except ImportError:  # tensorboard depends on Pillow; without it, sizes are not decoded
+        Image = None
+    have = set(acc.Tags().get("images", []))
+    for tag, want in sorted(exp.get("images", {}).items()):
+        if not c.check(tag in have, f"image {tag}: missing (tags: {sorted(have)})"):
+            continue
+        events = acc.Images(tag)
+        steps = [e.step for e in events]
+        if "steps" in want:
+            c.check(steps == want["steps"], f"image {tag}: steps {steps}, expected {want['steps']}")
+        for e in events:
+            png = e.encoded_image_string
+            if not c.check(png[:8] == b"\x89PNG\r\n\x1a\n", f"image {tag} step {e.step}: not a PNG"):
+                continue
+            c.check(e.width > 0 and e.height > 0, f"image {tag} step {e.step}: size {e.width}x{e.height}")
+            if Image is not None:
+                img = Image.open(io.BytesIO(png))
+                c.check(img.size == (e.width, e.height),
+                        f"image {tag} step {e.step}: PNG is {img.size}, event says {(e.width, e.height)}")
 
 
 def check_text(c, acc, exp, run_dir):
@@ -428,13 +465,15 @@ def main():
     check_scalars(c, acc, exp)
     check_histograms(c, acc, exp)
     check_pr_curves(c, acc, exp)
+    check_images(c, acc, exp)
     check_text(c, acc, exp, args.run_dir)
     check_hparams(c, acc, exp)
     if args.serve:
         check_served(c, tb_dir, exp)
     tags = acc.Tags()
     print(f"check_tensorboard: {tb_dir}: {len(tags['scalars'])} scalar, "
-          f"{len(tags['histograms'])} histogram, {len(tags['tensors'])} tensor tags; "
+          f"{len(tags['histograms'])} histogram, {len(tags['tensors'])} tensor, "
+          f"{len(tags.get('images', []))} image tags; "
           f"{c.passed} checks passed, {len(c.failures)} failed")
     for f in c.failures:
         print(f"  FAIL {f}", file=sys.stderr)

@@ -15,6 +15,7 @@
 //!   champion/challenger gate.
 //! - [`serve`]: offline use of exported models (`vigil predict`, `vigil eval`,
 //!   `vigil embed`).
+//! - [`report`]: the self-contained HTML evaluation report (`vigil report`).
 //! - [`bench`]: the benchmarks behind `vigil bench`.
 //!
 //! The launcher depends on this crate only for the config and the `vigil worker`
@@ -30,6 +31,7 @@ pub mod export;
 pub mod logging;
 pub mod metrics;
 pub mod model;
+pub mod report;
 pub mod score;
 pub mod serve;
 pub mod train;

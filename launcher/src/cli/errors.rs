@@ -7,6 +7,7 @@
 use vigil_trainer::config::ConfigError;
 use vigil_trainer::data::DataError;
 use vigil_trainer::model::ModelError;
+use vigil_trainer::report::ReportError;
 use vigil_trainer::serve::ServeError;
 use vigil_trainer::train::TrainError;
 
@@ -35,6 +36,8 @@ pub fn code_for(err: &anyhow::Error) -> u8 {
                 .is_some_and(ModelError::is_user_error)
             || e.downcast_ref::<ServeError>()
                 .is_some_and(ServeError::is_user_error)
+            || e.downcast_ref::<ReportError>()
+                .is_some_and(ReportError::is_user_error)
             || matches!(
                 e.downcast_ref::<LaunchError>(),
                 Some(LaunchError::NoToken { .. } | LaunchError::DuplicateNode { .. })

@@ -8,7 +8,10 @@ use std::process::ExitCode;
 
 use clap::Args;
 use vigil_trainer::backend::CpuBackend;
-use vigil_trainer::serve::{EvalOptions, ServeError, run_eval, write_output};
+use vigil_trainer::report::{
+    Bootstrap, ReportInput, ReportOptions, parse_slice_by, render, write_report,
+};
+use vigil_trainer::serve::{EvalOptions, ServeError, run_eval_with_rows, write_output};
 
 /// Arguments of `vigil eval`.
 #[derive(Debug, Args)]
@@ -18,6 +21,9 @@ use vigil_trainer::serve::{EvalOptions, ServeError, run_eval, write_output};
     (lowest scores). --output writes the JSON report: {model, version, data, task, \
     thresholds, report (every metric of eval/step-<S>.json), errors: [{label, threshold, \
     decision, counts: {tp, fp, tn, fn}, false_positives: [{id, score}], false_negatives}]}. \
+    --html writes the self-contained HTML report of this evaluation (what `vigil report` \
+    makes of a run: per-label curves, calibration, the top errors with text and thumbnails, \
+    bootstrap intervals, --slice-by meta.FIELD slices). \
     Exit codes: 0 done; 2 no usable version, bad row (FILE:LINE), bad flag; 1 I/O failure."
 )]
 pub struct EvalArgs {
@@ -40,6 +46,15 @@ pub struct EvalArgs {
     /// Rows per forward pass.
     #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..))]
     batch_size: u32,
+    /// Write the HTML report of this evaluation here (atomically).
+    #[arg(long, value_name = "FILE.html")]
+    html: Option<PathBuf>,
+    /// With --html: per-slice AUROC and bias AUCs by a field of each row's `meta`.
+    #[arg(long, value_name = "meta.FIELD", requires = "html")]
+    slice_by: Option<String>,
+    /// With --html: bootstrap resamples for the 95% intervals (0: leave them out).
+    #[arg(long, value_name = "N", default_value_t = 1000, requires = "html")]
+    bootstrap: usize,
 }
 
 /// Evaluates, prints the table, writes the report when asked.
@@ -52,8 +67,25 @@ pub fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
         top: args.top,
         batch_size: args.batch_size as usize,
     };
+    // A bad --slice-by is a usage error before any scoring.
+    let slice_by = args.slice_by.as_deref().map(parse_slice_by).transpose()?;
     let device = Default::default();
-    let evaluation = run_eval::<CpuBackend>(&opts, &device)?;
+    let (evaluation, rows, config) = run_eval_with_rows::<CpuBackend>(&opts, &device)?;
+    let html = match &args.html {
+        Some(_) => {
+            let input = ReportInput::from_evaluation(&evaluation, rows, config);
+            let report_opts = ReportOptions {
+                slice_by,
+                top: args.top,
+                bootstrap: Bootstrap {
+                    resamples: args.bootstrap,
+                    ..Bootstrap::default()
+                },
+            };
+            Some(render(&input, &report_opts)?)
+        }
+        None => None,
+    };
     if let Some(path) = &args.output {
         write_output(path, |out| {
             serde_json::to_writer_pretty(&mut *out, &evaluation)
@@ -65,9 +97,15 @@ pub fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
                 })
         })?;
     }
+    if let (Some(path), Some(html)) = (&args.html, &html) {
+        write_report(path, html)?;
+    }
     print!("{}", evaluation.table());
     if let Some(path) = &args.output {
         println!("report: {}", path.display());
+    }
+    if let (Some(path), Some(html)) = (&args.html, &html) {
+        println!("html report: {} ({} bytes)", path.display(), html.len());
     }
     Ok(ExitCode::SUCCESS)
 }

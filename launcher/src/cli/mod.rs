@@ -16,6 +16,7 @@ mod launch;
 mod predict;
 mod render;
 mod serve;
+mod report;
 mod validate;
 mod worker;
 
@@ -60,6 +61,8 @@ enum Command {
     Predict(predict::PredictArgs),
     /// Evaluate an exported model version on a labelled file: report, top false positives/negatives.
     Eval(eval::EvalArgs),
+    /// Write a self-contained HTML evaluation report of a run directory.
+    Report(report::ReportArgs),
     /// Benchmarks that print measured figures (`vigil bench train`).
     Bench(bench::BenchArgs),
     /// Serve a model repository over HTTP (KServe v2 / Open Inference Protocol), picking up new versions.
@@ -78,6 +81,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Embed(args) => embed::run(args),
         Command::Predict(args) => predict::run(args),
         Command::Eval(args) => eval::run(args),
+        Command::Report(args) => report::run(args),
         Command::Bench(args) => bench::run(args),
         Command::Serve(args) => serve::run(args),
     }

@@ -58,6 +58,9 @@ pub struct Example {
     pub image: Option<PathBuf>,
     /// One entry per label: known positive/negative, or `None` (unknown).
     pub labels: Vec<Option<bool>>,
+    /// The row's `meta` object, if it had one (reports slice on it; training
+    /// ignores it).
+    pub meta: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
 /// A dropped row.
@@ -429,6 +432,7 @@ fn check_row(
         image_rel: raw.image,
         image,
         labels: raw.labels,
+        meta: raw.meta,
     })
 }
 

@@ -41,6 +41,20 @@ pub trait MetricLogger: Send {
         num_thresholds: u32,
     ) -> Result<(), LoggingError>;
 
+    /// An encoded PNG image (`width` × `height`, RGB) for the images dashboard.
+    /// Loggers that keep no images ignore it.
+    fn image(
+        &mut self,
+        tag: &str,
+        step: u64,
+        png: &[u8],
+        width: u32,
+        height: u32,
+    ) -> Result<(), LoggingError> {
+        let _ = (tag, step, png, width, height);
+        Ok(())
+    }
+
     /// The HParams dashboard's experiment and this run's values, at step 0. Call it
     /// when training starts at step 0, after [`session_start`](Self::session_start);
     /// not on a resume (the dashboard keeps the first, and a second would be a

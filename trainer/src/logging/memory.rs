@@ -55,6 +55,19 @@ pub enum Logged {
         /// The curve.
         curve: PrCurve,
     },
+    /// An encoded image.
+    Image {
+        /// Tag.
+        tag: String,
+        /// Step.
+        step: u64,
+        /// PNG bytes.
+        png: Vec<u8>,
+        /// Width in pixels.
+        width: u32,
+        /// Height in pixels.
+        height: u32,
+    },
     /// `hparams_start`.
     HParamsStart(HParamsStart),
     /// `hparams_end`.
@@ -82,6 +95,7 @@ impl Logged {
             | Self::Histogram { step, .. }
             | Self::Text { step, .. }
             | Self::PrCurve { step, .. }
+            | Self::Image { step, .. }
             | Self::HParamsEnd { step, .. } => Some(*step),
             _ => None,
         }
@@ -187,6 +201,24 @@ impl MetricLogger for MemoryLogger {
             tag: tag.to_owned(),
             step,
             markdown: markdown.to_owned(),
+        });
+        Ok(())
+    }
+
+    fn image(
+        &mut self,
+        tag: &str,
+        step: u64,
+        png: &[u8],
+        width: u32,
+        height: u32,
+    ) -> Result<(), LoggingError> {
+        self.push(Logged::Image {
+            tag: tag.to_owned(),
+            step,
+            png: png.to_vec(),
+            width,
+            height,
         });
         Ok(())
     }

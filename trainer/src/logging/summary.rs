@@ -53,6 +53,27 @@ pub fn histogram_value(tag: &str, histogram: &Histogram) -> summary::Value {
     }
 }
 
+/// An encoded PNG for the images dashboard (the legacy `Summary.Image` form,
+/// which every reader migrates to the images plugin). `colorspace` 3 is RGB.
+pub fn image_value(
+    tag: &str,
+    png: &[u8],
+    width: u32,
+    height: u32,
+    colorspace: i32,
+) -> summary::Value {
+    summary::Value {
+        tag: tag.to_owned(),
+        metadata: None,
+        value: Some(value::Value::Image(summary::Image {
+            height: i32::try_from(height).unwrap_or(i32::MAX),
+            width: i32::try_from(width).unwrap_or(i32::MAX),
+            colorspace,
+            encoded_image_string: png.to_vec(),
+        })),
+    }
+}
+
 /// Markdown for the text dashboard: a rank-0 string tensor.
 pub fn text_value(tag: &str, markdown: &str) -> summary::Value {
     summary::Value {

@@ -68,6 +68,12 @@ pub fn pr_curve(label: &str) -> String {
     format!("pr_curve/{label}")
 }
 
+/// The grid of one label's top false positives and negatives at each
+/// evaluation (images dashboard): `errors/<label>`.
+pub fn error_grid(label: &str) -> String {
+    format!("errors/{label}")
+}
+
 /// Weight histogram of a parameter: `weights/<param path>`.
 pub fn weights(param: &str) -> String {
     format!("weights/{param}")

@@ -8,7 +8,7 @@ use super::error::LoggingError;
 use super::histogram::Histogram;
 use super::hparams::{self, HParamsStart, RunStatus};
 use super::pr_curve::logged_curve;
-use super::summary::{histogram_value, pr_curve_value, scalar_value, text_value};
+use super::summary::{histogram_value, image_value, pr_curve_value, scalar_value, text_value};
 use super::writer::{EventWriter, WriterOptions, wall_time};
 
 /// Writes TensorBoard event files.
@@ -68,6 +68,18 @@ impl MetricLogger for TensorBoardLogger {
         let curve = logged_curve(tag, step, labels, scores, num_thresholds)?;
         self.writer
             .write_summary(step, vec![pr_curve_value(tag, &curve)])
+    }
+
+    fn image(
+        &mut self,
+        tag: &str,
+        step: u64,
+        png: &[u8],
+        width: u32,
+        height: u32,
+    ) -> Result<(), LoggingError> {
+        self.writer
+            .write_summary(step, vec![image_value(tag, png, width, height, 3)])
     }
 
     fn hparams_start(&mut self, start: &HParamsStart) -> Result<(), LoggingError> {

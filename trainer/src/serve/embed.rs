@@ -106,6 +106,7 @@ impl RowFormat for EmbedRows {
             text: text_field(&map, "text")?,
             image: path_field(&map, "image")?,
             labels: vec![None; labels.len()],
+            meta: None,
         })
     }
 }

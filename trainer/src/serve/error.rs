@@ -113,6 +113,12 @@ pub enum ServeError {
     /// Reading or batching the input rows failed.
     #[error(transparent)]
     Data(#[from] DataError),
+    /// Scored rows did not line up with the rows read (a bug, not a user error).
+    #[error("internal error: {what}")]
+    Internal {
+        /// What did not line up.
+        what: &'static str,
+    },
     /// Writing an output file failed (a missing directory or no permission is the
     /// user's to fix; a full disk is not).
     #[error("cannot write {}", path.display())]
@@ -149,6 +155,7 @@ impl ServeError {
             ),
             Self::Model(e) => e.is_user_error(),
             Self::Data(e) => e.is_user_error(),
+            Self::Internal { .. } => false,
             Self::Write { source, .. } => matches!(
                 source.kind(),
                 std::io::ErrorKind::NotFound

@@ -21,6 +21,7 @@ use super::rank::decisions;
 use super::served::ServedModel;
 use crate::config::Task;
 use crate::metrics::{EvalReport, Scores};
+use crate::report::ScoredRows;
 
 /// Options of one evaluation.
 #[derive(Debug, Clone)]
@@ -135,8 +136,23 @@ pub fn run_eval<B: Backend>(
     opts: &EvalOptions,
     device: &B::Device,
 ) -> Result<ModelEvaluation, ServeError> {
+    Ok(run_eval_with_rows::<B>(opts, device)?.0)
+}
+
+/// [`run_eval`], plus the scored rows and the version's `config.json` text, which
+/// `vigil eval --html` makes its report of.
+pub fn run_eval_with_rows<B: Backend>(
+    opts: &EvalOptions,
+    device: &B::Device,
+) -> Result<(ModelEvaluation, ScoredRows, Option<String>), ServeError> {
     let served = ServedModel::<B>::load(&opts.model, opts.version, device)?;
     let scored = served.score_file(&opts.data, opts.batch_size, device)?;
+    let rows = ScoredRows::join_by_id(&scored.dataset, &scored.ids, &scored.scores).ok_or(
+        ServeError::Internal {
+            what: "the scored rows do not match the data file's rows",
+        },
+    )?;
+    let config = std::fs::read_to_string(served.version.dir.join("config.json")).ok();
     let report = EvalReport::compute(&scored.scores);
     let errors = label_errors(
         &scored.ids,
@@ -145,7 +161,7 @@ pub fn run_eval<B: Backend>(
         served.task(),
         opts.top,
     );
-    Ok(ModelEvaluation {
+    let evaluation = ModelEvaluation {
         model: served.version.dir.clone(),
         version: served.version.version,
         data: opts.data.clone(),
@@ -158,7 +174,8 @@ pub fn run_eval<B: Backend>(
             .collect(),
         report,
         errors,
-    })
+    };
+    Ok((evaluation, rows, config))
 }
 
 /// Per label: confusion counts at the decision rule and the `top` worst false

@@ -37,6 +37,7 @@ pub use embed::{EmbedOptions, EmbedRows, EmbedSource, run_embed};
 pub use error::ServeError;
 pub use eval::{
     Confusion, EvalOptions, LabelErrors, Miss, ModelEvaluation, label_errors, run_eval,
+    run_eval_with_rows,
 };
 pub use locate::{ModelVersion, locate};
 pub use output::write_output;

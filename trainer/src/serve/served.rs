@@ -49,6 +49,8 @@ pub struct Scored {
     pub ids: Vec<String>,
     /// Probabilities, targets and known masks `[rows, labels]`.
     pub scores: Scores,
+    /// The rows scored (text, image path, meta), for reports.
+    pub dataset: Arc<Dataset>,
 }
 
 impl<B: Backend> ServedModel<B> {
@@ -123,6 +125,7 @@ impl<B: Backend> ServedModel<B> {
             file: file.to_path_buf(),
             ids,
             scores,
+            dataset: ds,
         })
     }
 }

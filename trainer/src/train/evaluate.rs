@@ -1,7 +1,8 @@
 //! Distributed evaluation: every rank scores its shard of the validation set in
 //! file order, the shards are gathered on rank 0, and rank 0 computes the report,
-//! writes `eval/step-<S>.json`, logs `val/*` scalars and one PR curve per label,
-//! and prints a short table. The per-batch loop is [`crate::score`]'s, the same
+//! writes `eval/step-<S>.json` and the per-row scores `eval/step-<S>.scores.jsonl`
+//! (what `vigil report` reads: [`crate::report::scored`]), logs `val/*` scalars
+//! and one PR curve per label, and prints a short table. The per-batch loop is [`crate::score`]'s, the same
 //! one `vigil predict` and `vigil eval` run.
 
 use std::path::Path;
@@ -21,7 +22,10 @@ use crate::data::{Dataset, ShardSampler};
 use crate::logging::{MetricLogger, tags};
 use crate::metrics::{EvalReport, Scores};
 use crate::model::{ModerationModel, SplitFeatures, TextTokenizer};
+use crate::report::grid::{Tile, error_grid, png};
+use crate::report::{ScoredRows, scores_file_name};
 use crate::score::score_batches;
+use crate::serve::label_errors;
 
 /// Thresholds of the PR curves logged per label.
 const PR_THRESHOLDS: u32 = 101;
@@ -139,10 +143,65 @@ pub fn score_shard<B: Backend>(
     Ok((shard, loss_sum, rows))
 }
 
-/// Rank 0: writes the report file, logs scalars and PR curves, prints the table.
+/// Errors shown per kind in each label's TensorBoard grid.
+const GRID_ERRORS: usize = crate::report::grid::COLUMNS;
+
+/// Per label, the grid of the top false positives and negatives at the
+/// thresholds this evaluation would ship, as a TensorBoard image.
+fn log_error_grids(
+    report: &EvalReport,
+    scores: &Scores,
+    val: &Dataset,
+    step: u64,
+    logger: &mut dyn MetricLogger,
+    cfg: &RunConfig,
+) -> Result<(), TrainError> {
+    let ids: Vec<String> = val.examples().iter().map(|e| e.id.clone()).collect();
+    if ids.len() != scores.rows() {
+        return Ok(());
+    }
+    let thresholds: Vec<f32> = report.thresholds().into_iter().map(|(_, t)| t).collect();
+    let index: std::collections::HashMap<&str, usize> = ids
+        .iter()
+        .enumerate()
+        .map(|(i, id)| (id.as_str(), i))
+        .collect();
+    let errors = label_errors(&ids, scores, &thresholds, cfg.model.task, GRID_ERRORS);
+    for e in &errors {
+        let tiles = |misses: &[crate::serve::Miss]| -> Vec<Tile<'_>> {
+            misses
+                .iter()
+                .map(|m| Tile {
+                    image: index
+                        .get(m.id.as_str())
+                        .and_then(|&i| val.example(i).image.as_deref()),
+                    score: m.score,
+                })
+                .collect()
+        };
+        let img = error_grid(
+            &tiles(&e.false_positives),
+            &tiles(&e.false_negatives),
+            e.threshold,
+        );
+        logger.image(
+            &tags::error_grid(&e.label),
+            step,
+            &png(&img),
+            img.width(),
+            img.height(),
+        )?;
+    }
+    Ok(())
+}
+
+/// Rank 0: writes the report and scores files, logs scalars and PR curves,
+/// prints the table. `val` is the dataset `ev` scored.
+#[allow(clippy::too_many_arguments)]
 pub fn record(
     report: &EvalReport,
     ev: &EvalOutcome,
+    val: &Dataset,
     step: u64,
     logger: &mut dyn MetricLogger,
     progress: Option<&Progress>,
@@ -159,12 +218,20 @@ pub fn record(
     let body = serde_json::json!({
         "step": step,
         "run": cfg.run.name,
+        "vigil_version": env!("CARGO_PKG_VERSION"),
         "val_file": cfg.data.val,
         "loss": ev.loss,
         "report": report,
     });
     let text = serde_json::to_string_pretty(&body).expect("a report serializes");
     write_atomic(&file, text.as_bytes()).map_err(io(&file))?;
+    if let Some(scores) = &ev.scores {
+        let rows = ScoredRows::join(val, scores).ok_or(TrainError::Protocol {
+            what: "the gathered evaluation scores do not cover the validation rows",
+        })?;
+        let scores_file = dir.join(scores_file_name(step));
+        write_atomic(&scores_file, rows.to_jsonl().as_bytes()).map_err(io(&scores_file))?;
+    }
 
     let values: Vec<(&str, f64)> = ev.scalars.iter().map(|(k, v)| (k.as_str(), *v)).collect();
     logger.scalars(step, &values)?;
@@ -178,6 +245,9 @@ pub fn record(
             let ss: Vec<f32> = pairs.iter().map(|p| p.0).collect();
             logger.pr_curve(&tags::pr_curve(label), step, &ys, &ss, PR_THRESHOLDS)?;
         }
+    }
+    if let Some(scores) = &ev.scores {
+        log_error_grids(report, scores, val, step, logger, cfg)?;
     }
     logger.flush()?;
     if let Some(p) = progress {

@@ -12,11 +12,13 @@ use super::error::TrainError;
 use super::evaluate::score_shard;
 use super::gather::merge;
 use super::signals::Heartbeat;
+use crate::atomic::write_atomic;
 use crate::config::RunConfig;
 use crate::data::Dataset;
 use crate::export::{Champion, Decision, MODEL_FILE, ModelRepo, ServingInfo, VersionFiles, decide};
 use crate::metrics::EvalReport;
 use crate::model::{ModerationModel, TextTokenizer};
+use crate::report::{ScoredRows, champion_scores_path};
 
 /// Rank 0's exporter: remembers the latest evaluation and publishes versions.
 #[derive(Debug)]
@@ -127,7 +129,21 @@ impl Exporter {
             &mut hb,
         )
         .map_err(|e| e.to_string())?;
-        let report = EvalReport::compute(&merge(&[shard], &self.cfg.model.labels));
+        let scores = merge(&[shard], &self.cfg.model.labels);
+        // The champion's rows beside the evaluation reports: `vigil report` puts
+        // a paired bootstrap of challenger − champion per label in the decision.
+        // Best effort: the decision does not depend on this file.
+        if let Some(rows) = ScoredRows::join(val, &scores) {
+            let path = champion_scores_path(&self.cfg.output_dir());
+            let written = path
+                .parent()
+                .map_or(Ok(()), std::fs::create_dir_all)
+                .and_then(|()| write_atomic(&path, rows.to_jsonl().as_bytes()));
+            if let Err(e) = written {
+                tracing::warn!("could not write {}: {e}", path.display());
+            }
+        }
+        let report = EvalReport::compute(&scores);
         report
             .metric(metric)
             .ok_or_else(|| format!("its {metric} is undefined on this data"))

@@ -278,6 +278,7 @@ fn train<B: AutodiffBackend>(cfg: &RunConfig, device: &B::Device) -> Result<Outc
                         record(
                             report,
                             &ev,
+                            val,
                             state.step,
                             logger.as_mut(),
                             progress.as_ref(),

@@ -47,6 +47,7 @@ impl RowFormat for HatefulMemes {
             text,
             image,
             labels: values,
+            meta: None,
         })
     }
 }

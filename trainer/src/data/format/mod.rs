@@ -32,6 +32,9 @@ pub struct RawRow {
     pub image: Option<String>,
     /// One entry per configured label: `Some(true/false)` or `None` (unknown).
     pub labels: Vec<Option<bool>>,
+    /// The row's `meta` object (provenance, language, source, ...), carried
+    /// through untouched for slicing reports; `None` when absent or not an object.
+    pub meta: Option<serde_json::Map<String, Value>>,
 }
 
 /// A JSONL dialect.

@@ -2,8 +2,10 @@
 //! `{"id": "a1", "text": "...", "image": "img/a1.png", "labels": {"hate": 1, "spam": 0, "violence": null}}`.
 //!
 //! `text` and `image` are each optional (not both: that check is shared); a label
-//! that is missing or `null` is unknown. `meta` may hold anything and is ignored,
-//! so pipelines can carry provenance without tripping the unknown-field check.
+//! that is missing or `null` is unknown. `meta` may hold anything and is not
+//! used for training, so pipelines can carry provenance without tripping the
+//! unknown-field check; an object `meta` is carried through to the scored rows
+//! (`eval/step-<S>.scores.jsonl`) so `vigil report --slice-by meta.FIELD` can slice on it.
 
 use serde_json::Value;
 
@@ -52,11 +54,16 @@ impl RowFormat for Vigil {
                 ));
             }
         }
+        let meta = match map.get("meta") {
+            Some(Value::Object(m)) => Some(m.clone()),
+            _ => None,
+        };
         Ok(RawRow {
             id,
             text,
             image,
             labels: values,
+            meta,
         })
     }
 }
@@ -101,7 +108,9 @@ mod tests {
             r#"{"id": "b", "image": "a.png", "meta": {"src": 1}}"#,
             &labels(),
         );
-        assert_eq!(r.unwrap().labels, vec![None; 3]);
+        let r = r.unwrap();
+        assert_eq!(r.labels, vec![None; 3]);
+        assert_eq!(r.meta.unwrap()["src"], 1);
     }
 
     #[test]

@@ -85,8 +85,25 @@ pub mod summary {
         #[prost(message, optional, tag = "9")]
         pub metadata: Option<super::SummaryMetadata>,
         /// The payload.
-        #[prost(oneof = "value::Value", tags = "2, 5, 8")]
+        #[prost(oneof = "value::Value", tags = "2, 4, 5, 8")]
         pub value: Option<value::Value>,
+    }
+
+    /// An encoded image (`Summary.Image`): PNG bytes with their size.
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct Image {
+        /// Height in pixels.
+        #[prost(int32, tag = "1")]
+        pub height: i32,
+        /// Width in pixels.
+        #[prost(int32, tag = "2")]
+        pub width: i32,
+        /// 1 grayscale, 2 grayscale + alpha, 3 RGB, 4 RGBA.
+        #[prost(int32, tag = "3")]
+        pub colorspace: i32,
+        /// The encoded image (PNG).
+        #[prost(bytes = "vec", tag = "4")]
+        pub encoded_image_string: Vec<u8>,
     }
 
     /// Nested types of [`Value`].
@@ -97,6 +114,9 @@ pub mod summary {
             /// A scalar (the scalars dashboard).
             #[prost(float, tag = "2")]
             SimpleValue(f32),
+            /// An encoded image (the images dashboard).
+            #[prost(message, tag = "4")]
+            Image(super::super::summary::Image),
             /// A histogram (the histograms and distributions dashboards).
             #[prost(message, tag = "5")]
             Histo(super::super::HistogramProto),

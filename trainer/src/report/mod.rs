@@ -1,0 +1,46 @@
+//! The evaluation report: one self-contained HTML page per evaluation (`vigil
+//! report RUN_DIR`, `vigil eval … --html FILE`) with the run, curves over steps,
+//! per-label PR/ROC curves and operating points, calibration, the top false
+//! positives and negatives with their text and thumbnails, bootstrap intervals,
+//! slice and bias metrics, and the champion/challenger decision.
+//!
+//! The report reads the per-row scores evaluation writes
+//! (`eval/step-<S>.scores.jsonl`, [`scored`]) instead of re-scoring an export:
+//! it needs no model or backend, works on any past evaluation of a run, and
+//! shows exactly the rows and numbers the run saw.
+//!
+//! # Layout
+//! - `scored.rs`: the per-row scores file, written and read.
+//! - `calibration.rs`, `bootstrap.rs`, `slices.rs`: the metric pieces (pure).
+//! - `charts.rs`: SVG charts (`plotters`); `thumbs.rs`: JPEG data-URI thumbnails.
+//! - `input.rs`: what a report shows, read from a run directory.
+//! - `html.rs`: the page (escaping, sections).
+//! - `grid.rs`: the PNG grid of top errors logged to TensorBoard.
+
+pub mod bootstrap;
+pub mod calibration;
+pub mod charts;
+mod error;
+pub mod grid;
+mod html;
+mod input;
+pub mod scored;
+pub mod slices;
+pub mod thumbs;
+
+pub use bootstrap::{Bootstrap, Interval};
+pub use error::ReportError;
+pub use html::{ReportOptions, escape, parse_slice_by, render};
+pub use input::{
+    BURN_VERSION, CHAMPION_SCORES, EvalPoint, ReportInput, champion_scores_path, eval_steps,
+    skipped_rows, train_loss,
+};
+pub use scored::{ScoredRow, ScoredRows, scores_file_name};
+
+/// Writes `html` to `path` whole or not at all (temporary file, fsync, rename).
+pub fn write_report(path: &std::path::Path, html: &str) -> Result<(), ReportError> {
+    crate::atomic::write_atomic(path, html.as_bytes()).map_err(|source| ReportError::Write {
+        path: path.to_path_buf(),
+        source,
+    })
+}
