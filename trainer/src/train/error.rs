@@ -63,6 +63,9 @@ pub enum TrainError {
         /// What is wrong.
         message: String,
     },
+    /// The model could not be written as ONNX.
+    #[error(transparent)]
+    Onnx(#[from] crate::export::onnx::OnnxError),
     /// Ranks exchanged something malformed (a bug, not a user error).
     #[error("internal protocol error: {what}")]
     Protocol {

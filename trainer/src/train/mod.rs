@@ -59,7 +59,7 @@ pub use progress::{
     EvalProgress, FeatureCacheProgress, Progress, ProgressMode, ProgressRecord, Ticker,
     UNDER_LAUNCHER,
 };
-pub use publish::Exporter;
+pub use publish::{Exporter, version_files, write_triton_files};
 pub use schedule::LrSchedule;
 pub use setup::{Setup, param_groups, setup, total_steps, verify_replicas};
 pub use signals::{PREEMPTED_EXIT, install_stop_handler, stop_requested};
