@@ -10,6 +10,7 @@ mod datasets;
 mod embed;
 pub mod errors;
 mod eval;
+mod export;
 mod guard;
 mod launch;
 mod predict;
@@ -58,6 +59,8 @@ enum Command {
     Predict(predict::PredictArgs),
     /// Evaluate an exported model version on a labelled file: report, top false positives/negatives.
     Eval(eval::EvalArgs),
+    /// Publish a checkpoint or version into a model repository, with model.onnx and Triton files.
+    Export(export::ExportArgs),
     /// Benchmarks that print measured figures (`vigil bench train`).
     Bench(bench::BenchArgs),
 }
@@ -74,6 +77,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Embed(args) => embed::run(args),
         Command::Predict(args) => predict::run(args),
         Command::Eval(args) => eval::run(args),
+        Command::Export(args) => export::run(args),
         Command::Bench(args) => bench::run(args),
     }
 }

@@ -6,9 +6,11 @@
 //! `scripts/onnx_checks.py` must pass (ONNX checker with full_check, dynamic batch
 //! and sequence axes, config.pbtxt parsed by tritonclient).
 //!
-//! Python comes from `$VIGIL_PYTHON` (CI sets the venv's), else `python3`; without
-//! onnx/onnxruntime/tokenizers/pillow/tritonclient the tests skip with a reason,
-//! and fail under CI.
+//! Python comes from `$VIGIL_PYTHON`, else `python3`. Without
+//! onnx/onnxruntime/tokenizers/pillow/tritonclient the tests skip with a printed
+//! reason; with `VIGIL_PYTHON` set under CI they fail instead. `.ci/run`'s suite
+//! runs before those packages are installed, so `scripts/ci/onnx.sh` installs
+//! them and reruns these tests with `VIGIL_PYTHON` set to the CI venv's python.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -53,15 +55,17 @@ fn python_or_skip() -> Option<PathBuf> {
     if ok {
         return Some(py);
     }
+    // The suite runs before CI installs these packages; `scripts/ci/onnx.sh` then
+    // reruns these tests with VIGIL_PYTHON set, where a missing package fails.
     assert!(
-        !in_ci(),
-        "{} lacks onnx/onnxruntime/tokenizers/pillow/tritonclient under CI: set VIGIL_PYTHON \
-         to the CI venv's python (scripts/ci/onnx.sh installs them)",
+        !(in_ci() && std::env::var_os("VIGIL_PYTHON").is_some()),
+        "{} lacks onnx/onnxruntime/tokenizers/pillow/tritonclient under CI \
+         (scripts/ci/onnx.sh installs them into the CI venv)",
         py.display()
     );
     eprintln!(
         "SKIPPED: {} cannot import onnx, onnxruntime, tokenizers, PIL and tritonclient; \
-         set VIGIL_PYTHON to a python that has them",
+         set VIGIL_PYTHON to a python that has them (scripts/ci/onnx.sh runs these tests)",
         py.display()
     );
     None
