@@ -169,6 +169,9 @@ impl Exporter {
     }
 }
 
+/// A version's files, `(name, bytes)` in publishing order.
+pub type Files = Vec<(String, Vec<u8>)>;
+
 /// The files of a version of `model` at `step` (the model's own, the serving
 /// metadata, thresholds, metrics and, with `export.onnx`, `model.onnx`) and the
 /// ONNX signature when one was written. Also what `vigil export` publishes.
@@ -179,7 +182,7 @@ pub fn version_files<B: Backend>(
     step: u64,
     thresholds: &[(String, f32)],
     metrics: &BTreeMap<String, f64>,
-) -> Result<(Vec<(String, Vec<u8>)>, Option<Signature>), TrainError> {
+) -> Result<(Files, Option<Signature>), TrainError> {
     // The model writes what `ModerationModel::from_export` (and so `vigil embed
     // --model`, the gate's champion) reads back; the export format adds the
     // serving metadata.

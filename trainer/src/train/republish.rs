@@ -149,11 +149,13 @@ pub fn republish<B: Backend>(
                 .ok()
                 .and_then(|b| serde_json::from_slice(&b).ok())
                 .ok_or_else(|| bad(&path, "not a JSON object"))?;
-            let mut cfg = RunConfig::default();
-            cfg.model = serde_json::from_value(config["model"].clone())
-                .map_err(|e| bad(&path, format!("\"model\": {e}")))?;
-            cfg.data = serde_json::from_value(config["data"].clone())
-                .map_err(|e| bad(&path, format!("\"data\": {e}")))?;
+            let mut cfg = RunConfig {
+                model: serde_json::from_value(config["model"].clone())
+                    .map_err(|e| bad(&path, format!("\"model\": {e}")))?,
+                data: serde_json::from_value(config["data"].clone())
+                    .map_err(|e| bad(&path, format!("\"data\": {e}")))?,
+                ..Default::default()
+            };
             if let Some(run) = config["run"].as_str() {
                 cfg.run.name = run.to_string();
             }

@@ -71,6 +71,17 @@ fn python_or_skip() -> Option<PathBuf> {
     None
 }
 
+/// With `VIGIL_ONNX_KEEP=DIR`, copies `repo` to `DIR/name` (to inspect an export,
+/// or to benchmark the quickstart model's ONNX file).
+fn keep(repo: &Path, name: &str) {
+    if let Some(dir) = std::env::var_os("VIGIL_ONNX_KEEP") {
+        let dst = Path::new(&dir).join(name);
+        let _ = std::fs::remove_dir_all(&dst);
+        std::fs::create_dir_all(Path::new(&dir)).unwrap();
+        run(Command::new("cp").arg("-r").arg(repo).arg(&dst), "cp -r");
+    }
+}
+
 /// Runs `cmd` with a timeout; its stdout, or a panic with its stderr.
 fn run(cmd: &mut Command, what: &str) -> String {
     let mut child = cmd
@@ -304,11 +315,6 @@ fn parity(m: ModelSection, standardize: bool) {
     }
     let repo = publish(dir, &loaded.model, loaded.tokenizer.as_ref(), &m, &d);
     let rows = write_rows(dir, 23, 11);
-    if std::env::var_os("VIGIL_ONNX_KEEP").is_some() {
-        let keep = PathBuf::from("/tmp/onnx-keep");
-        let _ = std::fs::remove_dir_all(&keep);
-        run(Command::new("cp").arg("-r").arg(dir).arg(&keep), "cp");
-    }
     let rust = predict(&repo, &rows, 5);
     let onnx = client(&py, &repo, &rows, &["--batch-size", "4"]);
     let worst = assert_same(&rust, &onnx);
@@ -448,6 +454,7 @@ fn onnx_matches_predict_for_the_pretrained_quickstart_model() {
     }
     let rows_path = tmp.path().join("rows.jsonl");
     std::fs::write(&rows_path, rows).unwrap();
+    keep(&repo, "quickstart");
     let rust = predict(&repo, &rows_path, 6);
     let onnx = client(&py, &repo, &rows_path, &["--batch-size", "5"]);
     let worst = assert_same(&rust, &onnx);
