@@ -385,6 +385,37 @@ mod tests {
     }
 
     #[test]
+    fn with_onnx_adds_the_file_and_its_signature_to_config_json() {
+        let built = VersionFiles::build(
+            model_files(&DataSection::default()),
+            &info(false),
+            &[],
+            &BTreeMap::new(),
+        )
+        .unwrap();
+        let sig = serde_json::json!({ "inputs": [{"name": "pixel_values"}], "outputs": [] });
+        let built = built
+            .clone()
+            .with_onnx(b"onnx".to_vec(), sig.clone())
+            .unwrap()
+            .with_onnx(b"onnx2".to_vec(), sig)
+            .unwrap();
+        let onnx: Vec<&Vec<u8>> = built
+            .files
+            .iter()
+            .filter(|f| f.0 == ONNX_FILE)
+            .map(|f| &f.1)
+            .collect();
+        assert_eq!(onnx, [&b"onnx2".to_vec()], "one model.onnx, the last");
+        let config = &built.files.iter().find(|f| f.0 == CONFIG_FILE).unwrap().1;
+        let config: serde_json::Value = serde_json::from_slice(config).unwrap();
+        assert_eq!(config["onnx"]["file"], ONNX_FILE);
+        assert_eq!(config["onnx"]["opset"], crate::export::onnx::OPSET);
+        assert_eq!(config["onnx"]["inputs"][0]["name"], "pixel_values");
+        assert_eq!(config["format"], FORMAT, "the serving metadata stays");
+    }
+
+    #[test]
     fn the_tokenizer_is_the_models_when_it_has_one() {
         let mut files = model_files(&DataSection::default());
         files.push((TOKENIZER_FILE.into(), b"{\"real\": 1}".to_vec()));

@@ -57,7 +57,8 @@ fn step_of(dir: &Path) -> Option<u64> {
         .ok()
 }
 
-/// `labels[].best_threshold` of the newest `eval/step-<E>.json` with `E <= step`.
+/// `report.labels[].best_threshold` of the newest `eval/step-<E>.json` with
+/// `E <= step` (0.5 for a label without one).
 fn last_thresholds(run_dir: &Path, step: u64, labels: &[String]) -> Vec<(String, f32)> {
     let mut best: Option<(u64, PathBuf)> = None;
     if let Ok(entries) = std::fs::read_dir(run_dir.join("eval")) {
@@ -83,7 +84,7 @@ fn last_thresholds(run_dir: &Path, step: u64, labels: &[String]) -> Vec<(String,
         .map(|l| {
             let t = report
                 .as_ref()
-                .and_then(|r| r["labels"].as_array())
+                .and_then(|r| r["report"]["labels"].as_array())
                 .and_then(|ls| ls.iter().find(|m| m["label"] == l.as_str()))
                 .and_then(|m| m["best_threshold"].as_f64())
                 .map_or(0.5, |t| t as f32);
