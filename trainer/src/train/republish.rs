@@ -175,6 +175,10 @@ pub fn republish<B: Backend>(
             )
         }
     };
+    // `version_files` stages the model's files under the run directory; here that
+    // is the export root (a dot-directory, removed when done), never the caller's
+    // working directory.
+    cfg.run.output_dir = Some(parent.display().to_string());
     cfg.export.dir = Some(parent.display().to_string());
     cfg.export.model_name = name.clone();
     cfg.export.onnx = true;

@@ -22,7 +22,7 @@ use rand::{Rng, SeedableRng};
 use vigil_trainer::backend::CpuBackend;
 use vigil_trainer::config::{
     DataSection, ExportSection, FusionKind, ImageEncoder, ImageTower, ModelSection, Pooling,
-    RunConfig, Task, TextEncoder, TextTower,
+    RunConfig, RunSection, Task, TextEncoder, TextTower,
 };
 use vigil_trainer::export::{ModelRepo, ONNX_FILE};
 use vigil_trainer::model::{ModerationModel, Standardize};
@@ -197,6 +197,11 @@ fn publish(
 ) -> PathBuf {
     let export = dir.join("export");
     let cfg = RunConfig {
+        // The export stages its files under the run directory: keep it in `dir`.
+        run: RunSection {
+            output_dir: Some(dir.join("run").display().to_string()),
+            ..Default::default()
+        },
         model: m.clone(),
         data: d.clone(),
         export: ExportSection {
