@@ -203,3 +203,39 @@ pub fn republish<B: Backend>(
         step,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn thresholds_come_from_the_last_evaluation_at_or_before_the_step() {
+        let dir = tempfile::tempdir().unwrap();
+        let eval = dir.path().join("eval");
+        std::fs::create_dir_all(&eval).unwrap();
+        let report = |t: f64| {
+            serde_json::json!({ "report": { "labels": [
+                { "label": "hate", "best_threshold": t },
+                { "label": "spam", "best_threshold": "undefined" },
+            ]}})
+            .to_string()
+        };
+        for (step, t) in [(20, 0.2), (40, 0.4), (60, 0.6)] {
+            std::fs::write(eval.join(format!("step-{step}.json")), report(t)).unwrap();
+        }
+        std::fs::write(eval.join("step-x.json"), "not a report").unwrap();
+        let labels = ["hate".to_string(), "spam".to_string(), "new".to_string()];
+        let got = last_thresholds(dir.path(), 50, &labels);
+        assert_eq!(
+            got,
+            [
+                ("hate".to_string(), 0.4),
+                ("spam".to_string(), 0.5),
+                ("new".to_string(), 0.5)
+            ]
+        );
+        assert_eq!(last_thresholds(dir.path(), 10, &labels[..1])[0].1, 0.5);
+        assert_eq!(step_of(Path::new("run/checkpoints/step-40")), Some(40));
+        assert_eq!(step_of(Path::new("run/checkpoints/latest")), None);
+    }
+}

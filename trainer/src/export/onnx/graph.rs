@@ -72,9 +72,9 @@ pub fn floats<B: Backend, const D: usize>(
     t.into_data()
         .convert::<f32>()
         .into_vec::<f32>()
-        .map_err(|e| OnnxError::Tensor {
+        .map_err(|source| OnnxError::Tensor {
             name: name.to_string(),
-            message: format!("{e:?}"),
+            source,
         })
 }
 

@@ -38,12 +38,13 @@ pub use signature::{ElemType, Signature, TensorSpec};
 #[derive(Debug, thiserror::Error)]
 pub enum OnnxError {
     /// A weight could not be read back as `f32`.
-    #[error("weight '{name}' could not be read as f32 values: {message}")]
+    #[error("weight '{name}' could not be read as f32 values")]
     Tensor {
         /// The initializer being written.
         name: String,
-        /// burn's description.
-        message: String,
+        /// burn's error.
+        #[source]
+        source: burn::tensor::DataError,
     },
     /// A layer configuration the exporter does not write.
     #[error("cannot export to ONNX: {0}")]
