@@ -11,12 +11,13 @@ mod datasets;
 mod embed;
 pub mod errors;
 mod eval;
+mod export;
 mod guard;
 mod launch;
 mod predict;
 mod render;
+mod report;X
 mod serve;
-mod report;
 mod validate;
 mod worker;
 
@@ -63,6 +64,8 @@ enum Command {
     Eval(eval::EvalArgs),
     /// Write a self-contained HTML evaluation report of a run directory.
     Report(report::ReportArgs),
+    /// Publish a checkpoint or version into a model repository, with model.onnx and Triton files.
+    Export(export::ExportArgs),
     /// Benchmarks that print measured figures (`vigil bench train`).
     Bench(bench::BenchArgs),
     /// Serve a model repository over HTTP (KServe v2 / Open Inference Protocol), picking up new versions.
@@ -82,6 +85,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Predict(args) => predict::run(args),
         Command::Eval(args) => eval::run(args),
         Command::Report(args) => report::run(args),
+        Command::Export(args) => export::run(args),
         Command::Bench(args) => bench::run(args),
         Command::Serve(args) => serve::run(args),
     }

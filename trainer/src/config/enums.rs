@@ -110,6 +110,16 @@ word_enum! {
 }
 
 word_enum! {
+    /// Where Triton runs an exported model (`export.triton_instance`).
+    TritonInstance {
+        /// `KIND_CPU`.
+        Cpu = "cpu",
+        /// `KIND_GPU`.
+        Gpu = "gpu",
+    } default Cpu
+}
+
+word_enum! {
     /// Pooling of token states.
     Pooling {
         /// Masked mean over tokens.

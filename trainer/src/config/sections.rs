@@ -11,7 +11,8 @@ use serde::{Deserialize, Serialize};
 
 use super::enums::{
     Backend, ConsoleRanks, Device, ExportWhen, FusionKind, ImageEncoder, LogFormat, MonitorMode,
-    OnBadRow, Pooling, Precision, Resume, Schedule, Task, TextEncoder, TrainLayers, UnevenTail,
+    OnBadRow, Pooling, Precision, Resume, Schedule, Task, TextEncoder, TrainLayers, TritonInstance,
+    UnevenTail,
 };
 
 /// `run`: what the run is called, where it writes, and its seed.
@@ -438,6 +439,11 @@ pub struct ExportSection {
     pub gate: Option<Gate>,
     /// Published versions kept.
     pub keep_versions: usize,
+    /// Write `model.onnx` into every version and Triton's `config.pbtxt` /
+    /// `labels.txt` into the repository.
+    pub onnx: bool,
+    /// Triton's `instance_group` kind in `config.pbtxt`: `cpu` or `gpu`.
+    pub triton_instance: TritonInstance,
 }
 
 impl Default for ExportSection {
@@ -448,6 +454,8 @@ impl Default for ExportSection {
             when: ExportWhen::End,
             gate: None,
             keep_versions: 5,
+            onnx: true,
+            triton_instance: TritonInstance::Cpu,
         }
     }
 }

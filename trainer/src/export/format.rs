@@ -3,6 +3,7 @@
 //!
 //! ```text
 //! <version>/
+//!   model.onnx          the whole model as ONNX (export.onnx: true)
 //!   model.safetensors   every weight (burn names), canonical byte order  ┐ written by
 //!   config.json         {model, data} sections + serving metadata below  │ ModerationModel::
 //!   text_config.json    the BERT shape (with a text tower)               │ write_model_files,
@@ -34,6 +35,8 @@ use crate::data::{IMAGENET_MEAN, IMAGENET_STD};
 
 /// Every weight of the model.
 pub const MODEL_FILE: &str = "model.safetensors";
+/// The whole model as an ONNX graph (`export.onnx: true`, the default).
+pub const ONNX_FILE: &str = "model.onnx";
 /// The model and data sections plus serving metadata.
 pub const CONFIG_FILE: &str = "config.json";
 /// The text tower's BERT configuration (only with a text tower).
@@ -163,6 +166,36 @@ impl VersionFiles {
         Ok(Self { files })
     }
 
+    /// Adds `model.onnx` (`bytes`) and records its inputs and outputs
+    /// (`signature`, [`crate::export::onnx::Signature::to_json`]) in
+    /// `config.json` under `"onnx"`.
+    pub fn with_onnx(
+        mut self,
+        bytes: Vec<u8>,
+        signature: serde_json::Value,
+    ) -> Result<Self, ExportFileError> {
+        let config = self
+            .files
+            .iter_mut()
+            .find(|(name, _)| name == CONFIG_FILE)
+            .ok_or_else(|| ExportFileError::new(CONFIG_FILE, "the version has no config.json"))?;
+        let mut v: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(&config.1)
+            .map_err(|e| {
+            ExportFileError::new(CONFIG_FILE, format!("not a JSON object: {e}"))
+        })?;
+        let mut onnx = match signature {
+            serde_json::Value::Object(m) => m,
+            _ => serde_json::Map::new(),
+        };
+        onnx.insert("file".into(), ONNX_FILE.into());
+        onnx.insert("opset".into(), crate::export::onnx::OPSET.into());
+        v.insert("onnx".into(), onnx.into());
+        config.1 = pretty(&v);
+        self.files.retain(|(name, _)| name != ONNX_FILE);
+        self.files.push((ONNX_FILE.to_string(), bytes));
+        Ok(self)
+    }
+
     /// Parses the serving files of the version directory `dir` for a model with
     /// `labels` (the thresholds must cover exactly those).
     pub fn read(dir: &Path, labels: &[String]) -> Result<ServingFiles, ExportFileError> {
@@ -193,18 +226,21 @@ fn serving_config(model_config: &[u8], info: &ServingInfo) -> Result<Vec<u8>, Ex
     v.insert("step".into(), info.step.into());
     v.insert("labels".into(), serde_json::json!(info.labels));
     v.insert("task".into(), info.task.as_str().into());
-    v.insert(
-        "preprocessing".into(),
-        serde_json::json!({
-            "max_text_len": info.max_text_len,
-            "tokenizer": info.has_tokenizer.then_some(TOKENIZER_FILE),
-            "image_size": info.image_size,
-            "image_resize": "exact square, bilinear",
-            "image_mean": IMAGENET_MEAN.map(decimal),
-            "image_std": IMAGENET_STD.map(decimal),
-        }),
-    );
+    v.insert("preprocessing".into(), preprocessing(info));
     Ok(pretty(&v))
+}
+
+/// The preprocessing a client must reproduce: `config.json`'s `"preprocessing"`
+/// and the ONNX file's metadata.
+pub fn preprocessing(info: &ServingInfo) -> serde_json::Value {
+    serde_json::json!({
+        "max_text_len": info.max_text_len,
+        "tokenizer": info.has_tokenizer.then_some(TOKENIZER_FILE),
+        "image_size": info.image_size,
+        "image_resize": "exact square, bilinear",
+        "image_mean": IMAGENET_MEAN.map(decimal),
+        "image_std": IMAGENET_STD.map(decimal),
+    })
 }
 
 /// The f64 of an f32 constant's shortest decimal (`0.485`, not the widened
@@ -346,6 +382,37 @@ mod tests {
             config.get("model").is_some(),
             "the model's sections are kept"
         );
+    }
+
+    #[test]
+    fn with_onnx_adds_the_file_and_its_signature_to_config_json() {
+        let built = VersionFiles::build(
+            model_files(&DataSection::default()),
+            &info(false),
+            &[],
+            &BTreeMap::new(),
+        )
+        .unwrap();
+        let sig = serde_json::json!({ "inputs": [{"name": "pixel_values"}], "outputs": [] });
+        let built = built
+            .clone()
+            .with_onnx(b"onnx".to_vec(), sig.clone())
+            .unwrap()
+            .with_onnx(b"onnx2".to_vec(), sig)
+            .unwrap();
+        let onnx: Vec<&Vec<u8>> = built
+            .files
+            .iter()
+            .filter(|f| f.0 == ONNX_FILE)
+            .map(|f| &f.1)
+            .collect();
+        assert_eq!(onnx, [&b"onnx2".to_vec()], "one model.onnx, the last");
+        let config = &built.files.iter().find(|f| f.0 == CONFIG_FILE).unwrap().1;
+        let config: serde_json::Value = serde_json::from_slice(config).unwrap();
+        assert_eq!(config["onnx"]["file"], ONNX_FILE);
+        assert_eq!(config["onnx"]["opset"], crate::export::onnx::OPSET);
+        assert_eq!(config["onnx"]["inputs"][0]["name"], "pixel_values");
+        assert_eq!(config["format"], FORMAT, "the serving metadata stays");
     }
 
     #[test]

@@ -8,6 +8,8 @@
 //!   newest complete version, pruning.
 //! - [`gate`]: [`decide`] — the gate as a pure function, and [`Decision`], the
 //!   `export-decision.json` a scheduler reads.
+//! - [`onnx`]: `model.onnx` (the whole model as an ONNX graph) and the Triton
+//!   `config.pbtxt` / `labels.txt` of the repository.
 //! - [`schedule`]: [`ExportSchedule`] — `export.when` (`best`, `end`, `every`).
 //!
 //! A version is an entry of the checkpoint [`Store`](crate::checkpoint::Store):
@@ -28,11 +30,12 @@
 
 pub mod format;
 pub mod gate;
+pub mod onnx;
 pub mod repo;
 pub mod schedule;
 
 pub use format::{
-    CONFIG_FILE, EXPORT_FILES, ExportFileError, LABELS_FILE, METRICS_FILE, MODEL_FILE,
+    CONFIG_FILE, EXPORT_FILES, ExportFileError, LABELS_FILE, METRICS_FILE, MODEL_FILE, ONNX_FILE,
     ServingFiles, ServingInfo, TEXT_CONFIG_FILE, THRESHOLDS_FILE, TOKENIZER_FILE, VersionFiles,
 };
 pub use gate::{Champion, DECISION_FILE, Decision, Outcome, decide};

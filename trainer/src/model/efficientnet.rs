@@ -53,6 +53,11 @@ impl<B: Backend> FrozenBatchNorm<B> {
         }
     }
 
+    /// The epsilon under the square root.
+    pub fn eps(&self) -> f64 {
+        self.eps
+    }
+
     /// Normalises `[b, c, h, w]`.
     pub fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
         let c = self.gamma.dims()[0];
@@ -98,6 +103,11 @@ impl<B: Backend> ConvBn<B> {
             bn: FrozenBatchNorm::new(cout, device),
             act,
         }
+    }
+
+    /// Whether SiLU follows the normalisation.
+    pub fn activated(&self) -> bool {
+        self.act
     }
 
     fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
@@ -160,6 +170,11 @@ impl<B: Backend> MbConv<B> {
             project: ConvBn::new(mid, cout, 1, 1, 1, false, device),
             residual: stride == 1 && cin == cout,
         }
+    }
+
+    /// Whether the block adds its input back (stride 1, same width).
+    pub fn residual(&self) -> bool {
+        self.residual
     }
 
     fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {

@@ -23,6 +23,10 @@ use burn::tensor::{Bool, Tensor};
 
 use crate::config::FusionKind;
 
+/// Epsilon of the per-modality layer norms (burn's default, set explicitly so the
+/// ONNX export can state it).
+pub const FUSION_NORM_EPS: f64 = 1e-5;
+
 /// A tower's pooled vectors and which rows really have that modality.
 pub struct Modality<B: Backend> {
     /// `[b, tower_dim]`; rows that are absent may hold anything.
@@ -129,7 +133,13 @@ impl<B: Backend> Fusion<B> {
         device: &B::Device,
     ) -> Self {
         let proj = |d: Option<usize>| d.map(|d| LinearConfig::new(d, dim).init(device));
-        let norm = |d: Option<usize>| d.map(|d| LayerNormConfig::new(d).init(device));
+        let norm = |d: Option<usize>| {
+            d.map(|d| {
+                LayerNormConfig::new(d)
+                    .with_epsilon(FUSION_NORM_EPS)
+                    .init(device)
+            })
+        };
         let std = |d: Option<usize>| d.map(|d| Standardize::identity(d, device));
         let placeholder = |d: Option<usize>| {
             d.map(|_| {
@@ -155,6 +165,16 @@ impl<B: Backend> Fusion<B> {
             kind,
             dim,
         }
+    }
+
+    /// The fusion operator.
+    pub fn kind(&self) -> FusionKind {
+        self.kind
+    }
+
+    /// The projection width `model.fusion.dim`.
+    pub fn dim(&self) -> usize {
+        self.dim
     }
 
     /// Width of the fused vector.

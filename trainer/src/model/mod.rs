@@ -45,7 +45,7 @@ pub use efficientnet::{
 };
 pub use error::ModelError;
 pub use features::{SplitFeatures, Table};
-pub use fusion::{Fusion, Modality, Standardize};
+pub use fusion::{FUSION_NORM_EPS, Fusion, Modality, Standardize};
 pub use head::Head;
 pub use input::{ImageData, ImageInput, ModelInput, TextData, TextInput};
 pub use loss::{Targets, loss_weight, masked_loss};

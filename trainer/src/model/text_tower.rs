@@ -89,6 +89,11 @@ impl<B: Backend> TextTower<B> {
         }
     }
 
+    /// How token states are pooled.
+    pub fn pooling(&self) -> Pooling {
+        self.pooling
+    }
+
     /// Width of the pooled vector.
     pub fn output_dim(&self) -> usize {
         self.encoder.hidden_size()

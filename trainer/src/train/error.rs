@@ -63,6 +63,17 @@ pub enum TrainError {
         /// What is wrong.
         message: String,
     },
+    /// `vigil export`'s source (a checkpoint or version directory) is not usable.
+    #[error("{}: {message}", path.display())]
+    ExportSource {
+        /// The directory or file.
+        path: PathBuf,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// The model could not be written as ONNX.
+    #[error(transparent)]
+    Onnx(#[from] crate::export::onnx::OnnxError),
     /// Ranks exchanged something malformed (a bug, not a user error).
     #[error("internal protocol error: {what}")]
     Protocol {
@@ -85,7 +96,7 @@ impl TrainError {
     /// rather than retry: `vigil` exits 2 for these.
     pub fn is_usage(&self) -> bool {
         match self {
-            Self::Config(_) | Self::NotCompiledWith { .. } => true,
+            Self::Config(_) | Self::NotCompiledWith { .. } | Self::ExportSource { .. } => true,
             Self::Data(e) => e.is_user_error(),
             Self::Model(e) => e.is_user_error(),
             _ => false,

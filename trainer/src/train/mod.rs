@@ -20,7 +20,8 @@
 //! - `evaluate.rs`: distributed evaluation and the report files.
 //! - `feature_cache.rs`: frozen towers' features, computed once per dataset (the
 //!   tables themselves are [`crate::model::SplitFeatures`]).
-//! - `publish.rs`: the serving export behind the gate.
+//! - `publish.rs`: the serving export behind the gate; `republish.rs`: `vigil
+//!   export` (an existing checkpoint or version into a model repository).
 //! - `resume.rs`: checkpoint save and restore; `state.rs`: what a checkpoint holds.
 //! - `signals.rs`: stop signals and the launcher heartbeat.
 //! - `progress.rs`: rank 0's console progress (bar, text or JSON lines).
@@ -37,6 +38,7 @@ mod hooks;
 mod plan;
 mod progress;
 mod publish;
+mod republish;
 mod resume;
 mod schedule;
 mod setup;
@@ -59,7 +61,8 @@ pub use progress::{
     EvalProgress, FeatureCacheProgress, Progress, ProgressMode, ProgressRecord, Ticker,
     UNDER_LAUNCHER,
 };
-pub use publish::Exporter;
+pub use publish::{Exporter, version_files, write_triton_files};
+pub use republish::{ExportSource, Republished, republish};
 pub use schedule::LrSchedule;
 pub use setup::{Setup, param_groups, setup, total_steps, verify_replicas};
 pub use signals::{PREEMPTED_EXIT, install_stop_handler, stop_requested};

@@ -15,6 +15,9 @@ use super::signals::Heartbeat;
 use crate::atomic::write_atomic;
 use crate::config::RunConfig;
 use crate::data::Dataset;
+use crate::export::format::preprocessing;
+use crate::export::onnx::model::OnnxMetadata;
+use crate::export::onnx::{Signature, to_onnx, triton};
 use crate::export::{Champion, Decision, MODEL_FILE, ModelRepo, ServingInfo, VersionFiles, decide};
 use crate::metrics::EvalReport;
 use crate::model::{ModerationModel, TextTokenizer};
@@ -85,9 +88,19 @@ impl Exporter {
             .and_then(|g| self.metrics.get(&g.metric).copied());
         let mut decision = decide(gate.as_ref(), &champion, challenger);
         if decision.published {
-            let files = self.files(model, tokenizer, step)?;
+            let (files, sig) = version_files(
+                &self.cfg,
+                model,
+                tokenizer,
+                step,
+                &self.thresholds,
+                &self.metrics,
+            )?;
             let meta = serde_json::json!({ "run": self.cfg.run.name, "step": step });
             let version = repo.publish(&files, meta)?;
+            if let Some(sig) = &sig {
+                write_triton_files(&repo, &self.cfg, sig)?;
+            }
             decision.published_version = Some(version.version);
             self.published.push(version.version);
             repo.prune(self.cfg.export.keep_versions)?;
@@ -149,56 +162,6 @@ impl Exporter {
             .ok_or_else(|| format!("its {metric} is undefined on this data"))
     }
 
-    fn files<B: Backend>(
-        &self,
-        model: &ModerationModel<B>,
-        tokenizer: Option<&TextTokenizer>,
-        step: u64,
-    ) -> Result<Vec<(String, Vec<u8>)>, TrainError> {
-        let cfg = &self.cfg;
-        // The model writes what `ModerationModel::from_export` (and so `vigil embed
-        // --model`, the gate's champion) reads back; the export format adds the
-        // serving metadata.
-        let staging = cfg
-            .output_dir()
-            .join(format!(".export-files-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&staging);
-        model.write_model_files(&staging, &cfg.model, &cfg.data, tokenizer)?;
-        let mut model_files = Vec::new();
-        let names: Vec<String> = std::fs::read_dir(&staging)
-            .map_err(|source| TrainError::Io {
-                path: staging.clone(),
-                source,
-            })?
-            .filter_map(|e| e.ok().and_then(|e| e.file_name().into_string().ok()))
-            .collect();
-        for name in names {
-            let path = staging.join(&name);
-            let bytes = std::fs::read(&path).map_err(|source| TrainError::Io { path, source })?;
-            let bytes = if name == MODEL_FILE {
-                super::resume::canonical_safetensors(bytes)?
-            } else {
-                bytes
-            };
-            model_files.push((name, bytes));
-        }
-        let _ = std::fs::remove_dir_all(&staging);
-        let info = ServingInfo {
-            run: cfg.run.name.clone(),
-            step,
-            labels: cfg.model.labels.clone(),
-            task: cfg.model.task,
-            max_text_len: cfg.data.max_text_len,
-            image_size: cfg.data.image_size,
-            has_tokenizer: tokenizer.is_some(),
-        };
-        let built = VersionFiles::build(model_files, &info, &self.thresholds, &self.metrics)
-            .map_err(|_| TrainError::Protocol {
-                what: "the model wrote a bad config.json",
-            })?;
-        Ok(built.files)
-    }
-
     /// Where a user finds the run's outputs.
     pub fn summary(&self, run_dir: &Path, step: u64) -> String {
         let mut s = format!(
@@ -220,4 +183,90 @@ impl Exporter {
         }
         s
     }
+}
+
+/// A version's files, `(name, bytes)` in publishing order.
+pub type Files = Vec<(String, Vec<u8>)>;
+
+/// The files of a version of `model` at `step` (the model's own, the serving
+/// metadata, thresholds, metrics and, with `export.onnx`, `model.onnx`) and the
+/// ONNX signature when one was written. Also what `vigil export` publishes.
+pub fn version_files<B: Backend>(
+    cfg: &RunConfig,
+    model: &ModerationModel<B>,
+    tokenizer: Option<&TextTokenizer>,
+    step: u64,
+    thresholds: &[(String, f32)],
+    metrics: &BTreeMap<String, f64>,
+) -> Result<(Files, Option<Signature>), TrainError> {
+    // The model writes what `ModerationModel::from_export` (and so `vigil embed
+    // --model`, the gate's champion) reads back; the export format adds the
+    // serving metadata.
+    let staging = cfg
+        .output_dir()
+        .join(format!(".export-files-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&staging);
+    model.write_model_files(&staging, &cfg.model, &cfg.data, tokenizer)?;
+    let mut model_files = Vec::new();
+    let names: Vec<String> = std::fs::read_dir(&staging)
+        .map_err(|source| TrainError::Io {
+            path: staging.clone(),
+            source,
+        })?
+        .filter_map(|e| e.ok().and_then(|e| e.file_name().into_string().ok()))
+        .collect();
+    for name in names {
+        let path = staging.join(&name);
+        let bytes = std::fs::read(&path).map_err(|source| TrainError::Io { path, source })?;
+        let bytes = if name == MODEL_FILE {
+            super::resume::canonical_safetensors(bytes)?
+        } else {
+            bytes
+        };
+        model_files.push((name, bytes));
+    }
+    let _ = std::fs::remove_dir_all(&staging);
+    let info = ServingInfo {
+        run: cfg.run.name.clone(),
+        step,
+        labels: cfg.model.labels.clone(),
+        task: cfg.model.task,
+        max_text_len: cfg.data.max_text_len,
+        image_size: cfg.data.image_size,
+        has_tokenizer: tokenizer.is_some(),
+    };
+    let bad_config = |_| TrainError::Protocol {
+        what: "the model wrote a bad config.json",
+    };
+    let built = VersionFiles::build(model_files, &info, thresholds, metrics).map_err(bad_config)?;
+    if !cfg.export.onnx {
+        return Ok((built.files, None));
+    }
+    let by_label: BTreeMap<&str, f32> = thresholds.iter().map(|(l, t)| (l.as_str(), *t)).collect();
+    let meta = OnnxMetadata {
+        thresholds: serde_json::json!(by_label),
+        preprocessing: preprocessing(&info),
+        run: cfg.run.name.clone(),
+        step,
+    };
+    let (bytes, sig) = to_onnx(model, cfg.data.image_size, &meta)?;
+    let built = built.with_onnx(bytes, sig.to_json()).map_err(bad_config)?;
+    Ok((built.files, Some(sig)))
+}
+
+/// Writes Triton's `config.pbtxt` and `labels.txt` into the repository root
+/// (each atomically), for the model `sig` describes.
+pub fn write_triton_files(
+    repo: &ModelRepo,
+    cfg: &RunConfig,
+    sig: &Signature,
+) -> Result<(), TrainError> {
+    let config = triton::config_pbtxt(&cfg.export.model_name, sig, cfg.export.triton_instance);
+    repo.store()
+        .put_pointer(triton::CONFIG_PBTXT, config.as_bytes())?;
+    repo.store().put_pointer(
+        triton::LABELS_TXT,
+        triton::labels_txt(&cfg.model.labels).as_bytes(),
+    )?;
+    Ok(())
 }

@@ -3,6 +3,7 @@
 
 mod embed;
 mod loading;
+mod onnx;
 mod parity;
 mod training;
 mod util;

@@ -1,0 +1,241 @@
+//! `vigil export`: publish an existing checkpoint or export version as the next
+//! version of a model repository, with every file today's export writes
+//! (`model.onnx` included) and the repository's Triton files — for runs made
+//! before the ONNX export existed, or to move a model into another repository.
+//!
+//! A checkpoint (`<run>/checkpoints/step-<S>`) brings its run's
+//! `config.resolved.yaml` (two levels up), its verified `model.safetensors`, and
+//! the thresholds of the run's last evaluation at or before step S
+//! (`<run>/eval/step-<E>.json`; 0.5 without one). A version brings its
+//! `config.json`, weights, `thresholds.json` and `metrics.json`. Publishing is
+//! [`ModelRepo::publish`]: the same staging, manifest and rename as training.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use burn::tensor::backend::Backend;
+
+use super::error::TrainError;
+use super::publish::{version_files, write_triton_files};
+use crate::config::{RunConfig, TritonInstance};
+use crate::export::{ModelRepo, VersionFiles};
+use crate::model::ModerationModel;
+
+/// What `vigil export` publishes.
+#[derive(Debug, Clone)]
+pub enum ExportSource {
+    /// A training checkpoint directory (`<run>/checkpoints/step-<S>`).
+    Checkpoint(PathBuf),
+    /// A version directory (what `vigil predict --model` accepts, already located).
+    Version(PathBuf),
+}
+
+/// What was published.
+#[derive(Debug, Clone)]
+pub struct Republished {
+    /// The new version's number.
+    pub version: u64,
+    /// Its directory.
+    pub location: String,
+    /// The training step of the model.
+    pub step: u64,
+}
+
+fn bad(path: &Path, message: impl Into<String>) -> TrainError {
+    TrainError::ExportSource {
+        path: path.to_path_buf(),
+        message: message.into(),
+    }
+}
+
+/// The step of a `step-<S>` directory name.
+fn step_of(dir: &Path) -> Option<u64> {
+    dir.file_name()?
+        .to_str()?
+        .strip_prefix("step-")?
+        .parse()
+        .ok()
+}
+
+/// `report.labels[].best_threshold` of the newest `eval/step-<E>.json` with
+/// `E <= step` (0.5 for a label without one).
+fn last_thresholds(run_dir: &Path, step: u64, labels: &[String]) -> Vec<(String, f32)> {
+    let mut best: Option<(u64, PathBuf)> = None;
+    if let Ok(entries) = std::fs::read_dir(run_dir.join("eval")) {
+        for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().to_string();
+            let s = name
+                .strip_prefix("step-")
+                .and_then(|s| s.strip_suffix(".json"))
+                .and_then(|s| s.parse::<u64>().ok());
+            if let Some(s) = s
+                && s <= step
+                && best.as_ref().is_none_or(|(b, _)| s > *b)
+            {
+                best = Some((s, e.path()));
+            }
+        }
+    }
+    let report: Option<serde_json::Value> = best
+        .and_then(|(_, p)| std::fs::read(p).ok())
+        .and_then(|b| serde_json::from_slice(&b).ok());
+    labels
+        .iter()
+        .map(|l| {
+            let t = report
+                .as_ref()
+                .and_then(|r| r["report"]["labels"].as_array())
+                .and_then(|ls| ls.iter().find(|m| m["label"] == l.as_str()))
+                .and_then(|m| m["best_threshold"].as_f64())
+                .map_or(0.5, |t| t as f32);
+            (l.clone(), t)
+        })
+        .collect()
+}
+
+/// Publishes `source` as the next version of the repository `repository`
+/// (`<export.dir>/<model_name>`; its last component is the model name).
+pub fn republish<B: Backend>(
+    source: &ExportSource,
+    repository: &Path,
+    instance: TritonInstance,
+    device: &B::Device,
+) -> Result<Republished, TrainError> {
+    let (name, parent) = match (
+        repository.file_name().and_then(|n| n.to_str()),
+        repository.parent(),
+    ) {
+        (Some(n), Some(p)) => (n.to_string(), p.to_path_buf()),
+        _ => {
+            return Err(bad(
+                repository,
+                "name the model repository <export.dir>/<model_name>",
+            ));
+        }
+    };
+    let (mut cfg, model, tokenizer, step, thresholds, metrics) = match source {
+        ExportSource::Checkpoint(dir) => {
+            if !dir.is_dir() {
+                return Err(bad(dir, "not a directory (name checkpoints/step-<S>)"));
+            }
+            let step = step_of(dir)
+                .ok_or_else(|| bad(dir, "is not a checkpoint directory named step-<S>"))?;
+            let run_dir = dir
+                .parent()
+                .and_then(Path::parent)
+                .ok_or_else(|| bad(dir, "has no run directory two levels up"))?;
+            let resolved = run_dir.join("config.resolved.yaml");
+            let text = std::fs::read_to_string(&resolved)
+                .map_err(|e| bad(&resolved, format!("the run's config cannot be read: {e}")))?;
+            let mut cfg = RunConfig::from_yaml(&text, &resolved, &[], &|_| None)?;
+            cfg.model.init_from = None;
+            let loaded = ModerationModel::<B>::from_config(&cfg.model, &cfg.data, device)?;
+            let model = loaded.model.warm_start(dir)?;
+            let (manifest, _) = crate::checkpoint::load_dir(dir)?;
+            let metrics: BTreeMap<String, f64> = manifest.meta["metrics"]
+                .as_object()
+                .map(|m| {
+                    m.iter()
+                        .filter_map(|(k, v)| v.as_f64().map(|v| (k.clone(), v)))
+                        .collect()
+                })
+                .unwrap_or_default();
+            let thresholds = last_thresholds(run_dir, step, &cfg.model.labels);
+            (cfg, model, loaded.tokenizer, step, thresholds, metrics)
+        }
+        ExportSource::Version(dir) => {
+            let loaded = ModerationModel::<B>::from_export(dir, device)?;
+            let path = dir.join(crate::export::CONFIG_FILE);
+            let config: serde_json::Value = std::fs::read(&path)
+                .ok()
+                .and_then(|b| serde_json::from_slice(&b).ok())
+                .ok_or_else(|| bad(&path, "not a JSON object"))?;
+            let mut cfg = RunConfig {
+                model: serde_json::from_value(config["model"].clone())
+                    .map_err(|e| bad(&path, format!("\"model\": {e}")))?,
+                data: serde_json::from_value(config["data"].clone())
+                    .map_err(|e| bad(&path, format!("\"data\": {e}")))?,
+                ..Default::default()
+            };
+            if let Some(run) = config["run"].as_str() {
+                cfg.run.name = run.to_string();
+            }
+            let labels = loaded.model.labels().to_vec();
+            let serving =
+                VersionFiles::read(dir, &labels).map_err(|e| bad(&e.path, e.message.clone()))?;
+            let thresholds = labels.iter().cloned().zip(serving.thresholds).collect();
+            let step = config["step"].as_u64().unwrap_or(0);
+            (
+                cfg,
+                loaded.model,
+                loaded.tokenizer,
+                step,
+                thresholds,
+                serving.metrics,
+            )
+        }
+    };
+    // `version_files` stages the model's files under the run directory; here that
+    // is the export root (a dot-directory, removed when done), never the caller's
+    // working directory.
+    cfg.run.output_dir = Some(parent.display().to_string());
+    cfg.export.dir = Some(parent.display().to_string());
+    cfg.export.model_name = name.clone();
+    cfg.export.onnx = true;
+    cfg.export.triton_instance = instance;
+    let (files, sig) = version_files(
+        &cfg,
+        &model,
+        tokenizer.as_ref(),
+        step,
+        &thresholds,
+        &metrics,
+    )?;
+    let repo = ModelRepo::new(&parent, &name)?;
+    let meta = serde_json::json!({ "run": cfg.run.name, "step": step });
+    let version = repo.publish(&files, meta)?;
+    if let Some(sig) = &sig {
+        write_triton_files(&repo, &cfg, sig)?;
+    }
+    Ok(Republished {
+        version: version.version,
+        location: version.location,
+        step,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn thresholds_come_from_the_last_evaluation_at_or_before_the_step() {
+        let dir = tempfile::tempdir().unwrap();
+        let eval = dir.path().join("eval");
+        std::fs::create_dir_all(&eval).unwrap();
+        let report = |t: f64| {
+            serde_json::json!({ "report": { "labels": [
+                { "label": "hate", "best_threshold": t },
+                { "label": "spam", "best_threshold": "undefined" },
+            ]}})
+            .to_string()
+        };
+        for (step, t) in [(20, 0.2), (40, 0.4), (60, 0.6)] {
+            std::fs::write(eval.join(format!("step-{step}.json")), report(t)).unwrap();
+        }
+        std::fs::write(eval.join("step-x.json"), "not a report").unwrap();
+        let labels = ["hate".to_string(), "spam".to_string(), "new".to_string()];
+        let got = last_thresholds(dir.path(), 50, &labels);
+        assert_eq!(
+            got,
+            [
+                ("hate".to_string(), 0.4),
+                ("spam".to_string(), 0.5),
+                ("new".to_string(), 0.5)
+            ]
+        );
+        assert_eq!(last_thresholds(dir.path(), 10, &labels[..1])[0].1, 0.5);
+        assert_eq!(step_of(Path::new("run/checkpoints/step-40")), Some(40));
+        assert_eq!(step_of(Path::new("run/checkpoints/latest")), None);
+    }
+}
