@@ -16,7 +16,7 @@ mod guard;
 mod launch;
 mod predict;
 mod render;
-mod report;X
+mod report;
 mod serve;
 mod validate;
 mod worker;
