@@ -184,26 +184,10 @@ pub fn best_f1_threshold(pairs: &[(f32, bool)]) -> Option<(f32, f64)> {
 /// Expected calibration error over `bins` equal-width probability bins: the
 /// support-weighted mean |accuracy − confidence| of the positive-class probability.
 pub fn expected_calibration_error(pairs: &[(f32, bool)], bins: usize) -> Option<f64> {
-    if pairs.is_empty() || bins == 0 {
+    if bins == 0 {
         return None;
     }
-    let mut sum_p = vec![0.0f64; bins];
-    let mut sum_y = vec![0.0f64; bins];
-    let mut count = vec![0u64; bins];
-    for &(s, y) in pairs {
-        let s = f64::from(s).clamp(0.0, 1.0);
-        let b = ((s * bins as f64) as usize).min(bins - 1);
-        sum_p[b] += s;
-        sum_y[b] += f64::from(u8::from(y));
-        count[b] += 1;
-    }
-    let n = pairs.len() as f64;
-    Some(
-        (0..bins)
-            .filter(|&b| count[b] > 0)
-            .map(|b| (sum_y[b] - sum_p[b]).abs() / n)
-            .sum(),
-    )
+    super::calibration::ece(&super::calibration::reliability(pairs, bins))
 }
 
 #[cfg(test)]

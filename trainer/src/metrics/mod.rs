@@ -9,10 +9,12 @@
 //!
 //! # Layout
 //! - `curve.rs`: threshold sweeps over one label (pure functions).
+//! - `calibration.rs`: reliability bins and the ECE they add up to (pure).
 //! - `report.rs`: [`EvalReport`] over all labels, its JSON, scalars and table.
 //! - `monitor.rs`: the one "is this value better" rule (early stopping, best
 //!   checkpoints, best exports).
 
+pub mod calibration;
 mod curve;
 pub mod monitor;
 mod report;

@@ -11,14 +11,15 @@
 //!
 //! # Layout
 //! - `scored.rs`: the per-row scores file, written and read.
-//! - `calibration.rs`, `bootstrap.rs`, `slices.rs`: the metric pieces (pure).
+//! - `bootstrap.rs`, `slices.rs`: the metric pieces (pure); calibration bins are
+//!   [`crate::metrics::calibration`], shared with the evaluation report's ECE.
 //! - `charts.rs`: SVG charts (`plotters`); `thumbs.rs`: JPEG data-URI thumbnails.
 //! - `input.rs`: what a report shows, read from a run directory.
 //! - `html.rs`: the page (escaping, sections).
 //! - `grid.rs`: the PNG grid of top errors logged to TensorBoard.
 
 pub mod bootstrap;
-pub mod calibration;
+pub use crate::metrics::calibration;
 pub mod charts;
 mod error;
 pub mod grid;

@@ -1,9 +1,9 @@
 //! Calibration: the reliability diagram's bins and the expected calibration
 //! error they add up to.
 //!
-//! Ten equal-width bins of the predicted probability, as
-//! [`crate::metrics::expected_calibration_error`] uses, so the ECE printed under
-//! each diagram is the one in `eval/step-<S>.json`.
+//! [`crate::metrics::expected_calibration_error`] (the `ece` of
+//! `eval/step-<S>.json`) is [`ece`] of these bins, so the ECE printed under each
+//! reliability diagram of the HTML report is the one in the evaluation report.
 
 /// One bin of a reliability diagram.
 #[derive(Debug, Clone, Copy, PartialEq)]
