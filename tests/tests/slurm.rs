@@ -167,16 +167,22 @@ fn sbatch_trains_and_a_preempted_job_requeues_and_resumes_to_the_same_model() {
     }
     run(Command::new("scancel").args(["--signal=TERM", "--full", &job]));
     // The script requeues on 75; Slurm holds a requeued job back (BeginTime, about two
-    // minutes): release it at once instead of waiting.
+    // minutes): release it at once instead of waiting. `Restarts` counts up while the
+    // job is still COMPLETING/REQUEUED, before it is PENDING: wait for PENDING (or a
+    // state past it), or the release is missed and the job sits out the hold.
     loop {
         let info = job_info(&job);
         if info.get("Restarts").is_some_and(|r| r != "0") {
-            if info.get("JobState").map(String::as_str) == Some("PENDING") {
-                let _ = Command::new("scontrol")
-                    .args(["update", &format!("JobId={job}"), "StartTime=now"])
-                    .status();
+            match info.get("JobState").map(String::as_str).unwrap_or("") {
+                "PENDING" => {
+                    let _ = Command::new("scontrol")
+                        .args(["update", &format!("JobId={job}"), "StartTime=now"])
+                        .status();
+                    break;
+                }
+                "COMPLETING" | "REQUEUED" | "REQUEUE_FED" | "REQUEUE_HOLD" | "" => {}
+                _ => break,
             }
-            break;
         }
         if started.elapsed() > LIMIT {
             let _ = Command::new("scancel").arg(&job).status();
