@@ -71,6 +71,10 @@ pub struct ServeOptions {
     pub limits: Limits,
     /// Required bearer token.
     pub token: Option<String>,
+    /// After SIGTERM, how long connections still open may take to finish before
+    /// they are closed (a client that never finishes its request cannot hold the
+    /// process past it).
+    pub drain: Duration,
 }
 
 /// Which model directory `--model-repository DIR [--model NAME]` means, and its
@@ -137,6 +141,7 @@ pub struct Server {
     app: Arc<http::App>,
     workers: Vec<std::thread::JoinHandle<()>>,
     poller: Option<(Arc<Stop>, std::thread::JoinHandle<()>)>,
+    drain: Duration,
 }
 
 impl Server {
@@ -199,6 +204,7 @@ impl Server {
             app,
             workers,
             poller,
+            drain: opts.drain,
         })
     }
 
@@ -209,8 +215,9 @@ impl Server {
     }
 
     /// Serves HTTP on `listener` until `shutdown` resolves; then stops accepting,
-    /// lets every request in flight finish (the queue drains), and stops the
-    /// workers and the poller.
+    /// lets every request in flight finish (the queue drains) for at most the
+    /// drain deadline, closes what is still open, and stops the workers and the
+    /// poller.
     pub async fn serve(
         self,
         listener: tokio::net::TcpListener,
@@ -218,13 +225,31 @@ impl Server {
     ) -> Result<(), ServerError> {
         let app = self.app.clone();
         let draining = app.clone();
-        let served = axum::serve(listener, http::router(app.clone()))
-            .with_graceful_shutdown(async move {
+        // Notify keeps the permit if the deadline's waiter is not polling yet.
+        let begun = Arc::new(tokio::sync::Notify::new());
+        let begin = begun.clone();
+        let graceful =
+            axum::serve(listener, http::router(app.clone())).with_graceful_shutdown(async move {
                 shutdown.await;
                 draining.draining.store(true, Ordering::Relaxed);
                 eprintln!("vigil serve: stopping: draining requests in flight");
-            })
-            .await;
+                begin.notify_one();
+            });
+        let drain = self.drain;
+        let served = tokio::select! {
+            served = std::future::IntoFuture::into_future(graceful) => served,
+            () = async {
+                begun.notified().await;
+                tokio::time::sleep(drain).await;
+            } => {
+                eprintln!(
+                    "vigil serve: drain deadline ({:.1} s) passed with connections still \
+                     open: closing them",
+                    drain.as_secs_f64()
+                );
+                Ok(())
+            }
+        };
         app.engine.close();
         let (workers, poller) = (self.workers, self.poller);
         tokio::task::spawn_blocking(move || {

@@ -530,7 +530,7 @@ fn bad_flags_and_files_exit_2_before_listening() {
     let repo = f.export.display().to_string();
     let absent = f.root.join("absent").display().to_string();
     let token = f.root.join("no-token").display().to_string();
-    let cases: [(Vec<&str>, &str); 5] = [
+    let cases: [(Vec<&str>, &str); 6] = [
         (
             vec!["--model-repository", &absent],
             "cannot read the model repository",
@@ -550,6 +550,10 @@ fn bad_flags_and_files_exit_2_before_listening() {
         (
             vec!["--model-repository", &repo, "--auth-token-file", &token],
             "--auth-token-file",
+        ),
+        (
+            vec!["--model-repository", &repo, "--drain-secs=-1"],
+            "--drain-secs -1: must be 0 or more",
         ),
     ];
     for (args, words) in cases {
@@ -591,6 +595,32 @@ fn sigterm_drains_requests_in_flight_then_exits_0() {
     );
     // Stopped: the port no longer accepts.
     assert!(request(a, "GET", "/v2/health/live", &[], b"").is_err());
+}
+
+#[test]
+fn a_client_that_never_finishes_its_request_cannot_hold_sigterm_past_the_drain_deadline() {
+    use std::io::Write as _;
+    let mut s = serve(&["--drain-secs", "1"]);
+    // Headers that promise a body which never comes: graceful shutdown alone
+    // would wait for this connection forever.
+    let mut stalled = std::net::TcpStream::connect(s.addr).unwrap();
+    write!(
+        stalled,
+        "POST {INFER} HTTP/1.1\r\nHost: vigil\r\nContent-Type: application/json\r\n\
+         Content-Length: 1000\r\n\r\n{{\"inputs\""
+    )
+    .unwrap();
+    stalled.flush().unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    // Without the deadline the server would still be running when this limit kills it.
+    let code = s.terminate(Duration::from_secs(20));
+    let log = s.log_text();
+    assert_eq!(code, Some(0), "{log}");
+    assert!(
+        log.contains("drain deadline (1.0 s) passed") && log.contains("vigil serve: stopped"),
+        "{log}"
+    );
+    drop(stalled);
 }
 
 #[test]

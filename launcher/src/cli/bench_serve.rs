@@ -171,6 +171,7 @@ pub fn run(a: ServeBenchArgs) -> anyhow::Result<ExitCode> {
             threads,
             limits: Limits::default(),
             token: None,
+            drain: Duration::from_secs(5),
         })?;
         let std_listener = std::net::TcpListener::bind("127.0.0.1:0")?;
         std_listener.set_nonblocking(true)?;

@@ -37,6 +37,10 @@ pub struct ServeArgs {
     /// Seconds between polls of the repository for a newer complete version (fractions allowed).
     #[arg(long, default_value_t = 10.0, value_name = "S")]
     poll_secs: f64,
+    /// After SIGTERM, how long requests in flight may take before the connections
+    /// still open are closed (seconds; below Kubernetes' default 30 s grace period).
+    #[arg(long, default_value_t = 25.0, value_name = "S")]
+    drain_secs: f64,
     /// Most rows in one batch (dynamic batching; 1: every request runs alone).
     #[arg(long, default_value_t = 32, value_name = "N")]
     max_batch: usize,
@@ -92,6 +96,14 @@ fn serve(args: ServeArgs) -> Result<(), ServerError> {
             )],
         });
     }
+    if !args.drain_secs.is_finite() || args.drain_secs < 0.0 {
+        return Err(ServerError::BadOptions {
+            problems: vec![format!(
+                "--drain-secs {}: must be 0 or more",
+                args.drain_secs
+            )],
+        });
+    }
     let token = args
         .auth_token_file
         .as_ref()
@@ -130,6 +142,7 @@ fn serve(args: ServeArgs) -> Result<(), ServerError> {
             queue_bound: args.queue_bound,
         },
         token,
+        drain: Duration::from_secs_f64(args.drain_secs),
     };
     let listener =
         std::net::TcpListener::bind(&args.listen).map_err(|source| ServerError::Bind {
