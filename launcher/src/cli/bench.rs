@@ -154,11 +154,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn default_minilm() -> Option<PathBuf> {
-    let root = std::env::var_os("VIGIL_PRETRAINED")
-        .map(PathBuf::from)
-        .or_else(|| {
-            std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/vigil/pretrained"))
-        })?;
+    let root = vigil_trainer::model::pretrained_cache()?;
     let dir = root.join("all-minilm-l6-v2");
     dir.join("model.safetensors").is_file().then_some(dir)
 }

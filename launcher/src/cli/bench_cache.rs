@@ -31,11 +31,7 @@ pub struct FeatureCacheArgs {
 }
 
 fn default_efficientnet() -> Option<PathBuf> {
-    let root = std::env::var_os("VIGIL_PRETRAINED")
-        .map(PathBuf::from)
-        .or_else(|| {
-            std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/vigil/pretrained"))
-        })?;
+    let root = vigil_trainer::model::pretrained_cache()?;
     let pth = root.join("efficientnet-b0/best_efficientnet_b0.pth");
     pth.is_file().then_some(pth)
 }

@@ -54,4 +54,4 @@ pub use params::{ParamGroup, ParamInfo, all_params, trainable_params};
 pub use scratch_cnn::ScratchCnn;
 pub use text_tower::{TextTower, bert_file_key, bert_ignorable, pool};
 pub use tokenizer::{TextTokenizer, TokenBatch};
-pub use weights::{KeyMap, WeightsFormat, load_strict};
+pub use weights::{KeyMap, WeightsFormat, load_strict, pretrained_cache};

@@ -17,7 +17,7 @@
 //! f16/bf16/f64 are converted to f32.
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
 use burn::module::Module;
@@ -29,6 +29,17 @@ use burn_store::{
 };
 
 use super::error::ModelError;
+
+/// The pretrained-weights cache `scripts/fetch-pretrained.sh` fills:
+/// `$VIGIL_PRETRAINED`, else `~/.cache/vigil/pretrained`; None when neither
+/// variable is set.
+pub fn pretrained_cache() -> Option<PathBuf> {
+    std::env::var_os("VIGIL_PRETRAINED")
+        .map(PathBuf::from)
+        .or_else(|| {
+            std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/vigil/pretrained"))
+        })
+}
 
 /// The file formats we read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
