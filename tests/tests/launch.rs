@@ -284,9 +284,16 @@ fn exhausted_restarts_exit_1_naming_rank_code_restarts_and_log_tail() {
 fn a_worker_exiting_2_is_not_restarted_and_the_launch_exits_2_with_its_message() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("run");
-    // Rank 1 reports a config error; rank 0 would run long and is stopped.
+    // Rank 1 reports a config error; rank 0 would run long and is stopped. Rank 1
+    // fails only once rank 0 has recorded its start (at most 10 s): else a loaded
+    // machine lets the launcher stop rank 0 before its first line runs, and the
+    // count below could not tell "started once" from "never started".
     let script = r#"echo "$RANK" >> "$VIGIL_OUTPUT_DIR/starts"
                     if [ $RANK = 1 ]; then
+                      for _ in $(seq 200); do
+                        [ "$(wc -l < "$VIGIL_OUTPUT_DIR/starts")" -ge 2 ] && break
+                        sleep 0.05
+                      done
                       echo 'vigil: configs/x.yaml: optim.lr: must be > 0' >&2; exit 2
                     fi
                     sleep 30"#;
