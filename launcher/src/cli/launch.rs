@@ -381,6 +381,12 @@ pub fn resolve(a: &LaunchArgs, get: &dyn Fn(&str) -> Option<String>) -> anyhow::
         a.command.clone()
     };
     let secs = |s: f64| Duration::from_secs_f64(s.max(0.0));
+    if let Some(url) = config.output_url() {
+        eprintln!(
+            "vigil: run output in {url}; local working directory (logs, lock, TensorBoard events): {}",
+            config.output_dir().display()
+        );
+    }
     Ok(AgentSpec {
         argv,
         nproc: l.nproc_per_node,
@@ -394,6 +400,7 @@ pub fn resolve(a: &LaunchArgs, get: &dyn Fn(&str) -> Option<String>) -> anyhow::
         console: config.logging.console,
         console_mode: ConsoleMode::resolve(config.logging.format, std::io::stdout().is_terminal()),
         output_dir: config.output_dir(),
+        output_url: config.output_url(),
         local_override,
         token_file: a.store_token_file.clone(),
         resolved_config: a.config.as_ref().map(|_| config.to_yaml()),

@@ -25,7 +25,10 @@ use super::policy::{Action, Cause, Event, Failure, Outcome, Policy, signal_name}
 use super::process::{self, Ended};
 use super::rendezvous::Coordinator;
 use super::watchdog::{Watchdog, file_reading};
-use super::{lock::OutputLock, signals, token};
+use super::{
+    lock::{LockError, OutputLock},
+    signals, token,
+};
 use crate::console::{Console, ConsoleMode, Stream};
 
 const TICK: Duration = Duration::from_millis(5);
@@ -59,8 +62,10 @@ pub struct AgentSpec {
     pub console: ConsoleRanks,
     /// How they are shown (`logging.format` against the launcher's terminal).
     pub console_mode: ConsoleMode,
-    /// The run directory.
+    /// The run directory (the local working directory when `output_url` is set).
     pub output_dir: PathBuf,
+    /// `run.output_dir` when it is a bucket URL: node 0 also holds its lease.
+    pub output_url: Option<vigil_trainer::storage::RemoteUrl>,
     /// `LOCAL_RANK`/`LOCAL_WORLD_SIZE` override (Slurm task-per-worker).
     pub local_override: Option<(u32, u32)>,
     /// Where nodes > 0 read the token (node 0 writes it there if absent).
@@ -108,6 +113,19 @@ pub fn run(spec: AgentSpec) -> Result<Ending, LaunchError> {
         Some(lock)
     } else {
         None
+    };
+    // A flock cannot reach a bucket: the run directory there has a lease object.
+    let _lease = match (&spec.output_url, spec.node_rank) {
+        (Some(url), 0) => {
+            use vigil_trainer::storage::lease::{Lease, ttl_from_env};
+            let holder = format!("pid {} on host {}", std::process::id(), super::lock::hostname());
+            let lease = Lease::acquire(url, &holder, ttl_from_env()).map_err(LockError::from)?;
+            if let Some(prev) = &lease.took_over {
+                eprintln!("vigil: took over an expired lease of {url} ({prev})");
+            }
+            Some(lease)
+        }
+        _ => None,
     };
     if let (0, Some(yaml)) = (spec.node_rank, &spec.resolved_config) {
         let path = spec.output_dir.join("config.resolved.yaml");

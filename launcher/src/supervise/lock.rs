@@ -44,6 +44,10 @@ pub enum LockError {
         /// `pid N on host H since T`.
         holder: String,
     },
+    /// The lease of a run directory on a bucket is held, or the bucket failed
+    /// (`vigil_trainer::storage::lease`).
+    #[error(transparent)]
+    Bucket(#[from] vigil_trainer::storage::StorageError),
     /// The file could not be created or locked.
     #[error("cannot lock {}", path.display())]
     Io {

@@ -366,6 +366,19 @@ pub fn load_checkpoint_dir(path: &Path) -> Result<Loaded, StoreError> {
 /// export version directory): what `train.resume: <path>` and `model.init_from`
 /// use. Returns the manifest and every file it lists.
 pub fn load_dir(path: &Path) -> Result<(Manifest, BTreeMap<String, Vec<u8>>), StoreError> {
+    // `s3://bucket/runs/a/checkpoints/step-20`: the entry in its parent prefix.
+    if let Some(s) = path.to_str().filter(|s| crate::storage::is_url(s)) {
+        let storage = |e| StoreError::Storage(Box::new(e));
+        let loc = crate::storage::Location::parse(s).map_err(storage)?;
+        if let Some(url) = loc.remote() {
+            let name = url.prefix.rsplit('/').next().unwrap_or_default().to_string();
+            let parent = crate::storage::mirror::parent_prefix(url);
+            let store = crate::storage::ObjectStoreStore::new(
+                crate::storage::Bucket::open(&parent).map_err(storage)?,
+            );
+            return read_verified(&store, &name);
+        }
+    }
     let name =
         path.file_name()
             .and_then(|n| n.to_str())

@@ -135,6 +135,9 @@ pub enum StoreError {
         /// What was wrong with each candidate, newest first.
         problems: Vec<String>,
     },
+    /// A request to object storage failed (the message names the URL).
+    #[error(transparent)]
+    Storage(Box<crate::storage::StorageError>),
     /// The background checkpoint writer thread died (it panicked).
     #[error("the background checkpoint writer stopped unexpectedly")]
     WriterGone,

@@ -160,11 +160,42 @@ impl RunConfig {
         serde_yaml_ng::to_string(self).expect("a config always serializes")
     }
 
-    /// The run directory: `run.output_dir`, or `checkpoints/<run.name>`.
+    /// The local run directory: `run.output_dir` (a `file://` URL's path), or
+    /// `checkpoints/<run.name>`; when `run.output_dir` is a bucket URL, the local
+    /// working directory ([`Self::local_dir`]) — logs, heartbeats, the lock and
+    /// TensorBoard events live there, [`Self::output_url`] holds the rest.
     pub fn output_dir(&self) -> PathBuf {
         match &self.run.output_dir {
-            Some(d) => PathBuf::from(d),
+            Some(d) => match crate::storage::Location::parse(d) {
+                Ok(crate::storage::Location::Local(p)) => p,
+                // A URL (or one `validate` rejects): never a directory named `s3:`.
+                _ => self.local_dir(),
+            },
             None => Path::new("checkpoints").join(&self.run.name),
+        }
+    }
+
+    /// `run.output_dir` when it is a bucket URL.
+    pub fn output_url(&self) -> Option<crate::storage::RemoteUrl> {
+        let d = self.run.output_dir.as_deref()?;
+        crate::storage::Location::parse(d).ok()?.remote().cloned()
+    }
+
+    /// The local working directory: `run.local_dir`, else (for a bucket
+    /// `run.output_dir`) `<system temp>/vigil/<run.name>-<hash>`, else the run
+    /// directory itself.
+    pub fn local_dir(&self) -> PathBuf {
+        if let Some(d) = &self.run.local_dir {
+            return PathBuf::from(d);
+        }
+        match &self.run.output_dir {
+            Some(d) if crate::storage::is_url(d) => {
+                let hash = crate::checkpoint::config_hash(d);
+                std::env::temp_dir()
+                    .join("vigil")
+                    .join(format!("{}-{}", self.run.name, &hash[..12]))
+            }
+            _ => self.output_dir(),
         }
     }
 }

@@ -21,8 +21,14 @@ use super::enums::{
 pub struct RunSection {
     /// Name of the run (used in TensorBoard and default paths).
     pub name: String,
-    /// Run directory; `null` means `checkpoints/<name>`.
+    /// Run directory; `null` means `checkpoints/<name>`. A bucket URL
+    /// (`s3://…`, `gs://…`, `az://…`) keeps checkpoints, `LATEST`, eval reports
+    /// and the resolved config there; what must stay local goes to `local_dir`.
     pub output_dir: Option<String>,
+    /// Local working directory when `output_dir` is a URL (logs, heartbeats, the
+    /// lock, TensorBoard events, caches); `null` means
+    /// `<system temp>/vigil/<name>-<hash of output_dir>`.
+    pub local_dir: Option<String>,
     /// Seed for initialisation, shuffling and dropout.
     pub seed: u64,
 }
@@ -32,6 +38,7 @@ impl Default for RunSection {
         Self {
             name: "vigil-run".into(),
             output_dir: None,
+            local_dir: None,
             seed: 42,
         }
     }

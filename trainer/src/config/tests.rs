@@ -184,3 +184,40 @@ fn empty_file_reports_missing_essentials() {
     );
     assert!(msg.contains("data.train: is required"), "{msg}");
 }
+
+#[test]
+fn a_bucket_output_dir_keeps_local_files_in_the_local_dir() {
+    let c = load(MINIMAL, &["run.output_dir=s3://b/runs/a"]).unwrap();
+    assert_eq!(c.output_url().unwrap().to_string(), "s3://b/runs/a");
+    let local = c.output_dir();
+    assert!(local.starts_with(std::env::temp_dir().join("vigil")), "{local:?}");
+    assert!(!local.to_string_lossy().contains("s3:"), "{local:?}");
+    assert_eq!(local, c.local_dir());
+    let c = load(
+        MINIMAL,
+        &["run.output_dir=gs://b/x", "run.local_dir=/scratch/w"],
+    )
+    .unwrap();
+    assert_eq!(c.output_dir(), Path::new("/scratch/w"));
+    // Local paths are unchanged; a file:// URL is its path.
+    let c = load(MINIMAL, &["run.output_dir=out/a"]).unwrap();
+    assert_eq!((c.output_dir(), c.output_url()), (PathBuf::from("out/a"), None));
+    let c = load(MINIMAL, &["run.output_dir=file:///data/run"]).unwrap();
+    assert_eq!(c.output_dir(), Path::new("/data/run"));
+}
+
+#[test]
+fn unknown_schemes_and_url_local_dirs_are_config_errors() {
+    let e = error_text(
+        MINIMAL,
+        &[
+            "run.output_dir=s4://b/x",
+            "export.dir=http://h/x",
+            "data.train=s3://b/../t.jsonl",
+            "run.local_dir=s3://b/w",
+        ],
+    );
+    for key in ["run.output_dir", "export.dir", "data.train", "run.local_dir"] {
+        assert!(e.contains(key), "{key} missing in:\n{e}");
+    }
+}

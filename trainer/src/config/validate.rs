@@ -36,7 +36,35 @@ pub fn validate(c: &RunConfig) -> Vec<Problem> {
     data(c, &mut p);
     optim_and_train(c, &mut p);
     checkpoint_and_export(c, &mut p);
+    storage_urls(c, &mut p);
     p.0
+}
+
+/// Every key that takes a path or a bucket URL must parse as one (an unknown
+/// scheme is an error, not a local directory named `s4:`); `run.local_dir` is
+/// local by definition.
+fn storage_urls(c: &RunConfig, p: &mut Problems) {
+    use crate::storage::Location;
+    let keys = [
+        ("run.output_dir", c.run.output_dir.as_deref()),
+        ("export.dir", c.export.dir.as_deref()),
+        ("model.init_from", c.model.init_from.as_deref()),
+        ("data.train", Some(c.data.train.as_str())),
+        ("data.val", c.data.val.as_deref()),
+        ("data.image_root", c.data.image_root.as_deref()),
+    ];
+    for (key, value) in keys {
+        if let Some(Err(e)) = value.map(Location::parse) {
+            p.check(false, key, e.to_string());
+        }
+    }
+    if let Some(d) = &c.run.local_dir {
+        p.check(
+            !crate::storage::is_url(d),
+            "run.local_dir",
+            "must be a local directory, not a URL",
+        );
+    }
 }
 
 fn run_and_launch(c: &RunConfig, p: &mut Problems) {

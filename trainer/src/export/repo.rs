@@ -76,6 +76,30 @@ impl ModelRepo {
         Ok(Self::with_store(Arc::new(store)))
     }
 
+    /// The repository of `model_name` under `export_dir`, a directory or a bucket
+    /// URL (`export.dir: s3://…`), for publishing; cleans stale staging as
+    /// [`Self::new`] (on a bucket: manifest-less versions and claims older than
+    /// [`STALE_STAGING`]; `config.pbtxt` and `labels.txt` are never touched).
+    pub fn at(export_dir: &str, model_name: &str) -> Result<Self, StoreError> {
+        crate::checkpoint::store::check_name(model_name, "model")?;
+        match crate::storage::Location::parse(export_dir).map_err(storage_err)? {
+            crate::storage::Location::Local(p) => Self::new(&p, model_name),
+            crate::storage::Location::Remote(url) => {
+                let url = url.join(model_name).map_err(storage_err)?;
+                let store = crate::storage::open_store(&crate::storage::Location::Remote(url))?;
+                store.clean_staging(STALE_STAGING)?;
+                Ok(Self::with_store(store))
+            }
+        }
+    }
+
+    /// The repository at a bucket URL, for reading (`vigil predict --model
+    /// s3://…`). Nothing is created or cleaned; an empty prefix has no versions.
+    pub fn open_url(url: &crate::storage::RemoteUrl) -> Result<Self, StoreError> {
+        let store = crate::storage::open_store(&crate::storage::Location::Remote(url.clone()))?;
+        Ok(Self::with_store(store))
+    }
+
     /// The repository at `dir` (`<export.dir>/<model_name>`), for reading:
     /// `vigil predict --model DIR`. Nothing is created or cleaned.
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
@@ -141,8 +165,12 @@ impl ModelRepo {
             }
         }
         let mut last = None;
+        let mut tried = 0;
         for _ in 0..MAX_PUBLISH_ATTEMPTS {
-            let version = self.next_version()?;
+            // On a bucket a version claimed by another writer is not listed until
+            // its first file lands: never retry a number already lost.
+            let version = self.next_version()?.max(tried + 1);
+            tried = version;
             let mut meta = match &meta {
                 serde_json::Value::Object(m) => m.clone(),
                 _ => serde_json::Map::new(),
@@ -217,6 +245,10 @@ impl ModelRepo {
         }
         Ok(deleted)
     }
+}
+
+fn storage_err(e: crate::storage::StorageError) -> StoreError {
+    StoreError::Storage(Box::new(e))
 }
 
 #[cfg(test)]

@@ -399,7 +399,8 @@ impl<B: Backend> ModerationModel<B> {
             path: dir.to_path_buf(),
             message,
         };
-        if !dir.is_dir() {
+        let url = dir.to_str().is_some_and(crate::storage::is_url);
+        if !url && !dir.is_dir() {
             return Err(refuse(
                 "not a directory: name a checkpoint (checkpoints/step-<S>) or an export \
                  version (<export.dir>/<model>/<N>)"

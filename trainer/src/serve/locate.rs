@@ -33,6 +33,13 @@ pub struct ModelVersion {
 /// Resolves `model` (a repository or a version directory) and `version` to one
 /// verified version directory.
 pub fn locate(model: &Path, version: Option<u64>) -> Result<ModelVersion, ServeError> {
+    if let Some(url) = model
+        .to_str()
+        .and_then(|s| crate::storage::Location::parse(s).ok())
+        .and_then(|l| l.remote().cloned())
+    {
+        return super::remote::locate_remote(&url, version);
+    }
     if model.join(MANIFEST_FILE).is_file() {
         return version_dir(model, version);
     }

@@ -31,6 +31,7 @@ mod locate;
 mod output;
 mod predict;
 mod rank;
+mod remote;
 mod served;
 
 pub use embed::{EmbedOptions, EmbedRows, EmbedSource, run_embed};

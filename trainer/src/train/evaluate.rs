@@ -225,12 +225,16 @@ pub fn record(
     });
     let text = serde_json::to_string_pretty(&body).expect("a report serializes");
     write_atomic(&file, text.as_bytes()).map_err(io(&file))?;
+    crate::storage::upload_run_file(cfg, &format!("eval/step-{step}.json"), text.as_bytes())?;
     if let Some(scores) = &ev.scores {
         let rows = ScoredRows::join(val, scores).ok_or(TrainError::Protocol {
             what: "the gathered evaluation scores do not cover the validation rows",
         })?;
         let scores_file = dir.join(scores_file_name(step));
-        write_atomic(&scores_file, rows.to_jsonl().as_bytes()).map_err(io(&scores_file))?;
+        let jsonl = rows.to_jsonl();
+        write_atomic(&scores_file, jsonl.as_bytes()).map_err(io(&scores_file))?;
+        let key = format!("eval/{}", scores_file_name(step));
+        crate::storage::upload_run_file(cfg, &key, jsonl.as_bytes())?;
     }
 
     let values: Vec<(&str, f64)> = ev.scalars.iter().map(|(k, v)| (k.as_str(), *v)).collect();

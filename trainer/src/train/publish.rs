@@ -70,13 +70,21 @@ impl Exporter {
         if self.rank != 0 {
             return Ok(());
         }
-        let repo = ModelRepo::new(Path::new(&dir), &self.cfg.export.model_name)?;
+        let repo = ModelRepo::at(&dir, &self.cfg.export.model_name)?;
         let gate = self.cfg.export.gate.clone();
         let champion = match (&gate, repo.newest_complete()?) {
             (Some(g), Some(newest)) => {
                 let version = newest.version.version;
-                let path = PathBuf::from(&newest.version.location);
-                match self.score_champion::<B>(&path, val, device, &g.metric) {
+                let location = newest.version.location.clone();
+                // On a bucket: the verified version, downloaded once to a local cache.
+                let path = if crate::storage::is_url(&location) {
+                    crate::serve::locate(Path::new(&location), Some(version))
+                        .map(|v| v.dir)
+                        .map_err(|e| e.to_string())
+                } else {
+                    Ok(PathBuf::from(&location))
+                };
+                match path.and_then(|p| self.score_champion::<B>(&p, val, device, &g.metric)) {
                     Ok(score) => Champion::Scored { version, score },
                     Err(why) => Champion::Unscorable { version, why },
                 }

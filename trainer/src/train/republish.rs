@@ -191,7 +191,8 @@ pub fn republish<B: Backend>(
         &thresholds,
         &metrics,
     )?;
-    let repo = ModelRepo::new(&parent, &name)?;
+    // A local directory or a bucket URL (`--repository s3://…/<model_name>`).
+    let repo = ModelRepo::at(&parent.display().to_string(), &name)?;
     let meta = serde_json::json!({ "run": cfg.run.name, "step": step });
     let version = repo.publish(&files, meta)?;
     if let Some(sig) = &sig {

@@ -66,16 +66,21 @@ pub fn setup<B: AutodiffBackend>(
     let mut heartbeat = Heartbeat::from_env();
     let (rank, world) = (comm.rank(), comm.world_size());
     let run_dir = cfg.output_dir();
+    let output = crate::storage::open_run_output(cfg)?;
     if rank == 0 {
         write_resolved_config(cfg, &run_dir)?;
+        if let Some(store) = &output {
+            store.put_pointer("config.resolved.yaml", cfg.to_yaml().as_bytes())?;
+        }
     }
     let writer_dir = (rank == 0).then_some(run_dir.as_path());
-    let (train, train_report) =
-        Dataset::load(&cfg.data, &cfg.model.labels, Split::Train, writer_dir)?;
+    // Data on a bucket is read from a local mirror (README "Object storage").
+    let data = localized_data(cfg)?;
+    let (train, train_report) = Dataset::load(&data, &cfg.model.labels, Split::Train, writer_dir)?;
     let train = Arc::new(train);
-    let val = match cfg.data.val {
+    let val = match data.val {
         Some(_) => Some(Arc::new(
-            Dataset::load(&cfg.data, &cfg.model.labels, Split::Val, writer_dir)?.0,
+            Dataset::load(&data, &cfg.model.labels, Split::Val, writer_dir)?.0,
         )),
         None => None,
     };
@@ -109,10 +114,11 @@ pub fn setup<B: AutodiffBackend>(
         global_batch: cfg.train.batch_size * world * cfg.train.grad_accum as usize,
     };
 
-    let checkpoints = if rank == 0 {
-        CheckpointDir::new(&run_dir)?.with_config(&cfg.checkpoint)
-    } else {
-        CheckpointDir::reader(&run_dir)?
+    let checkpoints = match crate::storage::open_checkpoints(cfg)? {
+        Some(store) if rank == 0 => CheckpointDir::with_store(store)?.with_config(&cfg.checkpoint),
+        Some(store) => CheckpointDir::open_read_only(store),
+        None if rank == 0 => CheckpointDir::new(&run_dir)?.with_config(&cfg.checkpoint),
+        None => CheckpointDir::reader(&run_dir)?,
     };
     if let Some(source) = ResumeSource::from_config(cfg, &checkpoints, &mut comm)? {
         model = restore::<B>(source, model, &layout, &mut master, &mut opt, &mut state)?;
@@ -266,6 +272,30 @@ fn log_cache_reports(reports: &[BuildReport]) {
         );
         eprintln!("{}", r.line());
     }
+}
+
+/// `cfg.data` with bucket URLs replaced by their mirror below
+/// `<local_dir>/data-cache`; unchanged (no request) when every path is local.
+fn localized_data(cfg: &RunConfig) -> Result<crate::config::DataSection, TrainError> {
+    let d = &cfg.data;
+    let any_url = [Some(&d.train), d.val.as_ref(), d.image_root.as_ref()]
+        .into_iter()
+        .flatten()
+        .any(|s| crate::storage::is_url(s));
+    if !any_url {
+        return Ok(d.clone());
+    }
+    let cache = cfg.local_dir().join("data-cache");
+    let (data, report) = crate::storage::mirror::localize(d, &cache)
+        .map_err(|e| crate::checkpoint::StoreError::Storage(Box::new(e)))?;
+    tracing::info!(
+        cache = %cache.display(),
+        fetched = report.fetched,
+        cached = report.cached,
+        bytes = report.bytes,
+        "data mirrored from the bucket"
+    );
+    Ok(data)
 }
 
 fn write_resolved_config(cfg: &RunConfig, run_dir: &Path) -> Result<(), TrainError> {

@@ -1,0 +1,137 @@
+//! `--model s3://…`: a model repository (or one version) on a bucket.
+//!
+//! The version is chosen exactly as for a directory ([`super::locate`]): the
+//! newest whose manifest verifies, skipping newer damaged or still-uploading ones,
+//! or exactly `--version V`. Its files are read once, verified in memory against
+//! the manifest, and written to a local cache directory
+//! (`<system temp>/vigil/models/<hash of the URL>/<V>/`, published there
+//! atomically like any version), from which the model loads as from a local
+//! export: one download, no second fetch of what was verified.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use super::error::ServeError;
+use super::locate::ModelVersion;
+use crate::checkpoint::{Corruption, IfExists, LocalFs, MANIFEST_FILE, Store, StoreError};
+use crate::export::{ModelRepo, parse_version};
+use crate::storage::{Bucket, ObjectStoreStore, RemoteUrl};
+
+/// Where versions downloaded from `url` are kept.
+pub fn cache_dir(url: &RemoteUrl) -> PathBuf {
+    let hash = crate::checkpoint::config_hash(&url.to_string());
+    std::env::temp_dir()
+        .join("vigil")
+        .join("models")
+        .join(&hash[..16])
+}
+
+fn repo_err(url: &RemoteUrl) -> impl Fn(StoreError) -> ServeError + '_ {
+    move |source| ServeError::Repo {
+        dir: PathBuf::from(url.to_string()),
+        source: Box::new(source),
+    }
+}
+
+/// Resolves a bucket URL (a repository or one version) to a verified local copy.
+pub fn locate_remote(url: &RemoteUrl, version: Option<u64>) -> Result<ModelVersion, ServeError> {
+    let storage = |e| repo_err(url)(StoreError::Storage(Box::new(e)));
+    let bucket = Bucket::open(url).map_err(storage)?;
+    if bucket.head(MANIFEST_FILE).map_err(storage)?.is_some() {
+        return one_version(url, version);
+    }
+    let repo = ModelRepo::open_url(url).map_err(repo_err(url))?;
+    let err = repo_err(url);
+    let candidates = match version {
+        Some(v) => vec![v],
+        None => repo.versions().map_err(&err)?.into_iter().rev().collect(),
+    };
+    let mut skipped = Vec::new();
+    for v in candidates {
+        match repo.load(v) {
+            Ok((manifest, files)) => {
+                let dir = materialize(url, v, &manifest, files).map_err(&err)?;
+                return Ok(ModelVersion {
+                    dir,
+                    version: v,
+                    skipped,
+                });
+            }
+            Err(StoreError::Corrupt {
+                corruption: Corruption::MissingEntry,
+                ..
+            }) if version.is_some() => {
+                return Err(ServeError::VersionNotFound {
+                    dir: PathBuf::from(url.to_string()),
+                    version: v,
+                    available: repo.versions().map_err(&err)?,
+                });
+            }
+            Err(source @ StoreError::Corrupt { .. }) if version.is_some() => {
+                return Err(ServeError::VersionUnusable {
+                    dir: PathBuf::from(url.to_string()),
+                    version: v,
+                    source: Box::new(source),
+                });
+            }
+            Err(e @ StoreError::Corrupt { .. }) => skipped.push((v, e.to_string())),
+            Err(e) => return Err(err(e)),
+        }
+    }
+    Err(ServeError::NoVersion {
+        dir: PathBuf::from(url.to_string()),
+        skipped: skipped.into_iter().map(|(_, e)| e).collect(),
+    })
+}
+
+/// `url` is one version (it holds `MANIFEST.json`).
+fn one_version(url: &RemoteUrl, asked: Option<u64>) -> Result<ModelVersion, ServeError> {
+    let name = url.prefix.rsplit('/').next().unwrap_or_default().to_string();
+    let parent = crate::storage::mirror::parent_prefix(url);
+    let err = repo_err(url);
+    let bucket = Bucket::open(&parent).map_err(|e| err(StoreError::Storage(Box::new(e))))?;
+    let store = ObjectStoreStore::new(bucket);
+    let (manifest, files) = crate::checkpoint::read_verified(&store, &name).map_err(|source| {
+        ServeError::VersionUnusable {
+            dir: PathBuf::from(url.to_string()),
+            version: parse_version(&name).unwrap_or(0),
+            source: Box::new(source),
+        }
+    })?;
+    let version = manifest
+        .meta
+        .get("version")
+        .and_then(serde_json::Value::as_u64)
+        .or(parse_version(&name))
+        .unwrap_or(0);
+    if let Some(asked) = asked
+        && asked != version
+    {
+        return Err(ServeError::VersionConflict {
+            dir: PathBuf::from(url.to_string()),
+            found: version,
+            asked,
+        });
+    }
+    let dir = materialize(url, version, &manifest, files).map_err(err)?;
+    Ok(ModelVersion {
+        dir,
+        version,
+        skipped: Vec::new(),
+    })
+}
+
+/// Writes verified bytes of `version` into the local cache (atomically) and
+/// returns its directory.
+fn materialize(
+    url: &RemoteUrl,
+    version: u64,
+    manifest: &crate::checkpoint::Manifest,
+    files: std::collections::BTreeMap<String, Vec<u8>>,
+) -> Result<PathBuf, StoreError> {
+    let cache: Arc<LocalFs> = Arc::new(LocalFs::new(cache_dir(url))?);
+    let files: Vec<(String, Vec<u8>)> = files.into_iter().collect();
+    let entry = version.to_string();
+    cache.publish(&entry, &files, manifest.meta.clone(), IfExists::Replace)?;
+    Ok(cache.entry_path(&entry))
+}
