@@ -33,6 +33,6 @@ pub mod metrics;
 pub mod model;
 pub mod report;
 pub mod score;
-pub mod storage;
 pub mod serve;
+pub mod storage;
 pub mod train;

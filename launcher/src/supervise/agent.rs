@@ -118,7 +118,11 @@ pub fn run(spec: AgentSpec) -> Result<Ending, LaunchError> {
     let _lease = match (&spec.output_url, spec.node_rank) {
         (Some(url), 0) => {
             use vigil_trainer::storage::lease::{Lease, ttl_from_env};
-            let holder = format!("pid {} on host {}", std::process::id(), super::lock::hostname());
+            let holder = format!(
+                "pid {} on host {}",
+                std::process::id(),
+                super::lock::hostname()
+            );
             let lease = Lease::acquire(url, &holder, ttl_from_env()).map_err(LockError::from)?;
             if let Some(prev) = &lease.took_over {
                 eprintln!("vigil: took over an expired lease of {url} ({prev})");

@@ -191,9 +191,11 @@ impl RunConfig {
         match &self.run.output_dir {
             Some(d) if crate::storage::is_url(d) => {
                 let hash = crate::checkpoint::config_hash(d);
-                std::env::temp_dir()
-                    .join("vigil")
-                    .join(format!("{}-{}", self.run.name, &hash[..12]))
+                std::env::temp_dir().join("vigil").join(format!(
+                    "{}-{}",
+                    self.run.name,
+                    &hash[..12]
+                ))
             }
             _ => self.output_dir(),
         }

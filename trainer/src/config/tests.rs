@@ -190,7 +190,10 @@ fn a_bucket_output_dir_keeps_local_files_in_the_local_dir() {
     let c = load(MINIMAL, &["run.output_dir=s3://b/runs/a"]).unwrap();
     assert_eq!(c.output_url().unwrap().to_string(), "s3://b/runs/a");
     let local = c.output_dir();
-    assert!(local.starts_with(std::env::temp_dir().join("vigil")), "{local:?}");
+    assert!(
+        local.starts_with(std::env::temp_dir().join("vigil")),
+        "{local:?}"
+    );
     assert!(!local.to_string_lossy().contains("s3:"), "{local:?}");
     assert_eq!(local, c.local_dir());
     let c = load(
@@ -201,7 +204,10 @@ fn a_bucket_output_dir_keeps_local_files_in_the_local_dir() {
     assert_eq!(c.output_dir(), Path::new("/scratch/w"));
     // Local paths are unchanged; a file:// URL is its path.
     let c = load(MINIMAL, &["run.output_dir=out/a"]).unwrap();
-    assert_eq!((c.output_dir(), c.output_url()), (PathBuf::from("out/a"), None));
+    assert_eq!(
+        (c.output_dir(), c.output_url()),
+        (PathBuf::from("out/a"), None)
+    );
     let c = load(MINIMAL, &["run.output_dir=file:///data/run"]).unwrap();
     assert_eq!(c.output_dir(), Path::new("/data/run"));
 }
@@ -217,7 +223,12 @@ fn unknown_schemes_and_url_local_dirs_are_config_errors() {
             "run.local_dir=s3://b/w",
         ],
     );
-    for key in ["run.output_dir", "export.dir", "data.train", "run.local_dir"] {
+    for key in [
+        "run.output_dir",
+        "export.dir",
+        "data.train",
+        "run.local_dir",
+    ] {
         assert!(e.contains(key), "{key} missing in:\n{e}");
     }
 }

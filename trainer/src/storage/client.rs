@@ -23,8 +23,8 @@ use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
 use object_store::path::Path as Key;
 use object_store::{
-    ClientConfigKey, GetOptions, ObjectMeta, ObjectStore, PutMode, PutMultipartOptions,
-    PutOptions, PutPayload, RetryConfig, WriteMultipart,
+    ClientConfigKey, GetOptions, ObjectMeta, ObjectStore, PutMode, PutMultipartOptions, PutOptions,
+    PutPayload, RetryConfig, WriteMultipart,
 };
 
 use super::error::StorageError;
@@ -250,9 +250,9 @@ impl Bucket {
         });
         match res {
             Ok(r) => Ok(r.e_tag),
-            Err(object_store::Error::Precondition { .. } | object_store::Error::NotFound { .. }) => {
-                Ok(None)
-            }
+            Err(
+                object_store::Error::Precondition { .. } | object_store::Error::NotFound { .. },
+            ) => Ok(None),
             Err(e) => Err(self.request("replace", key, e)),
         }
     }

@@ -131,7 +131,9 @@ impl Lease {
                             );
                             Some(new)
                         }
-                        None => return Err(held("another launcher (it took over first)".into(), 0)),
+                        None => {
+                            return Err(held("another launcher (it took over first)".into(), 0));
+                        }
                     }
                 }
             }

@@ -148,7 +148,12 @@ pub fn mirror_prefix(url: &RemoteUrl, dir: &Path) -> Result<MirrorReport, Storag
 /// Copies the one object `url` to `path` (unless cached).
 pub fn mirror_file(url: &RemoteUrl, path: &Path) -> Result<MirrorReport, StorageError> {
     let parent = parent_prefix(url);
-    let name = url.prefix.rsplit('/').next().unwrap_or_default().to_string();
+    let name = url
+        .prefix
+        .rsplit('/')
+        .next()
+        .unwrap_or_default()
+        .to_string();
     let bucket = Bucket::open(&parent)?;
     let Some(meta) = bucket.head(&name)? else {
         // Left absent: the loader reports the missing data file, naming it.
@@ -227,12 +232,18 @@ mod tests {
     fn cache_paths_follow_the_key() {
         let p = cache_path(Path::new("/c"), &url("s3://b/data/train.jsonl"));
         assert_eq!(p, Path::new("/c/s3/b/data/train.jsonl"));
-        assert_eq!(cache_path(Path::new("/c"), &url("gs://b")), Path::new("/c/gs/b"));
+        assert_eq!(
+            cache_path(Path::new("/c"), &url("gs://b")),
+            Path::new("/c/gs/b")
+        );
     }
 
     #[test]
     fn a_data_file_s_parent_is_its_prefix() {
-        assert_eq!(parent_prefix(&url("s3://b/d/t.jsonl")).to_string(), "s3://b/d");
+        assert_eq!(
+            parent_prefix(&url("s3://b/d/t.jsonl")).to_string(),
+            "s3://b/d"
+        );
         assert_eq!(parent_prefix(&url("s3://b/t.jsonl")).to_string(), "s3://b");
     }
 }

@@ -55,7 +55,9 @@ fn storage_err(e: StorageError) -> StoreError {
 
 /// The bucket prefix `run.output_dir` names, as a [`Store`] (pointers there:
 /// `config.resolved.yaml`); `None` when the run directory is local.
-pub fn open_run_output(cfg: &crate::config::RunConfig) -> Result<Option<Arc<dyn Store>>, StoreError> {
+pub fn open_run_output(
+    cfg: &crate::config::RunConfig,
+) -> Result<Option<Arc<dyn Store>>, StoreError> {
     let Some(url) = cfg.output_url() else {
         return Ok(None);
     };
@@ -66,7 +68,9 @@ pub fn open_run_output(cfg: &crate::config::RunConfig) -> Result<Option<Arc<dyn 
 
 /// The checkpoint store `<run.output_dir>/checkpoints` on a bucket; `None` when
 /// the run directory is local (then [`CheckpointDir::new`](crate::checkpoint::CheckpointDir::new)).
-pub fn open_checkpoints(cfg: &crate::config::RunConfig) -> Result<Option<Arc<dyn Store>>, StoreError> {
+pub fn open_checkpoints(
+    cfg: &crate::config::RunConfig,
+) -> Result<Option<Arc<dyn Store>>, StoreError> {
     let Some(url) = cfg.output_url() else {
         return Ok(None);
     };

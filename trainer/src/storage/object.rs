@@ -222,7 +222,10 @@ impl Store for ObjectStoreStore {
     fn open(&self, entry: &str, file: &str) -> Result<Option<Box<dyn Read + Send>>, StoreError> {
         check_name(entry, "entry")?;
         check_name(file, "file")?;
-        let bytes = self.bucket.get(&format!("{entry}/{file}")).map_err(remote)?;
+        let bytes = self
+            .bucket
+            .get(&format!("{entry}/{file}"))
+            .map_err(remote)?;
         Ok(bytes.map(|b| Box::new(Cursor::new(b)) as Box<dyn Read + Send>))
     }
 
@@ -235,9 +238,7 @@ impl Store for ObjectStoreStore {
         for (key, _) in self.bucket.list_all(entry).map_err(remote)? {
             self.bucket.delete(&key).map_err(remote)?;
         }
-        self.bucket
-            .delete(&Self::claim_key(entry))
-            .map_err(remote)
+        self.bucket.delete(&Self::claim_key(entry)).map_err(remote)
     }
 
     fn put_pointer(&self, name: &str, bytes: &[u8]) -> Result<(), StoreError> {

@@ -107,7 +107,9 @@ impl Location {
             return Ok(Location::Local(PathBuf::from(path)));
         }
         if !SCHEMES.contains(&scheme.as_str()) {
-            return Err(bad("unsupported scheme (use s3://, gs://, az://, file:// or a path)"));
+            return Err(bad(
+                "unsupported scheme (use s3://, gs://, az://, file:// or a path)",
+            ));
         }
         if rest.contains(['?', '#']) {
             return Err(bad(
@@ -174,8 +176,20 @@ mod tests {
 
     #[test]
     fn plain_paths_are_unchanged() {
-        for p in ["checkpoints/a", "/abs/x", "./rel", "", "a:b", "C:\\x", "s3:"] {
-            assert_eq!(Location::parse(p).unwrap(), Location::Local(p.into()), "{p}");
+        for p in [
+            "checkpoints/a",
+            "/abs/x",
+            "./rel",
+            "",
+            "a:b",
+            "C:\\x",
+            "s3:",
+        ] {
+            assert_eq!(
+                Location::parse(p).unwrap(),
+                Location::Local(p.into()),
+                "{p}"
+            );
         }
     }
 
@@ -230,7 +244,10 @@ mod tests {
             assert!(check_key(bad).is_err(), "{bad}");
         }
         let u = remote("s3://b/runs");
-        assert_eq!(u.join("checkpoints").unwrap().to_string(), "s3://b/runs/checkpoints");
+        assert_eq!(
+            u.join("checkpoints").unwrap().to_string(),
+            "s3://b/runs/checkpoints"
+        );
         assert!(u.join("../other").is_err());
         assert_eq!(remote("s3://b").join("x").unwrap().prefix, "x");
     }
