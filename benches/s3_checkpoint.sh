@@ -30,7 +30,8 @@ run() { # name output_dir export_dir local_dir
     --set "run.local_dir=$4" --set "train.max_steps=$STEPS" --set "train.epochs=100" \
     --set "checkpoint.every_steps=$EVERY" --set "train.eval_every=$STEPS" \
     --set logging.console=rank0 >"$OUT/$1.out" 2>&1
-  local log="$4/logs/rank-0.log"
+  local log="$OUT/$1.log"
+  sed 's/\x1b\[[0-9;]*m//g' "$4/logs/rank-0.log" >"$log"
   echo "$1: write_ms (per save): $(grep -o 'checkpoint written.*' "$log" | grep -o 'write_ms=[0-9]*' | cut -d= -f2 | tr '\n' ' ')"
   echo "$1: stall_ms (per save): $(grep -o 'checkpoint submitted.*' "$log" | grep -o 'stall_ms=[0-9]*' | cut -d= -f2 | tr '\n' ' ')"
   echo "$1: bytes per save: $(grep -o 'checkpoint written.*' "$log" | grep -o 'bytes=[0-9]*' | head -1 | cut -d= -f2)"

@@ -13,6 +13,8 @@
 //! - [`score`]: the scoring loop shared by evaluation and offline scoring.
 //! - [`export`]: versioned serving exports, their file formats, and the
 //!   champion/challenger gate.
+//! - [`storage`]: object storage (S3, GCS, Azure) behind the checkpoint store;
+//!   bucket URLs, the data mirror, the output lease.
 //! - [`serve`]: offline use of exported models (`vigil predict`, `vigil eval`,
 //!   `vigil embed`).
 //! - [`report`]: the self-contained HTML evaluation report (`vigil report`).
