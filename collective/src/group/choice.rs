@@ -87,10 +87,7 @@ pub struct Resolved {
 /// else TCP) with a warning; an explicit `nccl` without it is that error (the launcher
 /// exits 2 naming the feature or library). `nccl` is only consulted when the answer
 /// depends on it.
-pub fn resolve_transport(
-    cfg: &GroupConfig,
-    nccl: impl FnOnce() -> Result<()>,
-) -> Result<Resolved> {
+pub fn resolve_transport(cfg: &GroupConfig, nccl: impl FnOnce() -> Result<()>) -> Result<Resolved> {
     let plain = |kind| Resolved {
         kind,
         fallback: None,
@@ -177,7 +174,13 @@ mod tests {
     fn auto_on_cpu_one_node_is_shm_and_never_asks_for_nccl() {
         let cfg = group(4, 4, 1, Device::Cpu);
         let r = resolve_transport(&cfg, || panic!("NCCL consulted on the CPU")).unwrap();
-        assert_eq!(r, Resolved { kind: TransportKind::Shm, fallback: None });
+        assert_eq!(
+            r,
+            Resolved {
+                kind: TransportKind::Shm,
+                fallback: None
+            }
+        );
         // One rank alone: nothing to share, TCP (which is never used).
         let r = resolve_transport(&group(1, 1, 0, Device::Cpu), ok).unwrap();
         assert_eq!(r.kind, TransportKind::Tcp);
@@ -193,9 +196,18 @@ mod tests {
 
     #[test]
     fn auto_on_cuda_is_nccl_on_one_node_and_several() {
-        for cfg in [group(8, 8, 3, Device::Cuda(3)), group(16, 8, 11, Device::Cuda(3))] {
+        for cfg in [
+            group(8, 8, 3, Device::Cuda(3)),
+            group(16, 8, 11, Device::Cuda(3)),
+        ] {
             let r = resolve_transport(&cfg, ok).unwrap();
-            assert_eq!(r, Resolved { kind: TransportKind::Nccl, fallback: None });
+            assert_eq!(
+                r,
+                Resolved {
+                    kind: TransportKind::Nccl,
+                    fallback: None
+                }
+            );
         }
     }
 
@@ -218,31 +230,64 @@ mod tests {
         let mut cfg = group(2, 2, 0, Device::Cuda(0));
         cfg.transport = TransportKind::Nccl;
         let e = resolve_transport(&cfg, not_compiled).unwrap_err();
-        assert!(matches!(e, Error::NotCompiledWith { feature: "nccl" }), "{e}");
+        assert!(
+            matches!(e, Error::NotCompiledWith { feature: "nccl" }),
+            "{e}"
+        );
         let e = resolve_transport(&cfg, missing).unwrap_err();
-        assert!(matches!(e, Error::Unavailable { library: "libnccl", .. }), "{e}");
-        assert_eq!(resolve_transport(&cfg, ok).unwrap().kind, TransportKind::Nccl);
+        assert!(
+            matches!(
+                e,
+                Error::Unavailable {
+                    library: "libnccl",
+                    ..
+                }
+            ),
+            "{e}"
+        );
+        assert_eq!(
+            resolve_transport(&cfg, ok).unwrap().kind,
+            TransportKind::Nccl
+        );
     }
 
     #[test]
     fn explicit_cpu_transports_keep_their_rules() {
         let mut cfg = group(8, 4, 0, Device::Cpu);
         cfg.transport = TransportKind::Shm;
-        assert!(matches!(resolve_transport(&cfg, ok), Err(Error::Config { .. })));
+        assert!(matches!(
+            resolve_transport(&cfg, ok),
+            Err(Error::Config { .. })
+        ));
         cfg.transport = TransportKind::Tcp;
-        assert_eq!(resolve_transport(&cfg, ok).unwrap().kind, TransportKind::Tcp);
+        assert_eq!(
+            resolve_transport(&cfg, ok).unwrap().kind,
+            TransportKind::Tcp
+        );
     }
 
     #[test]
     fn device_is_local_rank_when_all_are_visible() {
         let c = cuda_device(3, 8, None).unwrap();
-        assert_eq!(c, CudaChoice { ordinal: 3, visible_as: None });
+        assert_eq!(
+            c,
+            CudaChoice {
+                ordinal: 3,
+                visible_as: None
+            }
+        );
     }
 
     #[test]
     fn device_is_local_rank_among_visible_devices() {
         let c = cuda_device(1, 2, Some("4,6")).unwrap();
-        assert_eq!(c, CudaChoice { ordinal: 1, visible_as: Some("6".into()) });
+        assert_eq!(
+            c,
+            CudaChoice {
+                ordinal: 1,
+                visible_as: Some("6".into())
+            }
+        );
         let c = cuda_device(0, 2, Some("GPU-8f2c, GPU-11aa")).unwrap();
         assert_eq!(c.visible_as.as_deref(), Some("GPU-8f2c"));
     }
@@ -250,7 +295,13 @@ mod tests {
     #[test]
     fn one_visible_device_per_process_is_ordinal_zero() {
         let c = cuda_device(5, 8, Some("5")).unwrap();
-        assert_eq!(c, CudaChoice { ordinal: 0, visible_as: Some("5".into()) });
+        assert_eq!(
+            c,
+            CudaChoice {
+                ordinal: 0,
+                visible_as: Some("5".into())
+            }
+        );
     }
 
     #[test]

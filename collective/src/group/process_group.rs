@@ -58,7 +58,8 @@ impl ProcessGroup {
     /// the transports. Blocks until every rank has joined or `cfg.connect_timeout` passes.
     pub fn new(cfg: GroupConfig) -> Result<Self> {
         cfg.validate()?;
-        let resolved = super::choice::resolve_transport(&cfg, crate::transport::nccl::check_libraries)?;
+        let resolved =
+            super::choice::resolve_transport(&cfg, crate::transport::nccl::check_libraries)?;
         if let Some(why) = &resolved.fallback {
             if cfg.rank == 0 {
                 eprintln!("warning: {why}");

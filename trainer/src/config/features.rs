@@ -100,8 +100,16 @@ mod tests {
         let p = missing_features(&c, NONE);
         let keys: Vec<_> = p.iter().map(|p| p.key.as_str()).collect();
         assert_eq!(keys, ["launch.device", "launch.backend"]);
-        assert!(p[0].message.contains("--features cuda,nccl"), "{}", p[0].message);
-        assert!(p[0].message.contains("this one has: none"), "{}", p[0].message);
+        assert!(
+            p[0].message.contains("--features cuda,nccl"),
+            "{}",
+            p[0].message
+        );
+        assert!(
+            p[0].message.contains("this one has: none"),
+            "{}",
+            p[0].message
+        );
         assert!(missing_features(&c, ALL).is_empty());
     }
 

@@ -43,7 +43,8 @@ pub use expand::{ExpandError, expand};
 pub use features::{BuildFeatures, missing_features};
 pub use locate::{KeyIndex, Pos};
 pub use schedule::{
-    batches_per_epoch, count_jsonl_rows, length_source, planned_steps, schedule_problems,
+    batches_per_epoch, count_jsonl_rows, length_source, planned_steps, schedule_is_fatal,
+    schedule_problems,
 };
 pub use sections::*;
 pub use validate::{Problem, validate};
@@ -83,26 +84,35 @@ impl RunConfig {
         Self::from_yaml(&text, path, overrides, &|v| std::env::var(v).ok())
     }
 
-    /// [`RunConfig::load`], then the schedule against the run's length where it depends
-    /// on the training split's size: when `data.train` is readable here its rows are
-    /// counted, and `optim.warmup_steps`, `train.eval_every` or `checkpoint.every_steps`
-    /// larger than the run are errors (`vigil validate`, `vigil launch`).
+    /// [`RunConfig::load`], then the schedule against the run's length (`train.max_steps`,
+    /// or the epochs' steps when `data.train` is readable here and its rows are counted):
+    /// `optim.warmup_steps` not shorter than the run is an error, `train.eval_every` or
+    /// `checkpoint.every_steps` longer than it a warning on stderr (the last step still
+    /// evaluates and checkpoints) — `vigil validate`, `vigil launch`.
     pub fn load_checking_schedule(path: &Path, overrides: &[String]) -> Result<Self, ConfigError> {
         let config = Self::load(path, overrides)?;
-        if config.train.epochs.is_none() {
-            // Bounded by train.max_steps alone: `validate` has checked it.
-            return Ok(config);
-        }
-        let rows = count_jsonl_rows(Path::new(&config.data.train));
+        let rows = match config.train.epochs {
+            Some(_) => count_jsonl_rows(Path::new(&config.data.train)),
+            None => None,
+        };
         let Some(total) = planned_steps(&config, rows) else {
             return Ok(config);
         };
         let how = length_source(&config, rows, total);
-        let problems = schedule_problems(&config, total, &how);
-        if problems.is_empty() {
-            return Ok(config);
+        let (fatal, warnings): (Vec<Problem>, Vec<Problem>) =
+            schedule_problems(&config, total, &how)
+                .into_iter()
+                .partition(schedule_is_fatal);
+        if let ConfigError::Invalid { problems } = located(path, overrides, warnings) {
+            for p in problems {
+                eprintln!("warning: {p}");
+            }
         }
-        Err(located(path, overrides, problems))
+        if fatal.is_empty() {
+            Ok(config)
+        } else {
+            Err(located(path, overrides, fatal))
+        }
     }
 
     /// [`RunConfig::load_checking_schedule`], and the cargo features the config needs

@@ -6,8 +6,9 @@
 //! `checkpoint.every_steps` larger than the run are mistakes that would otherwise go
 //! unnoticed: a run that never leaves warmup, never evaluates before its last step,
 //! never checkpoints before its end. Three places check them with the same rule
-//! ([`schedule_problems`]):
-//! - [`super::validate`], against `train.max_steps` (an upper bound of the run);
+//! ([`schedule_problems`]; only a warmup as long as the run is an error, see
+//! [`schedule_is_fatal`], the intervals are warnings):
+//! - [`super::validate`], the warmup against `train.max_steps` (an upper bound);
 //! - `vigil validate` / `vigil launch`, against the steps [`planned_steps`] computes
 //!   from the row count of `data.train` when the file is readable there (an upper
 //!   bound too: rows the loader skips only shorten the run);
@@ -102,6 +103,14 @@ pub fn schedule_problems(c: &RunConfig, total: u64, how: &str) -> Vec<Problem> {
     out
 }
 
+/// Whether a problem of [`schedule_problems`] makes the config invalid: a warmup as
+/// long as the run (the learning rate never reaches `optim.lr`). Intervals longer than
+/// the run are warnings: the last step still evaluates and checkpoints, and a run
+/// shortened with `--set train.max_steps=…` for a smoke test is not a mistake.
+pub fn schedule_is_fatal(p: &Problem) -> bool {
+    p.key == "optim.warmup_steps"
+}
+
 /// How `total` was arrived at, for messages: the bound that decided it.
 pub fn length_source(c: &RunConfig, rows: Option<u64>, total: u64) -> String {
     match (c.train.epochs, rows) {
@@ -169,6 +178,14 @@ mod tests {
             ]
         );
         assert!(p[0].message.contains("only 340 steps (x)"), "{:?}", p[0]);
+    }
+
+    #[test]
+    fn only_the_warmup_is_fatal() {
+        let p = schedule_problems(&gpu_8x_like(), 340, "x");
+        let fatal: Vec<_> = p.iter().filter(|p| schedule_is_fatal(p)).collect();
+        assert_eq!(fatal.len(), 1);
+        assert_eq!(fatal[0].key, "optim.warmup_steps");
     }
 
     #[test]

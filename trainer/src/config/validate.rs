@@ -270,17 +270,6 @@ fn optim_and_train(c: &RunConfig, p: &mut Problems) {
             "optim.warmup_steps",
             format!("must be < train.max_steps ({max})"),
         );
-        // Steps past the run's end never come (see `schedule.rs`).
-        for (key, every) in [
-            ("train.eval_every", t.eval_every),
-            ("checkpoint.every_steps", c.checkpoint.every_steps),
-        ] {
-            p.check(
-                every.is_none_or(|e| e <= max),
-                key,
-                format!("must be <= train.max_steps ({max})"),
-            );
-        }
     }
     p.check(
         t.eval_every != Some(0),

@@ -13,8 +13,8 @@
 //! `log_softmax`).
 
 use burn::tensor::activation::log_softmax;
-use burn::tensor::{DType, FloatDType, Tensor};
 use burn::tensor::backend::Backend;
+use burn::tensor::{DType, FloatDType, Tensor};
 
 use crate::config::Task;
 

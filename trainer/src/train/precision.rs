@@ -137,7 +137,10 @@ mod tests {
             s.after_reduce(&[f32::NAN]),
             ScaleVerdict::Skip { next_scale: 256.0 }
         );
-        assert_eq!(s.after_reduce(&[1.0]), ScaleVerdict::Step { unscale: 256.0 });
+        assert_eq!(
+            s.after_reduce(&[1.0]),
+            ScaleVerdict::Step { unscale: 256.0 }
+        );
     }
 
     #[test]

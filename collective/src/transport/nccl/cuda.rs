@@ -233,8 +233,12 @@ impl NcclComm {
             let mut code = nsys::ncclResult_t::ncclSuccess;
             // SAFETY: valid communicator and out pointer.
             let _ = unsafe { nsys::ncclCommGetAsyncError(self.comm, &mut code) };
-            match watch::decide(event.is_complete(), code as i32, start.elapsed(), self.timeout)
-            {
+            match watch::decide(
+                event.is_complete(),
+                code as i32,
+                start.elapsed(),
+                self.timeout,
+            ) {
                 Watch::Done => return Ok(Ok(())),
                 Watch::Wait => {
                     std::thread::sleep(watch::poll_interval(polls));
@@ -291,7 +295,10 @@ impl NcclComm {
         if let Err(e) = self.stream.memcpy_dtoh(&view, buf) {
             return Ok(Err(cuda_err("copy to host", e)));
         }
-        Ok(self.stream.synchronize().map_err(|e| cuda_err("synchronize", e)))
+        Ok(self
+            .stream
+            .synchronize()
+            .map_err(|e| cuda_err("synchronize", e)))
     }
 
     /// All-reduce the first `n` elements of `buf` in place.
@@ -357,11 +364,7 @@ impl NcclComm {
     /// All-reduce a host buffer through the device: `f32` (the gradients) through the
     /// staging buffer allocated once, the small `f64`/`i64`/`u64` counters through a
     /// temporary one. `Err(Aborted)`: the communicator was aborted (see module docs).
-    pub fn all_reduce_host<T: Element>(
-        &mut self,
-        buf: &mut [T],
-        op: ReduceOp,
-    ) -> Polled {
+    pub fn all_reduce_host<T: Element>(&mut self, buf: &mut [T], op: ReduceOp) -> Polled {
         if self.aborted {
             return Ok(Err(Error::Nccl {
                 reason: "the communicator was aborted by an earlier failure".into(),
@@ -383,4 +386,3 @@ impl NcclComm {
         }
     }
 }
-

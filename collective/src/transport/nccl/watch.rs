@@ -144,7 +144,10 @@ mod tests {
         assert_eq!(decide(true, 0, Duration::ZERO, T), Watch::Done);
         assert_eq!(decide(true, 0, T * 2, T), Watch::Done);
         assert_eq!(decide(false, 0, Duration::from_secs(1), T), Watch::Wait);
-        assert_eq!(decide(false, NCCL_IN_PROGRESS, Duration::ZERO, T), Watch::Wait);
+        assert_eq!(
+            decide(false, NCCL_IN_PROGRESS, Duration::ZERO, T),
+            Watch::Wait
+        );
         assert_eq!(
             decide(true, NCCL_REMOTE_ERROR, Duration::ZERO, T),
             Watch::AsyncError { code: 6 }
@@ -166,16 +169,33 @@ mod tests {
     #[test]
     fn the_silent_rank_is_blamed() {
         assert_eq!(culprit(&[Some(4), None, Some(4)], 0), Some(1));
-        assert_eq!(culprit(&[None, Some(4)], 0), None, "my own report may be missing");
+        assert_eq!(
+            culprit(&[None, Some(4)], 0),
+            None,
+            "my own report may be missing"
+        );
         assert_eq!(culprit(&[Some(4), Some(4)], 1), None);
     }
 
     #[test]
     fn errors_name_the_operation_and_the_rank() {
         let e = abort_error(Op::AllReduce, 7, Watch::TimedOut, Some(3), T);
-        assert!(matches!(e, Error::Timeout { seq: 7, rank: 3, .. }), "{e}");
+        assert!(
+            matches!(
+                e,
+                Error::Timeout {
+                    seq: 7,
+                    rank: 3,
+                    ..
+                }
+            ),
+            "{e}"
+        );
         assert!(e.is_peer_failure());
-        assert_eq!(e.to_string(), "all_reduce #7: rank 3 did not respond within 10s");
+        assert_eq!(
+            e.to_string(),
+            "all_reduce #7: rank 3 did not respond within 10s"
+        );
         let e = abort_error(Op::AllReduce, 7, Watch::AsyncError { code: 6 }, Some(2), T);
         assert!(matches!(e, Error::PeerLost { rank: 2, .. }), "{e}");
         let e = abort_error(Op::AllReduce, 7, Watch::AsyncError { code: 2 }, Some(2), T);
