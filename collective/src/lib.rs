@@ -20,7 +20,8 @@
 //! *seq*: the number of an operation within the group, which every rank agrees on.
 //!
 //! # Transport choice
-//! `auto` picks NCCL for CUDA devices, shared memory when every rank is on one node, the
+//! `auto` picks NCCL for CUDA devices (falling back, with a warning, to what it picks on
+//! the CPU when NCCL is not compiled in or `libnccl` does not load), shared memory when every rank is on one node, the
 //! hierarchical transport when there are several nodes with several ranks each (shared
 //! memory within each node, a TCP ring between one leader per node, shared memory again to
 //! hand the result out), and the flat TCP ring otherwise (one rank per node, or ranks not
@@ -44,7 +45,11 @@ pub mod transport;
 pub use element::{Element, ReduceOp};
 pub use error::{Error, Op, Result};
 pub use group::{
-    CollectiveEnv, CommBuffer, Device, GroupConfig, ProcessGroup, TransportKind, WorkerEnv,
+    CollectiveEnv, CommBuffer, CudaChoice, Device, GroupConfig, ProcessGroup, TransportKind,
+    WorkerEnv, cuda_device, resolve_transport,
 };
+
+/// Whether this build has the `nccl` feature (for `vigil --version`).
+pub const NCCL_COMPILED: bool = cfg!(feature = "nccl");
 pub use store::{BackgroundStore, StoreClient};
 pub use transport::shm::SharedBuffer;

@@ -147,3 +147,170 @@ fn version_and_help_work() {
     assert!(out.status.success());
     assert!(texts(&out).0.contains("--set"));
 }
+
+/// `vigil validate` with the environment `env` and `args`; (exit code, stderr).
+fn validate_with(env: &[(&str, &std::path::Path)], args: &[&str]) -> (Option<i32>, String) {
+    let mut cmd = vigil();
+    cmd.arg("validate").args(args);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = run_with_timeout(&mut cmd, LIMIT);
+    let (so, se) = texts(&out);
+    assert!(!se.contains("panicked"), "{se}");
+    (out.status.code(), format!("{so}{se}"))
+}
+
+#[test]
+fn schedule_longer_than_an_epoch_bounded_run_exits_2_naming_every_key() {
+    // configs/tiny.yaml by epochs: 640 rows / (2 ranks × 8) = 40 steps per epoch.
+    let (code, err) = validate_with(
+        &[],
+        &[
+            "configs/tiny.yaml",
+            "--set",
+            "train.max_steps=null",
+            "--set",
+            "train.epochs=1",
+            "--set",
+            "optim.warmup_steps=40",
+            "--set",
+            "train.eval_every=41",
+            "--set",
+            "checkpoint.every_steps=100",
+        ],
+    );
+    assert_eq!(code, Some(2), "{err}");
+    for want in [
+        "--set optim.warmup_steps=40: optim.warmup_steps: is 40: the learning rate would never \
+         leave warmup, but the run has only 40 steps (train.epochs 1 × 640 rows of data.train \
+         / (2 ranks × train.batch_size 8))",
+        // Intervals longer than the run are warnings (the last step evaluates and
+        // checkpoints anyway); the warmup is the error.
+        "warning: --set train.eval_every=41: train.eval_every: is 41: no evaluation before \
+         the last step",
+        "warning: --set checkpoint.every_steps=100: checkpoint.every_steps: is 100",
+    ] {
+        assert!(err.contains(want), "missing {want:?} in:\n{err}");
+    }
+    // The same counts fit two epochs.
+    let (code, err) = validate_with(
+        &[],
+        &[
+            "configs/tiny.yaml",
+            "--set",
+            "train.max_steps=null",
+            "--set",
+            "train.epochs=2",
+            "--set",
+            "optim.warmup_steps=40",
+            "--set",
+            "train.eval_every=41",
+        ],
+    );
+    assert_eq!(code, Some(0), "{err}");
+}
+
+#[test]
+fn intervals_longer_than_max_steps_are_warnings() {
+    let (code, err) = validate_with(
+        &[],
+        &[
+            "configs/tiny.yaml",
+            "--set",
+            "train.eval_every=50",
+            "--set",
+            "checkpoint.every_steps=41",
+        ],
+    );
+    assert_eq!(code, Some(0), "{err}");
+    assert!(
+        err.contains(
+            "warning: --set train.eval_every=50: train.eval_every: is 50: no evaluation before \
+             the last step, but the run has only 40 steps (train.max_steps)"
+        ),
+        "{err}"
+    );
+    assert!(
+        err.contains("warning: --set checkpoint.every_steps=41: checkpoint.every_steps: is 41"),
+        "{err}"
+    );
+}
+
+/// A Hateful-Memes-sized training file (8,500 rows) under `<dir>/hateful_memes/`.
+fn hateful_memes_rows(dir: &std::path::Path) {
+    let hm = dir.join("hateful_memes");
+    fs::create_dir_all(&hm).unwrap();
+    let row = "{\"id\":1,\"img\":\"img/1.png\",\"label\":0,\"text\":\"x\"}\n";
+    fs::write(hm.join("train.jsonl"), row.repeat(8500)).unwrap();
+}
+
+#[test]
+fn gpu_8x_schedule_fits_its_340_steps_and_the_old_one_is_rejected() {
+    let tmp = tempfile::tempdir().unwrap();
+    hateful_memes_rows(tmp.path());
+    let env = [("DATA", tmp.path())];
+    let (code, out) = validate_with(&env, &["configs/gpu-8x.yaml"]);
+    assert_eq!(code, Some(0), "{out}");
+    // What the config said before: 500 warmup steps of a 340-step run.
+    let (code, err) = validate_with(
+        &env,
+        &[
+            "configs/gpu-8x.yaml",
+            "--set",
+            "optim.warmup_steps=500",
+            "--set",
+            "train.eval_every=500",
+            "--set",
+            "checkpoint.every_steps=500",
+        ],
+    );
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains(
+            "the run has only 340 steps (train.epochs 10 × 8500 rows of data.train / (8 ranks \
+             × train.batch_size 32))"
+        ),
+        "{err}"
+    );
+    assert_eq!(err.matches("only 340 steps").count(), 3, "{err}");
+}
+
+#[test]
+fn version_lists_the_features_and_a_cpu_build_refuses_a_gpu_launch() {
+    let out = run_with_timeout(vigil().arg("--version"), LIMIT);
+    let (so, _) = texts(&out);
+    assert!(out.status.success());
+    // The test build is the default (CPU-only) one.
+    assert!(so.contains("(features: none (CPU only))"), "{so}");
+    // validate accepts the GPU config but notes that this binary cannot run it.
+    let (code, out) = validate_with(&[], &["configs/gpu-8x.yaml"]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(
+        out.contains("note: launch.device: cuda needs a vigil built with the `cuda` feature"),
+        "{out}"
+    );
+    // launch refuses it before starting a worker, naming the key, its line and the flag.
+    let tmp = tempfile::tempdir().unwrap();
+    let out = run_with_timeout(
+        vigil()
+            .args(["launch", "configs/gpu-8x.yaml"])
+            .env("SCRATCH", tmp.path()),
+        LIMIT,
+    );
+    let (so, se) = texts(&out);
+    assert_eq!(out.status.code(), Some(2), "{so}{se}");
+    assert!(
+        se.contains("configs/gpu-8x.yaml:12:3: launch.device: cuda needs a vigil built with"),
+        "{se}"
+    );
+    assert!(se.contains("--features cuda,nccl"), "{se}");
+    assert!(
+        se.contains("launch.backend: nccl needs a vigil built with the `nccl` feature"),
+        "{se}"
+    );
+    assert!(
+        fs::read_dir(tmp.path()).unwrap().next().is_none(),
+        "launch wrote into the run directory"
+    );
+}

@@ -8,9 +8,12 @@
 //! burn's ndarray backend is compiled only with the `bench-ndarray` feature, for
 //! `vigil bench train --backend ndarray` side by side with Flex; nothing else uses it.
 //!
-//! CUDA (feature `cuda`) comes in f32 and the two half precisions that
-//! `train.precision` names; code that needs them is behind `#[cfg(feature = "cuda")]`
-//! so the default build stays CPU-only.
+//! CUDA (feature `cuda`) is one backend type: `train.precision: bf16 | f16` does not
+//! pick another type (burn 0.21 tensors carry their dtype) but sets the device's
+//! default float dtype before any tensor exists, so weights and activations are half
+//! while the loss, master weights and AdamW moments stay f32 (`train/precision.rs`).
+//! Code that needs CUDA is behind `#[cfg(feature = "cuda")]` so the default build
+//! stays CPU-only.
 
 /// The CPU backend for inference and as the inner backend of training.
 pub type CpuBackend = burn::backend::Flex;
@@ -29,14 +32,6 @@ pub type NdArrayAutodiff = burn::backend::Autodiff<NdArrayBackend>;
 /// CUDA in f32 (`train.precision: f32`).
 #[cfg(feature = "cuda")]
 pub type CudaBackend = burn::backend::Cuda<f32, i32>;
-
-/// CUDA in bfloat16 (`train.precision: bf16`).
-#[cfg(feature = "cuda")]
-pub type CudaBf16Backend = burn::backend::Cuda<burn::tensor::bf16, i32>;
-
-/// CUDA in float16 (`train.precision: f16`).
-#[cfg(feature = "cuda")]
-pub type CudaF16Backend = burn::backend::Cuda<burn::tensor::f16, i32>;
 
 /// CUDA f32 with automatic differentiation.
 #[cfg(feature = "cuda")]

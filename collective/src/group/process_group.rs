@@ -58,7 +58,15 @@ impl ProcessGroup {
     /// the transports. Blocks until every rank has joined or `cfg.connect_timeout` passes.
     pub fn new(cfg: GroupConfig) -> Result<Self> {
         cfg.validate()?;
-        let transport = resolve(&cfg)?;
+        let resolved =
+            super::choice::resolve_transport(&cfg, crate::transport::nccl::check_libraries)?;
+        if let Some(why) = &resolved.fallback {
+            if cfg.rank == 0 {
+                eprintln!("warning: {why}");
+            }
+            tracing::warn!(rank = cfg.rank, "{why}");
+        }
+        let transport = resolved.kind;
         let deadline = Instant::now() + cfg.connect_timeout;
         let store_addr = (cfg.master_addr.as_str(), cfg.master_port)
             .to_socket_addrs()
@@ -192,7 +200,12 @@ impl ProcessGroup {
             return Ok(());
         }
         if let Some(nccl) = self.nccl.as_mut() {
-            return nccl.all_reduce_host(buf, op);
+            return match nccl.all_reduce_host(buf, op) {
+                Ok(res) => res,
+                Err(crate::transport::nccl::Aborted(why)) => {
+                    Err(self.nccl_failed(Op::AllReduce, seq, why))
+                }
+            };
         }
         let timeout = self.cfg.timeout;
         let res = if self.transport == TransportKind::Hierarchical {
@@ -302,6 +315,39 @@ impl ProcessGroup {
         }
     }
 
+    /// After an aborted NCCL operation: poison the group, publish that this rank was in
+    /// operation `seq`, read the other ranks' reports and name the one that filed none
+    /// (see `transport::nccl::watch`).
+    fn nccl_failed(
+        &mut self,
+        op: Op,
+        seq: u64,
+        why: crate::transport::nccl::watch::Watch,
+    ) -> Error {
+        use crate::transport::nccl::watch;
+        self.failed = Some(seq);
+        let me = self.cfg.rank;
+        let published = self
+            .store
+            .set(&format!("nccl-fault/{me}"), seq.to_string().into_bytes())
+            .is_ok();
+        self.teardown();
+        let blamed = if published {
+            std::thread::sleep((self.cfg.timeout / 4).min(MAX_REPORT_GRACE));
+            let reports: Vec<Option<u64>> = (0..self.cfg.world_size)
+                .map(|r| {
+                    let v = self.store.get(&format!("nccl-fault/{r}")).ok().flatten();
+                    v.and_then(|b| std::str::from_utf8(&b).ok()?.parse().ok())
+                })
+                .collect();
+            watch::culprit(&reports, me)
+        } else {
+            None
+        };
+        tracing::warn!(rank = me, %op, seq, ?why, ?blamed, "NCCL operation aborted");
+        watch::abort_error(op, seq, why, blamed, self.cfg.timeout)
+    }
+
     fn teardown(&mut self) {
         if let Some(ring) = &self.ring {
             ring.shutdown();
@@ -313,35 +359,4 @@ impl ProcessGroup {
             shm.abort();
         }
     }
-}
-
-fn resolve(cfg: &GroupConfig) -> Result<TransportKind> {
-    use super::config::Device;
-    Ok(match cfg.transport {
-        TransportKind::Auto => match cfg.device {
-            Device::Cuda(_) => TransportKind::Nccl,
-            Device::Cpu if cfg.world_size > 1 && cfg.single_node() => TransportKind::Shm,
-            Device::Cpu if cfg.local_world_size > 1 && cfg.uniform_nodes().is_some() => {
-                TransportKind::Hierarchical
-            }
-            Device::Cpu => TransportKind::Tcp,
-        },
-        TransportKind::Hierarchical if cfg.uniform_nodes().is_none() => {
-            return Err(Error::Config {
-                reason: "transport hier needs the same LOCAL_WORLD_SIZE on every node and \
-                         RANK = NODE_RANK * LOCAL_WORLD_SIZE + LOCAL_RANK"
-                    .into(),
-            });
-        }
-        TransportKind::Shm if !cfg.single_node() => {
-            return Err(Error::Config {
-                reason: format!(
-                    "transport shm needs all {} ranks on one node (LOCAL_WORLD_SIZE is {}); \
-                     use tcp or auto",
-                    cfg.world_size, cfg.local_world_size
-                ),
-            });
-        }
-        other => other,
-    })
 }

@@ -314,7 +314,7 @@ pub fn resolve(a: &LaunchArgs, get: &dyn Fn(&str) -> Option<String>) -> anyhow::
     let mut overrides = a.overrides.clone();
     overrides.extend(flag_overrides(a));
     let mut config = match &a.config {
-        Some(path) => RunConfig::load(path, &overrides)?,
+        Some(path) => RunConfig::load_for_launch(path, &overrides)?,
         None => {
             let mut c = RunConfig::default();
             c.launch.nproc_per_node = a.nproc_per_node.unwrap_or(c.launch.nproc_per_node);

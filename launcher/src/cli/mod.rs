@@ -2,7 +2,7 @@
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 mod bench;
 mod bench_cache;
@@ -70,6 +70,23 @@ enum Command {
     Bench(bench::BenchArgs),
     /// Serve a model repository over HTTP (KServe v2 / Open Inference Protocol), picking up new versions.
     Serve(serve::ServeArgs),
+}
+
+/// `vigil --version`: the version and the optional features this binary has, e.g.
+/// `vigil 0.1.0 (features: cuda, nccl)`.
+pub fn version() -> String {
+    let have = vigil_trainer::config::BuildFeatures::compiled();
+    format!("{} (features: {})", env!("CARGO_PKG_VERSION"), have.list())
+}
+
+/// Parses the command line (exits on `--help`, `--version` and usage errors), with
+/// [`version`] as the version.
+pub fn parse() -> Cli {
+    // clap takes a `&'static str` here (its `string` feature is off): one string, once
+    // per process.
+    let version: &'static str = Box::leak(version().into_boxed_str());
+    let matches = Cli::command().version(version).get_matches();
+    Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
 }
 
 /// Runs the parsed command.

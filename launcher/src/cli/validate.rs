@@ -21,11 +21,16 @@ pub struct ValidateArgs {
 
 /// Loads and validates; writes nothing anywhere.
 pub fn run(args: ValidateArgs) -> anyhow::Result<ExitCode> {
-    let config = RunConfig::load(&args.config, &args.overrides)?;
+    let config = RunConfig::load_checking_schedule(&args.config, &args.overrides)?;
     if args.print {
         print!("{}", config.to_yaml());
     } else {
         println!("{}: ok", args.config.display());
+    }
+    // Valid, but this binary could not run it: `vigil launch` refuses it (exit 2).
+    let have = vigil_trainer::config::BuildFeatures::compiled();
+    for p in vigil_trainer::config::missing_features(&config, have) {
+        eprintln!("note: {}: {} (vigil launch refuses it)", p.key, p.message);
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -16,6 +16,8 @@
 //! - `sections.rs`: the structs, one per YAML section, with defaults.
 //! - `enums.rs`: the closed vocabularies (`backend`, `schedule`, ...).
 //! - `validate.rs`: cross-field rules.
+//! - `features.rs`: the build's optional features and what a config needs of them.
+//! - `schedule.rs`: the run's length in steps, and the step counts that must fit in it.
 //! - `locate.rs`: key path → line/column in the file.
 //! - `expand.rs`: environment-variable expansion.
 //! - `error.rs`: [`ConfigError`].
@@ -23,7 +25,9 @@
 mod enums;
 mod error;
 mod expand;
+mod features;
 mod locate;
+mod schedule;
 mod sections;
 mod validate;
 
@@ -36,7 +40,12 @@ use serde_yaml_ng::Value;
 pub use enums::*;
 pub use error::{ConfigError, Located, Origin};
 pub use expand::{ExpandError, expand};
+pub use features::{BuildFeatures, missing_features};
 pub use locate::{KeyIndex, Pos};
+pub use schedule::{
+    batches_per_epoch, count_jsonl_rows, length_source, planned_steps, schedule_is_fatal,
+    schedule_problems,
+};
 pub use sections::*;
 pub use validate::{Problem, validate};
 
@@ -73,6 +82,49 @@ impl RunConfig {
             source,
         })?;
         Self::from_yaml(&text, path, overrides, &|v| std::env::var(v).ok())
+    }
+
+    /// [`RunConfig::load`], then the schedule against the run's length (`train.max_steps`,
+    /// or the epochs' steps when `data.train` is readable here and its rows are counted):
+    /// `optim.warmup_steps` not shorter than the run is an error, `train.eval_every` or
+    /// `checkpoint.every_steps` longer than it a warning on stderr (the last step still
+    /// evaluates and checkpoints) — `vigil validate`, `vigil launch`.
+    pub fn load_checking_schedule(path: &Path, overrides: &[String]) -> Result<Self, ConfigError> {
+        let config = Self::load(path, overrides)?;
+        let rows = match config.train.epochs {
+            Some(_) => count_jsonl_rows(Path::new(&config.data.train)),
+            None => None,
+        };
+        let Some(total) = planned_steps(&config, rows) else {
+            return Ok(config);
+        };
+        let how = length_source(&config, rows, total);
+        let (fatal, warnings): (Vec<Problem>, Vec<Problem>) =
+            schedule_problems(&config, total, &how)
+                .into_iter()
+                .partition(schedule_is_fatal);
+        if let ConfigError::Invalid { problems } = located(path, overrides, warnings) {
+            for p in problems {
+                eprintln!("warning: {p}");
+            }
+        }
+        if fatal.is_empty() {
+            Ok(config)
+        } else {
+            Err(located(path, overrides, fatal))
+        }
+    }
+
+    /// [`RunConfig::load_checking_schedule`], and the cargo features the config needs
+    /// of this build (`vigil launch`: refused before any worker starts).
+    pub fn load_for_launch(path: &Path, overrides: &[String]) -> Result<Self, ConfigError> {
+        let config = Self::load_checking_schedule(path, overrides)?;
+        let missing = missing_features(&config, BuildFeatures::compiled());
+        if missing.is_empty() {
+            Ok(config)
+        } else {
+            Err(located(path, overrides, missing))
+        }
     }
 
     /// [`RunConfig::load`] on text already read, with an explicit environment.
@@ -200,6 +252,31 @@ impl RunConfig {
             _ => self.output_dir(),
         }
     }
+}
+
+/// Problems found after loading, located in the file (or at the override that set
+/// the key).
+fn located(path: &Path, overrides: &[String], problems: Vec<Problem>) -> ConfigError {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let index = KeyIndex::build(&text);
+    let problems = problems
+        .into_iter()
+        .map(|problem| {
+            let set = overrides.iter().rev().find(|o| {
+                o.split_once('=')
+                    .is_some_and(|(k, _)| k.trim() == problem.key)
+            });
+            let origin = match set {
+                Some(spec) => Origin::Override(spec.clone()),
+                None => Origin::File {
+                    path: path.to_path_buf(),
+                    pos: index.find(&problem.key).map(|p| (p.line, p.col)),
+                },
+            };
+            Located { origin, problem }
+        })
+        .collect();
+    ConfigError::Invalid { problems }
 }
 
 fn invalid(origin: Origin, problem: Problem) -> ConfigError {

@@ -12,9 +12,9 @@
 //! Both are computed in a numerically stable form (an overflow-free softplus,
 //! `log_softmax`).
 
-use burn::tensor::Tensor;
 use burn::tensor::activation::log_softmax;
 use burn::tensor::backend::Backend;
+use burn::tensor::{DType, FloatDType, Tensor};
 
 use crate::config::Task;
 
@@ -72,13 +72,20 @@ pub fn masked_loss<B: Backend>(
 ) -> Tensor<B, 1> {
     let [_, l] = logits.dims();
     let device = logits.device();
+    // Under mixed precision (`train.precision: bf16 | f16`) the logits are half: the
+    // loss and its reductions run in f32 (the cast's backward turns the gradient back
+    // into the half type). f32 runs take no cast at all.
+    let half = logits.dtype() != DType::F32;
+    let up = |t: Tensor<B, 2>| if half { t.cast(FloatDType::F32) } else { t };
+    let logits = up(logits);
     let pw = if pos_weight.len() == l {
         Tensor::<B, 1>::from_floats(pos_weight, &device).reshape([1, l])
     } else {
         Tensor::<B, 2>::ones([1, l], &device)
     };
-    let y = targets.labels.clone();
-    let known = targets.known.clone();
+    let pw = up(pw);
+    let y = up(targets.labels.clone());
+    let known = up(targets.known.clone());
     match task {
         Task::MultiLabel => {
             // -[pw·y·log σ(x) + (1-y)·log(1-σ(x))] = pw·y·softplus(-x) + (1-y)·softplus(x)

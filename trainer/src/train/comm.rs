@@ -14,7 +14,7 @@
 
 use std::time::Duration;
 
-use vigil_collective::{CollectiveEnv, CommBuffer, ProcessGroup, ReduceOp, WorkerEnv};
+use vigil_collective::{CollectiveEnv, CommBuffer, CudaChoice, ProcessGroup, ReduceOp, WorkerEnv};
 
 use super::error::TrainError;
 use crate::config::LaunchSection;
@@ -31,6 +31,18 @@ impl LaunchSection {
             ..CollectiveEnv::default()
         }
     }
+}
+
+/// The CUDA device of this worker: `LOCAL_RANK` (0 when alone) among
+/// `CUDA_VISIBLE_DEVICES`, as torchrun does ([`vigil_collective::cuda_device`]).
+pub fn cuda_choice(env: Option<&WorkerEnv>) -> Result<CudaChoice, TrainError> {
+    let (local, local_world) = env.map_or((0, 1), |e| (e.local_rank, e.local_world_size));
+    let visible = std::env::var("CUDA_VISIBLE_DEVICES").ok();
+    Ok(vigil_collective::cuda_device(
+        local,
+        local_world,
+        visible.as_deref(),
+    )?)
 }
 
 /// A process group of one or more ranks.
@@ -58,7 +70,11 @@ impl Comm {
         };
         let mut env = env.clone();
         env.collective = env.collective.or(&launch.collective_env());
-        let cfg = env.group_config()?;
+        let mut cfg = env.group_config()?;
+        // The group's device decides what `auto` picks (NCCL on CUDA).
+        if launch.device == crate::config::Device::Cuda {
+            cfg.device = launch.device.collective(cuda_choice(Some(&env))?.ordinal);
+        }
         Ok(Self::Group(Box::new(ProcessGroup::new(cfg)?)))
     }
 

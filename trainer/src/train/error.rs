@@ -43,6 +43,14 @@ pub enum TrainError {
         /// The feature.
         feature: &'static str,
     },
+    /// The device cannot train in `train.precision`.
+    #[error("train.precision {precision}: {reason}")]
+    Precision {
+        /// The precision asked for.
+        precision: String,
+        /// burn's reason.
+        reason: String,
+    },
     /// The data could not be loaded (a bad row under `on_bad_row: fail`, a missing file).
     #[error(transparent)]
     Data(#[from] crate::data::DataError),
@@ -96,9 +104,21 @@ impl TrainError {
     /// rather than retry: `vigil` exits 2 for these.
     pub fn is_usage(&self) -> bool {
         match self {
-            Self::Config(_) | Self::NotCompiledWith { .. } | Self::ExportSource { .. } => true,
+            Self::Config(_)
+            | Self::NotCompiledWith { .. }
+            | Self::ExportSource { .. }
+            | Self::Precision { .. } => true,
             Self::Data(e) => e.is_user_error(),
             Self::Model(e) => e.is_user_error(),
+            // An explicit `backend: nccl` this build or machine cannot serve, or a
+            // CUDA_VISIBLE_DEVICES that hides the rank's GPU: restarting cannot help.
+            Self::Collective(e) => matches!(
+                e,
+                vigil_collective::Error::NotCompiledWith { .. }
+                    | vigil_collective::Error::Unavailable { .. }
+                    | vigil_collective::Error::Env { .. }
+                    | vigil_collective::Error::Config { .. }
+            ),
             _ => false,
         }
     }

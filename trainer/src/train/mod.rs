@@ -14,6 +14,8 @@
 //!   resume, feature cache, standardisation).
 //! - `trainer.rs`: [`Trainer`] — model, optimizer, layout, gradient buffer,
 //!   process group; one optimizer step with one collective.
+//! - `precision.rs`: mixed precision (`train.precision`): the device's float dtype
+//!   and f16's dynamic loss scaling.
 //! - `plan.rs`: [`LoopPlan`] — after step S, what to do (pure).
 //! - `worker.rs`: `vigil worker` — feeds micro-batches, carries out the plan.
 //! - `hooks.rs`: debug hooks, only with the `test-hooks` feature.
@@ -36,6 +38,7 @@ mod flat;
 mod gather;
 mod hooks;
 mod plan;
+mod precision;
 mod progress;
 mod publish;
 mod republish;
@@ -57,6 +60,7 @@ pub use feature_cache::{BuildReport, CachePlan};
 pub use flat::{ParamLayout, ParamSlot, read_grads, read_params, write_params};
 pub use gather::{ShardScores, checksum, merge};
 pub use plan::{Action, EvalDecision, LoopPlan, Stop};
+pub use precision::{LossScaler, ScaleVerdict, float_dtype, set_device_precision};
 pub use progress::{
     EvalProgress, FeatureCacheProgress, Progress, ProgressMode, ProgressRecord, Ticker,
     UNDER_LAUNCHER,

@@ -176,12 +176,15 @@ pub fn setup<B: AutodiffBackend>(
         cfg.data.uneven,
     )?;
     let total = total_steps(cfg, sampler.batches_per_epoch() as u64);
+    if rank == 0 {
+        warn_schedule(cfg, train.len() as u64, world, total);
+    }
     let schedule = LrSchedule {
         kind: cfg.optim.schedule,
         warmup_steps: cfg.optim.warmup_steps,
         total_steps: total,
     };
-    let trainer = Trainer::new(
+    let mut trainer = Trainer::new(
         model,
         layout,
         master,
@@ -190,6 +193,9 @@ pub fn setup<B: AutodiffBackend>(
         schedule,
         cfg.optim.grad_clip,
     )?;
+    if cfg.train.precision == crate::config::Precision::F16 {
+        trainer.scaler = Some(super::LossScaler::default());
+    }
     Ok(Setup {
         trainer,
         tokenizer,
@@ -236,16 +242,9 @@ pub fn param_groups(
 }
 
 /// Optimizer steps of the run: `train.max_steps`, `train.epochs` worth, or the
-/// smaller of the two.
+/// smaller of the two ([`RunConfig::total_steps`]).
 pub fn total_steps(cfg: &RunConfig, batches_per_epoch: u64) -> u64 {
-    let per_epoch = batches_per_epoch.div_ceil(u64::from(cfg.train.grad_accum));
-    let by_epochs = cfg.train.epochs.map(|e| u64::from(e) * per_epoch);
-    match (by_epochs, cfg.train.max_steps) {
-        (Some(a), Some(b)) => a.min(b),
-        (Some(a), None) => a,
-        (None, Some(b)) => b,
-        (None, None) => per_epoch,
-    }
+    cfg.total_steps(batches_per_epoch)
 }
 
 /// Compares replica checksums; any difference is an error (never a warning).
@@ -258,6 +257,24 @@ pub fn verify_replicas(comm: &mut Comm, master: &[f32], step: u64) -> Result<(),
         });
     }
     Ok(())
+}
+
+/// The schedule against the run's real length (the data size may not have been
+/// known at validation): a warning, since the run itself is still sound.
+fn warn_schedule(cfg: &RunConfig, rows: u64, world: usize, total: u64) {
+    let how = if cfg.train.max_steps == Some(total) {
+        "train.max_steps".to_string()
+    } else {
+        format!(
+            "{} epochs of {rows} training rows on {world} ranks × batch {}",
+            cfg.train.epochs.unwrap_or(1),
+            cfg.train.batch_size
+        )
+    };
+    for p in crate::config::schedule_problems(cfg, total, &how) {
+        tracing::warn!(key = %p.key, "{}", p.message);
+        eprintln!("warning: {}: {}", p.key, p.message);
+    }
 }
 
 fn log_cache_reports(reports: &[BuildReport]) {

@@ -30,6 +30,7 @@ use vigil_collective::CommBuffer;
 use super::comm::Comm;
 use super::error::TrainError;
 use super::flat::{ParamLayout, read_grads, write_params};
+use super::precision::{LossScaler, ScaleVerdict};
 use super::timing::{Phase, StepTimer};
 use super::{FlatAdamW, LrSchedule, clip_global_norm};
 use crate::model::{ModelInput, ModerationModel, Targets};
@@ -74,6 +75,10 @@ pub struct Trainer<B: AutodiffBackend> {
     pub grad_clip: Option<f64>,
     /// Where each phase's time went.
     pub timer: StepTimer,
+    /// f16's dynamic loss scaling (`None`: f32 and bf16).
+    pub scaler: Option<LossScaler>,
+    /// Steps skipped because the f16 gradient overflowed.
+    pub skipped_steps: u64,
     buf: CommBuffer,
     scratch: Vec<f32>,
     micro: u32,
@@ -107,6 +112,8 @@ impl<B: AutodiffBackend> Trainer<B> {
             schedule,
             grad_clip,
             timer: StepTimer::default(),
+            scaler: None,
+            skipped_steps: 0,
             buf,
             scratch: Vec::new(),
             micro: 0,
@@ -151,6 +158,10 @@ impl<B: AutodiffBackend> Trainer<B> {
             .loss(self.model.forward(input), targets)
             .mul_scalar(weight);
         let value: f64 = loss.clone().into_scalar().elem();
+        let loss = match &self.scaler {
+            Some(s) => loss.mul_scalar(s.scale()),
+            None => loss,
+        };
         self.timer.add(Phase::Forward, t.elapsed());
         let t = Instant::now();
         let grads = loss.backward();
@@ -200,18 +211,43 @@ impl<B: AutodiffBackend> Trainer<B> {
         self.timer.add(Phase::AllReduce, t.elapsed());
         let tail: [f32; TAIL] = self.buf[len..].try_into().expect("the tail has TAIL slots");
         let weight = f64::from(tail[WEIGHT]);
-        if weight > 0.0 {
-            let inv = (1.0 / weight) as f32;
-            self.buf[..len].iter_mut().for_each(|g| *g *= inv);
-        }
-        super::hooks::reduced_grads(step + 1, self.comm.rank(), &self.buf[..len])?;
-        let t = Instant::now();
-        let grad_norm = clip_global_norm(&mut self.buf[..len], self.grad_clip);
+        // f16: every rank sees the same reduced buffer, so every rank takes (or
+        // skips) the same step.
+        let verdict = match self.scaler.as_mut() {
+            Some(s) => s.after_reduce(&self.buf[..len]),
+            None => ScaleVerdict::Step { unscale: 1.0 },
+        };
         let lr_factor = self.schedule.factor(step);
-        self.opt
-            .update(&mut self.master, &self.buf[..len], lr_factor);
-        self.model = write_params::<B, _>(self.model.clone(), &self.layout, &self.master);
-        self.timer.add(Phase::Optimizer, t.elapsed());
+        let mut grad_norm = f64::NAN;
+        match verdict {
+            ScaleVerdict::Step { unscale } => {
+                let mut inv = 1.0 / f64::from(unscale);
+                if weight > 0.0 {
+                    inv /= weight;
+                }
+                if inv != 1.0 {
+                    let inv = inv as f32;
+                    self.buf[..len].iter_mut().for_each(|g| *g *= inv);
+                }
+                super::hooks::reduced_grads(step + 1, self.comm.rank(), &self.buf[..len])?;
+                let t = Instant::now();
+                grad_norm = clip_global_norm(&mut self.buf[..len], self.grad_clip);
+                self.opt
+                    .update(&mut self.master, &self.buf[..len], lr_factor);
+                self.model = write_params::<B, _>(self.model.clone(), &self.layout, &self.master);
+                self.timer.add(Phase::Optimizer, t.elapsed());
+            }
+            ScaleVerdict::Skip { next_scale } => {
+                self.skipped_steps += 1;
+                if self.comm.rank() == 0 {
+                    tracing::warn!(
+                        step = step + 1,
+                        next_scale,
+                        "f16 gradient overflowed: step skipped, loss scale halved"
+                    );
+                }
+            }
+        }
         self.steps_run += 1;
         self.timer.step_done(tail[SAMPLES] as u64);
         let result = StepResult {

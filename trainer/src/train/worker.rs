@@ -70,10 +70,22 @@ pub fn run(cfg: &RunConfig) -> Result<Outcome, TrainError> {
 
 #[cfg(feature = "cuda")]
 fn cuda(cfg: &RunConfig) -> Result<Outcome, TrainError> {
-    // The device of this rank: `LOCAL_RANK` of the worker contract (0 when alone).
     let env = vigil_collective::WorkerEnv::detect(|k| std::env::var(k).ok())?;
-    let local = env.map_or(0, |e| e.local_rank);
-    let device = burn::backend::cuda::CudaDevice::new(local);
+    let choice = super::comm::cuda_choice(env.as_ref())?;
+    let device = burn::backend::cuda::CudaDevice::new(choice.ordinal);
+    // Half weights and activations: the device's default float dtype, before any
+    // tensor exists on it (see `precision.rs`).
+    super::set_device_precision::<crate::backend::CudaAutodiff>(&device, cfg.train.precision)
+        .map_err(|reason| TrainError::Precision {
+            precision: cfg.train.precision.to_string(),
+            reason,
+        })?;
+    tracing::info!(
+        ordinal = choice.ordinal,
+        visible_as = choice.visible_as.as_deref().unwrap_or("-"),
+        precision = %cfg.train.precision,
+        "training on CUDA"
+    );
     train::<crate::backend::CudaAutodiff>(cfg, &device)
 }
 

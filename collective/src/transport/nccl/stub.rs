@@ -8,6 +8,13 @@ use crate::error::{Error, Result};
 use crate::group::GroupConfig;
 use crate::store::StoreClient;
 
+/// Why an operation was aborted (never, in this build).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Aborted(pub super::watch::Watch);
+
+/// An operation's outcome, as in the `nccl` build.
+pub type Polled = std::result::Result<Result<()>, Aborted>;
+
 /// An NCCL communicator (unavailable in this build).
 #[derive(Debug)]
 pub struct NcclComm {
@@ -26,7 +33,7 @@ impl NcclComm {
     }
 
     /// Always fails: this build has no NCCL support.
-    pub fn all_reduce_host<T: Element>(&mut self, _buf: &mut [T], _op: ReduceOp) -> Result<()> {
-        Err(Error::NotCompiledWith { feature: "nccl" })
+    pub fn all_reduce_host<T: Element>(&mut self, _buf: &mut [T], _op: ReduceOp) -> Polled {
+        Ok(Err(Error::NotCompiledWith { feature: "nccl" }))
     }
 }
