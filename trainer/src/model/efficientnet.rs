@@ -384,3 +384,99 @@ impl<B: Backend> EfficientNetB0<B> {
         x.reshape([b, c, h * w]).mean_dim(2).reshape([b, c])
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use burn::tensor::{Distribution, TensorData, Tolerance};
+
+    use super::*;
+    use crate::backend::CpuAutodiff;
+    use crate::model::kernels::use_generic_ops;
+
+    /// The whole tower with Vigil's kernels against burn's generic ops: pooled
+    /// features and the gradients of weights at the bottom (stem), in the middle
+    /// (a strided 5×5 depthwise conv, a BatchNorm γ, squeeze-excitation) and at
+    /// the top (head conv). Random weights with non-trivial BatchNorm statistics.
+    #[test]
+    fn kernels_match_burns_ops_forward_and_backward() {
+        let device = Default::default();
+        <CpuAutodiff as Backend>::seed(&device, 7);
+        let mut net = EfficientNetB0::<CpuAutodiff>::new(&device);
+        let stats = |bn: &mut FrozenBatchNorm<CpuAutodiff>| {
+            let c = bn.gamma.dims()[0];
+            bn.running_mean = RunningState::new(Tensor::random(
+                [c],
+                Distribution::Normal(0.0, 0.1),
+                &device,
+            ));
+            bn.running_var = RunningState::new(Tensor::random(
+                [c],
+                Distribution::Uniform(0.5, 1.5),
+                &device,
+            ));
+        };
+        stats(&mut net.stem.bn);
+        for stage in &mut net.stages {
+            for block in stage {
+                stats(&mut block.depthwise.bn);
+                stats(&mut block.project.bn);
+                if let Some(e) = &mut block.expand {
+                    stats(&mut e.bn);
+                }
+            }
+        }
+        let side = 48;
+        let pixels: Vec<f32> = (0..2 * 3 * side * side)
+            .map(|i| ((i * 7919) % 255) as f32 / 127.0 - 1.0)
+            .collect();
+        let run = |generic: bool| {
+            use_generic_ops(generic);
+            let x = Tensor::<CpuAutodiff, 4>::from_data(
+                TensorData::new(pixels.clone(), [2, 3, side, side]),
+                &device,
+            );
+            let y = net.forward(x);
+            let w = Tensor::<CpuAutodiff, 2>::from_data(
+                TensorData::new(
+                    (0..2 * EFFICIENTNET_B0_DIM)
+                        .map(|i| ((i * 31) % 17) as f32 / 8.0 - 1.0)
+                        .collect::<Vec<_>>(),
+                    [2, EFFICIENTNET_B0_DIM],
+                ),
+                &device,
+            );
+            let grads = (y.clone() * w).sum().backward();
+            use_generic_ops(false);
+            let block = &net.stages[2][0];
+            let grad = |t: Tensor<CpuAutodiff, 4>| t.grad(&grads).expect("grad").into_data();
+            [
+                y.into_data(),
+                grad(net.stem.conv.weight.val()),
+                grad(block.depthwise.conv.weight.val()),
+                block
+                    .depthwise
+                    .bn
+                    .gamma
+                    .val()
+                    .grad(&grads)
+                    .expect("grad")
+                    .into_data(),
+                grad(block.se.fc1.weight.val()),
+                grad(net.head.conv.weight.val()),
+            ]
+        };
+        let (generic, fast) = (run(true), run(false));
+        for (name, (f, g)) in ["features", "stem", "depthwise", "bn gamma", "se fc1", "head"]
+            .iter()
+            .zip(fast.iter().zip(&generic))
+        {
+            assert_eq!(f.shape, g.shape, "{name}");
+            let scale = g
+                .to_vec::<f32>()
+                .expect("f32")
+                .iter()
+                .fold(0.0f32, |m, v| m.max(v.abs()));
+            f.assert_approx_eq::<f32>(g, Tolerance::absolute(1e-4 * scale.max(1.0)));
+        }
+    }
+}
