@@ -169,7 +169,13 @@ mod tests {
             let err = ordered_map(
                 vec![(); threads],
                 (0..100usize).map(Ok),
-                |_, i| if i == 10 { Err(format!("item {i}")) } else { Ok(i) },
+                |_, i| {
+                    if i == 10 {
+                        Err(format!("item {i}"))
+                    } else {
+                        Ok(i)
+                    }
+                },
                 |r| {
                     seen.push(r);
                     Ok(())
@@ -179,7 +185,13 @@ mod tests {
             assert_eq!(err, "item 10");
             assert_eq!(seen, (0..10).collect::<Vec<_>>(), "threads {threads}");
             // A producer error too.
-            let items = (0..5usize).map(|i| if i == 3 { Err("bad row".to_string()) } else { Ok(i) });
+            let items = (0..5usize).map(|i| {
+                if i == 3 {
+                    Err("bad row".to_string())
+                } else {
+                    Ok(i)
+                }
+            });
             let err = ordered_map(vec![(); threads], items, |_, i| Ok(i), |_| Ok(()));
             assert_eq!(err, Err("bad row".to_string()));
         }

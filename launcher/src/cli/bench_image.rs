@@ -43,7 +43,12 @@ pub struct ImageArgs {
 pub fn run(a: ImageArgs) -> anyhow::Result<ExitCode> {
     vigil_trainer::backend::tune_allocator();
     vigil_trainer::model::kernels::use_generic_ops(a.generic);
-    if a.batch == 0 || a.sizes.iter().chain([&a.train_size]).any(|&s| s != 0 && s < 32) {
+    if a.batch == 0
+        || a.sizes
+            .iter()
+            .chain([&a.train_size])
+            .any(|&s| s != 0 && s < 32)
+    {
         return Err(BenchUsageError(
             "--batch must be at least 1 and every image side at least 32".to_string(),
         )
@@ -66,7 +71,11 @@ pub fn run(a: ImageArgs) -> anyhow::Result<ExitCode> {
             .as_ref()
             .map_or("random weights".to_string(), |p| p.display().to_string()),
         opts.batch,
-        if a.generic { " (burn's generic ops)" } else { "" },
+        if a.generic {
+            " (burn's generic ops)"
+        } else {
+            ""
+        },
     );
     for row in image_bench::<CpuAutodiff>(&opts, &Default::default())? {
         println!("{}", row.render());

@@ -234,7 +234,9 @@ mod tests {
         };
         let rows = image_bench::<CpuAutodiff>(&opts, &Default::default()).expect("bench runs");
         assert_eq!(rows.len(), 2);
-        assert!(matches!(rows[0], ImageBenchRow::Forward { size: 32, ms_per_image } if ms_per_image > 0.0));
+        assert!(
+            matches!(rows[0], ImageBenchRow::Forward { size: 32, ms_per_image } if ms_per_image > 0.0)
+        );
         match &rows[1] {
             ImageBenchRow::Train { images_per_s, .. } => assert!(*images_per_s > 0.0),
             other => panic!("not a training row: {other:?}"),

@@ -404,11 +404,8 @@ mod tests {
         let mut net = EfficientNetB0::<CpuAutodiff>::new(&device);
         let stats = |bn: &mut FrozenBatchNorm<CpuAutodiff>| {
             let c = bn.gamma.dims()[0];
-            bn.running_mean = RunningState::new(Tensor::random(
-                [c],
-                Distribution::Normal(0.0, 0.1),
-                &device,
-            ));
+            bn.running_mean =
+                RunningState::new(Tensor::random([c], Distribution::Normal(0.0, 0.1), &device));
             bn.running_var = RunningState::new(Tensor::random(
                 [c],
                 Distribution::Uniform(0.5, 1.5),
@@ -466,9 +463,16 @@ mod tests {
             ]
         };
         let (generic, fast) = (run(true), run(false));
-        for (name, (f, g)) in ["features", "stem", "depthwise", "bn gamma", "se fc1", "head"]
-            .iter()
-            .zip(fast.iter().zip(&generic))
+        for (name, (f, g)) in [
+            "features",
+            "stem",
+            "depthwise",
+            "bn gamma",
+            "se fc1",
+            "head",
+        ]
+        .iter()
+        .zip(fast.iter().zip(&generic))
         {
             assert_eq!(f.shape, g.shape, "{name}");
             let scale = g

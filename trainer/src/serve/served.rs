@@ -115,12 +115,12 @@ impl<B: Backend> ServedModel<B> {
             threads,
         };
         score_batches_threads::<B, ServeError>(&self.model, &scoring, device, |scored| {
-                let batch = scored.batch;
-                ids.extend(batch.ids.iter().cloned());
-                scores.probs.extend_from_slice(scored.probs);
-                scores.targets.extend_from_slice(&batch.labels);
-                scores.known.extend_from_slice(&batch.label_known);
-                Ok(())
+            let batch = scored.batch;
+            ids.extend(batch.ids.iter().cloned());
+            scores.probs.extend_from_slice(scored.probs);
+            scores.targets.extend_from_slice(&batch.labels);
+            scores.known.extend_from_slice(&batch.label_known);
+            Ok(())
         })?;
         Ok(Scored {
             file: file.to_path_buf(),

@@ -169,7 +169,12 @@ fn affine_autodiff(
 }
 
 /// The forward; `None` unless every tensor is f32 and `x` is 4-D.
-fn forward(x: &FlexTensor, scale: &FlexTensor, shift: &FlexTensor, act: bool) -> Option<FlexTensor> {
+fn forward(
+    x: &FlexTensor,
+    scale: &FlexTensor,
+    shift: &FlexTensor,
+    act: bool,
+) -> Option<FlexTensor> {
     if [x.dtype(), scale.dtype(), shift.dtype()]
         .iter()
         .any(|d| *d != DType::F32)
@@ -352,8 +357,10 @@ mod tests {
             }
             // Inference takes the one-pass forward.
             let x = Tensor::<CpuBackend, 4>::from_data(data.clone(), &device);
-            let s = Tensor::<CpuBackend, 1>::from_data(TensorData::new(st[..5].to_vec(), [5]), &device);
-            let t = Tensor::<CpuBackend, 1>::from_data(TensorData::new(st[5..].to_vec(), [5]), &device);
+            let s =
+                Tensor::<CpuBackend, 1>::from_data(TensorData::new(st[..5].to_vec(), [5]), &device);
+            let t =
+                Tensor::<CpuBackend, 1>::from_data(TensorData::new(st[5..].to_vec(), [5]), &device);
             channel_affine(x, s, t, act)
                 .into_data()
                 .assert_approx_eq::<f32>(&fast[0], Tolerance::absolute(1e-5));

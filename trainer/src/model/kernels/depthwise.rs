@@ -55,8 +55,7 @@ pub fn depthwise_conv2d<B: Backend>(
         }
         Err(pair) => pair,
     };
-    let (x, weight) = match cast::<_, (Tensor<CpuBackend, 4>, Tensor<CpuBackend, 4>)>((x, weight))
-    {
+    let (x, weight) = match cast::<_, (Tensor<CpuBackend, 4>, Tensor<CpuBackend, 4>)>((x, weight)) {
         Ok((x, w)) => {
             let y = forward(
                 &x.into_primitive().tensor(),
@@ -132,14 +131,16 @@ impl Backward<CpuBackend, 2> for DepthwiseOp {
             let mut dw = vec![0.0f32; geom.c * geom.k * geom.k];
             dw_weight(&geom, x.storage(), dy.storage(), &mut dw);
             let shape = weight.layout().shape().clone();
-            grads.register::<CpuBackend>(node.id, FlexTensor::from_data(TensorData::new(dw, shape)));
+            grads
+                .register::<CpuBackend>(node.id, FlexTensor::from_data(TensorData::new(dw, shape)));
         }
         if let Some(node) = px {
             let weight = dense(weight);
             let mut dx = vec![0.0f32; geom.b * geom.c * geom.h * geom.w];
             dw_input(&geom, weight.storage(), dy.storage(), &mut dx);
             let shape = [geom.b, geom.c, geom.h, geom.w];
-            grads.register::<CpuBackend>(node.id, FlexTensor::from_data(TensorData::new(dx, shape)));
+            grads
+                .register::<CpuBackend>(node.id, FlexTensor::from_data(TensorData::new(dx, shape)));
         }
     }
 }
@@ -185,7 +186,12 @@ impl Geom {
     fn of(x: &FlexTensor, weight: &FlexTensor, options: &ConvOptions<2>) -> Self {
         let d = x.layout().shape();
         let k = weight.layout().shape()[2];
-        Self::new([d[0], d[1], d[2], d[3]], k, options.stride[0], options.padding[0])
+        Self::new(
+            [d[0], d[1], d[2], d[3]],
+            k,
+            options.stride[0],
+            options.padding[0],
+        )
     }
 
     fn new([b, c, h, w]: [usize; 4], k: usize, s: usize, p: usize) -> Self {
@@ -215,7 +221,9 @@ impl Geom {
 
     /// Input row of output row `oh` and kernel row `kh`, when inside the image.
     fn row(&self, oh: usize, kh: usize) -> Option<usize> {
-        (oh * self.s + kh).checked_sub(self.p).filter(|&r| r < self.h)
+        (oh * self.s + kh)
+            .checked_sub(self.p)
+            .filter(|&r| r < self.h)
     }
 }
 
@@ -227,7 +235,10 @@ const L: usize = 16;
 #[inline(always)]
 fn phase_of(g: &Geom, kw: usize) -> (usize, isize) {
     let q = kw as isize - g.p as isize;
-    (q.rem_euclid(g.s as isize) as usize, q.div_euclid(g.s as isize))
+    (
+        q.rem_euclid(g.s as isize) as usize,
+        q.div_euclid(g.s as isize),
+    )
 }
 
 /// One plane split by column phase for strided access: phase `ph` holds columns
@@ -251,13 +262,19 @@ impl Phases {
             }
         }
     }
-
 }
 
 /// The contiguous source row for `(ph, ih)` from column `col`: the plane itself at
 /// stride 1, the phase copy otherwise.
 #[inline(always)]
-fn src_row<'a>(g: &Geom, plane: &'a [f32], phases: &'a Phases, ph: usize, ih: usize, col: usize) -> &'a [f32] {
+fn src_row<'a>(
+    g: &Geom,
+    plane: &'a [f32],
+    phases: &'a Phases,
+    ph: usize,
+    ih: usize,
+    col: usize,
+) -> &'a [f32] {
     if g.s == 1 {
         &plane[ih * g.w + col..(ih + 1) * g.w]
     } else {
@@ -284,7 +301,11 @@ fn dot_lanes(a: &[f32], b: &[f32], acc: &mut [f32; L]) -> f32 {
             acc[l] = x[l].mul_add(y[l], acc[l]);
         }
     }
-    ac.remainder().iter().zip(bc.remainder()).map(|(x, y)| x * y).sum()
+    ac.remainder()
+        .iter()
+        .zip(bc.remainder())
+        .map(|(x, y)| x * y)
+        .sum()
 }
 
 multiversion!(
