@@ -235,11 +235,12 @@ fn backward_plane<const ACT: bool>(x: &[f32], s: f32, t: f32, g: &mut [f32]) -> 
     let mut gs = g.chunks_exact_mut(L);
     let mut xs = x.chunks_exact(L);
     for (gc, xc) in (&mut gs).zip(&mut xs) {
-        for l in 0..L {
-            let d = dz::<ACT>(gc[l], xc[l].mul_add(s, t));
-            ds[l] = d.mul_add(xc[l], ds[l]);
-            dt[l] += d;
-            gc[l] = d * s;
+        let lanes = gc.iter_mut().zip(xc).zip(ds.iter_mut().zip(dt.iter_mut()));
+        for ((g, &v), (a, b)) in lanes {
+            let d = dz::<ACT>(*g, v.mul_add(s, t));
+            *a = d.mul_add(v, *a);
+            *b += d;
+            *g = d * s;
         }
     }
     let (mut ds_tail, mut dt_tail) = (0.0f32, 0.0f32);

@@ -297,8 +297,8 @@ fn dot_lanes(a: &[f32], b: &[f32], acc: &mut [f32; L]) -> f32 {
     let b = &b[..a.len()];
     let (mut ac, mut bc) = (a.chunks_exact(L), b.chunks_exact(L));
     for (x, y) in (&mut ac).zip(&mut bc) {
-        for l in 0..L {
-            acc[l] = x[l].mul_add(y[l], acc[l]);
+        for ((a, &x), &y) in acc.iter_mut().zip(x).zip(y) {
+            *a = x.mul_add(y, *a);
         }
     }
     ac.remainder()
