@@ -33,6 +33,7 @@ pub mod export;
 pub mod logging;
 pub mod metrics;
 pub mod model;
+pub mod parallel;
 pub mod report;
 pub mod score;
 pub mod serve;

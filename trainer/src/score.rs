@@ -47,31 +47,91 @@ pub fn score_batches<B, E>(
     cached: Option<&SplitFeatures>,
     with_loss: bool,
     device: &B::Device,
+    each: impl FnMut(BatchScores<'_>) -> Result<(), E>,
+) -> Result<(), E>
+where
+    B: Backend,
+    E: From<ModelError> + From<DataError> + Send,
+{
+    let scoring = Scoring {
+        tokenizer,
+        ds,
+        sampler,
+        data,
+        cached,
+        with_loss,
+        threads: 1,
+    };
+    score_batches_threads(model, &scoring, device, each)
+}
+
+/// What [`score_batches_threads`] scores, and on how many threads.
+#[derive(Debug, Clone, Copy)]
+pub struct Scoring<'a> {
+    /// The text tower's tokenizer, when the model has one.
+    pub tokenizer: Option<&'a TextTokenizer>,
+    /// The rows.
+    pub ds: &'a Arc<Dataset>,
+    /// Which rows, in which batches.
+    pub sampler: &'a ShardSampler,
+    /// The loader's settings.
+    pub data: &'a DataSection,
+    /// Cached tower features, read instead of running those towers.
+    pub cached: Option<&'a SplitFeatures>,
+    /// Whether each batch's loss is computed too.
+    pub with_loss: bool,
+    /// Batches scored side by side (each thread runs its own copy of the model on
+    /// whole batches; host backends only, others use one).
+    pub threads: usize,
+}
+
+/// [`score_batches`] with whole batches scored on `s.threads` threads at once
+/// ([`crate::parallel::ordered_map`]); `each` still sees them in order, and every
+/// batch's figures are the same as on one thread.
+pub fn score_batches_threads<B, E>(
+    model: &ModerationModel<B>,
+    s: &Scoring<'_>,
+    device: &B::Device,
     mut each: impl FnMut(BatchScores<'_>) -> Result<(), E>,
 ) -> Result<(), E>
 where
     B: Backend,
-    E: From<ModelError> + From<DataError>,
+    E: From<ModelError> + From<DataError> + Send,
 {
-    let images = model.image.is_some() && cached.is_none_or(|c| c.image.is_none());
-    let opts = LoaderOptions::from_section(data, images);
-    for batch in Loader::new(ds.clone(), sampler, 0, 0, opts)? {
-        let batch = batch?;
-        let (input, targets) = ModelInput::<B>::from_batch(tokenizer, &batch, cached, device)?;
-        let logits = model.forward(&input);
-        let loss = with_loss.then(|| {
-            let loss: f64 = model.loss(logits.clone(), &targets).into_scalar().elem();
-            loss
-        });
-        let probs = model.probabilities(logits).into_data().convert::<f32>();
-        let probs = probs
-            .as_slice::<f32>()
-            .map_err(|_| ModelError::batch("the model's probabilities are not f32"))?;
-        each(BatchScores {
-            batch: &batch,
-            probs,
-            loss,
-        })?;
-    }
-    Ok(())
+    let images = model.image.is_some() && s.cached.is_none_or(|c| c.image.is_none());
+    let opts = LoaderOptions::from_section(s.data, images);
+    let loader = Loader::new(s.ds.clone(), s.sampler, 0, 0, opts)?;
+    let threads = if crate::model::kernels::on_host::<B>() {
+        s.threads.max(1)
+    } else {
+        1
+    };
+    let models = vec![model.clone(); threads];
+    let (tokenizer, cached, with_loss) = (s.tokenizer, s.cached, s.with_loss);
+    crate::parallel::ordered_map(
+        models,
+        loader.map(|b| b.map_err(E::from)),
+        |model, batch: Batch| -> Result<(Batch, Vec<f32>, Option<f64>), E> {
+            let (input, targets) = ModelInput::<B>::from_batch(tokenizer, &batch, cached, device)?;
+            let logits = model.forward(&input);
+            let loss = with_loss.then(|| {
+                let loss: f64 = model.loss(logits.clone(), &targets).into_scalar().elem();
+                loss
+            });
+            let probs = model
+                .probabilities(logits)
+                .into_data()
+                .convert::<f32>()
+                .into_vec::<f32>()
+                .map_err(|_| ModelError::batch("the model's probabilities are not f32"))?;
+            Ok((batch, probs, loss))
+        },
+        |(batch, probs, loss)| {
+            each(BatchScores {
+                batch: &batch,
+                probs: &probs,
+                loss,
+            })
+        },
+    )
 }

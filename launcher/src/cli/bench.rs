@@ -27,6 +27,8 @@ enum BenchCommand {
     Allreduce(AllreduceArgs),
     /// Training step of a frozen image tower + head: computed every step vs cached features.
     FeatureCache(super::bench_cache::FeatureCacheArgs),
+    /// EfficientNet-B0 on one thread: frozen forward ms/image and training step images/s.
+    Image(super::bench_image::ImageArgs),
     /// `vigil serve` throughput and p50/p99 at concurrency 1 and 16, batching on and off.
     Serve(super::bench_serve::ServeBenchArgs),
     /// Internal: one rank of `vigil bench allreduce`.
@@ -91,7 +93,7 @@ fn allreduce(a: AllreduceArgs) -> anyhow::Result<ExitCode> {
 /// A bad `vigil bench` argument (exit 2).
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
-pub struct BenchUsageError(String);
+pub struct BenchUsageError(pub(super) String);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum CpuKind {
@@ -145,6 +147,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         BenchCommand::Train(a) => train(a),
         BenchCommand::Allreduce(a) => allreduce(a),
         BenchCommand::FeatureCache(a) => super::bench_cache::run(a),
+        BenchCommand::Image(a) => super::bench_image::run(a),
         BenchCommand::Serve(a) => super::bench_serve::run(a),
         BenchCommand::AllreduceRank => {
             vigil_collective::bench::run_rank_from_env()?;

@@ -30,7 +30,8 @@ pub struct FeatureCacheArgs {
     cached_steps: usize,
 }
 
-fn default_efficientnet() -> Option<PathBuf> {
+/// The pretrained cache's EfficientNet-B0 `.pth`, when fetched.
+pub(super) fn default_efficientnet() -> Option<PathBuf> {
     let root = vigil_trainer::model::pretrained_cache()?;
     let pth = root.join("efficientnet-b0/best_efficientnet_b0.pth");
     pth.is_file().then_some(pth)

@@ -209,7 +209,7 @@ pub fn run(a: ServeBenchArgs) -> anyhow::Result<ExitCode> {
     let device = Default::default();
     let served = ServedModel::<CpuBackend>::load(&model_dir, None, &device)?;
     let t = Instant::now();
-    let scored = served.score_file(&a.input, 32, &device)?;
+    let scored = served.score_file(&a.input, 32, 1, &device)?;
     let secs = t.elapsed().as_secs_f64();
     println!(
         "vigil predict (batch 32, same model, {} rows of {}): {:.1} rows/s",

@@ -39,6 +39,9 @@ pub struct EmbedArgs {
     /// Image side for the pretrained image encoder.
     #[arg(long, default_value_t = 224)]
     image_size: u32,
+    /// Batches embedded at once, one per thread (default: every available core).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    threads: Option<u32>,
 }
 
 /// Embeds every row; writes the output file only when every row succeeded.
@@ -60,6 +63,9 @@ pub fn run(args: EmbedArgs) -> anyhow::Result<ExitCode> {
         batch_size: args.batch_size as usize,
         max_text_len: args.max_text_len,
         image_size: args.image_size,
+        threads: args
+            .threads
+            .map_or_else(vigil_trainer::parallel::default_threads, |t| t as usize),
     };
     let device = Default::default();
     match &args.output {

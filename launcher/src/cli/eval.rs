@@ -46,6 +46,9 @@ pub struct EvalArgs {
     /// Rows per forward pass.
     #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..))]
     batch_size: u32,
+    /// Batches scored at once, one per thread (default: every available core).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    threads: Option<u32>,
     /// Write the HTML report of this evaluation here (atomically).
     #[arg(long, value_name = "FILE.html")]
     html: Option<PathBuf>,
@@ -66,6 +69,9 @@ pub fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
         data: args.data,
         top: args.top,
         batch_size: args.batch_size as usize,
+        threads: args
+            .threads
+            .map_or_else(vigil_trainer::parallel::default_threads, |t| t as usize),
     };
     // A bad --slice-by is a usage error before any scoring.
     let slice_by = args.slice_by.as_deref().map(parse_slice_by).transpose()?;

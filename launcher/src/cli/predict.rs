@@ -47,6 +47,9 @@ pub struct PredictArgs {
     /// Rows per forward pass.
     #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..))]
     batch_size: u32,
+    /// Batches scored at once, one per thread (default: every available core).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    threads: Option<u32>,
 }
 
 /// Scores every row; writes the output only when every row succeeded.
@@ -59,6 +62,9 @@ pub fn run(args: PredictArgs) -> anyhow::Result<ExitCode> {
         rank_by: args.rank_by,
         top: args.top.map(|k| k as usize),
         batch_size: args.batch_size as usize,
+        threads: args
+            .threads
+            .map_or_else(vigil_trainer::parallel::default_threads, |t| t as usize),
     };
     let device = Default::default();
     let summary = match &args.output {

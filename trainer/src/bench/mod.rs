@@ -3,6 +3,8 @@
 //! # Layout
 //! - `train_step.rs`: `vigil bench train` — forward + backward + AdamW of the
 //!   MiniLM text tower, the comparison point with PyTorch eager.
+//! - `image_tower.rs`: `vigil bench image` — EfficientNet-B0's frozen forward and
+//!   training step, the comparison point with `benches/efficientnet_step.py`.
 //! - `feature_cache.rs`: `vigil bench feature-cache` — a frozen image tower's
 //!   training step computed every step vs on cached features.
 //!
@@ -11,9 +13,11 @@
 //! `model` import `train`.
 
 pub mod feature_cache;
+pub mod image_tower;
 pub mod train_step;
 
 pub use feature_cache::{CacheBenchOptions, CacheBenchReport, cache_bench};
+pub use image_tower::{ImageBenchOptions, ImageBenchRow, image_bench};
 pub use train_step::{
     BenchOptimizer, TrainBenchOptions, TrainBenchReport, bench_padding, minilm_config,
     train_step_bench,

@@ -23,6 +23,7 @@ use burn::tensor::activation::{sigmoid, silu};
 use burn::tensor::backend::Backend;
 
 use super::error::ModelError;
+use super::kernels::{channel_affine, depthwise_conv2d, generic_ops};
 use super::weights::{KeyMap, WeightsFormat, load_strict};
 use crate::config::TrainLayers;
 
@@ -58,15 +59,31 @@ impl<B: Backend> FrozenBatchNorm<B> {
         self.eps
     }
 
-    /// Normalises `[b, c, h, w]`.
-    pub fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
-        let c = self.gamma.dims()[0];
-        let device = x.device();
-        let var = self.running_var.value().to_device(&device);
-        let mean = self.running_mean.value().to_device(&device);
+    /// The per-channel `(scale, shift)` this normalisation is: `y = x·scale + shift`
+    /// (small `[c]` tensors; γ and β's gradients flow through them).
+    pub fn scale_shift(&self, device: &B::Device) -> (Tensor<B, 1>, Tensor<B, 1>) {
+        let var = self.running_var.value().to_device(device);
+        let mean = self.running_mean.value().to_device(device);
         let scale = self.gamma.val() / (var + self.eps).sqrt();
         let shift = self.beta.val() - mean * scale.clone();
-        x * scale.reshape([1, c, 1, 1]) + shift.reshape([1, c, 1, 1])
+        (scale, shift)
+    }
+
+    /// Normalises `[b, c, h, w]`, then applies SiLU when `act`: one fused pass
+    /// (see [`channel_affine`]).
+    pub fn forward_act(&self, x: Tensor<B, 4>, act: bool) -> Tensor<B, 4> {
+        let (scale, shift) = self.scale_shift(&x.device());
+        if generic_ops() {
+            let c = scale.dims()[0];
+            let y = x * scale.reshape([1, c, 1, 1]) + shift.reshape([1, c, 1, 1]);
+            return if act { silu(y) } else { y };
+        }
+        channel_affine(x, scale, shift, act)
+    }
+
+    /// Normalises `[b, c, h, w]`.
+    pub fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
+        self.forward_act(x, false)
     }
 }
 
@@ -111,8 +128,43 @@ impl<B: Backend> ConvBn<B> {
     }
 
     fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
-        let y = self.bn.forward(self.conv.forward(x));
-        if self.act { silu(y) } else { y }
+        let c = &self.conv;
+        let [cout, cin_per_group, k, _] = c.weight.dims();
+        let y = if generic_ops() {
+            c.forward(x)
+        } else if k == 1 && c.groups == 1 && c.stride == [1, 1] {
+            pointwise(x, c.weight.val())
+        } else if cin_per_group == 1 && c.groups == cout && c.stride[0] == c.stride[1] {
+            depthwise_conv2d(x, c.weight.val(), c.stride[0], (k - 1) / 2)
+        } else {
+            c.forward(x)
+        };
+        self.bn.forward_act(y, self.act)
+    }
+}
+
+/// A 1×1 convolution (no bias, stride 1) as one batched GEMM on the NCHW layout:
+/// `y[b] = W · x[b]` with `W` `[cout, cin]` and `x[b]` `[cin, h·w]`, no copies
+/// (burn-flex's matmul broadcasts `W` over the batch by stride 0), and a backward
+/// that is two GEMMs as well (`dx[b] = Wᵀ·dy[b]`, `dW = Σ_b dy[b]·x[b]ᵀ`) instead
+/// of a transposed convolution and a layout-swapping weight convolution.
+fn pointwise<B: Backend>(x: Tensor<B, 4>, weight: Tensor<B, 4>) -> Tensor<B, 4> {
+    let [b, cin, h, w] = x.dims();
+    let cout = weight.dims()[0];
+    let y = weight
+        .reshape([1, cout, cin])
+        .matmul(x.reshape([b, cin, h * w]));
+    y.reshape([b, cout, h, w])
+}
+
+/// A 1×1 convolution with bias on `[b, c]` vectors (the squeeze-excitation's
+/// `fc1`/`fc2` on pooled features) as a plain linear layer.
+fn linear_1x1<B: Backend>(conv: &Conv2d<B>, x: Tensor<B, 2>) -> Tensor<B, 2> {
+    let [cout, cin, _, _] = conv.weight.dims();
+    let y = x.matmul(conv.weight.val().reshape([cout, cin]).transpose());
+    match &conv.bias {
+        Some(bias) => y + bias.val().reshape([1, cout]),
+        None => y,
     }
 }
 
@@ -127,9 +179,15 @@ pub struct SqueezeExcite<B: Backend> {
 
 impl<B: Backend> SqueezeExcite<B> {
     fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
-        let s = x.clone().mean_dim(3).mean_dim(2);
-        let s = sigmoid(self.fc2.forward(silu(self.fc1.forward(s))));
-        x * s
+        if generic_ops() {
+            let s = x.clone().mean_dim(3).mean_dim(2);
+            let s = sigmoid(self.fc2.forward(silu(self.fc1.forward(s))));
+            return x * s;
+        }
+        let [b, c, h, w] = x.dims();
+        let s = x.clone().reshape([b, c, h * w]).mean_dim(2).reshape([b, c]);
+        let s = sigmoid(linear_1x1(&self.fc2, silu(linear_1x1(&self.fc1, s))));
+        x * s.reshape([b, c, 1, 1])
     }
 }
 
@@ -322,7 +380,107 @@ impl<B: Backend> EfficientNetB0<B> {
             }
         }
         let x = self.head.forward(x);
-        let [b, c, _, _] = x.dims();
-        x.mean_dim(3).mean_dim(2).reshape([b, c])
+        let [b, c, h, w] = x.dims();
+        x.reshape([b, c, h * w]).mean_dim(2).reshape([b, c])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use burn::tensor::{Distribution, TensorData, Tolerance};
+
+    use super::*;
+    use crate::backend::CpuAutodiff;
+    use crate::model::kernels::use_generic_ops;
+
+    /// The whole tower with Vigil's kernels against burn's generic ops: pooled
+    /// features and the gradients of weights at the bottom (stem), in the middle
+    /// (a strided 5×5 depthwise conv, a BatchNorm γ, squeeze-excitation) and at
+    /// the top (head conv). Random weights with non-trivial BatchNorm statistics.
+    #[test]
+    fn kernels_match_burns_ops_forward_and_backward() {
+        let device = Default::default();
+        <CpuAutodiff as Backend>::seed(&device, 7);
+        let mut net = EfficientNetB0::<CpuAutodiff>::new(&device);
+        let stats = |bn: &mut FrozenBatchNorm<CpuAutodiff>| {
+            let c = bn.gamma.dims()[0];
+            bn.running_mean =
+                RunningState::new(Tensor::random([c], Distribution::Normal(0.0, 0.1), &device));
+            bn.running_var = RunningState::new(Tensor::random(
+                [c],
+                Distribution::Uniform(0.5, 1.5),
+                &device,
+            ));
+        };
+        stats(&mut net.stem.bn);
+        for stage in &mut net.stages {
+            for block in stage {
+                stats(&mut block.depthwise.bn);
+                stats(&mut block.project.bn);
+                if let Some(e) = &mut block.expand {
+                    stats(&mut e.bn);
+                }
+            }
+        }
+        let side = 48;
+        let pixels: Vec<f32> = (0..2 * 3 * side * side)
+            .map(|i| ((i * 7919) % 255) as f32 / 127.0 - 1.0)
+            .collect();
+        let run = |generic: bool| {
+            use_generic_ops(generic);
+            let x = Tensor::<CpuAutodiff, 4>::from_data(
+                TensorData::new(pixels.clone(), [2, 3, side, side]),
+                &device,
+            );
+            let y = net.forward(x);
+            let w = Tensor::<CpuAutodiff, 2>::from_data(
+                TensorData::new(
+                    (0..2 * EFFICIENTNET_B0_DIM)
+                        .map(|i| ((i * 31) % 17) as f32 / 8.0 - 1.0)
+                        .collect::<Vec<_>>(),
+                    [2, EFFICIENTNET_B0_DIM],
+                ),
+                &device,
+            );
+            let grads = (y.clone() * w).sum().backward();
+            use_generic_ops(false);
+            let block = &net.stages[2][0];
+            let grad = |t: Tensor<CpuAutodiff, 4>| t.grad(&grads).expect("grad").into_data();
+            [
+                y.into_data(),
+                grad(net.stem.conv.weight.val()),
+                grad(block.depthwise.conv.weight.val()),
+                block
+                    .depthwise
+                    .bn
+                    .gamma
+                    .val()
+                    .grad(&grads)
+                    .expect("grad")
+                    .into_data(),
+                grad(block.se.fc1.weight.val()),
+                grad(net.head.conv.weight.val()),
+            ]
+        };
+        let (generic, fast) = (run(true), run(false));
+        for (name, (f, g)) in [
+            "features",
+            "stem",
+            "depthwise",
+            "bn gamma",
+            "se fc1",
+            "head",
+        ]
+        .iter()
+        .zip(fast.iter().zip(&generic))
+        {
+            assert_eq!(f.shape, g.shape, "{name}");
+            let scale = g
+                .to_vec::<f32>()
+                .expect("f32")
+                .iter()
+                .fold(0.0f32, |m, v| m.max(v.abs()));
+            f.assert_approx_eq::<f32>(g, Tolerance::absolute(1e-4 * scale.max(1.0)));
+        }
     }
 }

@@ -15,6 +15,9 @@
 //! layer's pipeline, so a trained model embeds a row exactly as it saw it in
 //! training. Rows go through in batches of `batch_size`: images are decoded per
 //! batch, and memory beyond the rows' text stays flat for any file size.
+//! With `threads > 1`, whole batches (their decoding included) run side by side
+//! on that many threads ([`crate::parallel::ordered_map`]) and are written in
+//! input order; each batch's arithmetic is the same as on one thread.
 
 use std::collections::HashSet;
 use std::io::Write;
@@ -63,6 +66,9 @@ pub struct EmbedOptions {
     pub max_text_len: usize,
     /// Image side for the pretrained image encoder.
     pub image_size: u32,
+    /// Batches embedded at once, one per thread, each with its own copy of the
+    /// encoders (`--threads`; the vectors do not depend on it).
+    pub threads: usize,
 }
 
 /// The one label the data layer needs; embed rows carry none.
@@ -214,6 +220,11 @@ pub fn run_embed<B: Backend>(
         Err(e) => return Err(e.into()),
     };
     let batch_size = opts.batch_size.max(1);
+    let threads = if crate::model::kernels::on_host::<B>() {
+        opts.threads.max(1)
+    } else {
+        1
+    };
     let write = |out: &mut dyn Write, batch_rows: &[usize], vectors: Vec<Vectors>| {
         for (&row, v) in batch_rows.iter().zip(vectors) {
             let mut obj = serde_json::Map::new();
@@ -243,11 +254,17 @@ pub fn run_embed<B: Backend>(
         } => {
             let sampler = ShardSampler::for_eval(ds.len(), 0, 1, batch_size)?;
             let loader_opts = LoaderOptions::from_section(data, model.image.is_some());
-            for batch in Loader::new(ds.clone(), &sampler, 0, 0, loader_opts)? {
-                let batch = batch?;
-                let vectors = embed_with_model(model, tokenizer.as_ref(), &batch, device)?;
-                write(&mut *out, &batch.rows, vectors)?;
-            }
+            let loader = Loader::new(ds.clone(), &sampler, 0, 0, loader_opts)?;
+            let tokenizer = tokenizer.as_ref();
+            crate::parallel::ordered_map(
+                vec![model.as_ref().clone(); threads],
+                loader.map(|b| b.map_err(ServeError::from)),
+                |model, batch: Batch| {
+                    let vectors = embed_with_model(model, tokenizer, &batch, device)?;
+                    Ok((batch.rows, vectors))
+                },
+                |(rows, vectors)| write(&mut *out, &rows, vectors),
+            )?;
         }
         Embedder::Encoders {
             text,
@@ -255,17 +272,23 @@ pub fn run_embed<B: Backend>(
             image_size,
         } => {
             let all: Vec<usize> = (0..ds.len()).collect();
-            for chunk in all.chunks(batch_size) {
-                let vectors = embed_with_encoders(
-                    text.as_deref(),
-                    image.as_deref(),
-                    *image_size,
-                    &ds,
-                    chunk,
-                    device,
-                )?;
-                write(&mut *out, chunk, vectors)?;
-            }
+            let encoders = (text.clone(), image.clone());
+            crate::parallel::ordered_map(
+                vec![encoders; threads],
+                all.chunks(batch_size).map(Ok),
+                |(text, image), chunk: &[usize]| {
+                    let vectors = embed_with_encoders(
+                        text.as_deref(),
+                        image.as_deref(),
+                        *image_size,
+                        &ds,
+                        chunk,
+                        device,
+                    )?;
+                    Ok((chunk, vectors))
+                },
+                |(chunk, vectors)| write(&mut *out, chunk, vectors),
+            )?;
         }
     }
     Ok(ds.len())

@@ -36,6 +36,8 @@ pub struct EvalOptions {
     pub top: usize,
     /// Rows per forward pass.
     pub batch_size: usize,
+    /// Batches scored side by side (`--threads`; the scores do not depend on it).
+    pub threads: usize,
 }
 
 /// One misclassified row.
@@ -146,7 +148,7 @@ pub fn run_eval_with_rows<B: Backend>(
     device: &B::Device,
 ) -> Result<(ModelEvaluation, ScoredRows, Option<String>), ServeError> {
     let served = ServedModel::<B>::load(&opts.model, opts.version, device)?;
-    let scored = served.score_file(&opts.data, opts.batch_size, device)?;
+    let scored = served.score_file(&opts.data, opts.batch_size, opts.threads, device)?;
     let rows = ScoredRows::join_by_id(&scored.dataset, &scored.ids, &scored.scores).ok_or(
         ServeError::Internal {
             what: "the scored rows do not match the data file's rows",

@@ -34,6 +34,8 @@ pub struct PredictOptions {
     pub top: Option<usize>,
     /// Rows per forward pass.
     pub batch_size: usize,
+    /// Batches scored side by side (`--threads`; the scores do not depend on it).
+    pub threads: usize,
 }
 
 /// What a prediction run did.
@@ -66,7 +68,7 @@ pub fn run_predict<B: Backend>(
         .as_deref()
         .map(|s| RankBy::parse(s, &labels))
         .transpose()?;
-    let scored = served.score_file(&opts.input, opts.batch_size, device)?;
+    let scored = served.score_file(&opts.input, opts.batch_size, opts.threads, device)?;
     let (task, thresholds) = (served.task(), &served.thresholds);
     let n = labels.len();
     let probs = &scored.scores.probs;

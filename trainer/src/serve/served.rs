@@ -5,7 +5,7 @@
 //! ([`Dataset::load_file`] in the export's `data.format`, every row checked
 //! before anything is scored, the first bad row an error `FILE:LINE: reason`),
 //! and batched and scored by the same loop as training's evaluation
-//! ([`score_batches`]: the loader decodes and resizes images on its threads at the
+//! ([`score_batches_threads`]: the loader decodes and resizes images on its threads at the
 //! export's `data.image_size`). So a row that trains is a row that
 //! scores, with identical preprocessing. Image paths are relative to the input
 //! file's directory (the export's `data.image_root` belonged to the training
@@ -23,7 +23,7 @@ use crate::data::{Dataset, LoadOptions, ShardSampler, Split};
 use crate::export::VersionFiles;
 use crate::metrics::Scores;
 use crate::model::{ModerationModel, TextTokenizer};
-use crate::score::score_batches;
+use crate::score::{Scoring, score_batches_threads};
 
 /// A loaded version: model, tokenizer, preprocessing settings and thresholds.
 #[derive(Debug)]
@@ -82,12 +82,14 @@ impl<B: Backend> ServedModel<B> {
         self.model.task()
     }
 
-    /// Scores every row of `file` in batches of `batch_size`. Any bad row fails
-    /// the whole file before a batch is scored.
+    /// Scores every row of `file` in batches of `batch_size`, `threads` batches at
+    /// once (see [`score_batches_threads`]; the scores do not depend on it). Any
+    /// bad row fails the whole file before a batch is scored.
     pub fn score_file(
         &self,
         file: &Path,
         batch_size: usize,
+        threads: usize,
         device: &B::Device,
     ) -> Result<Scored, ServeError> {
         let with_images = self.model.image.is_some();
@@ -103,24 +105,23 @@ impl<B: Backend> ServedModel<B> {
             labels: self.labels().to_vec(),
             ..Default::default()
         };
-        score_batches::<B, ServeError>(
-            &self.model,
-            self.tokenizer.as_ref(),
-            &ds,
-            &sampler,
-            &self.data,
-            None,
-            false,
-            device,
-            |scored| {
-                let batch = scored.batch;
-                ids.extend(batch.ids.iter().cloned());
-                scores.probs.extend_from_slice(scored.probs);
-                scores.targets.extend_from_slice(&batch.labels);
-                scores.known.extend_from_slice(&batch.label_known);
-                Ok(())
-            },
-        )?;
+        let scoring = Scoring {
+            tokenizer: self.tokenizer.as_ref(),
+            ds: &ds,
+            sampler: &sampler,
+            data: &self.data,
+            cached: None,
+            with_loss: false,
+            threads,
+        };
+        score_batches_threads::<B, ServeError>(&self.model, &scoring, device, |scored| {
+            let batch = scored.batch;
+            ids.extend(batch.ids.iter().cloned());
+            scores.probs.extend_from_slice(scored.probs);
+            scores.targets.extend_from_slice(&batch.labels);
+            scores.known.extend_from_slice(&batch.label_known);
+            Ok(())
+        })?;
         Ok(Scored {
             file: file.to_path_buf(),
             ids,

@@ -23,6 +23,11 @@
 //! `<output_dir>/feature-cache/<split>-<tower>.safetensors` (temporary file,
 //! fsync, rename). A restarted worker loads it when every rank can; otherwise all
 //! ranks compute it again (they agree first, so the collectives match).
+//!
+//! The build is inference before training starts, so a rank runs its chunks on
+//! its share of the node's cores ([`build_threads`]: cores / `LOCAL_WORLD_SIZE`),
+//! whole chunks side by side, each thread with its own copy of the tower; the
+//! features do not depend on the thread count. Training keeps one core per rank.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -235,6 +240,12 @@ fn presence(ds: &Dataset, tower: Tower) -> Vec<bool> {
         .collect()
 }
 
+/// Threads one rank builds its chunks on: its share of `cores` among the node's
+/// `local_world` ranks, at least one.
+pub fn build_threads(cores: usize, local_world: usize) -> usize {
+    (cores / local_world.max(1)).max(1)
+}
+
 /// Chunks of the rows that have the modality, in file order.
 pub fn chunks(present: &[bool]) -> Vec<Vec<usize>> {
     let rows: Vec<usize> = (0..present.len()).filter(|&r| present[r]).collect();
@@ -261,14 +272,31 @@ fn compute<B: Backend>(
     let (split, name) = (ds.split().as_str(), tower.name());
     let mut ticker = Ticker::feature_cache(cfg.logging.format, rank, split, name, mine_rows);
     let mut done = 0;
-    for chunk in all.iter().skip(rank).step_by(world) {
-        let (feats, d) = encode_chunk(model, tower, tokenizer, ds, chunk, cfg, device)?;
-        dim = d;
-        mine.extend(feats);
-        heartbeat.beat();
-        done += chunk.len();
-        ticker.update(done);
-    }
+    let threads = if crate::model::kernels::on_host::<B>() {
+        let local_world = std::env::var("LOCAL_WORLD_SIZE")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(1);
+        build_threads(crate::parallel::default_threads(), local_world)
+    } else {
+        1
+    };
+    crate::parallel::ordered_map(
+        vec![model.clone(); threads],
+        all.iter().skip(rank).step_by(world).map(Ok),
+        |model, chunk: &Vec<usize>| {
+            let (feats, d) = encode_chunk(model, tower, tokenizer, ds, chunk, cfg, device)?;
+            Ok::<_, TrainError>((chunk.len(), feats, d))
+        },
+        |(len, feats, d)| {
+            dim = d;
+            mine.extend(feats);
+            heartbeat.beat();
+            done += len;
+            ticker.update(done);
+            Ok(())
+        },
+    )?;
     // A rank without a chunk learns the width from the others.
     let dim = comm.max_u64(dim as u64)? as usize;
     let gathered = comm.all_gather_f32(&mine)?;
@@ -489,6 +517,15 @@ pub fn write_table(dir: &Path, path: &Path, key: &str, table: &Table) -> Result<
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn build_threads_share_the_cores_among_local_ranks() {
+        assert_eq!(build_threads(2, 1), 2);
+        assert_eq!(build_threads(2, 2), 1);
+        assert_eq!(build_threads(16, 4), 4);
+        assert_eq!(build_threads(2, 3), 1);
+        assert_eq!(build_threads(8, 0), 8);
+    }
 
     #[test]
     fn chunks_skip_absent_rows_and_keep_file_order() {

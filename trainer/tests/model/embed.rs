@@ -26,18 +26,25 @@ fn write_rows(dir: &std::path::Path) -> std::path::PathBuf {
     path
 }
 
+/// Embeds `input` on one thread and on three; the outputs must be byte-identical
+/// (whole batches run side by side, written in input order).
 fn run(source: EmbedSource, input: std::path::PathBuf) -> Vec<serde_json::Value> {
-    let opts = EmbedOptions {
-        source,
-        input,
-        batch_size: 2,
-        max_text_len: 16,
-        image_size: 16,
+    let embed = |threads: usize| {
+        let opts = EmbedOptions {
+            source: source.clone(),
+            input: input.clone(),
+            batch_size: 2,
+            max_text_len: 16,
+            image_size: 16,
+            threads,
+        };
+        let mut out = Vec::new();
+        let n = run_embed::<B>(&opts, &mut out, &Default::default()).unwrap();
+        (n, String::from_utf8(out).unwrap())
     };
-    let mut out = Vec::new();
-    let n = run_embed::<B>(&opts, &mut out, &Default::default()).unwrap();
-    let lines: Vec<serde_json::Value> = String::from_utf8(out)
-        .unwrap()
+    let (n, text) = embed(1);
+    assert_eq!(embed(3), (n, text.clone()), "threads change the output");
+    let lines: Vec<serde_json::Value> = text
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
@@ -146,6 +153,7 @@ fn a_bad_row_names_its_line() {
         batch_size: 8,
         max_text_len: 16,
         image_size: 16,
+        threads: 1,
     };
     let err = run_embed::<B>(&opts, &mut Vec::new(), &Default::default()).unwrap_err();
     assert!(

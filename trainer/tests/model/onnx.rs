@@ -235,6 +235,7 @@ fn predict(repo: &Path, rows: &Path, batch_size: usize) -> Vec<serde_json::Value
         rank_by: None,
         top: None,
         batch_size,
+        threads: 2,
     };
     let mut out = Vec::new();
     run_predict::<B>(&opts, &mut out, &Default::default()).unwrap();
@@ -507,6 +508,7 @@ fn a_damaged_model_onnx_makes_its_version_skipped() {
         rank_by: None,
         top: None,
         batch_size: 4,
+        threads: 2,
     };
     let mut out = Vec::new();
     let summary = run_predict::<B>(&opts, &mut out, &Default::default()).unwrap();

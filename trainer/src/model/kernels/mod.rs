@@ -8,6 +8,10 @@
 //! - `dropout.rs`: [`dropout`], burn's `Dropout` arithmetic with a fast mask.
 //! - `layer_norm.rs`: [`layer_norm`], LayerNorm as one node with a closed-form backward.
 //! - `softmax.rs`: [`attention_probs`], scale + mask + softmax as one node.
+//! - `depthwise.rs`: [`depthwise_conv2d`], a depthwise convolution whose backward
+//!   is a direct kernel (EfficientNet).
+//! - `affine_act.rs`: [`channel_affine`], a frozen BatchNorm's per-channel affine
+//!   with an optional SiLU as one node (EfficientNet).
 //!
 //! # Why type dispatch
 //! The model is generic over `B: Backend`, and burn 0.21 gives generic code no way
@@ -21,6 +25,8 @@
 //! [`CpuAutodiff`]: crate::backend::CpuAutodiff
 //! [`CpuBackend`]: crate::backend::CpuBackend
 
+mod affine_act;
+mod depthwise;
 mod dropout;
 mod gelu;
 mod layer_norm;
@@ -28,14 +34,34 @@ pub mod math;
 mod softmax;
 
 use std::any::{Any, TypeId};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use burn::tensor::backend::Backend;
 use burn_flex::FlexTensor;
 
+pub use affine_act::channel_affine;
+pub use depthwise::depthwise_conv2d;
 pub use dropout::dropout;
 pub use gelu::gelu;
 pub use layer_norm::layer_norm;
 pub use softmax::attention_probs;
+
+/// Set by [`use_generic_ops`]: the EfficientNet kernels step aside for burn's ops.
+static GENERIC: AtomicBool = AtomicBool::new(false);
+
+/// Makes the EfficientNet tower use burn's generic ops (the path before these
+/// kernels) instead of [`depthwise_conv2d`], [`channel_affine`] and the 1×1
+/// convolutions as GEMMs, for `vigil bench image --generic`: the before/after
+/// figures then come from one binary in one session. Results agree within float
+/// rounding either way.
+pub fn use_generic_ops(generic: bool) {
+    GENERIC.store(generic, Ordering::Relaxed);
+}
+
+/// Whether [`use_generic_ops`] is on.
+pub fn generic_ops() -> bool {
+    GENERIC.load(Ordering::Relaxed)
+}
 
 /// `value` as a `U` when `T` and `U` are the same type, else `value` back.
 fn cast<T: 'static, U: 'static>(value: T) -> Result<U, T> {
