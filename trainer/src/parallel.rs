@@ -11,9 +11,10 @@
 //! The producer (usually the data loader, which need not be `Send`) runs on the
 //! calling thread, and so does the consumer: the caller writes results in order
 //! without locking. At most `2 × threads` items are in flight, so memory stays
-//! bounded for any input size. The first error (from the producer, a worker or
-//! the consumer) stops the run and is returned; results computed after it are
-//! dropped.
+//! bounded for any input size. The first error in input order (from the
+//! producer, a worker or the consumer) stops the run and is returned after every
+//! earlier item's result has been handed over, as on one thread; results
+//! computed after it are dropped.
 
 use std::collections::BTreeMap;
 use std::num::NonZeroUsize;
@@ -99,22 +100,33 @@ fn drive<T, R, E>(
     done_rx: &mpsc::Receiver<(usize, Done<R, E>)>,
     each: &mut impl FnMut(R) -> Result<(), E>,
 ) -> Result<(), E> {
-    let mut pending: BTreeMap<usize, R> = BTreeMap::new();
+    // Results (errors too) wait here until every earlier item has been handed
+    // over, so an error stops the run exactly where it does on one thread.
+    let mut pending: BTreeMap<usize, Result<R, E>> = BTreeMap::new();
     let (mut sent, mut next) = (0usize, 0usize);
-    let mut receive = |pending: &mut BTreeMap<usize, R>, next: &mut usize| -> Result<(), E> {
-        let (i, r) = done_rx
-            .recv()
-            .expect("a worker only exits once the queue is closed");
-        let r = r.unwrap_or_else(|panic| resume_unwind(panic));
-        pending.insert(i, r?);
-        while let Some(r) = pending.remove(next) {
-            *next += 1;
-            each(r)?;
-        }
-        Ok(())
-    };
+    let mut receive =
+        |pending: &mut BTreeMap<usize, Result<R, E>>, next: &mut usize| -> Result<(), E> {
+            let (i, r) = done_rx
+                .recv()
+                .expect("a worker only exits once the queue is closed");
+            pending.insert(i, r.unwrap_or_else(|panic| resume_unwind(panic)));
+            while let Some(r) = pending.remove(next) {
+                *next += 1;
+                each(r?)?;
+            }
+            Ok(())
+        };
     for item in items {
-        let item = item?;
+        let item = match item {
+            Ok(item) => item,
+            Err(e) => {
+                // The items before a producer error are finished first.
+                while next < sent {
+                    receive(&mut pending, &mut next)?;
+                }
+                return Err(e);
+            }
+        };
         if work_tx.send((sent, item)).is_err() {
             unreachable!("workers live until the queue is closed");
         }
@@ -192,8 +204,18 @@ mod tests {
                     Ok(i)
                 }
             });
-            let err = ordered_map(vec![(); threads], items, |_, i| Ok(i), |_| Ok(()));
+            let mut seen = Vec::new();
+            let err = ordered_map(
+                vec![(); threads],
+                items,
+                |_, i| Ok(i),
+                |r| {
+                    seen.push(r);
+                    Ok(())
+                },
+            );
             assert_eq!(err, Err("bad row".to_string()));
+            assert_eq!(seen, vec![0, 1, 2], "threads {threads}");
         }
     }
 }
