@@ -371,16 +371,7 @@ pub fn load_dir(path: &Path) -> Result<(Manifest, BTreeMap<String, Vec<u8>>), St
         let storage = |e| StoreError::Storage(Box::new(e));
         let loc = crate::storage::Location::parse(s).map_err(storage)?;
         if let Some(url) = loc.remote() {
-            let name = url
-                .prefix
-                .rsplit('/')
-                .next()
-                .unwrap_or_default()
-                .to_string();
-            let parent = crate::storage::mirror::parent_prefix(url);
-            let store = crate::storage::ObjectStoreStore::new(
-                crate::storage::Bucket::open(&parent).map_err(storage)?,
-            );
+            let (store, name) = crate::storage::ObjectStoreStore::of_entry(url).map_err(storage)?;
             return read_verified(&store, &name);
         }
     }

@@ -86,16 +86,9 @@ pub fn locate_remote(url: &RemoteUrl, version: Option<u64>) -> Result<ModelVersi
 
 /// `url` is one version (it holds `MANIFEST.json`).
 fn one_version(url: &RemoteUrl, asked: Option<u64>) -> Result<ModelVersion, ServeError> {
-    let name = url
-        .prefix
-        .rsplit('/')
-        .next()
-        .unwrap_or_default()
-        .to_string();
-    let parent = crate::storage::mirror::parent_prefix(url);
     let err = repo_err(url);
-    let bucket = Bucket::open(&parent).map_err(|e| err(StoreError::Storage(Box::new(e))))?;
-    let store = ObjectStoreStore::new(bucket);
+    let (store, name) =
+        ObjectStoreStore::of_entry(url).map_err(|e| err(StoreError::Storage(Box::new(e))))?;
     let (manifest, files) = crate::checkpoint::read_verified(&store, &name).map_err(|source| {
         ServeError::VersionUnusable {
             dir: PathBuf::from(url.to_string()),

@@ -90,6 +90,20 @@ impl ObjectStoreStore {
         Self { bucket, hook: None }
     }
 
+    /// The store holding the one entry `url` names, and that entry's name:
+    /// `s3://b/runs/a/checkpoints/step-20` is entry `step-20` of the store at
+    /// `s3://b/runs/a/checkpoints`. Makes no request.
+    pub fn of_entry(url: &super::RemoteUrl) -> Result<(Self, String), StorageError> {
+        let name = url
+            .prefix
+            .rsplit('/')
+            .next()
+            .unwrap_or_default()
+            .to_string();
+        let parent = super::mirror::parent_prefix(url);
+        Ok((Self::new(Bucket::open(&parent)?), name))
+    }
+
     /// The same store, calling `hook` at every [`WriteEvent`] (fault injection).
     pub fn with_hook(mut self, hook: WriteHook) -> Self {
         self.hook = Some(hook);
