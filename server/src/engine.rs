@@ -28,7 +28,7 @@ use vigil_trainer::backend::CpuBackend;
 use vigil_trainer::config::Task;
 use vigil_trainer::data::{normalise_chw, resize_normalise_chw};
 use vigil_trainer::model::{ModelInput, ModerationModel, TextTokenizer};
-use vigil_trainer::serve::{ServeError, ServedModel, decisions, locate};
+use vigil_trainer::serve::{ServeError, ServedModel, decisions, locate, newest_listed};
 
 use crate::batcher::{Decision, Overloaded, admit, decide, take};
 use crate::metrics::Metrics;
@@ -453,6 +453,30 @@ impl Stop {
 
 /// Polls `repo` every `every`, loads a newer complete version in the background
 /// and swaps it in; logs every swap, failed load and damaged version once.
+/// Newer versions a poll skipped as damaged, with why.
+type Skipped = Vec<(u64, String)>;
+
+/// The newest version the repository offers now, and the newer ones skipped as
+/// damaged. A directory is read as `vigil predict` reads it ([`locate`]: the
+/// newest whose manifest and files verify). A bucket URL is only listed
+/// ([`newest_listed`]: the newest with a manifest, not failed before), so a poll
+/// downloads nothing; the files are read and verified once, when
+/// [`Loaded::load`] loads that version.
+fn poll_newest(
+    repo: &Path,
+    failed: &[u64],
+) -> Result<(Option<u64>, Skipped), ServeError> {
+    if let Some(url) = repo
+        .to_str()
+        .and_then(|s| vigil_trainer::storage::Location::parse(s).ok())
+        .and_then(|l| l.remote().cloned())
+    {
+        return Ok((newest_listed(&url, failed)?, Vec::new()));
+    }
+    let found = locate(repo, None)?;
+    Ok((Some(found.version), found.skipped))
+}
+
 pub fn start_poller(
     repo: PathBuf,
     every: Duration,
@@ -468,16 +492,16 @@ pub fn start_poller(
             let mut reported: Vec<u64> = Vec::new();
             let mut last_error = String::new();
             while !stop.sleep(every) {
-                let newest = match locate(&repo, None) {
-                    Ok(found) => {
+                let newest = match poll_newest(&repo, &failed) {
+                    Ok((newest, skipped)) => {
                         last_error.clear();
-                        for (v, why) in &found.skipped {
+                        for (v, why) in &skipped {
                             if !reported.contains(v) {
                                 reported.push(*v);
                                 eprintln!("vigil serve: ignoring damaged version {v}: {why}");
                             }
                         }
-                        Some(found.version)
+                        newest
                     }
                     Err(e) => {
                         let msg = error_chain(&e);

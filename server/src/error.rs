@@ -22,6 +22,10 @@ pub enum ServerError {
         /// What is wrong.
         message: String,
     },
+    /// The bucket of `--model-repository s3://…` could not be listed (refused,
+    /// down, timed out); the error names the URL.
+    #[error(transparent)]
+    Storage(#[from] vigil_trainer::storage::StorageError),
     /// Flag values that cannot be used, every one.
     #[error("{}", problems.join("; "))]
     BadOptions {
@@ -59,7 +63,7 @@ impl ServerError {
             | Self::BadOptions { .. }
             | Self::TokenFile { .. }
             | Self::Bind { .. } => true,
-            Self::Io(_) => false,
+            Self::Io(_) | Self::Storage(_) => false,
         }
     }
 }

@@ -79,7 +79,8 @@ pub struct ServeOptions {
 
 /// Which model directory `--model-repository DIR [--model NAME]` means, and its
 /// name: `DIR/NAME`; without `--model`, DIR itself when it holds versions
-/// (integer directories), else its only model subdirectory.
+/// (integer directories), else its only model subdirectory. DIR may be a bucket
+/// URL (`s3://bucket/models`): the same rule over its prefixes.
 pub fn resolve_model(
     repository: &Path,
     model: Option<&str>,
@@ -88,6 +89,15 @@ pub fn resolve_model(
         dir: repository.to_path_buf(),
         message,
     };
+    if let Some(s) = repository
+        .to_str()
+        .filter(|s| vigil_trainer::storage::is_url(s))
+    {
+        return match vigil_trainer::storage::Location::parse(s).map_err(|e| err(e.to_string()))? {
+            vigil_trainer::storage::Location::Remote(url) => resolve_remote(&url, model),
+            vigil_trainer::storage::Location::Local(p) => resolve_model(&p, model),
+        };
+    }
     if let Some(name) = model {
         let dir = repository.join(name);
         if !dir.is_dir() {
@@ -100,17 +110,10 @@ pub fn resolve_model(
     }
     let entries = std::fs::read_dir(repository)
         .map_err(|e| err(format!("cannot read the model repository: {e}")))?;
-    let mut subdirs = Vec::new();
-    let mut versions = false;
+    let mut names = Vec::new();
     for entry in entries.flatten() {
-        let name = entry.file_name().to_string_lossy().into_owned();
-        if !entry.path().is_dir() || name.starts_with('.') {
-            continue;
-        }
-        if name.parse::<u64>().is_ok() {
-            versions = true;
-        } else {
-            subdirs.push(name);
+        if entry.path().is_dir() {
+            names.push(entry.file_name().to_string_lossy().into_owned());
         }
     }
     let own_name = || {
@@ -119,19 +122,72 @@ pub fn resolve_model(
             .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
             .unwrap_or_else(|| "model".into())
     };
-    if versions || repository.join("MANIFEST.json").is_file() {
-        return Ok((repository.to_path_buf(), own_name()));
+    match choose_model(names, repository.join("MANIFEST.json").is_file()).map_err(err)? {
+        None => Ok((repository.to_path_buf(), own_name())),
+        Some(one) => Ok((repository.join(&one), one)),
     }
+}
+
+/// [`resolve_model`] on a bucket prefix: one LIST (and a LIST of `NAME/` with
+/// `--model`). The model directory is returned as its URL, which loading and the
+/// poller read as a bucket repository.
+fn resolve_remote(
+    url: &vigil_trainer::storage::RemoteUrl,
+    model: Option<&str>,
+) -> Result<(PathBuf, String), ServerError> {
+    use vigil_trainer::storage::Bucket;
+    let err = |message: String| ServerError::Repository {
+        dir: PathBuf::from(url.to_string()),
+        message,
+    };
+    if let Some(name) = model {
+        let dir = url.join(name).map_err(|e| err(e.to_string()))?;
+        let (dirs, objects) = Bucket::open(&dir)?.list_level("")?;
+        if dirs.is_empty() && objects.is_empty() {
+            return Err(err(format!("has no model '{name}' (nothing under {dir})")));
+        }
+        return Ok((PathBuf::from(dir.to_string()), name.to_string()));
+    }
+    let (dirs, objects) = Bucket::open(url)?.list_level("")?;
+    let manifest = objects
+        .iter()
+        .any(|o| o.location.filename() == Some(vigil_trainer::checkpoint::MANIFEST_FILE));
+    match choose_model(dirs, manifest).map_err(err)? {
+        None => {
+            let own = url
+                .prefix
+                .rsplit('/')
+                .find(|s| !s.is_empty())
+                .unwrap_or("model")
+                .to_string();
+            Ok((PathBuf::from(url.to_string()), own))
+        }
+        Some(one) => {
+            let dir = url.join(&one).map_err(|e| err(e.to_string()))?;
+            Ok((PathBuf::from(dir.to_string()), one))
+        }
+    }
+}
+
+/// The choice of [`resolve_model`] from a repository's entry names (directories
+/// or prefixes) and whether it holds a `MANIFEST.json` itself: `None` for the
+/// repository itself (it holds versions, or is one), `Some(name)` for its only
+/// model directory, else what is wrong. Dot-prefixed names (staging, claims)
+/// never count.
+pub fn choose_model(names: Vec<String>, manifest: bool) -> Result<Option<String>, String> {
+    let names: Vec<String> = names.into_iter().filter(|n| !n.starts_with('.')).collect();
+    if manifest || names.iter().any(|n| n.parse::<u64>().is_ok()) {
+        return Ok(None);
+    }
+    let mut subdirs = names;
     subdirs.sort();
     match subdirs.as_slice() {
-        [one] => Ok((repository.join(one), one.clone())),
-        [] => Err(err(
-            "holds no model (no version directories, no model directory)".into(),
-        )),
-        many => Err(err(format!(
+        [one] => Ok(Some(one.clone())),
+        [] => Err("holds no model (no version directories, no model directory)".into()),
+        many => Err(format!(
             "holds several models ({}): choose one with --model NAME",
             many.join(", ")
-        ))),
+        )),
     }
 }
 
@@ -294,6 +350,22 @@ pub async fn shutdown_signal() {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_model_choice_reads_a_listing_the_same_for_directories_and_prefixes() {
+        let names = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(choose_model(names(&["1", "2", ".claims"]), false), Ok(None));
+        assert_eq!(choose_model(names(&[]), true), Ok(None), "one version");
+        assert_eq!(
+            choose_model(names(&["tiny", ".tmp-x"]), false),
+            Ok(Some("tiny".into()))
+        );
+        let err = choose_model(names(&["b", "a"]), false).unwrap_err();
+        assert!(err.contains("a, b"), "{err}");
+        assert!(choose_model(names(&[".claims"]), false).is_err());
+        let err = resolve_model(Path::new("ftp://host/models"), None).unwrap_err();
+        assert!(err.is_user_error(), "{err}");
+    }
 
     #[test]
     fn the_model_directory_is_found_with_or_without_a_name() {

@@ -16,6 +16,7 @@
 //! `--include-ignored`, exporting `VIGIL_TEST_S3_BUCKET` and the `AWS_*`
 //! environment. Without that bucket they print why they skip, and fail under CI=1.
 
+mod serve_util;
 mod util;
 
 use std::path::Path;
@@ -189,6 +190,281 @@ fn s3_tiny_run_killed_resumes_from_the_bucket_and_exports_the_local_model() {
         "{}",
         rows[0]
     );
+
+    // `vigil eval --model s3://…` scores the labelled file from the bucket.
+    let out = util::run_with_timeout(
+        util::vigil().args([
+            "eval",
+            "--model",
+            &export.to_string(),
+            "--data",
+            "datasets/sample/val.jsonl",
+        ]),
+        LIMIT,
+    );
+    let (so, se) = util::texts(&out);
+    assert!(out.status.success(), "vigil eval failed:\n{so}\n{se}");
+    assert!(
+        so.to_lowercase().contains("auroc"),
+        "no metrics in the eval output:\n{so}"
+    );
+
+    // `vigil export --checkpoint s3://…/checkpoints/step-40`: the run's config and
+    // its step-40 evaluation come from the bucket too, so the new version carries
+    // the same weights and thresholds as the one training exported.
+    let ckpt = run.join("checkpoints/step-40").unwrap();
+    let out = util::run_with_timeout(
+        util::vigil().args([
+            "export",
+            "--checkpoint",
+            &ckpt.to_string(),
+            "--repository",
+            &export.to_string(),
+        ]),
+        LIMIT,
+    );
+    let (_, se) = util::texts(&out);
+    assert!(
+        out.status.success(),
+        "vigil export --checkpoint failed:\n{se}"
+    );
+    assert!(se.contains("published version 2 (step 40)"), "{se}");
+    verify(&ObjectStoreStore::new(Bucket::open(&export).unwrap()), "2").unwrap();
+    assert_eq!(
+        get(&export, "2/thresholds.json"),
+        get(&export, "1/thresholds.json"),
+        "the thresholds of the bucket's eval/step-40.json were not used"
+    );
+    let republished = get(&export, "2/model.safetensors").unwrap();
+    assert_eq!(
+        sha256(&republished),
+        sha256(&want),
+        "other weights exported"
+    );
+}
+
+/// `vigil launch` of tiny (1 worker) with `run.output_dir` on the bucket and the
+/// local working directory `work`.
+fn bucket_launch(output: &RemoteUrl, work: &Path, overrides: &[&str]) -> (bool, String) {
+    let mut cmd = util::tiny_launch(work, 1, overrides);
+    cmd.args(["--set", &format!("run.output_dir={output}")])
+        .args(["--set", &format!("run.local_dir={}", work.display())]);
+    let out = util::run_with_timeout(&mut cmd, LIMIT);
+    let (so, se) = util::texts(&out);
+    (out.status.success(), format!("{so}{se}"))
+}
+
+#[test]
+#[ignore = "needs an S3 server: scripts/ci/s3.sh"]
+fn s3_feature_cache_warm_start_resume_and_missing_objects_use_the_bucket() {
+    let Some(base) = prefix_or_skip("paths") else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let run = base.join("run").unwrap();
+    let frozen = [
+        "model.text.train_layers=none",
+        "model.image.train_layers=none",
+        "train.max_steps=10",
+        "train.eval_every=10",
+        "checkpoint.every_steps=10",
+    ];
+    // The tables are built and uploaded to `<output_dir>/feature-cache/`.
+    let (ok, log) = bucket_launch(&run, &tmp.path().join("a"), &frozen);
+    assert!(ok, "{log}");
+    for split in ["train", "val"] {
+        for tower in ["text", "image"] {
+            let key = format!("feature-cache/{split}-{tower}.safetensors");
+            assert!(get(&run, &key).is_some(), "{key} not on the bucket\n{log}");
+            assert!(
+                log.contains(&format!("{tower} tower on {split} computed")),
+                "{log}"
+            );
+        }
+    }
+    assert!(log.contains("(uploaded to s3://"), "{log}");
+    // A relaunch on another machine (a fresh local directory) downloads them
+    // instead of computing them.
+    let (ok, log) = bucket_launch(&run, &tmp.path().join("b"), &frozen);
+    assert!(ok, "{log}");
+    for split in ["train", "val"] {
+        for tower in ["text", "image"] {
+            assert!(
+                log.contains(&format!("{tower} tower on {split} loaded")),
+                "{tower}/{split} not loaded from the bucket\n{log}"
+            );
+        }
+    }
+    assert!(log.contains("(downloaded from s3://"), "{log}");
+
+    // `model.init_from` and `train.resume` name the bucket's checkpoint.
+    let ckpt = run.join("checkpoints/step-10").unwrap();
+    let warm = tmp.path().join("warm");
+    let init = format!("model.init_from={ckpt}");
+    let out = util::run_with_timeout(
+        &mut util::tiny_launch(
+            &warm,
+            1,
+            &[
+                &init,
+                "train.max_steps=4",
+                "train.eval_every=null",
+                "checkpoint.every_steps=null",
+            ],
+        ),
+        LIMIT,
+    );
+    assert!(
+        out.status.success(),
+        "init_from a URL: {}",
+        util::texts(&out).1
+    );
+    let resumed = tmp.path().join("resumed");
+    let resume = format!("train.resume={ckpt}");
+    let mut overrides = frozen.to_vec();
+    overrides.extend([resume.as_str(), "train.max_steps=12"]);
+    let out = util::run_with_timeout(&mut util::tiny_launch(&resumed, 1, &overrides), LIMIT);
+    let (so, se) = util::texts(&out);
+    assert!(out.status.success(), "resume from a URL:\n{so}\n{se}");
+    assert!(
+        format!("{so}{se}").contains("resuming from checkpoint step 10"),
+        "{so}\n{se}"
+    );
+
+    // A row whose image object does not exist is a bad row, as a missing file is:
+    // exit 2 naming the file and line.
+    let bucket = Bucket::open(&base).unwrap();
+    upload_dir(&util::repo_root().join("datasets/sample"), &bucket, "data");
+    let train =
+        std::fs::read_to_string(util::repo_root().join("datasets/sample/train.jsonl")).unwrap();
+    let mut lines: Vec<String> = train.lines().map(str::to_string).collect();
+    let mut row: serde_json::Value = serde_json::from_str(&lines[2]).unwrap();
+    row["image"] = "images/not-in-the-bucket.png".into();
+    lines[2] = row.to_string();
+    bucket
+        .put("data/broken.jsonl", lines.join("\n").into_bytes())
+        .unwrap();
+    let broken = format!("data.train={base}/data/broken.jsonl");
+    let out = util::run_with_timeout(
+        &mut util::tiny_launch(&tmp.path().join("broken"), 1, &[&broken]),
+        LIMIT,
+    );
+    let (so, se) = util::texts(&out);
+    assert_eq!(out.status.code(), Some(2), "{so}\n{se}");
+    let all = format!("{so}{se}");
+    assert!(
+        all.contains("broken.jsonl:3") && all.contains("not-in-the-bucket.png"),
+        "the bad row is not named:\n{all}"
+    );
+}
+
+/// Requests for `key` the S3 server logged so far (`VIGIL_TEST_S3_LOG`: moto's
+/// request log, which `scripts/ci/s3.sh` names); `None` without the log.
+fn server_gets(url: &RemoteUrl, key: &str) -> Option<usize> {
+    let log = std::fs::read_to_string(std::env::var("VIGIL_TEST_S3_LOG").ok()?).ok()?;
+    let needle = format!("\"GET /{}/{}/{key} ", url.bucket, url.prefix);
+    Some(log.lines().filter(|l| l.contains(&needle)).count())
+}
+
+#[test]
+#[ignore = "needs an S3 server: scripts/ci/s3.sh"]
+fn s3_serve_loads_a_bucket_repository_and_polls_it_by_listing() {
+    use serve_util::{Served, infer_body, post_json, rows};
+    let Some(base) = prefix_or_skip("serve") else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let local = tmp.path().join("run");
+    let short = [
+        "train.max_steps=10",
+        "train.eval_every=10",
+        "checkpoint.every_steps=10",
+    ];
+    let out = util::run_with_timeout(&mut util::tiny_launch(&local, 1, &short), LIMIT);
+    assert!(out.status.success(), "{}", util::texts(&out).1);
+    let source = local.join("export/tiny");
+    let models = base.join("models").unwrap();
+    let repo = models.join("tiny").unwrap();
+    let export = || {
+        let out = util::run_with_timeout(
+            util::vigil().args([
+                "export",
+                "--model",
+                &source.display().to_string(),
+                "--repository",
+                &repo.to_string(),
+            ]),
+            LIMIT,
+        );
+        assert!(out.status.success(), "{}", util::texts(&out).1);
+    };
+    export();
+
+    // `--model-repository s3://…/models` finds its only model, `tiny`.
+    let mut served = Served::start(
+        &[
+            "--model-repository",
+            &models.to_string(),
+            "--poll-secs",
+            "0.2",
+            "--threads",
+            "1",
+        ],
+        LIMIT,
+    );
+    let body = infer_body(&rows(
+        &util::repo_root().join("datasets/sample/val.jsonl"),
+        2,
+    ));
+    let infer = "/v2/models/tiny/infer";
+    let reply = post_json(served.addr, infer, &body);
+    assert_eq!(reply.status, 200, "{}", served.log_text());
+    assert_eq!(reply.json()["model_version"], "1");
+    // About ten polls: each lists the bucket; none reads the served files again.
+    std::thread::sleep(Duration::from_secs(2));
+    if let Some(n) = server_gets(&repo, "1/model.safetensors") {
+        assert_eq!(n, 1, "the weights were downloaded on a poll");
+    }
+
+    // A new version is picked up and swapped in.
+    export();
+    served.wait_for_log("swapped: serving version 2", Duration::from_secs(60));
+    assert_eq!(
+        post_json(served.addr, infer, &body).json()["model_version"],
+        "2"
+    );
+
+    // A version whose manifest lists bytes it does not have fails to load once,
+    // is not downloaded again, and version 2 keeps serving.
+    let bucket = Bucket::open(&repo).unwrap();
+    for (key, _) in bucket.list_all("2").unwrap() {
+        let bytes = bucket.get(&key).unwrap().unwrap();
+        let key3 = format!("3/{}", key.strip_prefix("2/").unwrap());
+        let bytes = if key3.ends_with("model.safetensors") {
+            vec![0u8; bytes.len()]
+        } else {
+            bytes.to_vec()
+        };
+        if !key3.ends_with("MANIFEST.json") {
+            bucket.put(&key3, bytes).unwrap();
+        }
+    }
+    bucket
+        .put(
+            "3/MANIFEST.json",
+            bucket.get("2/MANIFEST.json").unwrap().unwrap(),
+        )
+        .unwrap();
+    served.wait_for_log("version 3 failed to load", Duration::from_secs(60));
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(
+        post_json(served.addr, infer, &body).json()["model_version"],
+        "2"
+    );
+    if let Some(n) = server_gets(&repo, "3/model.safetensors") {
+        assert_eq!(n, 1, "a failed version was downloaded again");
+    }
+    assert_eq!(served.terminate(Duration::from_secs(30)), Some(0));
 }
 
 /// A reader polling `repo` until `stop`: every version it gets verifies; returns

@@ -24,7 +24,9 @@ use vigil_trainer::train::{ExportSource, republish};
     source or bad flag; 1 I/O failure."
 )]
 pub struct ExportArgs {
-    /// A training checkpoint directory (`<run>/checkpoints/step-<S>`).
+    /// A training checkpoint directory (`<run>/checkpoints/step-<S>`), or its bucket
+    /// URL (`s3://…/checkpoints/step-<S>`: the run's config and evaluations are read
+    /// from the same run prefix).
     #[arg(long, value_name = "DIR")]
     checkpoint: Option<PathBuf>,
     /// A model repository or version directory (as `vigil predict --model`).

@@ -22,7 +22,9 @@ use vigil_server::{Limits, ServeOptions, Server, ServerError, resolve_model, shu
 )]
 pub struct ServeArgs {
     /// Model repository: `<export.dir>` (holding model directories) or one model's
-    /// directory `<export.dir>/<model_name>` (holding integer versions).
+    /// directory `<export.dir>/<model_name>` (holding integer versions); a directory
+    /// or a bucket URL (`s3://…`, `gs://…`, `az://…`: polled by listing, each new
+    /// version downloaded and verified once).
     #[arg(long, value_name = "DIR")]
     model_repository: PathBuf,
     /// The model directory inside --model-repository (default: the only one).

@@ -407,7 +407,22 @@ impl<B: Backend> ModerationModel<B> {
                     .into(),
             ));
         }
-        let (_, mut files) = crate::checkpoint::load_dir(dir).map_err(|e| refuse(e.to_string()))?;
+        let (_, files) = crate::checkpoint::load_dir(dir).map_err(|e| refuse(e.to_string()))?;
+        self.warm_start_verified(files, dir)
+    }
+
+    /// [`Self::warm_start`] from the files of an entry already read and verified
+    /// ([`crate::checkpoint::load_dir`]), so a caller that needs the manifest too
+    /// reads the entry (on a bucket: downloads it) once.
+    pub fn warm_start_verified(
+        self,
+        mut files: std::collections::BTreeMap<String, Vec<u8>>,
+        dir: &Path,
+    ) -> Result<Self, ModelError> {
+        let refuse = |message: String| ModelError::InitFrom {
+            path: dir.to_path_buf(),
+            message,
+        };
         let bytes = files
             .remove("model.safetensors")
             .ok_or_else(|| refuse("its MANIFEST.json lists no model.safetensors".into()))?;

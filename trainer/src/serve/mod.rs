@@ -44,4 +44,5 @@ pub use locate::{ModelVersion, locate};
 pub use output::write_output;
 pub use predict::{PredictOptions, PredictSummary, run_predict};
 pub use rank::{RankBy, decisions, margin, order};
+pub use remote::newest_listed;
 pub use served::{Scored, ServedModel};

@@ -84,6 +84,36 @@ pub fn locate_remote(url: &RemoteUrl, version: Option<u64>) -> Result<ModelVersi
     })
 }
 
+/// For `vigil serve`'s poller on a bucket: the newest version of the repository
+/// at `url` that has a `MANIFEST.json` and is not in `failed`, or `None` when `url`
+/// is one version (nothing newer can appear there). One LIST, then one HEAD per
+/// version from the newest down; no file is read, so an unchanged repository costs
+/// no download. Which version has *complete* files is known only by verifying
+/// them, and that is [`locate_remote`]'s job when the version is loaded: a version
+/// whose manifest does not verify fails to load, goes into `failed`, and is not
+/// listed again.
+pub fn newest_listed(url: &RemoteUrl, failed: &[u64]) -> Result<Option<u64>, ServeError> {
+    let storage = |e| repo_err(url)(StoreError::Storage(Box::new(e)));
+    let bucket = Bucket::open(url).map_err(storage)?;
+    if bucket.head(MANIFEST_FILE).map_err(storage)?.is_some() {
+        return Ok(None);
+    }
+    let repo = ModelRepo::open_url(url).map_err(repo_err(url))?;
+    for v in repo.versions().map_err(repo_err(url))?.into_iter().rev() {
+        if failed.contains(&v) {
+            continue;
+        }
+        if bucket
+            .head(&format!("{v}/{MANIFEST_FILE}"))
+            .map_err(storage)?
+            .is_some()
+        {
+            return Ok(Some(v));
+        }
+    }
+    Ok(None)
+}
+
 /// `url` is one version (it holds `MANIFEST.json`).
 fn one_version(url: &RemoteUrl, asked: Option<u64>) -> Result<ModelVersion, ServeError> {
     let err = repo_err(url);

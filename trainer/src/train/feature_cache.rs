@@ -108,15 +108,30 @@ pub struct BuildReport {
     pub elapsed: Duration,
     /// The file.
     pub path: PathBuf,
+    /// With `run.output_dir` on a bucket: the table's object there, which a
+    /// load came from (when the local copy was missing) or a build was uploaded to.
+    pub remote: Option<String>,
 }
 
 impl BuildReport {
     /// One line for the console.
     pub fn line(&self) -> String {
         let secs = self.elapsed.as_secs_f64();
+        let remote = self
+            .remote
+            .as_ref()
+            .map(|r| {
+                let how = if self.computed {
+                    "uploaded to"
+                } else {
+                    "downloaded from"
+                };
+                format!(" ({how} {r})")
+            })
+            .unwrap_or_default();
         if self.computed {
             format!(
-                "feature cache: {} tower on {} computed for {} rows in {:.1} s ({:.1} rows/s) -> {}",
+                "feature cache: {} tower on {} computed for {} rows in {:.1} s ({:.1} rows/s) -> {}{remote}",
                 self.tower,
                 self.split,
                 self.encoded,
@@ -126,7 +141,7 @@ impl BuildReport {
             )
         } else {
             format!(
-                "feature cache: {} tower on {} loaded ({} rows) in {:.2} s from {}",
+                "feature cache: {} tower on {} loaded ({} rows) in {:.2} s from {}{remote}",
                 self.tower,
                 self.split,
                 self.rows,
@@ -172,7 +187,10 @@ pub fn prepare<B: AutodiffBackend>(
         return Ok((out, reports));
     }
     let inner = model.valid();
+    // Local under `run.local_dir` when `run.output_dir` is a bucket, with a copy
+    // in `<output_dir>/feature-cache/` there.
     let dir = cfg.output_dir().join("feature-cache");
+    let remote = remote_cache(cfg);
     for tower in [Tower::Text, Tower::Image] {
         let wanted = match tower {
             Tower::Text => plan.text && inner.text.is_some(),
@@ -190,7 +208,24 @@ pub fn prepare<B: AutodiffBackend>(
         ));
         let present = presence(ds, tower);
         let encoded = present.iter().filter(|p| **p).count();
-        let loaded = match read_table(&path, &key, &present) {
+        let name = format!("{}-{}.safetensors", ds.split().as_str(), tower.name());
+        let mut loaded = read_table(&path, &key, &present);
+        let mut fetched = None;
+        if !matches!(loaded, Ok(Some(_)))
+            && let Some(bucket) = &remote
+        {
+            // The local copy is missing or stale (a rescheduled job on a fresh
+            // machine): the run directory's copy on the bucket, if it has the key.
+            match fetch_table(bucket, &name, &path) {
+                Ok(true) => {
+                    loaded = read_table(&path, &key, &present);
+                    fetched = Some(bucket.url_of(&name));
+                }
+                Ok(false) => {}
+                Err(e) => tracing::warn!("feature cache not downloaded: {e}; recomputing"),
+            }
+        }
+        let loaded = match loaded {
             Ok(t) => t,
             Err(why) => {
                 if path.exists() && comm.rank() == 0 {
@@ -200,6 +235,7 @@ pub fn prepare<B: AutodiffBackend>(
             }
         };
         let missing = comm.max_u64(u64::from(loaded.is_none()))? > 0;
+        let mut uploaded = None;
         let table = match loaded {
             Some(t) if !missing => t,
             _ => {
@@ -207,7 +243,14 @@ pub fn prepare<B: AutodiffBackend>(
                     &inner, tower, tokenizer, ds, present, cfg, comm, device, heartbeat,
                 )?;
                 if comm.rank() == 0 {
-                    write_table(&dir, &path, &key, &t)?;
+                    let bytes = write_table(&dir, &path, &key, &t)?;
+                    if let Some(bucket) = &remote {
+                        // A cache: a failed upload costs a later run a rebuild, not this one.
+                        match bucket.put(&name, bytes) {
+                            Ok(()) => uploaded = Some(bucket.url_of(&name)),
+                            Err(e) => tracing::warn!("feature cache not uploaded: {e}"),
+                        }
+                    }
                 }
                 t
             }
@@ -220,6 +263,7 @@ pub fn prepare<B: AutodiffBackend>(
             computed: missing,
             elapsed: started.elapsed(),
             path,
+            remote: if missing { uploaded } else { fetched },
         });
         match tower {
             Tower::Text => out.text = Some(table),
@@ -490,7 +534,12 @@ pub fn read_table(path: &Path, key: &str, present: &[bool]) -> Result<Option<Tab
 
 /// Writes `table` to `path` atomically ([`write_atomic`]: temporary file, fsync,
 /// rename).
-pub fn write_table(dir: &Path, path: &Path, key: &str, table: &Table) -> Result<(), TrainError> {
+pub fn write_table(
+    dir: &Path,
+    path: &Path,
+    key: &str,
+    table: &Table,
+) -> Result<Vec<u8>, TrainError> {
     let io = |path: &Path| {
         let path = path.to_path_buf();
         move |source| TrainError::Io { path, source }
@@ -511,7 +560,37 @@ pub fn write_table(dir: &Path, path: &Path, key: &str, table: &Table) -> Result<
             what: "feature table could not be serialised",
         }
     })?;
-    write_atomic(path, &out).map_err(io(path))
+    write_atomic(path, &out).map_err(io(path))?;
+    Ok(out)
+}
+
+/// `<run.output_dir>/feature-cache/` when the run directory is a bucket (a
+/// warning and no bucket copy when it cannot be opened: the cache is optional).
+fn remote_cache(cfg: &RunConfig) -> Option<crate::storage::Bucket> {
+    let url = cfg.output_url()?;
+    match url
+        .join("feature-cache")
+        .and_then(|u| crate::storage::Bucket::open(&u))
+    {
+        Ok(b) => Some(b),
+        Err(e) => {
+            tracing::warn!("feature cache kept local only: {e}");
+            None
+        }
+    }
+}
+
+/// Downloads the bucket's `name` to `path` (atomically; each rank of a node may
+/// do it at once): `Ok(false)` when the bucket has none.
+fn fetch_table(bucket: &crate::storage::Bucket, name: &str, path: &Path) -> Result<bool, String> {
+    let Some(bytes) = bucket.get(name).map_err(|e| e.to_string())? else {
+        return Ok(false);
+    };
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    }
+    write_atomic(path, &bytes).map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok(true)
 }
 
 #[cfg(test)]

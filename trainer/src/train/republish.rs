@@ -57,27 +57,99 @@ fn step_of(dir: &Path) -> Option<u64> {
         .ok()
 }
 
-/// `report.labels[].best_threshold` of the newest `eval/step-<E>.json` with
-/// `E <= step` (0.5 for a label without one).
-fn last_thresholds(run_dir: &Path, step: u64, labels: &[String]) -> Vec<(String, f32)> {
-    let mut best: Option<(u64, PathBuf)> = None;
-    if let Ok(entries) = std::fs::read_dir(run_dir.join("eval")) {
-        for e in entries.flatten() {
-            let name = e.file_name().to_string_lossy().to_string();
-            let s = name
-                .strip_prefix("step-")
-                .and_then(|s| s.strip_suffix(".json"))
-                .and_then(|s| s.parse::<u64>().ok());
-            if let Some(s) = s
-                && s <= step
-                && best.as_ref().is_none_or(|(b, _)| s > *b)
-            {
-                best = Some((s, e.path()));
-            }
+/// The run directory a checkpoint belongs to (two levels up): a directory or,
+/// for `--checkpoint s3://…/checkpoints/step-<S>`, a bucket prefix.
+enum RunDir {
+    Local(PathBuf),
+    Remote(crate::storage::Bucket),
+}
+
+impl RunDir {
+    /// The run directory of the checkpoint `dir` (a path or a URL).
+    fn of_checkpoint(dir: &Path) -> Result<Self, TrainError> {
+        let remote = dir
+            .to_str()
+            .filter(|s| crate::storage::is_url(s))
+            .map(crate::storage::Location::parse)
+            .transpose()
+            .map_err(|e| bad(dir, e.to_string()))?
+            .and_then(|l| l.remote().cloned());
+        if let Some(url) = remote {
+            use crate::storage::mirror::parent_prefix;
+            let run = parent_prefix(&parent_prefix(&url));
+            let bucket = crate::storage::Bucket::open(&run).map_err(|e| {
+                TrainError::from(crate::checkpoint::StoreError::Storage(Box::new(e)))
+            })?;
+            return Ok(Self::Remote(bucket));
+        }
+        if !dir.is_dir() {
+            return Err(bad(dir, "not a directory (name checkpoints/step-<S>)"));
+        }
+        dir.parent()
+            .and_then(Path::parent)
+            .map(|p| Self::Local(p.to_path_buf()))
+            .ok_or_else(|| bad(dir, "has no run directory two levels up"))
+    }
+
+    /// Where `key` is, for messages.
+    fn path(&self, key: &str) -> PathBuf {
+        match self {
+            Self::Local(d) => d.join(key),
+            Self::Remote(b) => PathBuf::from(b.url_of(key)),
         }
     }
+
+    /// The bytes of `key` (`config.resolved.yaml`, `eval/step-<E>.json`).
+    fn read(&self, key: &str) -> Result<Vec<u8>, String> {
+        match self {
+            Self::Local(d) => std::fs::read(d.join(key)).map_err(|e| e.to_string()),
+            Self::Remote(b) => match b.get(key) {
+                Ok(Some(bytes)) => Ok(bytes.to_vec()),
+                Ok(None) => Err("no such object".into()),
+                Err(e) => Err(e.to_string()),
+            },
+        }
+    }
+
+    /// The steps `E` of the run's `eval/step-<E>.json` reports.
+    fn eval_steps(&self) -> Vec<u64> {
+        let names: Vec<String> = match self {
+            Self::Local(d) => std::fs::read_dir(d.join("eval"))
+                .map(|entries| {
+                    entries
+                        .flatten()
+                        .map(|e| e.file_name().to_string_lossy().to_string())
+                        .collect()
+                })
+                .unwrap_or_default(),
+            Self::Remote(b) => b
+                .list_level("eval")
+                .map(|(_, objects)| {
+                    objects
+                        .iter()
+                        .filter_map(|o| o.location.filename().map(str::to_string))
+                        .collect()
+                })
+                .unwrap_or_default(),
+        };
+        names
+            .iter()
+            .filter_map(|name| {
+                name.strip_prefix("step-")?
+                    .strip_suffix(".json")?
+                    .parse::<u64>()
+                    .ok()
+            })
+            .collect()
+    }
+}
+
+/// `report.labels[].best_threshold` of the newest `eval/step-<E>.json` with
+/// `E <= step` (0.5 for a label without one).
+fn last_thresholds(run: &RunDir, step: u64, labels: &[String]) -> Vec<(String, f32)> {
+    let best = run.eval_steps().into_iter().filter(|&s| s <= step).max();
     let report: Option<serde_json::Value> = best
-        .and_then(|(_, p)| std::fs::read(p).ok())
+        .and_then(|s| run.read(&format!("eval/step-{s}.json")).ok())
         .and_then(|b| serde_json::from_slice(&b).ok());
     labels
         .iter()
@@ -115,23 +187,20 @@ pub fn republish<B: Backend>(
     };
     let (mut cfg, model, tokenizer, step, thresholds, metrics) = match source {
         ExportSource::Checkpoint(dir) => {
-            if !dir.is_dir() {
-                return Err(bad(dir, "not a directory (name checkpoints/step-<S>)"));
-            }
+            let run = RunDir::of_checkpoint(dir)?;
             let step = step_of(dir)
                 .ok_or_else(|| bad(dir, "is not a checkpoint directory named step-<S>"))?;
-            let run_dir = dir
-                .parent()
-                .and_then(Path::parent)
-                .ok_or_else(|| bad(dir, "has no run directory two levels up"))?;
-            let resolved = run_dir.join("config.resolved.yaml");
-            let text = std::fs::read_to_string(&resolved)
+            let resolved = run.path("config.resolved.yaml");
+            let text = run
+                .read("config.resolved.yaml")
+                .and_then(|b| String::from_utf8(b).map_err(|e| e.to_string()))
                 .map_err(|e| bad(&resolved, format!("the run's config cannot be read: {e}")))?;
             let mut cfg = RunConfig::from_yaml(&text, &resolved, &[], &|_| None)?;
             cfg.model.init_from = None;
             let loaded = ModerationModel::<B>::from_config(&cfg.model, &cfg.data, device)?;
-            let model = loaded.model.warm_start(dir)?;
-            let (manifest, _) = crate::checkpoint::load_dir(dir)?;
+            // Read and verified once (on a bucket: one download of each file).
+            let (manifest, files) = crate::checkpoint::load_dir(dir)?;
+            let model = loaded.model.warm_start_verified(files, dir)?;
             let metrics: BTreeMap<String, f64> = manifest.meta["metrics"]
                 .as_object()
                 .map(|m| {
@@ -140,7 +209,7 @@ pub fn republish<B: Backend>(
                         .collect()
                 })
                 .unwrap_or_default();
-            let thresholds = last_thresholds(run_dir, step, &cfg.model.labels);
+            let thresholds = last_thresholds(&run, step, &cfg.model.labels);
             (cfg, model, loaded.tokenizer, step, thresholds, metrics)
         }
         ExportSource::Version(dir) => {
@@ -226,7 +295,8 @@ mod tests {
         }
         std::fs::write(eval.join("step-x.json"), "not a report").unwrap();
         let labels = ["hate".to_string(), "spam".to_string(), "new".to_string()];
-        let got = last_thresholds(dir.path(), 50, &labels);
+        let run = RunDir::Local(dir.path().to_path_buf());
+        let got = last_thresholds(&run, 50, &labels);
         assert_eq!(
             got,
             [
@@ -235,7 +305,7 @@ mod tests {
                 ("new".to_string(), 0.5)
             ]
         );
-        assert_eq!(last_thresholds(dir.path(), 10, &labels[..1])[0].1, 0.5);
+        assert_eq!(last_thresholds(&run, 10, &labels[..1])[0].1, 0.5);
         assert_eq!(step_of(Path::new("run/checkpoints/step-40")), Some(40));
         assert_eq!(step_of(Path::new("run/checkpoints/latest")), None);
     }
