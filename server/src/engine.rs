@@ -462,10 +462,7 @@ type Skipped = Vec<(u64, String)>;
 /// ([`newest_listed`]: the newest with a manifest, not failed before), so a poll
 /// downloads nothing; the files are read and verified once, when
 /// [`Loaded::load`] loads that version.
-fn poll_newest(
-    repo: &Path,
-    failed: &[u64],
-) -> Result<(Option<u64>, Skipped), ServeError> {
+fn poll_newest(repo: &Path, failed: &[u64]) -> Result<(Option<u64>, Skipped), ServeError> {
     if let Some(url) = repo
         .to_str()
         .and_then(|s| vigil_trainer::storage::Location::parse(s).ok())

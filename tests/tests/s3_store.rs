@@ -31,6 +31,21 @@ use vigil_trainer::storage::{Bucket, ObjectStoreStore, RemoteUrl};
 
 const LIMIT: Duration = Duration::from_secs(300);
 
+/// The store under test: `s3` (moto), or `az` (Azurite) when
+/// `VIGIL_TEST_STORE_SCHEME=az` (the second pass of `scripts/ci/s3.sh`).
+fn scheme() -> String {
+    std::env::var("VIGIL_TEST_STORE_SCHEME").unwrap_or_else(|_| "s3".into())
+}
+
+/// The environment variables naming the server's endpoint and the secret, for
+/// the store under test.
+fn endpoint_and_secret_vars() -> (&'static str, &'static str) {
+    match scheme().as_str() {
+        "az" => ("AZURITE_BLOB_STORAGE_URL", "AZURE_STORAGE_ACCOUNT_KEY"),
+        _ => ("AWS_ENDPOINT_URL", "AWS_SECRET_ACCESS_KEY"),
+    }
+}
+
 /// A fresh prefix in the test bucket, or `None` (skip) without one.
 fn prefix_or_skip(test: &str) -> Option<RemoteUrl> {
     match std::env::var("VIGIL_TEST_S3_BUCKET") {
@@ -40,7 +55,7 @@ fn prefix_or_skip(test: &str) -> Option<RemoteUrl> {
                 .unwrap()
                 .subsec_nanos();
             Some(RemoteUrl {
-                scheme: "s3".into(),
+                scheme: scheme(),
                 bucket,
                 prefix: format!("{test}-{}-{nanos}", std::process::id()),
             })
@@ -282,7 +297,10 @@ fn s3_feature_cache_warm_start_resume_and_missing_objects_use_the_bucket() {
             );
         }
     }
-    assert!(log.contains("(uploaded to s3://"), "{log}");
+    assert!(
+        log.contains(&format!("(uploaded to {}://", base.scheme)),
+        "{log}"
+    );
     // A relaunch on another machine (a fresh local directory) downloads them
     // instead of computing them.
     let (ok, log) = bucket_launch(&run, &tmp.path().join("b"), &frozen);
@@ -295,7 +313,10 @@ fn s3_feature_cache_warm_start_resume_and_missing_objects_use_the_bucket() {
             );
         }
     }
-    assert!(log.contains("(downloaded from s3://"), "{log}");
+    assert!(
+        log.contains(&format!("(downloaded from {}://", base.scheme)),
+        "{log}"
+    );
 
     // `model.init_from` and `train.resume` name the bucket's checkpoint.
     let ckpt = run.join("checkpoints/step-10").unwrap();
@@ -545,7 +566,7 @@ fn s3_concurrent_exporters_publish_distinct_complete_versions() {
         util::vigil()
             .args(["export", "--model", &source.display().to_string()])
             .args(["--repository", &repo_url.to_string()])
-            .env("AWS_ENDPOINT_URL", silent_server())
+            .env(endpoint_and_secret_vars().0, silent_server())
             .env("VIGIL_STORAGE_RETRIES", "1")
             .env("VIGIL_STORAGE_TIMEOUT_S", "2")
             .env("VIGIL_STORAGE_RETRY_TIMEOUT_S", "5"),
@@ -716,12 +737,16 @@ fn s3_refused_down_and_silent_servers_fail_naming_the_url() {
         ("VIGIL_STORAGE_TIMEOUT_S", "2"),
         ("VIGIL_STORAGE_RETRY_TIMEOUT_S", "10"),
     ];
-    // Wrong credentials: the server checks signatures (moto with IAM auth on).
+    let (endpoint_var, secret_var) = endpoint_and_secret_vars();
+    // Wrong credentials: the server checks signatures (moto with IAM auth on;
+    // Azurite checks Shared Key signatures).
     let mut env = fast.to_vec();
-    env.push(("AWS_SECRET_ACCESS_KEY", "not-the-secret"));
+    env.push((secret_var, "bm90LXRoZS1zZWNyZXQ="));
     let se = predict_fails(&url, &env, Duration::from_secs(30));
     assert!(
-        se.contains("SignatureDoesNotMatch") || se.contains("403"),
+        se.contains("SignatureDoesNotMatch")
+            || se.contains("AuthorizationFailure")
+            || se.contains("403"),
         "no refusal in:\n{se}"
     );
 
@@ -732,14 +757,14 @@ fn s3_refused_down_and_silent_servers_fail_naming_the_url() {
     };
     let endpoint = format!("http://127.0.0.1:{port}");
     let mut env = fast.to_vec();
-    env.push(("AWS_ENDPOINT_URL", endpoint.as_str()));
+    env.push((endpoint_var, endpoint.as_str()));
     let se = predict_fails(&url, &env, Duration::from_secs(30));
     assert!(se.contains("retries") || se.contains("retry"), "{se}");
 
     // Silent: accepts connections and never answers.
     let silent = silent_server();
     let mut env = fast.to_vec();
-    env.push(("AWS_ENDPOINT_URL", silent.as_str()));
+    env.push((endpoint_var, silent.as_str()));
     predict_fails(&url, &env, Duration::from_secs(40));
 }
 
