@@ -103,17 +103,24 @@ pub fn mirror_prefix(url: &RemoteUrl, dir: &Path) -> Result<MirrorReport, Storag
     let objects = bucket.list_all("")?;
     let mut report = MirrorReport::default();
     let mut todo = Vec::new();
+    let mut listed = std::collections::HashSet::new();
     for (key, meta) in objects {
         if check_key(&key).is_err() || key.split('/').any(|s| s.starts_with(".tmp-")) {
             continue;
         }
         let mut path = dir.to_path_buf();
         path.extend(key.split('/'));
+        listed.insert(path.clone());
         if is_cached(&path, &meta) {
             report.cached += 1;
         } else {
             todo.push((key, meta, path));
         }
+    }
+    // A copy whose object is gone from the bucket is removed, so a deleted image
+    // is a missing file (a bad row) on a warm cache too.
+    for path in stale_copies(&mirrored_files(dir), &listed) {
+        remove_copy(&path);
     }
     let results: Vec<Result<(Bytes, ObjectMeta, PathBuf), StorageError>> = {
         let bucket = bucket.clone();
@@ -145,6 +152,41 @@ pub fn mirror_prefix(url: &RemoteUrl, dir: &Path) -> Result<MirrorReport, Storag
     Ok(report)
 }
 
+/// Files below `dir` that a mirror wrote (those with an ETag sidecar).
+fn mirrored_files(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let path = e.path();
+            match e.file_type() {
+                Ok(t) if t.is_dir() => todo.push(path),
+                Ok(t) if t.is_file() && etag_file(&path).is_file() => out.push(path),
+                _ => {}
+            }
+        }
+    }
+    out
+}
+
+/// The copies that no listed object has any more.
+fn stale_copies(copies: &[PathBuf], listed: &std::collections::HashSet<PathBuf>) -> Vec<PathBuf> {
+    copies
+        .iter()
+        .filter(|p| !listed.contains(*p))
+        .cloned()
+        .collect()
+}
+
+/// Removes a copy and its sidecar (nothing if absent).
+fn remove_copy(path: &Path) {
+    let _ = std::fs::remove_file(path);
+    let _ = std::fs::remove_file(etag_file(path));
+}
+
 /// Copies the one object `url` to `path` (unless cached).
 pub fn mirror_file(url: &RemoteUrl, path: &Path) -> Result<MirrorReport, StorageError> {
     let parent = parent_prefix(url);
@@ -156,7 +198,9 @@ pub fn mirror_file(url: &RemoteUrl, path: &Path) -> Result<MirrorReport, Storage
         .to_string();
     let bucket = Bucket::open(&parent)?;
     let Some(meta) = bucket.head(&name)? else {
-        // Left absent: the loader reports the missing data file, naming it.
+        // Left absent (an old copy removed): the loader reports the missing data
+        // file, naming it.
+        remove_copy(path);
         return Ok(MirrorReport::default());
     };
     if is_cached(path, &meta) {
@@ -236,6 +280,32 @@ mod tests {
             cache_path(Path::new("/c"), &url("gs://b")),
             Path::new("/c/gs/b")
         );
+    }
+
+    #[test]
+    fn copies_of_deleted_objects_are_found_and_only_mirrored_files_count() {
+        let tmp = tempfile::tempdir().unwrap();
+        let meta = |n: usize| ObjectMeta {
+            location: object_store::path::Path::from("k"),
+            last_modified: Default::default(),
+            size: n as u64,
+            e_tag: Some("\"t\"".into()),
+            version: None,
+        };
+        let kept = tmp.path().join("img/kept.png");
+        let gone = tmp.path().join("img/gone.png");
+        write_atomic(&kept, b"k", &meta(1)).unwrap();
+        write_atomic(&gone, b"g", &meta(1)).unwrap();
+        std::fs::write(tmp.path().join("img/not-ours.txt"), b"x").unwrap();
+        let mut copies = mirrored_files(tmp.path());
+        copies.sort();
+        assert_eq!(copies, [gone.clone(), kept.clone()]);
+        let listed = std::collections::HashSet::from([kept.clone()]);
+        let stale = stale_copies(&copies, &listed);
+        assert_eq!(stale, [gone.clone()]);
+        remove_copy(&gone);
+        assert!(!gone.exists() && !etag_file(&gone).exists());
+        assert!(kept.exists() && tmp.path().join("img/not-ours.txt").exists());
     }
 
     #[test]
