@@ -32,8 +32,18 @@ fn losses(precision: &str) -> Vec<f64> {
         .args(["--set", &format!("train.precision={precision}")])
         .args(["--set", &format!("run.output_dir={}", dir.display())])
         .args(["--set", "export.dir=null", "--set", "train.resume=never"])
-        .args(["--set", "logging.format=json", "--set", "logging.interval=1"])
-        .args(["--set", "train.eval_every=null", "--set", "checkpoint.every_steps=null"])
+        .args([
+            "--set",
+            "logging.format=json",
+            "--set",
+            "logging.interval=1",
+        ])
+        .args([
+            "--set",
+            "train.eval_every=null",
+            "--set",
+            "checkpoint.every_steps=null",
+        ])
         .args(["--set", "logging.histogram_every=null"])
         .env_remove("WORLD_SIZE")
         .env_remove("MASTER_ADDR");
@@ -47,7 +57,9 @@ fn losses(precision: &str) -> Vec<f64> {
         .filter(|v| v["event"] == "train")
         .collect();
     assert_eq!(recs.len(), 40, "{precision}: {so}");
-    recs.iter().map(|r| r["loss"].as_f64().expect("loss")).collect()
+    recs.iter()
+        .map(|r| r["loss"].as_f64().expect("loss"))
+        .collect()
 }
 
 fn mean(v: &[f64]) -> f64 {
@@ -66,11 +78,22 @@ fn bf16_and_f16_on_the_cpu_train_tiny_close_to_f32() {
             "{precision}: step 1 is bit-identical to f32 (precision ignored?)"
         );
         let first = (run[0] - f32_run[0]).abs() / f32_run[0];
-        assert!(first < 2e-2, "{precision}: step 1 {} vs f32 {}", run[0], f32_run[0]);
+        assert!(
+            first < 2e-2,
+            "{precision}: step 1 {} vs f32 {}",
+            run[0],
+            f32_run[0]
+        );
         if precision == "bf16" {
             for s in 0..5 {
                 let rel = (run[s] - f32_run[s]).abs() / f32_run[s];
-                assert!(rel < 2e-2, "bf16 step {}: {} vs {}", s + 1, run[s], f32_run[s]);
+                assert!(
+                    rel < 2e-2,
+                    "bf16 step {}: {} vs {}",
+                    s + 1,
+                    run[s],
+                    f32_run[s]
+                );
             }
         }
         let mine = mean(&run[30..]);

@@ -123,7 +123,12 @@ fn first_grads(tmp: &Path, nproc: u32, batch: u32, accum: u32) -> Vec<f32> {
         ])
         .args(["--set", &format!("run.output_dir={}", dir.display())])
         .args(["--set", "export.dir=null", "--set", "train.max_steps=1"])
-        .args(["--set", "train.eval_every=null", "--set", "checkpoint.every_steps=1"])
+        .args([
+            "--set",
+            "train.eval_every=null",
+            "--set",
+            "checkpoint.every_steps=1",
+        ])
         .args([
             "--set",
             "optim.warmup_steps=0",

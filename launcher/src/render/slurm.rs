@@ -300,7 +300,11 @@ mod tests {
         // only 10 steps: shorter than its eval_every).
         let overrides = ["train.epochs=null".to_string()];
         let config = RunConfig::load(&tiny(), &overrides).unwrap();
-        assert_eq!(config.launch.device, Device::Cpu, "tiny.yaml is a CPU config");
+        assert_eq!(
+            config.launch.device,
+            Device::Cpu,
+            "tiny.yaml is a CPU config"
+        );
         let opts = SlurmOptions {
             nodes,
             gpus_per_node: gpus,
@@ -380,12 +384,20 @@ mod tests {
         }
         assert_eq!(
             command_words(&script, &[])[..4],
-            ["srun", "--ntasks-per-node=1", "--kill-on-bad-exit=0", "/opt/vigil/bin/vigil"],
+            [
+                "srun",
+                "--ntasks-per-node=1",
+                "--kill-on-bad-exit=0",
+                "/opt/vigil/bin/vigil"
+            ],
             "{script}"
         );
         let words = launch_words(
             &script,
-            &[("$SLURM_NNODES", "2"), ("$head_node:$rdzv_port", "gpu01:21234")],
+            &[
+                ("$SLURM_NNODES", "2"),
+                ("$head_node:$rdzv_port", "gpu01:21234"),
+            ],
         );
         let flag = |name: &str| {
             let i = words.iter().position(|w| w == name).unwrap_or_else(|| {
@@ -399,12 +411,15 @@ mod tests {
             let vars = [("SLURM_PROCID", "0"), ("SLURM_JOB_NODELIST", "gpu01")];
             let e = resolve(&parse_launch(&words), &env_of(&vars)).unwrap_err();
             assert!(
-                e.to_string().contains("needs a vigil built with the `cuda` feature"),
+                e.to_string()
+                    .contains("needs a vigil built with the `cuda` feature"),
                 "{e:#}"
             );
         }
         assert!(
-            words.windows(2).any(|w| w == ["--set", "launch.device=cuda"]),
+            words
+                .windows(2)
+                .any(|w| w == ["--set", "launch.device=cuda"]),
             "{words:?}"
         );
 
@@ -426,7 +441,10 @@ mod tests {
             let slurm = env_of(&vars);
             let spec = resolve_on(&parse_launch(&words), &slurm, GPU_BUILD).unwrap();
             assert_eq!((spec.nproc, spec.nnodes, spec.node_rank), (4, 2, node));
-            assert_eq!(spec.local_override, None, "LOCAL_RANK is the worker's index");
+            assert_eq!(
+                spec.local_override, None,
+                "LOCAL_RANK is the worker's index"
+            );
             assert_eq!(spec.collective.transport, Some(TransportKind::Auto));
             let argv: Vec<String> = spec
                 .argv
@@ -435,7 +453,8 @@ mod tests {
                 .collect();
             assert_eq!(argv[1], "worker");
             assert!(
-                argv.windows(2).any(|w| w == ["--set", "launch.device=cuda"]),
+                argv.windows(2)
+                    .any(|w| w == ["--set", "launch.device=cuda"]),
                 "{argv:?}"
             );
             // What every worker of the node loads (node 0's resolved config).
@@ -490,8 +509,8 @@ mod tests {
                 assert_eq!(missing.kind, TransportKind::Hierarchical);
                 assert!(missing.fallback.unwrap().contains("libnccl"));
                 // A site that binds one GPU per worker (--gpu-bind): its only visible GPU.
-                let bound = vigil_trainer::train::group_config(&env, &config.launch, Some("3"))
-                    .unwrap();
+                let bound =
+                    vigil_trainer::train::group_config(&env, &config.launch, Some("3")).unwrap();
                 assert_eq!(bound.device, vigil_collective::Device::Cuda(0));
             }
         }

@@ -180,8 +180,16 @@ mod tests {
             ]
         );
         assert!(p[0].message.contains("only 340 steps (x)"), "{:?}", p[0]);
-        assert!(p[0].message.ends_with("; make it less than 340 (or 0)"), "{:?}", p[0]);
-        assert!(p[1].message.ends_with("; make it at most 340 (or null)"), "{:?}", p[1]);
+        assert!(
+            p[0].message.ends_with("; make it less than 340 (or 0)"),
+            "{:?}",
+            p[0]
+        );
+        assert!(
+            p[1].message.ends_with("; make it at most 340 (or null)"),
+            "{:?}",
+            p[1]
+        );
     }
 
     #[test]

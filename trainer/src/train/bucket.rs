@@ -218,7 +218,10 @@ mod tests {
     fn buckets_cover_the_layout_in_order_without_splitting_a_parameter() {
         let l = layout_of(&[3, 4, 10, 2, 2, 1]);
         let b = buckets(&l, 8);
-        let got: Vec<_> = b.iter().map(|b| (b.slots.clone(), b.offset, b.len)).collect();
+        let got: Vec<_> = b
+            .iter()
+            .map(|b| (b.slots.clone(), b.offset, b.len))
+            .collect();
         assert_eq!(
             got,
             [(0..2, 0, 7), (2..3, 7, 10), (3..6, 17, 5)],
@@ -254,7 +257,12 @@ mod tests {
         let m = tiny();
         let layout = ParamLayout::of::<TB, _>(&m);
         let x = Tensor::<TB, 2>::ones([2, 3], &Default::default());
-        let grads = m.norm.forward(m.proj.forward(x)).powi_scalar(2).sum().backward();
+        let grads = m
+            .norm
+            .forward(m.proj.forward(x))
+            .powi_scalar(2)
+            .sum()
+            .backward();
         let mut host = vec![f32::NAN; layout.len];
         read_grads::<TB, _>(&m, &grads, &layout, &mut host);
         for cap in [1, 10, usize::MAX] {
@@ -284,6 +292,10 @@ mod tests {
         let mut got = vec![0.0; layout.len];
         read_params::<TB, _>(&m, &layout, &mut got);
         assert_eq!(got, want);
-        assert_eq!(ParamLayout::of::<TB, _>(&m), layout, "ids and require_grad kept");
+        assert_eq!(
+            ParamLayout::of::<TB, _>(&m),
+            layout,
+            "ids and require_grad kept"
+        );
     }
 }

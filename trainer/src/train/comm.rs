@@ -239,7 +239,9 @@ fn cuda_sum_in_place<B: Backend>(
     let t = t.reshape([n]);
     let prim = t.clone().into_primitive().tensor();
     if prim.dtype != DType::F32 {
-        return Ok(Err(same_type(t).unwrap_or_else(|_| unreachable!("B is CudaBackend"))));
+        return Ok(Err(
+            same_type(t).unwrap_or_else(|_| unreachable!("B is CudaBackend"))
+        ));
     }
     let prim = if prim.is_contiguous() && prim.is_contiguous_buffer() {
         prim
@@ -253,27 +255,30 @@ fn cuda_sum_in_place<B: Backend>(
         what: "synchronise before the all-reduce",
         source: Box::new(e),
     })?;
-    let resource = prim
-        .client
-        .get_resource(prim.handle.clone())
-        .map_err(|e| TrainError::Device {
-            what: "the gradient bucket's device address",
-            source: Box::new(e),
-        })?;
+    let resource =
+        prim.client
+            .get_resource(prim.handle.clone())
+            .map_err(|e| TrainError::Device {
+                what: "the gradient bucket's device address",
+                source: Box::new(e),
+            })?;
     // SAFETY: the resource is the bucket's own allocation (`n` f32 from its start, the
     // handle's offset included), kept alive by `resource` and `prim`; burn's queue is
     // drained above and nothing else touches it until the wait inside returns.
     unsafe { g.all_reduce_device_f32(resource.resource().ptr, n, ReduceOp::Sum)? };
     drop(resource);
-    let reduced = Tensor::<CudaBackend, 1>::from_primitive(burn::tensor::TensorPrimitive::Float(prim));
-    Ok(Ok(same_type(reduced).unwrap_or_else(|_| unreachable!("B is CudaBackend"))))
+    let reduced =
+        Tensor::<CudaBackend, 1>::from_primitive(burn::tensor::TensorPrimitive::Float(prim));
+    Ok(Ok(
+        same_type(reduced).unwrap_or_else(|_| unreachable!("B is CudaBackend"))
+    ))
 }
 
 /// A copy of `t` with a contiguous buffer (burn's identity ops would keep the layout).
 #[cfg(feature = "cuda")]
 fn burn_cubecl_contiguous(
     t: Tensor<crate::backend::CudaBackend, 1>,
-) -> <crate::backend::CudaBackend as Backend>::FloatTensorPrimitive {
+) -> burn::tensor::ops::FloatTensor<crate::backend::CudaBackend> {
     let n = t.shape().num_elements();
     let zeros = Tensor::<crate::backend::CudaBackend, 1>::zeros([n], (&t.device(), DType::F32));
     (zeros + t).into_primitive().tensor()

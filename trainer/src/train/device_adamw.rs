@@ -106,7 +106,9 @@ impl<B: Backend> DeviceAdamW<B> {
             s.m = s.m.clone().mul_scalar(b1) + g.clone().mul_scalar(1.0 - b1);
             s.v = s.v.clone().mul_scalar(b2) + (g.clone() * g).mul_scalar(1.0 - b2);
             // p ← p·(1 − lr·wd) − (lr/bc₁)·m / (√v/√bc₂ + ε)
-            let decay = (s.lr.clone() * s.wd.clone()).mul_scalar(-factor).add_scalar(1.0);
+            let decay = (s.lr.clone() * s.wd.clone())
+                .mul_scalar(-factor)
+                .add_scalar(1.0);
             let denom = s.v.clone().sqrt().mul_scalar(inv_bc2_sqrt).add_scalar(eps);
             let update = s.lr.clone().mul_scalar(step_scale) * s.m.clone() / denom;
             s.master = s.master.clone() * decay - update;
@@ -165,10 +167,14 @@ mod tests {
 
     /// A small seeded generator (no dependency on `rand`'s stream across versions).
     fn values(n: usize, seed: u64, scale: f32) -> Vec<f32> {
-        let mut x = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        let mut x = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         (0..n)
             .map(|_| {
-                x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                x = x
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
                 ((x >> 40) as f32 / (1u64 << 24) as f32 - 0.5) * 2.0 * scale
             })
             .collect()
@@ -233,11 +239,26 @@ mod tests {
         let mut got = vec![0.0; l.len];
         dev.to_host(&mut opt, &mut got);
         let worst = |a: &[f32], b: &[f32]| {
-            a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0f32, f32::max)
+            a.iter()
+                .zip(b)
+                .map(|(x, y)| (x - y).abs())
+                .fold(0f32, f32::max)
         };
-        assert!(worst(&got, &master) < 1e-6, "weights: {}", worst(&got, &master));
-        assert!(worst(&opt.m, &host.m) < 1e-6, "m: {}", worst(&opt.m, &host.m));
-        assert!(worst(&opt.v, &host.v) < 1e-6, "v: {}", worst(&opt.v, &host.v));
+        assert!(
+            worst(&got, &master) < 1e-6,
+            "weights: {}",
+            worst(&got, &master)
+        );
+        assert!(
+            worst(&opt.m, &host.m) < 1e-6,
+            "m: {}",
+            worst(&opt.m, &host.m)
+        );
+        assert!(
+            worst(&opt.v, &host.v) < 1e-6,
+            "v: {}",
+            worst(&opt.v, &host.v)
+        );
         assert_eq!(opt.step, host.step);
     }
 
@@ -264,7 +285,10 @@ mod tests {
             let g = values(l.len, 10 + step, 0.2);
             reference.0.update(&mut reference.1, &g, 1.0);
             host.step += 1;
-            let bg = b.iter().map(|b| f32_tensor::<B>(&g[b.range()], &device)).collect();
+            let bg = b
+                .iter()
+                .map(|b| f32_tensor::<B>(&g[b.range()], &device))
+                .collect();
             dev.update(bg, host.step, 1.0);
         }
         dev.to_host(&mut host, &mut master);

@@ -58,8 +58,8 @@ mod worker;
 
 pub use adamw::{AdamWConfig, FlatAdamW, ParamGroup, clip_global_norm, global_norm};
 pub use bucket::{BUCKET_CAP, Bucket, buckets, flatten_grads, write_params_from_buckets};
-pub use device_adamw::DeviceAdamW;
 pub use comm::{Comm, group_config};
+pub use device_adamw::DeviceAdamW;
 pub use early_stop::{EarlyStopper, Verdict};
 pub use error::TrainError;
 pub use evaluate::{EvalOutcome, evaluate, score_shard};

@@ -229,7 +229,8 @@ impl<B: AutodiffBackend> Trainer<B> {
         let grads = loss.backward();
         let len = self.layout.len;
         if let Some(d) = self.device.as_mut() {
-            let mine = flatten_grads::<B, _>(&self.model, &grads, &self.layout, &d.buckets, &d.device);
+            let mine =
+                flatten_grads::<B, _>(&self.model, &grads, &self.layout, &d.buckets, &d.device);
             d.grads = Some(match d.grads.take() {
                 None => mine,
                 Some(acc) => acc.into_iter().zip(mine).map(|(a, g)| a + g).collect(),
