@@ -140,7 +140,7 @@ impl<B: AutodiffBackend> Trainer<B> {
             collectives: 0,
             steps_run: 0,
         };
-        if !on_host {
+        if !on_host || super::hooks::device_step_forced() {
             trainer.use_device_step(true);
         }
         Ok(trainer)
