@@ -163,6 +163,27 @@ mod tests {
     }
 
     #[test]
+    fn loaded_weights_are_cast_with_ids_and_require_grad_kept() {
+        use burn::nn::{Linear, LinearConfig};
+        type AB = crate::backend::CpuAutodiff;
+        let d = Default::default();
+        let trainable: Linear<AB> = LinearConfig::new(3, 2).init(&d);
+        let frozen: Linear<AB> = LinearConfig::new(2, 2).init(&d).no_grad();
+        let ids = (trainable.weight.id, frozen.weight.id);
+        let want = trainable.weight.val().into_data().convert::<f32>();
+        let (t, f) = (
+            cast_float_params::<AB, _>(trainable, FloatDType::BF16),
+            cast_float_params::<AB, _>(frozen, FloatDType::BF16),
+        );
+        assert_eq!(t.weight.val().dtype(), burn::tensor::DType::BF16);
+        assert_eq!(f.bias.as_ref().unwrap().val().dtype(), burn::tensor::DType::BF16);
+        assert_eq!((t.weight.id, f.weight.id), ids);
+        assert!(t.weight.is_require_grad() && !f.weight.is_require_grad());
+        let got = t.weight.val().into_data().convert::<f32>();
+        got.assert_approx_eq::<f32>(&want, burn::tensor::Tolerance::relative(1e-2));
+    }
+
+    #[test]
     fn overflow_skips_and_halves() {
         let mut s = LossScaler::new(1024.0, 3);
         assert_eq!(
