@@ -24,7 +24,7 @@
 //! Two paths take that step. On the CPU backends (tensors in host memory) the
 //! gradients are copied into the flat host buffer above, reduced there and applied
 //! by the flat host AdamW — measured, and bit-exact on resume. On other backends
-//! (CUDA) the step is device-resident ([`DeviceStep`]): gradients are flattened into a
+//! (CUDA) the step is device-resident (`DeviceStep`): gradients are flattened into a
 //! few `f32` bucket tensors on the device ([`super::bucket`]), the counters appended
 //! to the last one, each bucket all-reduced in place (NCCL on the device buffer),
 //! clipped and applied by [`DeviceAdamW`], and the module's weights written from the
