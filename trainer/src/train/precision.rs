@@ -176,7 +176,10 @@ mod tests {
             cast_float_params::<AB, _>(frozen, FloatDType::BF16),
         );
         assert_eq!(t.weight.val().dtype(), burn::tensor::DType::BF16);
-        assert_eq!(f.bias.as_ref().unwrap().val().dtype(), burn::tensor::DType::BF16);
+        assert_eq!(
+            f.bias.as_ref().unwrap().val().dtype(),
+            burn::tensor::DType::BF16
+        );
         assert_eq!((t.weight.id, f.weight.id), ids);
         assert!(t.weight.is_require_grad() && !f.weight.is_require_grad());
         let got = t.weight.val().into_data().convert::<f32>();
