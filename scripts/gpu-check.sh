@@ -11,8 +11,9 @@
 #              there, one `key value` line each, and the script prints it at the end.
 # VIGIL_GPU_CHECK_STEPS  optimizer steps per run (default 30).
 # VIGIL_GPU_CHECK_DEVICE  cuda (default) or cpu: cpu runs the "GPU" half on the CPU too
-#              (f32 only, the CPU refuses half precision), a dry run of the script itself
-#              that needs no GPU; it is how the script is tested where no GPU exists.
+#              (f32 and bf16: the CPU runs the same mixed-precision path), a dry run of the
+#              script itself that needs no GPU; it is how the script is tested where no
+#              GPU exists.
 #
 # What it does, in well under 10 minutes on one GPU:
 # 1. reports the binary's features (`vigil --version`), the GPUs (nvidia-smi) and the CUDA
@@ -20,8 +21,12 @@
 # 2. for configs/tiny.yaml and a MiniLM text-only config: initialises the weights on the
 #    CPU (one CPU step, then `model.init_from` that checkpoint), trains the same steps on
 #    the CPU and on one GPU in f32 and in bf16, without dropout, one worker each;
-# 3. compares each GPU run's per-step loss with the CPU run's over the first steps (f32
-#    within 1e-3 relative, bf16 within 2e-2) and records samples/s;
+# 3. compares each GPU run's per-step loss over the first 10 steps with the CPU run in
+#    the same precision (f32 within 1e-3 relative, bf16 within 2e-2) and records
+#    samples/s. bf16 is checked against the CPU's bf16, not its f32: rounding the
+#    weights to bf16 alone moves MiniLM's first loss by 6% (measured on the CPU), the
+#    same on every device, so only a bf16 reference tests the GPU's arithmetic; the
+#    CPU's own bf16-vs-f32 difference is recorded beside it;
 # 4. runs tiny.yaml under `vigil launch` with `launch.backend: nccl` on min(2, GPUs) ranks
 #    (NCCL with one rank where only one GPU exists).
 # Exit status: 0 when every comparison passed, 1 otherwise, 2 for a bad setup.
@@ -138,7 +143,8 @@ EOF
   fi
 }
 
-# One config: CPU initialisation, the CPU reference, then f32 and bf16 on $DEVICE.
+# One config: CPU initialisation, the CPU references (f32, bf16), then f32 and bf16 on
+# $DEVICE.
 check_config() {
   local tag=$1 config=$2
   shift 2
@@ -154,12 +160,11 @@ check_config() {
   if run "$tag-$DEVICE-f32" "$config" "$DEVICE" f32 "${common[@]}"; then
     compare "$tag-cpu" "$tag-$DEVICE-f32" 1e-3
   fi
-  if [ "$DEVICE" = cuda ]; then
-    if run "$tag-cuda-bf16" "$config" cuda bf16 "${common[@]}"; then
-      compare "$tag-cpu" "$tag-cuda-bf16" 2e-2
-    fi
-  else
-    record "run $tag-cpu-bf16 skipped (the CPU refuses train.precision: bf16)"
+  run "$tag-cpu-bf16-ref" "$config" cpu bf16 "${common[@]}" || return 0
+  # For the record (a tolerance of 1 always passes): what bf16 itself costs.
+  compare "$tag-cpu" "$tag-cpu-bf16-ref" 1 || true
+  if run "$tag-$DEVICE-bf16" "$config" "$DEVICE" bf16 "${common[@]}"; then
+    compare "$tag-cpu-bf16-ref" "$tag-$DEVICE-bf16" 2e-2
   fi
 }
 

@@ -125,6 +125,12 @@ fn first_grads(tmp: &Path, nproc: u32, batch: u32, accum: u32) -> Vec<f32> {
         .args(["--set", "export.dir=null", "--set", "train.max_steps=1"])
         .args([
             "--set",
+            "train.eval_every=null",
+            "--set",
+            "checkpoint.every_steps=1",
+        ])
+        .args([
+            "--set",
             "optim.warmup_steps=0",
             "--set",
             "optim.grad_clip=null",
@@ -180,6 +186,8 @@ fn an_optimizer_step_issues_one_collective_with_gradient_accumulation() {
         &[
             "train.grad_accum=2",
             "train.max_steps=6",
+            "train.eval_every=null",
+            "checkpoint.every_steps=null",
             "logging.interval=1",
         ],
     );
@@ -238,6 +246,7 @@ fn a_warm_start_takes_the_verified_weights_and_refuses_a_tampered_copy() {
         "optim.warmup_steps=0",
         "train.max_steps=1",
         "train.eval_every=null",
+        "checkpoint.every_steps=null",
     ];
     let warm = tmp.path().join("warm");
     let init = format!("model.init_from={}", version.display());

@@ -184,15 +184,15 @@ fn schedule_longer_than_an_epoch_bounded_run_exits_2_naming_every_key() {
     for want in [
         "--set optim.warmup_steps=40: optim.warmup_steps: is 40: the learning rate would never \
          leave warmup, but the run has only 40 steps (train.epochs 1 × 640 rows of data.train \
-         / (2 ranks × train.batch_size 8))",
-        // Intervals longer than the run are warnings (the last step evaluates and
-        // checkpoints anyway); the warmup is the error.
-        "warning: --set train.eval_every=41: train.eval_every: is 41: no evaluation before \
-         the last step",
-        "warning: --set checkpoint.every_steps=100: checkpoint.every_steps: is 100",
+         / (2 ranks × train.batch_size 8)); make it less than 40 (or 0)",
+        "--set train.eval_every=41: train.eval_every: is 41: no evaluation before the last \
+         step, but the run has only 40 steps",
+        "--set checkpoint.every_steps=100: checkpoint.every_steps: is 100: no checkpoint \
+         before the run ends, but the run has only 40 steps",
     ] {
         assert!(err.contains(want), "missing {want:?} in:\n{err}");
     }
+    assert!(!err.contains("warning"), "{err}");
     // The same counts fit two epochs.
     let (code, err) = validate_with(
         &[],
@@ -212,7 +212,7 @@ fn schedule_longer_than_an_epoch_bounded_run_exits_2_naming_every_key() {
 }
 
 #[test]
-fn intervals_longer_than_max_steps_are_warnings() {
+fn intervals_longer_than_max_steps_exit_2_naming_the_key_and_its_line() {
     let (code, err) = validate_with(
         &[],
         &[
@@ -223,18 +223,41 @@ fn intervals_longer_than_max_steps_are_warnings() {
             "checkpoint.every_steps=41",
         ],
     );
-    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(code, Some(2), "{err}");
     assert!(
         err.contains(
-            "warning: --set train.eval_every=50: train.eval_every: is 50: no evaluation before \
-             the last step, but the run has only 40 steps (train.max_steps)"
+            "--set train.eval_every=50: train.eval_every: is 50: no evaluation before the last \
+             step, but the run has only 40 steps (train.max_steps); make it at most 40 (or null)"
         ),
         "{err}"
     );
     assert!(
-        err.contains("warning: --set checkpoint.every_steps=41: checkpoint.every_steps: is 41"),
+        err.contains("--set checkpoint.every_steps=41: checkpoint.every_steps: is 41"),
         "{err}"
     );
+    // A smoke run shortened on the command line: the file's intervals no longer fit,
+    // and the error points at their lines in the file.
+    let (code, err) = validate_with(&[], &["configs/tiny.yaml", "--set", "train.max_steps=8"]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains("configs/tiny.yaml:45:") && err.contains("train.eval_every: is 20"),
+        "{err}"
+    );
+    assert!(err.contains("checkpoint.every_steps: is 10"), "{err}");
+    // ... and fits once they are shortened too.
+    let (code, err) = validate_with(
+        &[],
+        &[
+            "configs/tiny.yaml",
+            "--set",
+            "train.max_steps=8",
+            "--set",
+            "train.eval_every=null",
+            "--set",
+            "checkpoint.every_steps=8",
+        ],
+    );
+    assert_eq!(code, Some(0), "{err}");
 }
 
 /// A Hateful-Memes-sized training file (8,500 rows) under `<dir>/hateful_memes/`.

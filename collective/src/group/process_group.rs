@@ -218,6 +218,40 @@ impl ProcessGroup {
         res.map_err(|f| self.fail(Op::AllReduce, seq, f))
     }
 
+    /// Sum-or-other-reduce `len` `f32` at CUDA device address `ptr` in place, under the
+    /// NCCL transport (the trainer's gradient buckets, reduced without a host copy);
+    /// failures are the same named-rank errors as [`Self::all_reduce`]'s.
+    ///
+    /// # Safety
+    /// `ptr` must be the start of a device allocation of at least `len` `f32` on this
+    /// group's CUDA device, kept alive and untouched by other work until this returns.
+    pub unsafe fn all_reduce_device_f32(
+        &mut self,
+        ptr: u64,
+        len: usize,
+        op: ReduceOp,
+    ) -> Result<()> {
+        let seq = self.begin()?;
+        if self.cfg.world_size == 1 {
+            return Ok(());
+        }
+        let Some(nccl) = self.nccl.as_mut() else {
+            return Err(Error::Config {
+                reason: format!(
+                    "device buffers need the nccl transport (this group uses {})",
+                    self.transport
+                ),
+            });
+        };
+        // SAFETY: forwarded from the caller.
+        match unsafe { nccl.all_reduce_raw_f32(ptr, len, op) } {
+            Ok(res) => res,
+            Err(crate::transport::nccl::Aborted(why)) => {
+                Err(self.nccl_failed(Op::AllReduce, seq, why))
+            }
+        }
+    }
+
     /// Copy `buf` from `root` to every rank.
     pub fn broadcast<T: Element>(&mut self, buf: &mut [T], root: usize) -> Result<()> {
         self.broadcast_bytes(as_bytes_mut(buf), root)

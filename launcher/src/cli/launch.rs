@@ -19,7 +19,7 @@ use std::time::Duration;
 use std::io::IsTerminal;
 
 use clap::Args;
-use vigil_trainer::config::{ConsoleRanks, RunConfig};
+use vigil_trainer::config::{BuildFeatures, ConsoleRanks, RunConfig};
 
 use crate::cluster::{self, ClusterChoice, ClusterError, DEFAULT_PORT};
 use crate::console::ConsoleMode;
@@ -302,6 +302,16 @@ fn apply_cluster(a: &LaunchArgs, config: &mut RunConfig, c: &cluster::ClusterEnv
 
 /// Resolves everything into the agent's spec.
 pub fn resolve(a: &LaunchArgs, get: &dyn Fn(&str) -> Option<String>) -> anyhow::Result<AgentSpec> {
+    resolve_on(a, get, BuildFeatures::compiled())
+}
+
+/// [`resolve`] as a build with the features `have` would (tests of a GPU build's
+/// launch on a CPU build).
+pub fn resolve_on(
+    a: &LaunchArgs,
+    get: &dyn Fn(&str) -> Option<String>,
+    have: BuildFeatures,
+) -> anyhow::Result<AgentSpec> {
     let mut a = a.clone();
     normalize(&mut a, get)?;
     let a = &a;
@@ -314,7 +324,7 @@ pub fn resolve(a: &LaunchArgs, get: &dyn Fn(&str) -> Option<String>) -> anyhow::
     let mut overrides = a.overrides.clone();
     overrides.extend(flag_overrides(a));
     let mut config = match &a.config {
-        Some(path) => RunConfig::load_for_launch(path, &overrides)?,
+        Some(path) => RunConfig::load_for_launch_on(path, &overrides, have)?,
         None => {
             let mut c = RunConfig::default();
             c.launch.nproc_per_node = a.nproc_per_node.unwrap_or(c.launch.nproc_per_node);

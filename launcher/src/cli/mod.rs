@@ -14,7 +14,7 @@ pub mod errors;
 mod eval;
 mod export;
 mod guard;
-mod launch;
+pub(crate) mod launch;
 mod predict;
 mod render;
 mod report;

@@ -273,3 +273,270 @@ pub fn render(
     s.push_str("exit \"$status\"\n");
     s
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cli::launch::{LaunchArgs, resolve, resolve_on};
+    use crate::cluster::env_of;
+    use crate::supervise::env::{RunSpec, WorldSpec, worker_env};
+    use clap::Parser;
+    use vigil_collective::{Error as CollectiveError, TransportKind, WorkerEnv, resolve_transport};
+    use vigil_trainer::config::BuildFeatures;
+
+    /// The launcher of a `--features cuda,nccl` build (this test build may be CPU-only:
+    /// its own launcher refuses the job, naming the feature, as checked below).
+    const GPU_BUILD: BuildFeatures = BuildFeatures {
+        cuda: true,
+        nccl: true,
+    };
+
+    fn tiny() -> PathBuf {
+        PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../configs/tiny.yaml"))
+    }
+
+    fn gpu_job(nodes: u32, gpus: u32) -> (RunConfig, String) {
+        // A run of 40 steps whatever the world size (an epoch of tiny on 8 ranks is
+        // only 10 steps: shorter than its eval_every).
+        let overrides = ["train.epochs=null".to_string()];
+        let config = RunConfig::load(&tiny(), &overrides).unwrap();
+        assert_eq!(
+            config.launch.device,
+            Device::Cpu,
+            "tiny.yaml is a CPU config"
+        );
+        let opts = SlurmOptions {
+            nodes,
+            gpus_per_node: gpus,
+            cpus_per_task: None,
+            memory: None,
+            exclusive: false,
+            time: "01:00:00".into(),
+            partition: None,
+            account: None,
+            modules: Vec::new(),
+            vigil: "/opt/vigil/bin/vigil".into(),
+        };
+        let script = render(&tiny(), &config, &overrides, &opts);
+        (config, script)
+    }
+
+    /// The words of the rendered command that starts the launcher (`srun … vigil
+    /// launch …` or `vigil launch …`; continuation lines joined, quotes dropped, the
+    /// batch shell's variables as Slurm would expand them).
+    fn command_words(script: &str, expand: &[(&str, &str)]) -> Vec<String> {
+        let start = ["\nsrun \\\n", "\n/opt/vigil/bin/vigil \\\n"]
+            .iter()
+            .find_map(|head| script.find(head))
+            .expect("a launch command")
+            + 1;
+        let rest = &script[start..];
+        let end = [" &\n", "\nstatus=$?"]
+            .iter()
+            .filter_map(|tail| rest.find(tail))
+            .min()
+            .expect("the command ends");
+        let mut text = rest[..end].replace(" \\\n    ", " ");
+        for (var, value) in expand {
+            text = text.replace(var, value);
+        }
+        text.split_whitespace()
+            .map(|w| w.trim_matches(|c| c == '"' || c == '\'').to_string())
+            .collect()
+    }
+
+    /// [`command_words`] from the `vigil` binary on.
+    fn launch_words(script: &str, expand: &[(&str, &str)]) -> Vec<String> {
+        let words = command_words(script, expand);
+        let at = words
+            .iter()
+            .position(|w| w == "/opt/vigil/bin/vigil")
+            .expect("the vigil binary");
+        words[at..].to_vec()
+    }
+
+    #[derive(Parser)]
+    struct Launch {
+        #[command(flatten)]
+        a: LaunchArgs,
+    }
+
+    fn parse_launch(words: &[String]) -> LaunchArgs {
+        // words[0] is the binary, words[1] the subcommand.
+        assert_eq!(words[1], "launch", "{words:?}");
+        Launch::try_parse_from(words[1..].iter().map(String::as_str))
+            .unwrap()
+            .a
+    }
+
+    #[test]
+    fn a_gpu_job_runs_one_cuda_worker_per_gpu_on_its_local_rank_over_nccl() {
+        let (_, script) = gpu_job(2, 4);
+        // The allocation: one launcher task per node, four GPUs each.
+        for line in [
+            "#SBATCH --nodes=2",
+            "#SBATCH --ntasks-per-node=1",
+            "#SBATCH --gpus-per-node=4",
+            "#SBATCH --cpus-per-task=8",
+            "#SBATCH --mem=16G",
+        ] {
+            assert!(script.contains(line), "missing {line:?} in:\n{script}");
+        }
+        assert_eq!(
+            command_words(&script, &[])[..4],
+            [
+                "srun",
+                "--ntasks-per-node=1",
+                "--kill-on-bad-exit=0",
+                "/opt/vigil/bin/vigil"
+            ],
+            "{script}"
+        );
+        let words = launch_words(
+            &script,
+            &[
+                ("$SLURM_NNODES", "2"),
+                ("$head_node:$rdzv_port", "gpu01:21234"),
+            ],
+        );
+        let flag = |name: &str| {
+            let i = words.iter().position(|w| w == name).unwrap_or_else(|| {
+                panic!("no {name} in {words:?}");
+            });
+            words[i + 1].clone()
+        };
+        assert_eq!(flag("--nproc-per-node"), "4", "one worker per GPU");
+        assert_eq!(flag("--cluster"), "slurm");
+        if !BuildFeatures::compiled().cuda {
+            let vars = [("SLURM_PROCID", "0"), ("SLURM_JOB_NODELIST", "gpu01")];
+            let e = resolve(&parse_launch(&words), &env_of(&vars)).unwrap_err();
+            assert!(
+                e.to_string()
+                    .contains("needs a vigil built with the `cuda` feature"),
+                "{e:#}"
+            );
+        }
+        assert!(
+            words
+                .windows(2)
+                .any(|w| w == ["--set", "launch.device=cuda"]),
+            "{words:?}"
+        );
+
+        // Each node's launcher, as srun starts it (one task per node, four GPUs).
+        for node in 0..2u32 {
+            let n = node.to_string();
+            let vars = [
+                ("SLURM_JOB_ID", "1234"),
+                ("SLURM_JOB_NODELIST", "gpu[01-02]"),
+                ("SLURM_NNODES", "2"),
+                ("SLURM_NTASKS", "2"),
+                ("SLURM_NTASKS_PER_NODE", "1"),
+                ("SLURM_PROCID", &n),
+                ("SLURM_NODEID", &n),
+                ("SLURM_LOCALID", "0"),
+                ("SLURM_GPUS_ON_NODE", "4"),
+                ("VIGIL_STORE_TOKEN", "secret"),
+            ];
+            let slurm = env_of(&vars);
+            let spec = resolve_on(&parse_launch(&words), &slurm, GPU_BUILD).unwrap();
+            assert_eq!((spec.nproc, spec.nnodes, spec.node_rank), (4, 2, node));
+            assert_eq!(
+                spec.local_override, None,
+                "LOCAL_RANK is the worker's index"
+            );
+            assert_eq!(spec.collective.transport, Some(TransportKind::Auto));
+            let argv: Vec<String> = spec
+                .argv
+                .iter()
+                .map(|s| s.to_string_lossy().into_owned())
+                .collect();
+            assert_eq!(argv[1], "worker");
+            assert!(
+                argv.windows(2)
+                    .any(|w| w == ["--set", "launch.device=cuda"]),
+                "{argv:?}"
+            );
+            // What every worker of the node loads (node 0's resolved config).
+            let resolved = spec.resolved_config.clone().expect("a config launch");
+            let config = RunConfig::from_yaml(&resolved, &tiny(), &[], &|_| None).unwrap();
+            assert_eq!(config.launch.device, Device::Cuda);
+            let run = RunSpec {
+                run_id: "r".into(),
+                token: "secret".into(),
+                store_addr: "gpu01".into(),
+                store_port: 21234,
+                master_port: 21235,
+                output_dir: spec.output_dir.clone(),
+                max_restarts: spec.max_restarts,
+                heartbeat_dir: "/tmp/hb".into(),
+                config_key: None,
+                collective: spec.collective.clone(),
+            };
+            let world = WorldSpec {
+                rank_offset: node * spec.nproc,
+                local_world_size: spec.nproc,
+                world_size: spec.nnodes * spec.nproc,
+                node_rank: node,
+                nnodes: spec.nnodes,
+                local_override: spec.local_override,
+            };
+            for local in 0..spec.nproc {
+                // The worker reads the contract back from its environment.
+                let vars: std::collections::HashMap<_, _> = worker_env(&run, &world, local, 0)
+                    .to_vars()
+                    .into_iter()
+                    .collect();
+                let env = WorkerEnv::from_lookup(|k| vars.get(k).cloned()).unwrap();
+                assert_eq!(
+                    (env.rank, env.local_rank, env.local_world_size),
+                    ((node * 4 + local) as usize, local as usize, 4)
+                );
+                // Slurm's --gpus-per-node=4 makes the node's four GPUs visible to the task.
+                let cfg = vigil_trainer::train::group_config(&env, &config.launch, Some("0,1,2,3"))
+                    .unwrap();
+                assert_eq!(cfg.device, vigil_collective::Device::Cuda(local as usize));
+                let nccl = resolve_transport(&cfg, || Ok(())).unwrap();
+                assert_eq!((nccl.kind, nccl.fallback), (TransportKind::Nccl, None));
+                // No libnccl on the node: the hierarchy over host memory, with a warning.
+                let missing = resolve_transport(&cfg, || {
+                    Err(CollectiveError::Unavailable {
+                        library: "libnccl",
+                        reason: "libnccl.so.2: cannot open shared object file".into(),
+                    })
+                })
+                .unwrap();
+                assert_eq!(missing.kind, TransportKind::Hierarchical);
+                assert!(missing.fallback.unwrap().contains("libnccl"));
+                // A site that binds one GPU per worker (--gpu-bind): its only visible GPU.
+                let bound =
+                    vigil_trainer::train::group_config(&env, &config.launch, Some("3")).unwrap();
+                assert_eq!(bound.device, vigil_collective::Device::Cuda(0));
+            }
+        }
+    }
+
+    #[test]
+    fn a_one_node_gpu_job_launches_in_the_batch_shell_over_nccl() {
+        let (_, script) = gpu_job(1, 2);
+        assert!(script.contains("#SBATCH --gpus-per-node=2"), "{script}");
+        let words = command_words(&script, &[]);
+        assert_eq!(words[0], "/opt/vigil/bin/vigil", "no srun: {script}");
+        let spec = resolve_on(&parse_launch(&words), &env_of(&[]), GPU_BUILD).unwrap();
+        assert_eq!((spec.nproc, spec.nnodes), (2, 1));
+        let resolved = spec.resolved_config.clone().unwrap();
+        let config = RunConfig::from_yaml(&resolved, &tiny(), &[], &|_| None).unwrap();
+        assert_eq!(config.launch.device, Device::Cuda);
+        assert_eq!(config.launch.nproc_per_node, 2);
+    }
+
+    #[test]
+    fn a_cpu_job_keeps_the_configs_device_and_workers() {
+        let (config, script) = gpu_job(1, 0);
+        assert!(!script.contains("gpus-per-node"), "{script}");
+        assert!(!script.contains("launch.device=cuda"), "{script}");
+        let words = launch_words(&script, &[]);
+        let nproc = words.iter().position(|w| w == "--nproc-per-node").unwrap();
+        assert_eq!(words[nproc + 1], config.launch.nproc_per_node.to_string());
+    }
+}

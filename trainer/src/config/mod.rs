@@ -43,8 +43,7 @@ pub use expand::{ExpandError, expand};
 pub use features::{BuildFeatures, missing_features};
 pub use locate::{KeyIndex, Pos};
 pub use schedule::{
-    batches_per_epoch, count_jsonl_rows, length_source, planned_steps, schedule_is_fatal,
-    schedule_problems,
+    batches_per_epoch, count_jsonl_rows, length_source, planned_steps, schedule_problems,
 };
 pub use sections::*;
 pub use validate::{Problem, validate};
@@ -86,9 +85,10 @@ impl RunConfig {
 
     /// [`RunConfig::load`], then the schedule against the run's length (`train.max_steps`,
     /// or the epochs' steps when `data.train` is readable here and its rows are counted):
-    /// `optim.warmup_steps` not shorter than the run is an error, `train.eval_every` or
-    /// `checkpoint.every_steps` longer than it a warning on stderr (the last step still
-    /// evaluates and checkpoints) — `vigil validate`, `vigil launch`.
+    /// `optim.warmup_steps` not shorter than the run, `train.eval_every` or
+    /// `checkpoint.every_steps` longer than it are errors, each located at its key —
+    /// `vigil validate`, `vigil launch`. When the length is not known here (`data.train`
+    /// not readable), the worker warns at start instead.
     pub fn load_checking_schedule(path: &Path, overrides: &[String]) -> Result<Self, ConfigError> {
         let config = Self::load(path, overrides)?;
         let rows = match config.train.epochs {
@@ -99,27 +99,29 @@ impl RunConfig {
             return Ok(config);
         };
         let how = length_source(&config, rows, total);
-        let (fatal, warnings): (Vec<Problem>, Vec<Problem>) =
-            schedule_problems(&config, total, &how)
-                .into_iter()
-                .partition(schedule_is_fatal);
-        if let ConfigError::Invalid { problems } = located(path, overrides, warnings) {
-            for p in problems {
-                eprintln!("warning: {p}");
-            }
-        }
-        if fatal.is_empty() {
+        let problems = schedule_problems(&config, total, &how);
+        if problems.is_empty() {
             Ok(config)
         } else {
-            Err(located(path, overrides, fatal))
+            Err(located(path, overrides, problems))
         }
     }
 
     /// [`RunConfig::load_checking_schedule`], and the cargo features the config needs
     /// of this build (`vigil launch`: refused before any worker starts).
     pub fn load_for_launch(path: &Path, overrides: &[String]) -> Result<Self, ConfigError> {
+        Self::load_for_launch_on(path, overrides, BuildFeatures::compiled())
+    }
+
+    /// [`RunConfig::load_for_launch`] for a build with the features `have` (tests of
+    /// what a GPU build's launcher would resolve, on a CPU build).
+    pub fn load_for_launch_on(
+        path: &Path,
+        overrides: &[String],
+        have: BuildFeatures,
+    ) -> Result<Self, ConfigError> {
         let config = Self::load_checking_schedule(path, overrides)?;
-        let missing = missing_features(&config, BuildFeatures::compiled());
+        let missing = missing_features(&config, have);
         if missing.is_empty() {
             Ok(config)
         } else {

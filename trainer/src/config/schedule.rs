@@ -6,14 +6,20 @@
 //! `checkpoint.every_steps` larger than the run are mistakes that would otherwise go
 //! unnoticed: a run that never leaves warmup, never evaluates before its last step,
 //! never checkpoints before its end. Three places check them with the same rule
-//! ([`schedule_problems`]; only a warmup as long as the run is an error, see
-//! [`schedule_is_fatal`], the intervals are warnings):
+//! ([`schedule_problems`]):
 //! - [`super::validate`], the warmup against `train.max_steps` (an upper bound);
 //! - `vigil validate` / `vigil launch`, against the steps [`planned_steps`] computes
 //!   from the row count of `data.train` when the file is readable there (an upper
-//!   bound too: rows the loader skips only shorten the run);
+//!   bound too: rows the loader skips only shorten the run): every problem is an
+//!   error (exit 2);
 //! - the worker at start, against the run's real length, as a warning (the data size
-//!   may not have been known at validation).
+//!   may not have been known at validation, and the run itself is still sound).
+//!
+//! A smoke run shortened with `--set train.max_steps=…` therefore also shortens (or
+//! nulls) `train.eval_every` and `checkpoint.every_steps`: an interval longer than
+//! the run is what a real run's mistake looks like too (`gpu-8x.yaml` once asked for
+//! 500-step intervals in a 340-step run), and one rule for both is the one users can
+//! predict.
 
 use std::io::BufRead;
 use std::path::Path;
@@ -72,11 +78,11 @@ pub fn planned_steps(c: &RunConfig, rows: Option<u64>) -> Option<u64> {
 /// where `total` comes from (it ends each message).
 pub fn schedule_problems(c: &RunConfig, total: u64, how: &str) -> Vec<Problem> {
     let mut out = Vec::new();
-    let mut check = |ok: bool, key: &str, what: String| {
+    let mut check = |ok: bool, key: &str, what: String, fix: String| {
         if !ok {
             out.push(Problem {
                 key: key.into(),
-                message: format!("{what}, but the run has only {total} steps ({how})"),
+                message: format!("{what}, but the run has only {total} steps ({how}); {fix}"),
             });
         }
     };
@@ -85,12 +91,15 @@ pub fn schedule_problems(c: &RunConfig, total: u64, how: &str) -> Vec<Problem> {
         warmup == 0 || warmup < total,
         "optim.warmup_steps",
         format!("is {warmup}: the learning rate would never leave warmup"),
+        format!("make it less than {total} (or 0)"),
     );
+    let interval = format!("make it at most {total} (or null)");
     if let Some(e) = c.train.eval_every {
         check(
             e <= total,
             "train.eval_every",
             format!("is {e}: no evaluation before the last step"),
+            interval.clone(),
         );
     }
     if let Some(e) = c.checkpoint.every_steps {
@@ -98,17 +107,10 @@ pub fn schedule_problems(c: &RunConfig, total: u64, how: &str) -> Vec<Problem> {
             e <= total,
             "checkpoint.every_steps",
             format!("is {e}: no checkpoint before the run ends"),
+            interval,
         );
     }
     out
-}
-
-/// Whether a problem of [`schedule_problems`] makes the config invalid: a warmup as
-/// long as the run (the learning rate never reaches `optim.lr`). Intervals longer than
-/// the run are warnings: the last step still evaluates and checkpoints, and a run
-/// shortened with `--set train.max_steps=…` for a smoke test is not a mistake.
-pub fn schedule_is_fatal(p: &Problem) -> bool {
-    p.key == "optim.warmup_steps"
 }
 
 /// How `total` was arrived at, for messages: the bound that decided it.
@@ -178,14 +180,28 @@ mod tests {
             ]
         );
         assert!(p[0].message.contains("only 340 steps (x)"), "{:?}", p[0]);
+        assert!(
+            p[0].message.ends_with("; make it less than 340 (or 0)"),
+            "{:?}",
+            p[0]
+        );
+        assert!(
+            p[1].message.ends_with("; make it at most 340 (or null)"),
+            "{:?}",
+            p[1]
+        );
     }
 
     #[test]
-    fn only_the_warmup_is_fatal() {
-        let p = schedule_problems(&gpu_8x_like(), 340, "x");
-        let fatal: Vec<_> = p.iter().filter(|p| schedule_is_fatal(p)).collect();
-        assert_eq!(fatal.len(), 1);
-        assert_eq!(fatal[0].key, "optim.warmup_steps");
+    fn an_interval_as_long_as_the_run_fits_and_one_step_more_does_not() {
+        let mut c = gpu_8x_like();
+        c.optim.warmup_steps = 0;
+        c.train.eval_every = Some(340);
+        c.checkpoint.every_steps = Some(341);
+        let p = schedule_problems(&c, 340, "x");
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert_eq!(p[0].key, "checkpoint.every_steps");
+        assert!(p[0].message.starts_with("is 341: no checkpoint"), "{p:?}");
     }
 
     #[test]

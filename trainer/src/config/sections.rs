@@ -353,7 +353,7 @@ pub struct TrainSection {
     pub max_steps: Option<u64>,
     /// Micro-steps per optimizer step (gradients communicated on the last only).
     pub grad_accum: u32,
-    /// `f32`, `bf16` or `f16` (half precisions need `launch.device: cuda`).
+    /// `f32`, `bf16` or `f16`: mixed precision, on CUDA and on the CPU alike.
     pub precision: Precision,
     /// Evaluate every N optimizer steps (and at the end); `null`: only at the end.
     pub eval_every: Option<u64>,

@@ -4,7 +4,7 @@
 use std::collections::HashSet;
 
 use super::RunConfig;
-use super::enums::{Backend, Device, ExportWhen, ImageEncoder, Precision, TextEncoder};
+use super::enums::{Backend, Device, ExportWhen, ImageEncoder, TextEncoder};
 
 /// One problem: the key path and what is wrong with it.
 #[derive(Debug, Clone, PartialEq)]
@@ -303,11 +303,6 @@ fn optim_and_train(c: &RunConfig, p: &mut Problems) {
         t.eval_every != Some(0),
         "train.eval_every",
         "must be at least 1",
-    );
-    p.check(
-        t.precision == Precision::F32 || c.launch.device == Device::Cuda,
-        "train.precision",
-        "bf16 and f16 need launch.device: cuda",
     );
     if let Some(es) = &t.early_stopping {
         p.check(

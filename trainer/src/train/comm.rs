@@ -14,7 +14,12 @@
 
 use std::time::Duration;
 
-use vigil_collective::{CollectiveEnv, CommBuffer, CudaChoice, ProcessGroup, ReduceOp, WorkerEnv};
+#[cfg(feature = "cuda")]
+use vigil_collective::CudaChoice;
+use vigil_collective::{CollectiveEnv, CommBuffer, GroupConfig, ProcessGroup, ReduceOp, WorkerEnv};
+
+use burn::tensor::backend::Backend;
+use burn::tensor::{DType, Tensor, TensorData};
 
 use super::error::TrainError;
 use crate::config::LaunchSection;
@@ -35,6 +40,7 @@ impl LaunchSection {
 
 /// The CUDA device of this worker: `LOCAL_RANK` (0 when alone) among
 /// `CUDA_VISIBLE_DEVICES`, as torchrun does ([`vigil_collective::cuda_device`]).
+#[cfg(feature = "cuda")]
 pub fn cuda_choice(env: Option<&WorkerEnv>) -> Result<CudaChoice, TrainError> {
     let (local, local_world) = env.map_or((0, 1), |e| (e.local_rank, e.local_world_size));
     let visible = std::env::var("CUDA_VISIBLE_DEVICES").ok();
@@ -43,6 +49,27 @@ pub fn cuda_choice(env: Option<&WorkerEnv>) -> Result<CudaChoice, TrainError> {
         local_world,
         visible.as_deref(),
     )?)
+}
+
+/// The group a worker with contract `env` joins under `launch` when
+/// `CUDA_VISIBLE_DEVICES` is `visible`: the contract's knobs first, the config's where
+/// it leaves them unset, and on `launch.device: cuda` the device of `LOCAL_RANK` among
+/// the visible ones — which is what makes `backend: auto` pick NCCL
+/// ([`vigil_collective::resolve_transport`]). Pure: what [`Comm::join`] builds, and what
+/// tests of the launcher's rendered jobs check without a GPU.
+pub fn group_config(
+    env: &WorkerEnv,
+    launch: &LaunchSection,
+    visible: Option<&str>,
+) -> Result<GroupConfig, TrainError> {
+    let mut env = env.clone();
+    env.collective = env.collective.or(&launch.collective_env());
+    let mut cfg = env.group_config()?;
+    if launch.device == crate::config::Device::Cuda {
+        let choice = vigil_collective::cuda_device(env.local_rank, env.local_world_size, visible)?;
+        cfg.device = launch.device.collective(choice.ordinal);
+    }
+    Ok(cfg)
 }
 
 /// A process group of one or more ranks.
@@ -68,13 +95,8 @@ impl Comm {
         let Some(env) = env else {
             return Ok(Self::Single);
         };
-        let mut env = env.clone();
-        env.collective = env.collective.or(&launch.collective_env());
-        let mut cfg = env.group_config()?;
-        // The group's device decides what `auto` picks (NCCL on CUDA).
-        if launch.device == crate::config::Device::Cuda {
-            cfg.device = launch.device.collective(cuda_choice(Some(&env))?.ordinal);
-        }
+        let visible = std::env::var("CUDA_VISIBLE_DEVICES").ok();
+        let cfg = group_config(env, launch, visible.as_deref())?;
         Ok(Self::Group(Box::new(ProcessGroup::new(cfg)?)))
     }
 
@@ -117,6 +139,37 @@ impl Comm {
             Self::Single => Ok(()),
             Self::Group(g) => Ok(g.all_reduce_buffer(buf, ReduceOp::Sum)?),
         }
+    }
+
+    /// Sums `t` (a `f32` gradient bucket on the training device) over ranks.
+    ///
+    /// Under NCCL on CUDA the reduction runs in place on the tensor's device buffer:
+    /// burn-cubecl 0.21 exposes it (`ComputeClient::get_resource` gives the CUDA
+    /// address of a handle, in the device's primary context, which cudarc's NCCL
+    /// context shares), so no byte goes through the host. Any other transport (a CUDA
+    /// run whose `auto` fell back to shm/tcp, the CPU backend in tests) reduces a host
+    /// copy and uploads the result.
+    pub fn sum_tensor<B: Backend>(&mut self, t: Tensor<B, 1>) -> Result<Tensor<B, 1>, TrainError> {
+        let Self::Group(g) = self else {
+            return Ok(t);
+        };
+        #[cfg(feature = "cuda")]
+        let t = match cuda_sum_in_place(g, t)? {
+            Ok(reduced) => return Ok(reduced),
+            Err(t) => t,
+        };
+        let device = t.device();
+        let n = t.shape().num_elements();
+        let mut v = t
+            .into_data()
+            .convert::<f32>()
+            .into_vec::<f32>()
+            .expect("converted to f32");
+        g.all_reduce(&mut v, ReduceOp::Sum)?;
+        Ok(Tensor::from_data(
+            TensorData::new(v, [n]),
+            (&device, DType::F32),
+        ))
     }
 
     /// Sums `buf` over ranks in place (f64: losses and counters).
@@ -162,5 +215,81 @@ impl Comm {
     /// The largest of every rank's `v` (agreeing on a stop request or a step).
     pub fn max_u64(&mut self, v: u64) -> Result<u64, TrainError> {
         Ok(self.all_gather_u64(v)?.into_iter().max().unwrap_or(v))
+    }
+}
+
+/// [`Comm::sum_tensor`]'s NCCL path: `Ok(reduced)` when `t` is a CUDA tensor and the
+/// group reduces over NCCL, else `Err(t)` back for the host path.
+#[cfg(feature = "cuda")]
+fn cuda_sum_in_place<B: Backend>(
+    g: &mut ProcessGroup,
+    t: Tensor<B, 1>,
+) -> Result<Result<Tensor<B, 1>, Tensor<B, 1>>, TrainError> {
+    use crate::backend::CudaBackend;
+    if g.transport() != vigil_collective::TransportKind::Nccl {
+        return Ok(Err(t));
+    }
+    let t: Tensor<CudaBackend, 1> = match same_type(t) {
+        Ok(t) => t,
+        Err(t) => return Ok(Err(t)),
+    };
+    // A bucket is a fresh `cat` (or a reshape of one parameter's gradient): f32; made
+    // contiguous first so its buffer is exactly its elements in order.
+    let n = t.shape().num_elements();
+    let t = t.reshape([n]);
+    let prim = t.clone().into_primitive().tensor();
+    if prim.dtype != DType::F32 {
+        return Ok(Err(
+            same_type(t).unwrap_or_else(|_| unreachable!("B is CudaBackend"))
+        ));
+    }
+    let prim = if prim.is_contiguous() && prim.is_contiguous_buffer() {
+        prim
+    } else {
+        burn_cubecl_contiguous(t.clone())
+    };
+    let device = prim.device.clone();
+    // Everything burn queued (the backward, the flattening) must have run before NCCL
+    // reads the buffer on its own stream.
+    <CudaBackend as Backend>::sync(&device).map_err(|e| TrainError::Device {
+        what: "synchronise before the all-reduce",
+        source: Box::new(e),
+    })?;
+    let resource =
+        prim.client
+            .get_resource(prim.handle.clone())
+            .map_err(|e| TrainError::Device {
+                what: "the gradient bucket's device address",
+                source: Box::new(e),
+            })?;
+    // SAFETY: the resource is the bucket's own allocation (`n` f32 from its start, the
+    // handle's offset included), kept alive by `resource` and `prim`; burn's queue is
+    // drained above and nothing else touches it until the wait inside returns.
+    unsafe { g.all_reduce_device_f32(resource.resource().ptr, n, ReduceOp::Sum)? };
+    drop(resource);
+    let reduced =
+        Tensor::<CudaBackend, 1>::from_primitive(burn::tensor::TensorPrimitive::Float(prim));
+    Ok(Ok(
+        same_type(reduced).unwrap_or_else(|_| unreachable!("B is CudaBackend"))
+    ))
+}
+
+/// A copy of `t` with a contiguous buffer (burn's identity ops would keep the layout).
+#[cfg(feature = "cuda")]
+fn burn_cubecl_contiguous(
+    t: Tensor<crate::backend::CudaBackend, 1>,
+) -> burn::tensor::ops::FloatTensor<crate::backend::CudaBackend> {
+    let n = t.shape().num_elements();
+    let zeros = Tensor::<crate::backend::CudaBackend, 1>::zeros([n], (&t.device(), DType::F32));
+    (zeros + t).into_primitive().tensor()
+}
+
+/// `value` as a `U` when `T` and `U` are the same type, else `value` back.
+#[cfg(feature = "cuda")]
+fn same_type<T: 'static, U: 'static>(value: T) -> Result<U, T> {
+    let mut slot = Some(value);
+    match (&mut slot as &mut dyn std::any::Any).downcast_mut::<Option<U>>() {
+        Some(same) => Ok(same.take().expect("slot is filled")),
+        None => Err(slot.expect("slot is filled")),
     }
 }

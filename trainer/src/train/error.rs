@@ -51,6 +51,16 @@ pub enum TrainError {
         /// burn's reason.
         reason: String,
     },
+    /// The training device failed an operation (synchronising its queue, exposing a
+    /// buffer to NCCL).
+    #[error("device: {what}")]
+    Device {
+        /// What was being done.
+        what: &'static str,
+        /// The backend's error.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
     /// The data could not be loaded (a bad row under `on_bad_row: fail`, a missing file).
     #[error(transparent)]
     Data(#[from] crate::data::DataError),

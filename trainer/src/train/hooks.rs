@@ -7,6 +7,8 @@
 //!   step, in the first generation only: a crash at a step the test chooses.
 //! - `VIGIL_DEBUG_FIRST_GRADS=FILE`: rank 0 writes the reduced gradient of the
 //!   first step (before clipping) to FILE as raw little-endian f32.
+//! - `VIGIL_DEBUG_DEVICE_STEP=1`: the trainer takes the device-resident step (what
+//!   CUDA runs) on the CPU backend, so whole runs test its logic without a GPU.
 
 #[cfg(feature = "test-hooks")]
 fn var(k: &str) -> Option<u64> {
@@ -49,4 +51,16 @@ pub fn reduced_grads(step: u64, rank: usize, grads: &[f32]) -> Result<(), super:
 #[cfg(not(feature = "test-hooks"))]
 pub fn reduced_grads(_step: u64, _rank: usize, _grads: &[f32]) -> Result<(), super::TrainError> {
     Ok(())
+}
+
+/// Whether `VIGIL_DEBUG_DEVICE_STEP=1` asks for the device-resident step on the CPU.
+#[cfg(feature = "test-hooks")]
+pub fn device_step_forced() -> bool {
+    var("VIGIL_DEBUG_DEVICE_STEP") == Some(1)
+}
+
+/// Without `test-hooks`: never.
+#[cfg(not(feature = "test-hooks"))]
+pub fn device_step_forced() -> bool {
+    false
 }

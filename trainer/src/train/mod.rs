@@ -6,6 +6,9 @@
 //! - `flat.rs`: trainable parameters and gradients as one flat vector (the
 //!   bridge between burn modules and `vigil-collective`).
 //! - `adamw.rs`: AdamW over flat vectors with parameter groups; gradient clipping.
+//! - `bucket.rs`, `device_adamw.rs`: the device-resident step of non-host backends
+//!   (CUDA): gradients flattened into a few device buckets, reduced in place, AdamW
+//!   as tensor ops on the device ([`Trainer`] picks it; the CPU keeps the host path).
 //! - `gather.rs`: distributed evaluation scores and replica checksums.
 //! - `schedule.rs`: learning-rate schedules (pure functions of the step).
 //! - `early_stop.rs`: early stopping on a monitored metric.
@@ -29,7 +32,9 @@
 //! - `progress.rs`: rank 0's console progress (bar, text or JSON lines).
 
 mod adamw;
+mod bucket;
 mod comm;
+mod device_adamw;
 mod early_stop;
 mod error;
 mod evaluate;
@@ -52,7 +57,9 @@ mod trainer;
 mod worker;
 
 pub use adamw::{AdamWConfig, FlatAdamW, ParamGroup, clip_global_norm, global_norm};
-pub use comm::Comm;
+pub use bucket::{BUCKET_CAP, Bucket, buckets, flatten_grads, write_params_from_buckets};
+pub use comm::{Comm, group_config};
+pub use device_adamw::DeviceAdamW;
 pub use early_stop::{EarlyStopper, Verdict};
 pub use error::TrainError;
 pub use evaluate::{EvalOutcome, evaluate, score_shard};
@@ -60,7 +67,9 @@ pub use feature_cache::{BuildReport, CachePlan};
 pub use flat::{ParamLayout, ParamSlot, read_grads, read_params, write_params};
 pub use gather::{ShardScores, checksum, merge};
 pub use plan::{Action, EvalDecision, LoopPlan, Stop};
-pub use precision::{LossScaler, ScaleVerdict, float_dtype, set_device_precision};
+pub use precision::{
+    LossScaler, ScaleVerdict, cast_float_params, float_dtype, set_device_precision,
+};
 pub use progress::{
     EvalProgress, FeatureCacheProgress, Progress, ProgressMode, ProgressRecord, Ticker,
     UNDER_LAUNCHER,

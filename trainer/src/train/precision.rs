@@ -11,14 +11,20 @@
 //! and the scale halved — every rank sees the same reduced buffer, so every rank
 //! skips the same steps. bf16 has f32's range and needs no scaling.
 //!
-//! Only CUDA runs it: on the CPU, burn-flex 0.21 does have bf16/f16 tensors (matmul,
+//! Weights loaded from files (pretrained towers, `model.init_from`) come in as f32
+//! whatever the device's default: [`cast_float_params`] brings the whole module to
+//! the half type once, after it is built.
+//!
+//! The CPU runs the same code path: burn-flex 0.21 has bf16/f16 tensors (matmul,
 //! conv, reductions that accumulate in f32, casts with a backward in burn-autodiff),
-//! but Vigil's fused CPU kernels (`model/kernels/`: GELU, LayerNorm, attention
-//! softmax) read `f32` storage, and a CPU without bf16 arithmetic gains no speed
-//! from it; `validate` keeps rejecting half precision with `device: cpu`.
+//! and Vigil's fused CPU kernels (`model/kernels/`) check the dtype and hand half
+//! tensors to burn's own ops. It is there to test the recipe without a GPU (and for
+//! memory): a CPU without bf16 arithmetic gains no speed from it — burn-flex
+//! converts to f32 around each op.
 
-use burn::tensor::FloatDType;
-use burn::tensor::backend::Backend;
+use burn::module::{Module, ModuleMapper, Param};
+use burn::tensor::backend::{AutodiffBackend, Backend};
+use burn::tensor::{FloatDType, Tensor};
 
 use crate::config::Precision;
 
@@ -40,6 +46,36 @@ pub fn set_device_precision<B: Backend>(device: &B::Device, p: Precision) -> Res
     }
     let int = <B::IntElem as burn::tensor::Element>::dtype();
     burn::tensor::set_default_dtypes::<B>(device, float_dtype(p), int).map_err(|e| e.to_string())
+}
+
+/// `module` with every float parameter — trainable or frozen — in `dtype`, ids and
+/// `require_grad` kept. The device's default dtype makes weights *created* on it half,
+/// but weights *loaded* (pretrained towers, `model.init_from`) keep the file's f32:
+/// without this, a pretrained MiniLM would train in f32 under `precision: bf16`, and
+/// meet half-precision activations (masks, position ids' embeddings) in one op — a
+/// dtype-mismatch panic in burn-flex. Called once, right after the model is built.
+pub fn cast_float_params<B: AutodiffBackend, M: Module<B>>(module: M, dtype: FloatDType) -> M {
+    module.map(&mut CastParams { dtype })
+}
+
+struct CastParams {
+    dtype: FloatDType,
+}
+
+impl<B: AutodiffBackend> ModuleMapper<B> for CastParams {
+    fn map_float<const D: usize>(&mut self, param: Param<Tensor<B, D>>) -> Param<Tensor<B, D>> {
+        if param.dtype() == self.dtype.into() {
+            return param;
+        }
+        let (id, tensor, mapper) = param.consume();
+        let require_grad = tensor.is_require_grad();
+        // A fresh leaf (the cast itself is not part of any graph).
+        let mut fresh = Tensor::<B, D>::from_inner(tensor.inner().cast(self.dtype));
+        if require_grad {
+            fresh = fresh.require_grad();
+        }
+        Param::from_mapped_value(id, fresh, mapper)
+    }
 }
 
 /// What the scaler decided about a step's reduced gradient.
@@ -124,6 +160,30 @@ mod tests {
         let d = Default::default();
         let _t = burn::tensor::Tensor::<crate::backend::CpuBackend, 1>::zeros([1], &d);
         assert!(set_device_precision::<crate::backend::CpuBackend>(&d, Precision::F32).is_ok());
+    }
+
+    #[test]
+    fn loaded_weights_are_cast_with_ids_and_require_grad_kept() {
+        use burn::nn::{Linear, LinearConfig};
+        type AB = crate::backend::CpuAutodiff;
+        let d = Default::default();
+        let trainable: Linear<AB> = LinearConfig::new(3, 2).init(&d);
+        let frozen: Linear<AB> = LinearConfig::new(2, 2).init(&d).no_grad();
+        let ids = (trainable.weight.id, frozen.weight.id);
+        let want = trainable.weight.val().into_data().convert::<f32>();
+        let (t, f) = (
+            cast_float_params::<AB, _>(trainable, FloatDType::BF16),
+            cast_float_params::<AB, _>(frozen, FloatDType::BF16),
+        );
+        assert_eq!(t.weight.val().dtype(), burn::tensor::DType::BF16);
+        assert_eq!(
+            f.bias.as_ref().unwrap().val().dtype(),
+            burn::tensor::DType::BF16
+        );
+        assert_eq!((t.weight.id, f.weight.id), ids);
+        assert!(t.weight.is_require_grad() && !f.weight.is_require_grad());
+        let got = t.weight.val().into_data().convert::<f32>();
+        got.assert_approx_eq::<f32>(&want, burn::tensor::Tolerance::relative(1e-2));
     }
 
     #[test]

@@ -89,6 +89,11 @@ pub fn setup<B: AutodiffBackend>(
     B::seed(device, cfg.run.seed);
     let LoadedModel { model, tokenizer } =
         ModerationModel::<B>::from_config(&cfg.model, &cfg.data, device)?;
+    // Mixed precision: loaded weights to the half type too (see `precision.rs`).
+    let model = match cfg.train.precision {
+        crate::config::Precision::F32 => model,
+        p => super::cast_float_params::<B, _>(model, super::float_dtype(p)),
+    };
     let layout = ParamLayout::of::<B, _>(&model);
     let mut master = vec![0.0f32; layout.len];
     read_params::<B, _>(&model, &layout, &mut master);

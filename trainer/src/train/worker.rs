@@ -62,7 +62,21 @@ pub enum Outcome {
 pub fn run(cfg: &RunConfig) -> Result<Outcome, TrainError> {
     match cfg.launch.device {
         crate::config::Device::Cpu => {
-            train::<crate::backend::CpuAutodiff>(cfg, &Default::default())
+            let device = Default::default();
+            // The same recipe as on CUDA: half weights and activations through the
+            // device's default float dtype (burn-flex has bf16/f16 tensors; the fused
+            // kernels fall back to burn's ops for them), f32 loss, master weights and
+            // moments.
+            super::set_device_precision::<crate::backend::CpuAutodiff>(
+                &device,
+                cfg.train.precision,
+            )
+            .map_err(|reason| TrainError::Precision {
+                precision: cfg.train.precision.to_string(),
+                reason,
+            })?;
+            tracing::info!(precision = %cfg.train.precision, "training on the CPU");
+            train::<crate::backend::CpuAutodiff>(cfg, &device)
         }
         crate::config::Device::Cuda => cuda(cfg),
     }
@@ -262,6 +276,7 @@ fn train<B: AutodiffBackend>(cfg: &RunConfig, device: &B::Device) -> Result<Outc
                     }
                 }
                 Action::Histogram if rank == 0 => {
+                    trainer.sync_host();
                     for s in &trainer.layout.slots {
                         let r = s.offset..s.offset + s.numel;
                         let w = &trainer.master[r.clone()];
@@ -274,6 +289,7 @@ fn train<B: AutodiffBackend>(cfg: &RunConfig, device: &B::Device) -> Result<Outc
                     let val = val
                         .as_ref()
                         .expect("the plan evaluates only with a val split");
+                    trainer.sync_host();
                     verify_replicas(&mut trainer.comm, &trainer.master, state.step)?;
                     let ev = evaluate::<B>(
                         &trainer.model,
@@ -329,6 +345,7 @@ fn train<B: AutodiffBackend>(cfg: &RunConfig, device: &B::Device) -> Result<Outc
                     state.step,
                 )?,
                 Action::Checkpoint => {
+                    trainer.sync_host();
                     save_checkpoint::<B>(
                         writer.as_mut(),
                         cfg,

@@ -6,7 +6,9 @@
 //! the stream, followed by an event that is polled (see [`super::watch`]): an async
 //! error or `launch.collective_timeout_s` aborts the communicator instead of hanging.
 //! Host buffers go through one device staging buffer allocated once and grown when
-//! needed (never a fresh allocation per step).
+//! needed (never a fresh allocation per step); a device buffer of burn's (the CUDA
+//! trainer's gradient buckets) is reduced in place at its address
+//! ([`NcclComm::all_reduce_raw_f32`]).
 
 use std::ffi::{CStr, CString};
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -328,6 +330,39 @@ impl NcclComm {
                     stream.cu_stream() as nsys::cudaStream_t,
                 )
             }
+        };
+        if let Err(e) = enqueued {
+            return Ok(Err(nccl_err("all_reduce", e)));
+        }
+        self.wait()
+    }
+
+    /// All-reduce `n` `f32` at device address `ptr` in place and wait for it — a buffer
+    /// another CUDA library (burn's) allocated in this device's primary context, which
+    /// cudarc's context shares.
+    ///
+    /// # Safety
+    /// `ptr` must be the start of a device allocation of at least `n` `f32` on this
+    /// communicator's device, kept alive and written by no other work until this
+    /// returns (the caller synchronises its own streams first).
+    pub unsafe fn all_reduce_raw_f32(&mut self, ptr: u64, n: usize, op: ReduceOp) -> Polled {
+        if self.aborted {
+            return Ok(Err(Error::Nccl {
+                reason: "the communicator was aborted by an earlier failure".into(),
+            }));
+        }
+        // SAFETY: the caller guarantees `ptr` holds `n` f32 on this device; in place on
+        // this communicator's stream, waited for below.
+        let enqueued = unsafe {
+            nres::all_reduce(
+                ptr as *const std::ffi::c_void,
+                ptr as *mut std::ffi::c_void,
+                n,
+                f32::as_nccl_type(),
+                nccl_op(op),
+                self.comm,
+                self.stream.cu_stream() as nsys::cudaStream_t,
+            )
         };
         if let Err(e) = enqueued {
             return Ok(Err(nccl_err("all_reduce", e)));

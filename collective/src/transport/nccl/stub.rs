@@ -36,4 +36,12 @@ impl NcclComm {
     pub fn all_reduce_host<T: Element>(&mut self, _buf: &mut [T], _op: ReduceOp) -> Polled {
         Ok(Err(Error::NotCompiledWith { feature: "nccl" }))
     }
+
+    /// Always fails: this build has no NCCL support.
+    ///
+    /// # Safety
+    /// Never touches `_ptr`; `unsafe` only to match the `nccl` build's signature.
+    pub unsafe fn all_reduce_raw_f32(&mut self, _ptr: u64, _n: usize, _op: ReduceOp) -> Polled {
+        Ok(Err(Error::NotCompiledWith { feature: "nccl" }))
+    }
 }

@@ -32,7 +32,9 @@ pub fn dropout<B: Backend, const D: usize>(dropout: &Dropout, x: Tensor<B, D>) -
         });
     let shape = x.shape();
     let mask = mask(shape.num_elements(), 1.0 - dropout.prob, seed);
-    x * Tensor::<B, D>::from_data(TensorData::new(mask, shape), &device)
+    // The mask in x's dtype (half under mixed precision).
+    let dtype = x.dtype();
+    x * Tensor::<B, D>::from_data(TensorData::new(mask, shape), (&device, dtype))
 }
 
 /// `n` values, each `1/keep` with probability `keep`, else `0`.

@@ -35,6 +35,24 @@ pub fn layer_norm<B: Backend, const D: usize>(
     x: Tensor<B, D>,
     eps: f64,
 ) -> Tensor<B, D> {
+    // Mixed precision: normalised in f32 (mean and variance of half values lose
+    // digits), as PyTorch's autocast does; the affine in f32 too, then back.
+    let dtype = x.dtype();
+    if dtype != DType::F32 {
+        let f32 = burn::tensor::FloatDType::F32;
+        let x = x.cast(f32);
+        let mean = x.clone().mean_dim(D - 1);
+        let centred = x - mean;
+        let var = centred.clone().powi_scalar(2).mean_dim(D - 1);
+        let mut y = centred / var.add_scalar(eps).sqrt();
+        let mut affine = [1; D];
+        affine[D - 1] = norm.gamma.dims()[0];
+        y = y * norm.gamma.val().cast(f32).reshape(affine);
+        if let Some(beta) = &norm.beta {
+            y = y + beta.val().cast(f32).reshape(affine);
+        }
+        return y.cast(dtype);
+    }
     let any: &dyn Any = norm;
     if let Some(n) = any.downcast_ref::<LayerNorm<CpuAutodiff>>()
         && let Some(beta) = &n.beta

@@ -33,6 +33,13 @@ pub fn attention_probs<B: Backend>(
     scale: f64,
     mask_bias: Tensor<B, 4>,
 ) -> Tensor<B, 4> {
+    // Mixed precision: the softmax runs in f32, as PyTorch's autocast does (half
+    // exponentials and sums lose the small probabilities); the fused kernel takes it.
+    let dtype = scores.dtype();
+    if dtype != DType::F32 {
+        let f32 = burn::tensor::FloatDType::F32;
+        return attention_probs(scores.cast(f32), scale, mask_bias.cast(f32)).cast(dtype);
+    }
     let any: &dyn Any = &scores;
     if any.is::<Tensor<CpuAutodiff, 4>>() {
         let s = prim::<B, CpuAutodiff>(scores);
