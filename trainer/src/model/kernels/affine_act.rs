@@ -289,7 +289,7 @@ fn backward_plane<const ACT: bool>(x: &[f32], s: f32, t: f32, g: &mut [f32]) -> 
 
 multiversion!(
     /// Appends `act(x·scale[c] + shift[c])` over NCHW planes of `plane` elements
-    /// (no zero-fill of `out` first).
+    /// (no zero-filled buffer first).
     forward_planes(
         x: &[f32],
         scale: &[f32],
@@ -298,13 +298,23 @@ multiversion!(
         plane: usize,
         out: &mut Vec<f32>
     ) {
+        // Plane by plane: copied (memcpy), then transformed while in cache. Not
+        // `out.extend(iter.map(..))`: std's extend loop is compiled outside this
+        // function's target features, where `mul_add` is a call to `fmaf`.
         let c = scale.len();
         for (i, xp) in x.chunks_exact(plane).enumerate() {
             let (s, t) = (scale[i % c], shift[i % c]);
+            let start = out.len();
+            out.extend_from_slice(xp);
+            let op = &mut out[start..];
             if act {
-                out.extend(xp.iter().map(|&v| affine::<true>(v, s, t)));
+                for v in op {
+                    *v = affine::<true>(*v, s, t);
+                }
             } else {
-                out.extend(xp.iter().map(|&v| affine::<false>(v, s, t)));
+                for v in op {
+                    *v = affine::<false>(*v, s, t);
+                }
             }
         }
     }
@@ -323,9 +333,13 @@ multiversion!(
         for (i, xp) in x.chunks_exact_mut(plane).enumerate() {
             let (s, t) = (scale[i % c], shift[i % c]);
             if act {
-                xp.iter_mut().for_each(|v| *v = affine::<true>(*v, s, t));
+                for v in xp {
+                    *v = affine::<true>(*v, s, t);
+                }
             } else {
-                xp.iter_mut().for_each(|v| *v = affine::<false>(*v, s, t));
+                for v in xp {
+                    *v = affine::<false>(*v, s, t);
+                }
             }
         }
     }

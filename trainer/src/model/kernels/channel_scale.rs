@@ -147,8 +147,13 @@ fn scale_autodiff(
 multiversion!(
     /// Appends `x·s[plane]` plane by plane.
     scale_planes(x: &[f32], s: &[f32], plane: usize, out: &mut Vec<f32>) {
+        // Copy, then scale in cache (see `affine_act::forward_planes`).
         for (xp, &sv) in x.chunks_exact(plane).zip(s) {
-            out.extend(xp.iter().map(|&v| v * sv));
+            let start = out.len();
+            out.extend_from_slice(xp);
+            for v in &mut out[start..] {
+                *v *= sv;
+            }
         }
     }
 );
@@ -157,7 +162,9 @@ multiversion!(
     /// [`scale_planes`] in place.
     scale_planes_in_place(x: &mut [f32], s: &[f32], plane: usize) {
         for (xp, &sv) in x.chunks_exact_mut(plane).zip(s) {
-            xp.iter_mut().for_each(|v| *v *= sv);
+            for v in xp {
+                *v *= sv;
+            }
         }
     }
 );
