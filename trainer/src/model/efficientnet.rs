@@ -23,7 +23,7 @@ use burn::tensor::activation::{sigmoid, silu};
 use burn::tensor::backend::Backend;
 
 use super::error::ModelError;
-use super::kernels::{channel_affine, depthwise_conv2d, generic_ops};
+use super::kernels::{channel_affine, channel_scale, depthwise_conv2d, generic_ops};
 use super::weights::{KeyMap, WeightsFormat, load_strict};
 use crate::config::TrainLayers;
 
@@ -187,7 +187,7 @@ impl<B: Backend> SqueezeExcite<B> {
         let [b, c, h, w] = x.dims();
         let s = x.clone().reshape([b, c, h * w]).mean_dim(2).reshape([b, c]);
         let s = sigmoid(linear_1x1(&self.fc2, silu(linear_1x1(&self.fc1, s))));
-        x * s.reshape([b, c, 1, 1])
+        channel_scale(x, s)
     }
 }
 

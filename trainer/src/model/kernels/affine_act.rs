@@ -55,10 +55,13 @@ pub fn channel_affine<B: Backend>(
                 s.into_primitive().tensor(),
                 t.into_primitive().tensor(),
             );
-            if let Some(y) = forward(&x, &s, &t, act) {
-                return cast(Fx4::from_primitive(TensorPrimitive::Float(y)))
-                    .unwrap_or_else(|_| unreachable!("B is CpuBackend"));
-            }
+            let x = match forward_owned(x, &s, &t, act) {
+                Ok(y) => {
+                    return cast(Fx4::from_primitive(TensorPrimitive::Float(y)))
+                        .unwrap_or_else(|_| unreachable!("B is CpuBackend"));
+                }
+                Err(x) => x,
+            };
             let back = |t| Fx1::from_primitive(TensorPrimitive::Float(t));
             let x = Fx4::from_primitive(TensorPrimitive::Float(x));
             cast((x, back(s), back(t))).unwrap_or_else(|_| unreachable!("B is CpuBackend"))
@@ -142,50 +145,55 @@ fn affine_autodiff(
     shift: FloatTensor<CpuAutodiff>,
     act: bool,
 ) -> FloatTensor<CpuAutodiff> {
-    let Some(y) = forward(&x.primitive, &scale.primitive, &shift.primitive, act) else {
+    if !is_f32_4d(&x.primitive, &scale.primitive, &shift.primitive) {
         // Not f32: burn's ops on the autodiff tensors.
         let t = |p| Tensor::<CpuAutodiff, 1>::from_primitive(TensorPrimitive::Float(p));
         let x = Tensor::<CpuAutodiff, 4>::from_primitive(TensorPrimitive::Float(x));
         let c = x.dims()[1];
         let z = x * t(scale).reshape([1, c, 1, 1]) + t(shift).reshape([1, c, 1, 1]);
         return if act { silu(z) } else { z }.into_primitive().tensor();
-    };
+    }
     match AffineOp
         .prepare::<NoCheckpointing>([x.node.clone(), scale.node.clone(), shift.node.clone()])
         .compute_bound()
         .stateful()
     {
-        OpsKind::Tracked(prep) => prep.finish(
-            State {
-                x: x.primitive,
-                scale: scale.primitive,
-                shift: shift.primitive,
-                act,
-            },
-            y,
-        ),
-        OpsKind::UnTracked(prep) => prep.finish(y),
+        OpsKind::Tracked(prep) => {
+            let y = forward(&x.primitive, &scale.primitive, &shift.primitive, act);
+            prep.finish(
+                State {
+                    x: x.primitive,
+                    scale: scale.primitive,
+                    shift: shift.primitive,
+                    act,
+                },
+                y,
+            )
+        }
+        OpsKind::UnTracked(prep) => {
+            // Nothing keeps `x`: overwrite it when its buffer is not shared.
+            let y = forward_owned(x.primitive, &scale.primitive, &shift.primitive, act)
+                .unwrap_or_else(|x| forward(&x, &scale.primitive, &shift.primitive, act));
+            prep.finish(y)
+        }
     }
 }
 
-/// The forward; `None` unless every tensor is f32 and `x` is 4-D.
-fn forward(
-    x: &FlexTensor,
-    scale: &FlexTensor,
-    shift: &FlexTensor,
-    act: bool,
-) -> Option<FlexTensor> {
-    if [x.dtype(), scale.dtype(), shift.dtype()]
+/// Whether the fused kernels apply: every tensor f32 and `x` 4-D.
+fn is_f32_4d(x: &FlexTensor, scale: &FlexTensor, shift: &FlexTensor) -> bool {
+    [x.dtype(), scale.dtype(), shift.dtype()]
         .iter()
-        .any(|d| *d != DType::F32)
-        || x.layout().shape().num_dims() != 4
-    {
-        return None;
-    }
+        .all(|d| *d == DType::F32)
+        && x.layout().shape().num_dims() == 4
+}
+
+/// The forward into a new buffer (`x` is kept for the backward); f32 4-D only
+/// (see [`is_f32_4d`]).
+fn forward(x: &FlexTensor, scale: &FlexTensor, shift: &FlexTensor, act: bool) -> FlexTensor {
     let shape = x.layout().shape().clone();
     let x = dense(x.clone());
     let (scale, shift) = (dense(scale.clone()), dense(shift.clone()));
-    let mut out = vec![0.0f32; x.layout().num_elements()];
+    let mut out = Vec::with_capacity(x.layout().num_elements());
     forward_planes(
         x.storage(),
         scale.storage(),
@@ -194,7 +202,32 @@ fn forward(
         shape[2] * shape[3],
         &mut out,
     );
-    Some(FlexTensor::from_data(TensorData::new(out, shape)))
+    FlexTensor::from_data(TensorData::new(out, shape))
+}
+
+/// The forward in `x`'s own buffer when no one else holds it (inference: no
+/// allocation, no second pass over fresh memory), else into a new one; `Err(x)`
+/// unless f32 4-D.
+fn forward_owned(
+    x: FlexTensor,
+    scale: &FlexTensor,
+    shift: &FlexTensor,
+    act: bool,
+) -> Result<FlexTensor, FlexTensor> {
+    if !is_f32_4d(&x, scale, shift) {
+        return Err(x);
+    }
+    let mut x = dense(x);
+    let (scale, shift) = (dense(scale.clone()), dense(shift.clone()));
+    let shape = x.layout().shape().clone();
+    let plane = shape[2] * shape[3];
+    match x.try_storage_mut::<f32>() {
+        Some(buf) => {
+            forward_planes_in_place(buf, scale.storage(), shift.storage(), act, plane);
+            Ok(x)
+        }
+        None => Ok(forward(&x, &scale, &shift, act)),
+    }
 }
 
 /// `σ(z)` without overflow: `exp` only of non-positive arguments (a select, no
@@ -218,13 +251,11 @@ fn dz<const ACT: bool>(dy: f32, z: f32) -> f32 {
     }
 }
 
-/// One plane of the forward.
+/// One element of the forward.
 #[inline(always)]
-fn forward_plane<const ACT: bool>(x: &[f32], s: f32, t: f32, out: &mut [f32]) {
-    for (o, &v) in out.iter_mut().zip(x) {
-        let z = v.mul_add(s, t);
-        *o = if ACT { z * sigmoid(z) } else { z };
-    }
+fn affine<const ACT: bool>(x: f32, s: f32, t: f32) -> f32 {
+    let z = x.mul_add(s, t);
+    if ACT { z * sigmoid(z) } else { z }
 }
 
 /// One plane of the backward: `g` from `dy` to `dx`; returns `(Σ dz·x, Σ dz)`.
@@ -257,22 +288,58 @@ fn backward_plane<const ACT: bool>(x: &[f32], s: f32, t: f32, g: &mut [f32]) -> 
 }
 
 multiversion!(
-    /// `out = act(x·scale[c] + shift[c])` over NCHW planes of `plane` elements.
+    /// Appends `act(x·scale[c] + shift[c])` over NCHW planes of `plane` elements
+    /// (no zero-filled buffer first).
     forward_planes(
         x: &[f32],
         scale: &[f32],
         shift: &[f32],
         act: bool,
         plane: usize,
-        out: &mut [f32]
+        out: &mut Vec<f32>
+    ) {
+        // Plane by plane: copied (memcpy), then transformed while in cache. Not
+        // `out.extend(iter.map(..))`: std's extend loop is compiled outside this
+        // function's target features, where `mul_add` is a call to `fmaf`.
+        let c = scale.len();
+        for (i, xp) in x.chunks_exact(plane).enumerate() {
+            let (s, t) = (scale[i % c], shift[i % c]);
+            let start = out.len();
+            out.extend_from_slice(xp);
+            let op = &mut out[start..];
+            if act {
+                for v in op {
+                    *v = affine::<true>(*v, s, t);
+                }
+            } else {
+                for v in op {
+                    *v = affine::<false>(*v, s, t);
+                }
+            }
+        }
+    }
+);
+
+multiversion!(
+    /// [`forward_planes`] in place.
+    forward_planes_in_place(
+        x: &mut [f32],
+        scale: &[f32],
+        shift: &[f32],
+        act: bool,
+        plane: usize
     ) {
         let c = scale.len();
-        for (i, (xp, op)) in x.chunks_exact(plane).zip(out.chunks_exact_mut(plane)).enumerate() {
+        for (i, xp) in x.chunks_exact_mut(plane).enumerate() {
             let (s, t) = (scale[i % c], shift[i % c]);
             if act {
-                forward_plane::<true>(xp, s, t, op);
+                for v in xp {
+                    *v = affine::<true>(*v, s, t);
+                }
             } else {
-                forward_plane::<false>(xp, s, t, op);
+                for v in xp {
+                    *v = affine::<false>(*v, s, t);
+                }
             }
         }
     }

@@ -7,16 +7,19 @@
 //! whole gradient per channel — and its input gradient is a grouped transposed
 //! convolution. Here the forward and both gradients are direct loops over each
 //! `(image, channel)` plane, without im2col:
-//! - `y[oh][ow] += w[kh][kw] · x[ih][iw]` (a row of `x` scaled into a row of `y`);
-//! - `dx[ih][iw] += w[kh][kw] · dy[oh][ow]` for `ih = oh·s + kh − p`, `iw = ow·s + kw − p`
-//!   (a row of `dy` scaled into a row of `dx`);
+//! - `y[oh][ow] += w[kh][kw] · x[ih][iw]`;
+//! - `dx[ih][iw] += w[kh][kw] · dy[oh][ow]` for `ih = oh·s + kh − p`, `iw = ow·s + kw − p`;
 //! - `dw[kh][kw] = Σ dy[oh][ow] · x[ih][iw]` over the images and output positions,
 //!   in 16 vector lanes per tap that are summed once per plane.
 //!
-//! Every inner loop is a contiguous row operation that vectorises: at stride 2 a
-//! plane is first split by column parity ([`Phases`]), so `x[ih][2·ow + q]` is a
-//! contiguous row of one phase (and the input gradient is gathered the same way,
-//! then interleaved back).
+//! The plane is first copied into zero-padded phase planes ([`split`]: one plane
+//! at stride 1, four at stride 2) of width `vq`, and the outputs are laid out at
+//! that width too. Every tap is then one contiguous span of a phase plane against
+//! the whole output plane (in row blocks that stay in L1): one long vector loop
+//! per tap however small the plane, with no border tests and no remainder loop per
+//! row. Row-by-row loops spent most of EfficientNet's 14×14 and 7×7 planes (half
+//! of its depthwise work) in scalar remainders. The input gradient is accumulated
+//! in the phase layout and gathered back ([`gather`]).
 
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::NoCheckpointing;
@@ -82,7 +85,7 @@ fn forward(x: &FlexTensor, weight: &FlexTensor, options: &ConvOptions<2>) -> Fle
     }
     let g = Geom::of(x, weight, options);
     let (x, weight) = (dense(x.clone()), dense(weight.clone()));
-    let mut y = vec![0.0f32; g.b * g.c * g.oh * g.ow];
+    let mut y = Vec::with_capacity(g.b * g.c * g.oh * g.ow);
     dw_forward(&g, x.storage(), weight.storage(), &mut y);
     FlexTensor::from_data(TensorData::new(y, [g.b, g.c, g.oh, g.ow]))
 }
@@ -125,19 +128,36 @@ impl Backward<CpuBackend, 2> for DepthwiseOp {
             return;
         }
         let geom = Geom::of(&x, &weight, &options);
-        let dy = dense(dy);
+        let (x, weight, dy) = (dense(x), dense(weight), dense(dy));
+        let mut dw = vec![
+            0.0f32;
+            if pw.is_some() {
+                geom.c * geom.k * geom.k
+            } else {
+                0
+            }
+        ];
+        let mut dx = Vec::with_capacity(if px.is_some() {
+            geom.b * geom.c * geom.h * geom.w
+        } else {
+            0
+        });
+        dw_backward(
+            &geom,
+            x.storage(),
+            weight.storage(),
+            dy.storage(),
+            &mut dx,
+            &mut dw,
+            px.is_some(),
+            pw.is_some(),
+        );
         if let Some(node) = pw {
-            let x = dense(x);
-            let mut dw = vec![0.0f32; geom.c * geom.k * geom.k];
-            dw_weight(&geom, x.storage(), dy.storage(), &mut dw);
             let shape = weight.layout().shape().clone();
             grads
                 .register::<CpuBackend>(node.id, FlexTensor::from_data(TensorData::new(dw, shape)));
         }
         if let Some(node) = px {
-            let weight = dense(weight);
-            let mut dx = vec![0.0f32; geom.b * geom.c * geom.h * geom.w];
-            dw_input(&geom, weight.storage(), dy.storage(), &mut dx);
             let shape = [geom.b, geom.c, geom.h, geom.w];
             grads
                 .register::<CpuBackend>(node.id, FlexTensor::from_data(TensorData::new(dx, shape)));
@@ -208,78 +228,103 @@ impl Geom {
         }
     }
 
-    /// Output columns `ow` whose input column `ow·s + kw − p` lies inside the image.
-    fn cols(&self, kw: usize) -> std::ops::Range<usize> {
-        let lo = self.p.saturating_sub(kw).div_ceil(self.s);
-        let hi = if self.w + self.p > kw {
-            ((self.w + self.p - kw - 1) / self.s + 1).min(self.ow)
-        } else {
-            0
-        };
-        lo..hi.max(lo)
+    /// Height and width `(uq, vq)` of the phase planes (see [`split`]).
+    fn grid(&self) -> (usize, usize) {
+        let extra = (self.k - 1) / self.s;
+        (self.oh + extra, self.ow + extra)
     }
 
-    /// Input row of output row `oh` and kernel row `kh`, when inside the image.
-    fn row(&self, oh: usize, kh: usize) -> Option<usize> {
-        (oh * self.s + kh)
-            .checked_sub(self.p)
-            .filter(|&r| r < self.h)
+    /// Every tap `(kh, kw)` in row-major order as `(start of its phase plane,
+    /// offset of the tap inside it)` in a `[s·s][uq][vq]` buffer.
+    fn taps(&self) -> Vec<(usize, usize)> {
+        let (s, (uq, vq)) = (self.s, self.grid());
+        (0..self.k * self.k)
+            .map(|t| {
+                let (kh, kw) = (t / self.k, t % self.k);
+                (((kh % s) * s + kw % s) * uq * vq, (kh / s) * vq + kw / s)
+            })
+            .collect()
+    }
+
+    /// Flat spans `lo..hi` of output rows at width `vq`, a few rows at a time, so
+    /// the span being accumulated stays in L1 while every tap passes over it.
+    fn blocks(&self) -> impl Iterator<Item = (usize, usize)> + use<> {
+        let (oh, ow, vq) = (self.oh, self.ow, self.grid().1);
+        let rows = (2048 / vq).max(1);
+        (0..oh)
+            .step_by(rows)
+            .map(move |r0| (r0 * vq, ((r0 + rows).min(oh) - 1) * vq + ow))
     }
 }
 
 /// Lanes of the vector accumulators.
 const L: usize = 16;
 
-/// Where kernel column `kw` reads in the phase layout: input column
-/// `s·ow + kw − p` is column `ow + off` of phase `ph` (see [`Phases`]).
-#[inline(always)]
-fn phase_of(g: &Geom, kw: usize) -> (usize, isize) {
-    let q = kw as isize - g.p as isize;
-    (
-        q.rem_euclid(g.s as isize) as usize,
-        q.div_euclid(g.s as isize),
-    )
-}
-
-/// One plane split by column phase for strided access: phase `ph` holds columns
-/// `ph, ph + s, ph + 2s, …` of every row (width `⌈w/s⌉`, zero-padded), so a
-/// stride-`s` walk over a row becomes a contiguous one. At stride 1 it is the
-/// plane itself, without a copy.
-struct Phases {
-    width: usize,
-    data: Vec<f32>,
-}
-
-impl Phases {
-    fn split(g: &Geom, plane: &[f32], into: &mut Self) {
-        into.width = g.w.div_ceil(g.s);
-        into.data.clear();
-        into.data.resize(g.s * g.h * into.width, 0.0);
-        for ih in 0..g.h {
-            let row = &plane[ih * g.w..(ih + 1) * g.w];
-            for (iw, &v) in row.iter().enumerate() {
-                into.data[((iw % g.s) * g.h + ih) * into.width + iw / g.s] = v;
+/// Splits one zero-padded input plane by phase: `q[a·s + b][u][v] = X[s·u + a][s·v + b]`
+/// where `X` is the plane padded by `p` on every side, `u < uq`, `v < vq`. Output
+/// `(oh, ow)` of tap `(kh, kw)` then reads `q[phase][oh + kh/s][ow + kw/s]`, so one
+/// tap over all outputs of a plane is one contiguous span of `q` against the
+/// outputs laid out at width `vq` (columns `ow..vq` of each row unused): a long
+/// vector loop however small the plane (EfficientNet's 7×7 and 14×14 planes made
+/// row-by-row loops mostly remainder handling).
+fn split(g: &Geom, plane: &[f32], q: &mut Vec<f32>) {
+    let (s, p, (uq, vq)) = (g.s, g.p, g.grid());
+    q.clear();
+    q.resize(s * s * uq * vq, 0.0);
+    for b in 0..s {
+        // The first phase column inside the image, and its input column.
+        let v0 = p.saturating_sub(b).div_ceil(s);
+        let iw0 = s * v0 + b - p;
+        if iw0 >= g.w || v0 >= vq {
+            continue;
+        }
+        let n = (g.w - iw0).div_ceil(s).min(vq - v0);
+        for a in 0..s {
+            for u in 0..uq {
+                let Some(ih) = (s * u + a).checked_sub(p).filter(|&r| r < g.h) else {
+                    continue;
+                };
+                let row = &plane[ih * g.w + iw0..(ih + 1) * g.w];
+                let dst = &mut q[((a * s + b) * uq + u) * vq + v0..][..n];
+                if s == 1 {
+                    dst.copy_from_slice(&row[..n]);
+                } else {
+                    for (d, &x) in dst.iter_mut().zip(row.iter().step_by(s)) {
+                        *d = x;
+                    }
+                }
             }
         }
     }
 }
 
-/// The contiguous source row for `(ph, ih)` from column `col`: the plane itself at
-/// stride 1, the phase copy otherwise.
-#[inline(always)]
-fn src_row<'a>(
-    g: &Geom,
-    plane: &'a [f32],
-    phases: &'a Phases,
-    ph: usize,
-    ih: usize,
-    col: usize,
-) -> &'a [f32] {
-    if g.s == 1 {
-        &plane[ih * g.w + col..(ih + 1) * g.w]
-    } else {
-        let w = phases.width;
-        &phases.data[(ph * g.h + ih) * w + col..(ph * g.h + ih + 1) * w]
+/// The inverse gather of [`split`] for a gradient: appends `dX[p + ih][p + iw]`
+/// for every input position of the plane (0 where no phase holds it).
+fn gather(g: &Geom, dq: &[f32], dx: &mut Vec<f32>) {
+    let (s, p, (uq, vq)) = (g.s, g.p, g.grid());
+    for ih in 0..g.h {
+        let (a, u) = ((ih + p) % s, (ih + p) / s);
+        if u >= uq {
+            dx.extend(std::iter::repeat_n(0.0, g.w));
+            continue;
+        }
+        if s == 1 && p + g.w <= vq {
+            dx.extend_from_slice(&dq[u * vq + p..u * vq + p + g.w]);
+            continue;
+        }
+        let (mut b, mut v) = (p % s, p / s);
+        for _ in 0..g.w {
+            dx.push(if v < vq {
+                dq[((a * s + b) * uq + u) * vq + v]
+            } else {
+                0.0
+            });
+            b += 1;
+            if b == s {
+                b = 0;
+                v += 1;
+            }
+        }
     }
 }
 
@@ -309,116 +354,86 @@ fn dot_lanes(a: &[f32], b: &[f32], acc: &mut [f32; L]) -> f32 {
 }
 
 multiversion!(
-    /// `y[oh][ow] = Σ w[kh][kw] · x[oh·s + kh − p][ow·s + kw − p]` per plane.
-    dw_forward(g: &Geom, x: &[f32], weight: &[f32], y: &mut [f32]) {
-        let (plane_in, plane_out, kk) = (g.h * g.w, g.oh * g.ow, g.k * g.k);
-        let taps: Vec<_> = (0..g.k).map(|kw| (g.cols(kw), phase_of(g, kw))).collect();
-        let mut phases = Phases { width: 0, data: Vec::new() };
+    /// Appends `y[oh][ow] = Σ w[kh][kw] · x[oh·s + kh − p][ow·s + kw − p]` plane by
+    /// plane: one [`axpy`] per tap and row block over the [`split`] plane.
+    dw_forward(g: &Geom, x: &[f32], weight: &[f32], y: &mut Vec<f32>) {
+        let (plane_in, kk, vq) = (g.h * g.w, g.k * g.k, g.grid().1);
+        let taps = g.taps();
+        let mut q = Vec::new();
+        let mut o = vec![0.0f32; g.oh * vq];
         for bc in 0..g.b * g.c {
             let ch = bc % g.c;
-            let xp = &x[bc * plane_in..(bc + 1) * plane_in];
-            if g.s > 1 {
-                Phases::split(g, xp, &mut phases);
-            }
+            split(g, &x[bc * plane_in..(bc + 1) * plane_in], &mut q);
             let wp = &weight[ch * kk..(ch + 1) * kk];
-            let yp = &mut y[bc * plane_out..(bc + 1) * plane_out];
-            for oh in 0..g.oh {
-                let yrow = &mut yp[oh * g.ow..(oh + 1) * g.ow];
-                for kh in 0..g.k {
-                    let Some(ih) = g.row(oh, kh) else { continue };
-                    for (kw, (c, (ph, off))) in taps.iter().enumerate() {
-                        if c.is_empty() {
-                            continue;
-                        }
-                        let col = (c.start as isize + off) as usize;
-                        let src = src_row(g, xp, &phases, *ph, ih, col);
-                        axpy(wp[kh * g.k + kw], src, &mut yrow[c.clone()]);
-                    }
+            o.fill(0.0);
+            for (lo, hi) in g.blocks() {
+                for (&wt, &(ph, off)) in wp.iter().zip(&taps) {
+                    let at = ph + off;
+                    axpy(wt, &q[at + lo..at + hi], &mut o[lo..hi]);
                 }
+            }
+            for r in 0..g.oh {
+                y.extend_from_slice(&o[r * vq..r * vq + g.ow]);
             }
         }
     }
 );
 
 multiversion!(
-    /// `dw[c][kh][kw] = Σ_b Σ_{oh,ow} dy · x` (see the module docs).
-    dw_weight(g: &Geom, x: &[f32], dy: &[f32], dw: &mut [f32]) {
+    /// Both gradients, plane by plane, from `dy` laid out at width `vq` (zeros in
+    /// the unused columns): `dw[c][t] += Σ dy · q[t]` (a dot per tap, in [`L`]
+    /// lanes summed once per plane) when `want_dw`, and `dq[t] += w[t] · dy` (an
+    /// [`axpy`] per tap), gathered back into `dx`, when `want_dx`.
+    dw_backward(
+        g: &Geom,
+        x: &[f32],
+        weight: &[f32],
+        dy: &[f32],
+        dx: &mut Vec<f32>,
+        dw: &mut [f32],
+        want_dx: bool,
+        want_dw: bool
+    ) {
         let (plane_in, plane_out, kk) = (g.h * g.w, g.oh * g.ow, g.k * g.k);
-        let taps: Vec<_> = (0..g.k).map(|kw| (g.cols(kw), phase_of(g, kw))).collect();
-        let mut phases = Phases { width: 0, data: Vec::new() };
+        let (uq, vq) = g.grid();
+        let taps = g.taps();
+        let mut q = Vec::new();
+        let mut dq = vec![0.0f32; g.s * g.s * uq * vq];
+        // Columns `ow..vq` are never written: they stay 0.
+        let mut gy = vec![0.0f32; g.oh * vq];
         let mut lanes = vec![[0.0f32; L]; kk];
         let mut tails = vec![0.0f32; kk];
         for bc in 0..g.b * g.c {
             let ch = bc % g.c;
-            let xp = &x[bc * plane_in..(bc + 1) * plane_in];
-            if g.s > 1 {
-                Phases::split(g, xp, &mut phases);
-            }
             let gp = &dy[bc * plane_out..(bc + 1) * plane_out];
-            for oh in 0..g.oh {
-                let grow = &gp[oh * g.ow..(oh + 1) * g.ow];
-                for kh in 0..g.k {
-                    let Some(ih) = g.row(oh, kh) else { continue };
-                    for (kw, (c, (ph, off))) in taps.iter().enumerate() {
-                        if c.is_empty() {
-                            continue;
-                        }
-                        let col = (c.start as isize + off) as usize;
-                        let src = src_row(g, xp, &phases, *ph, ih, col);
-                        let t = kh * g.k + kw;
-                        tails[t] += dot_lanes(&grow[c.clone()], src, &mut lanes[t]);
+            for (dst, src) in gy.chunks_exact_mut(vq).zip(gp.chunks_exact(g.ow)) {
+                dst[..g.ow].copy_from_slice(src);
+            }
+            if want_dw {
+                split(g, &x[bc * plane_in..(bc + 1) * plane_in], &mut q);
+                for (lo, hi) in g.blocks() {
+                    for ((&(ph, off), lane), tail) in taps.iter().zip(&mut lanes).zip(&mut tails) {
+                        let at = ph + off;
+                        *tail += dot_lanes(&gy[lo..hi], &q[at + lo..at + hi], lane);
                     }
                 }
-            }
-            let out = &mut dw[ch * kk..(ch + 1) * kk];
-            for t in 0..kk {
-                out[t] += lanes[t].iter().sum::<f32>() + tails[t];
-                lanes[t] = [0.0; L];
-                tails[t] = 0.0;
-            }
-        }
-    }
-);
-
-multiversion!(
-    /// `dx[ih][iw] += w[kh][kw] · dy[oh][ow]` (see the module docs).
-    dw_input(g: &Geom, weight: &[f32], dy: &[f32], dx: &mut [f32]) {
-        let (plane_in, plane_out, kk) = (g.h * g.w, g.oh * g.ow, g.k * g.k);
-        let taps: Vec<_> = (0..g.k).map(|kw| (g.cols(kw), phase_of(g, kw))).collect();
-        let width = g.w.div_ceil(g.s);
-        // At stride > 1 the gradient is gathered in the phase layout, then
-        // interleaved into the plane.
-        let mut acc = vec![0.0f32; if g.s > 1 { g.s * g.h * width } else { 0 }];
-        for bc in 0..g.b * g.c {
-            let ch = bc % g.c;
-            let wp = &weight[ch * kk..(ch + 1) * kk];
-            let gp = &dy[bc * plane_out..(bc + 1) * plane_out];
-            let xp = &mut dx[bc * plane_in..(bc + 1) * plane_in];
-            acc.fill(0.0);
-            for oh in 0..g.oh {
-                let grow = &gp[oh * g.ow..(oh + 1) * g.ow];
-                for kh in 0..g.k {
-                    let Some(ih) = g.row(oh, kh) else { continue };
-                    for (kw, (c, (ph, off))) in taps.iter().enumerate() {
-                        if c.is_empty() {
-                            continue;
-                        }
-                        let col = (c.start as isize + off) as usize;
-                        let dst = if g.s == 1 {
-                            &mut xp[ih * g.w + col..(ih + 1) * g.w]
-                        } else {
-                            &mut acc[(ph * g.h + ih) * width + col..(ph * g.h + ih + 1) * width]
-                        };
-                        axpy(wp[kh * g.k + kw], &grow[c.clone()], dst);
-                    }
+                let out = &mut dw[ch * kk..(ch + 1) * kk];
+                for ((o, lane), tail) in out.iter_mut().zip(&mut lanes).zip(&mut tails) {
+                    *o += lane.iter().sum::<f32>() + *tail;
+                    *lane = [0.0; L];
+                    *tail = 0.0;
                 }
             }
-            if g.s > 1 {
-                for ih in 0..g.h {
-                    for iw in 0..g.w {
-                        xp[ih * g.w + iw] = acc[((iw % g.s) * g.h + ih) * width + iw / g.s];
+            if want_dx {
+                let wp = &weight[ch * kk..(ch + 1) * kk];
+                dq.fill(0.0);
+                for (lo, hi) in g.blocks() {
+                    for (&wt, &(ph, off)) in wp.iter().zip(&taps) {
+                        let at = ph + off;
+                        axpy(wt, &gy[lo..hi], &mut dq[at + lo..at + hi]);
                     }
                 }
+                gather(g, &dq, dx);
             }
         }
     }

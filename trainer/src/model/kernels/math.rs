@@ -47,7 +47,12 @@ pub fn exp_neg(x: f32) -> f32 {
     p = r.mul_add(p, 1.666_666_5e-1);
     p = r.mul_add(p, 0.5);
     let y = (p * r).mul_add(r, r) + 1.0;
-    let y = y * f32::from_bits(((n as i32 + 127) << 23) as u32);
+    // 2^n from the float's bits: n + 127 is an integer in [1, 127], so
+    // `n + 127 + 2^23` holds it in the low mantissa bits, and shifting them into
+    // the exponent field builds 2^n. (`n as i32` is a saturating cast that LLVM
+    // does not vectorise: it made this a scalar loop inside every SIMD one.)
+    let biased = (n + (8_388_608.0 + 127.0)).to_bits();
+    let y = y * f32::from_bits(biased.wrapping_shl(23));
     if zero { 0.0 } else { y }
 }
 

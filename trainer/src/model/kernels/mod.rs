@@ -12,6 +12,8 @@
 //!   is a direct kernel (EfficientNet).
 //! - `affine_act.rs`: [`channel_affine`], a frozen BatchNorm's per-channel affine
 //!   with an optional SiLU as one node (EfficientNet).
+//! - `channel_scale.rs`: [`channel_scale`], squeeze-excitation's per-channel gate
+//!   as one node (EfficientNet).
 //!
 //! # Why type dispatch
 //! The model is generic over `B: Backend`, and burn 0.21 gives generic code no way
@@ -26,6 +28,7 @@
 //! [`CpuBackend`]: crate::backend::CpuBackend
 
 mod affine_act;
+mod channel_scale;
 mod depthwise;
 mod dropout;
 mod gelu;
@@ -40,6 +43,7 @@ use burn::tensor::backend::Backend;
 use burn_flex::FlexTensor;
 
 pub use affine_act::channel_affine;
+pub use channel_scale::channel_scale;
 pub use depthwise::depthwise_conv2d;
 pub use dropout::dropout;
 pub use gelu::gelu;
