@@ -6,7 +6,9 @@
 //! the manifest, and written to a local cache directory
 //! (`<system temp>/vigil/models/<hash of the URL>/<V>/`, published there
 //! atomically like any version), from which the model loads as from a local
-//! export: one download, no second fetch of what was verified.
+//! export: one download, no second fetch of what was verified. Other versions
+//! there are deleted once untouched for [`CACHE_GRACE`], so a long-lived
+//! `vigil serve` keeps the version it serves, not every one it loaded.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -161,5 +163,62 @@ fn materialize(
     let files: Vec<(String, Vec<u8>)> = files.into_iter().collect();
     let entry = version.to_string();
     cache.publish(&entry, &files, manifest.meta.clone(), IfExists::Replace)?;
+    prune_cache(&cache, version);
     Ok(cache.entry_path(&entry))
+}
+
+/// How long a downloaded version stays in the local cache after it was last
+/// written there: another process (a `vigil predict` of that version) may be
+/// loading it.
+pub const CACHE_GRACE: std::time::Duration = std::time::Duration::from_secs(600);
+
+/// The cached versions to delete: every one but `current` written more than
+/// [`CACHE_GRACE`] ago (`cached`: version and age), so a long-lived `vigil serve`
+/// keeps one version on disk, not every version it ever loaded.
+pub fn stale_cached(cached: &[(u64, std::time::Duration)], current: u64) -> Vec<u64> {
+    cached
+        .iter()
+        .filter(|(v, age)| *v != current && *age > CACHE_GRACE)
+        .map(|(v, _)| *v)
+        .collect()
+}
+
+/// Deletes stale downloaded versions beside `current` (best effort: a failure
+/// leaves a directory behind, never fails the load).
+fn prune_cache(cache: &LocalFs, current: u64) {
+    let Ok(entries) = cache.entries() else {
+        return;
+    };
+    let now = std::time::SystemTime::now();
+    let cached: Vec<(u64, std::time::Duration)> = entries
+        .iter()
+        .filter_map(|e| {
+            let v = parse_version(e)?;
+            let modified = std::fs::metadata(cache.entry_path(e))
+                .ok()?
+                .modified()
+                .ok()?;
+            Some((v, now.duration_since(modified).unwrap_or_default()))
+        })
+        .collect();
+    for v in stale_cached(&cached, current) {
+        if let Err(e) = cache.delete(&v.to_string()) {
+            tracing::warn!("downloaded version {v} not removed from the cache: {e}");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn only_other_versions_past_the_grace_period_are_pruned() {
+        let old = CACHE_GRACE + Duration::from_secs(1);
+        let fresh = Duration::from_secs(5);
+        let cached = [(1, old), (2, fresh), (3, old), (4, old)];
+        assert_eq!(stale_cached(&cached, 3), [1, 4]);
+        assert_eq!(stale_cached(&cached[..1], 1), Vec::<u64>::new());
+    }
 }
