@@ -309,16 +309,7 @@ impl<B: AutodiffBackend> Trainer<B> {
                 self.model = write_params::<B, _>(self.model.clone(), &self.layout, &self.master);
                 self.timer.add(Phase::Optimizer, t.elapsed());
             }
-            ScaleVerdict::Skip { next_scale } => {
-                self.skipped_steps += 1;
-                if self.comm.rank() == 0 {
-                    tracing::warn!(
-                        step = step + 1,
-                        next_scale,
-                        "f16 gradient overflowed: step skipped, loss scale halved"
-                    );
-                }
-            }
+            ScaleVerdict::Skip { next_scale } => self.skip_step(step, next_scale),
         }
         self.finish(step, tail, grad_norm, lr_factor)
     }
@@ -408,18 +399,22 @@ impl<B: AutodiffBackend> Trainer<B> {
                 d.last = Some(reduced);
                 self.timer.add(Phase::Optimizer, t.elapsed());
             }
-            ScaleVerdict::Skip { next_scale } => {
-                self.skipped_steps += 1;
-                if self.comm.rank() == 0 {
-                    tracing::warn!(
-                        step = step + 1,
-                        next_scale,
-                        "f16 gradient overflowed: step skipped, loss scale halved"
-                    );
-                }
-            }
+            ScaleVerdict::Skip { next_scale } => self.skip_step(step, next_scale),
         }
         self.finish(step, tail, grad_norm, lr_factor)
+    }
+
+    /// An f16 step whose gradients overflowed, either path: not applied, counted
+    /// and logged (the scaler has halved the scale).
+    fn skip_step(&mut self, step: u64, next_scale: f32) {
+        self.skipped_steps += 1;
+        if self.comm.rank() == 0 {
+            tracing::warn!(
+                step = step + 1,
+                next_scale,
+                "f16 gradient overflowed: step skipped, loss scale halved"
+            );
+        }
     }
 
     /// The step's bookkeeping, either path: counters reset, the result from the
