@@ -45,6 +45,18 @@ pub fn cache_path(cache: &Path, url: &RemoteUrl) -> PathBuf {
     p
 }
 
+/// `url` as its parent prefix and its last segment: `s3://b/d/t.jsonl` is
+/// `s3://b/d` and `t.jsonl`.
+pub fn split_last(url: &RemoteUrl) -> (RemoteUrl, String) {
+    let name = url
+        .prefix
+        .rsplit('/')
+        .next()
+        .unwrap_or_default()
+        .to_string();
+    (parent_prefix(url), name)
+}
+
 /// The prefix a data file's default image root is: its "directory".
 pub fn parent_prefix(url: &RemoteUrl) -> RemoteUrl {
     let prefix = url
@@ -189,13 +201,7 @@ fn remove_copy(path: &Path) {
 
 /// Copies the one object `url` to `path` (unless cached).
 pub fn mirror_file(url: &RemoteUrl, path: &Path) -> Result<MirrorReport, StorageError> {
-    let parent = parent_prefix(url);
-    let name = url
-        .prefix
-        .rsplit('/')
-        .next()
-        .unwrap_or_default()
-        .to_string();
+    let (parent, name) = split_last(url);
     let bucket = Bucket::open(&parent)?;
     let Some(meta) = bucket.head(&name)? else {
         // Left absent (an old copy removed): the loader reports the missing data

@@ -94,13 +94,7 @@ impl ObjectStoreStore {
     /// `s3://b/runs/a/checkpoints/step-20` is entry `step-20` of the store at
     /// `s3://b/runs/a/checkpoints`. Makes no request.
     pub fn of_entry(url: &super::RemoteUrl) -> Result<(Self, String), StorageError> {
-        let name = url
-            .prefix
-            .rsplit('/')
-            .next()
-            .unwrap_or_default()
-            .to_string();
-        let parent = super::mirror::parent_prefix(url);
+        let (parent, name) = super::mirror::split_last(url);
         Ok((Self::new(Bucket::open(&parent)?), name))
     }
 
