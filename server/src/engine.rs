@@ -61,6 +61,9 @@ impl Loaded {
     pub fn load(repo: &Path, version: Option<u64>, replicas: usize) -> Result<Self, ServeError> {
         let device = Default::default();
         let served = ServedModel::<B>::load(repo, version, &device)?;
+        for (v, why) in &served.version.skipped {
+            eprintln!("vigil serve: ignoring version {v}: {why}");
+        }
         let towers = Towers {
             text: served.model.text.is_some(),
             image: served.model.image.is_some(),

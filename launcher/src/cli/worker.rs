@@ -19,6 +19,8 @@ use vigil_collective::WorkerEnv;
 use vigil_trainer::config::RunConfig;
 use vigil_trainer::train::{self, Outcome, PREEMPTED_EXIT};
 
+use crate::supervise::lock::{LockError, OutputLock, hostname};
+
 /// Arguments of `vigil worker`.
 #[derive(Debug, Args)]
 pub struct WorkerArgs {
@@ -36,11 +38,19 @@ pub struct WorkerArgs {
 /// Trains; exit 0 when done (or stopped early), 75 when preempted after a checkpoint.
 pub fn run(args: WorkerArgs) -> anyhow::Result<ExitCode> {
     let env = WorkerEnv::detect(|k| std::env::var(k).ok())?;
-    let config = load(&args, env.as_ref())?;
+    let (config, from_launcher) = load(&args, env.as_ref())?;
     if args.print_config {
         print!("{}", config.to_yaml());
         return Ok(ExitCode::SUCCESS);
     }
+    // Under `vigil launch` the launcher holds the output directory; a worker run
+    // alone (or rank 0 under another launcher) takes the same lock itself, so it
+    // can never mix its checkpoints with a live launch's.
+    let _lock = if !from_launcher && env.as_ref().is_none_or(|e| e.rank == 0) {
+        Some(lock_output(&config)?)
+    } else {
+        None
+    };
     let filter = tracing_subscriber::EnvFilter::try_from_env("VIGIL_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
     let _ = tracing_subscriber::fmt()
@@ -56,9 +66,9 @@ pub fn run(args: WorkerArgs) -> anyhow::Result<ExitCode> {
     }
 }
 
-/// Node 0's resolved config when the launcher published one, else CONFIG and `--set`
-/// resolved here.
-fn load(args: &WorkerArgs, env: Option<&WorkerEnv>) -> anyhow::Result<RunConfig> {
+/// Node 0's resolved config when the launcher published one (and `true`), else
+/// CONFIG and `--set` resolved here (and `false`).
+fn load(args: &WorkerArgs, env: Option<&WorkerEnv>) -> anyhow::Result<(RunConfig, bool)> {
     let published = match env {
         Some(env) => env
             .fetch_config()
@@ -66,9 +76,44 @@ fn load(args: &WorkerArgs, env: Option<&WorkerEnv>) -> anyhow::Result<RunConfig>
         None => None,
     };
     match published {
-        Some(yaml) => from_resolved(&yaml),
-        None => Ok(RunConfig::load(&args.config, &args.overrides)?),
+        Some(yaml) => Ok((from_resolved(&yaml)?, true)),
+        None => Ok((RunConfig::load(&args.config, &args.overrides)?, false)),
     }
+}
+
+/// What a worker without a launcher holds while it trains.
+struct Held {
+    _lock: OutputLock,
+    _lease: Option<vigil_trainer::storage::lease::Lease>,
+}
+
+/// The output directory's lock (and, on a bucket, its lease), as `vigil launch`
+/// takes them.
+fn lock_output(config: &RunConfig) -> Result<Held, LockError> {
+    let dir = config.output_dir();
+    let lock = OutputLock::acquire(&dir)?;
+    if let Some(prev) = &lock.took_over {
+        eprintln!(
+            "vigil: took over a stale lock of {} ({prev})",
+            dir.display()
+        );
+    }
+    let lease = match config.output_url() {
+        Some(url) => {
+            use vigil_trainer::storage::lease::{Lease, ttl_from_env};
+            let holder = format!("pid {} on host {}", std::process::id(), hostname());
+            let lease = Lease::acquire(&url, &holder, ttl_from_env())?;
+            if let Some(prev) = &lease.took_over {
+                eprintln!("vigil: took over an expired lease of {url} ({prev})");
+            }
+            Some(lease)
+        }
+        None => None,
+    };
+    Ok(Held {
+        _lock: lock,
+        _lease: lease,
+    })
 }
 
 /// Parses a resolved config as it is: no overrides, no `${VAR}` expansion (a `$${` the

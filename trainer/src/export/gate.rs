@@ -63,6 +63,9 @@ pub enum Outcome {
     InvalidChallengerScore,
     /// The champion could not be scored on this validation data.
     ChampionUnscorable,
+    /// This run's export of this step was published before a crash or restart;
+    /// the resumed run found it and publishes nothing again.
+    AlreadyPublished,
 }
 
 /// The gate's decision, as written to `export-decision.json`.
@@ -188,6 +191,27 @@ pub fn decide(gate: Option<&Gate>, champion: &Champion, challenger: Option<f64>)
 }
 
 impl Decision {
+    /// The decision of a resumed run whose export of `step` is `version` already
+    /// (published before the process that published it ended).
+    pub fn already_published(version: u64, step: u64) -> Self {
+        Self {
+            published: true,
+            outcome: Outcome::AlreadyPublished,
+            reason: format!(
+                "this run's export of step {step} was published as version {version} before a \
+                 restart; nothing published again"
+            ),
+            metric: None,
+            mode: None,
+            min_delta: None,
+            champion_version: None,
+            champion_score: None,
+            challenger_score: None,
+            improvement: None,
+            published_version: Some(version),
+        }
+    }
+
     /// One line for the log and TensorBoard text.
     pub fn summary(&self) -> String {
         match (self.published, self.published_version) {

@@ -206,21 +206,46 @@ impl ModelRepo {
         })
     }
 
+    /// The newest version whose manifest's `meta` satisfies `is_it` (manifests
+    /// only, files unverified): how a resumed run finds the version it published
+    /// before a crash, by its `run_uid` and step. Unreadable manifests are passed
+    /// over; only a failing listing or object store is an error.
+    pub fn find_published(
+        &self,
+        is_it: impl Fn(&serde_json::Value) -> bool,
+    ) -> Result<Option<u64>, StoreError> {
+        for v in self.versions()?.into_iter().rev() {
+            match crate::checkpoint::store::read_manifest(self.store.as_ref(), &v.to_string()) {
+                Ok(m) if is_it(&m.meta) => return Ok(Some(v)),
+                Ok(_) => {}
+                Err(e @ StoreError::Storage(_)) => return Err(e),
+                Err(_) => {}
+            }
+        }
+        Ok(None)
+    }
+
     /// Reads `version` into memory, verified: the files a server or warm start loads.
     pub fn load(&self, version: u64) -> Result<(Manifest, BTreeMap<String, Vec<u8>>), StoreError> {
         read_verified(self.store.as_ref(), &version.to_string())
     }
 
     /// The newest version whose manifest verifies, skipping (and reporting) newer
-    /// damaged ones; `None` when no version verifies. Staging directories are never
-    /// considered.
+    /// ones that cannot be used; `None` when no version verifies. Staging
+    /// directories are never considered.
+    ///
+    /// A version is skipped whatever made it unreadable — damaged bytes, a
+    /// manifest naming `../x` or a directory, a file the process may not read —
+    /// because one bad version must never hide the good ones below it. Only a
+    /// failing object store is an error of the whole repository: a bucket that
+    /// cannot be reached says nothing about which version is good.
     pub fn newest_complete(&self) -> Result<Option<Newest>, StoreError> {
         let mut skipped = Vec::new();
         for v in self.versions()?.into_iter().rev() {
             match self.version(v) {
                 Ok(version) => return Ok(Some(Newest { version, skipped })),
-                Err(e @ StoreError::Corrupt { .. }) => skipped.push((v, e)),
-                Err(e) => return Err(e),
+                Err(e @ StoreError::Storage(_)) => return Err(e),
+                Err(e) => skipped.push((v, e)),
             }
         }
         Ok(None)

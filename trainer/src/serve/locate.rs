@@ -180,6 +180,26 @@ mod tests {
         assert_eq!(found.skipped[0].0, 3);
     }
 
+    /// Regression (#32): a manifest naming `../../etc/passwd` or a directory made
+    /// the whole repository unusable instead of skipping that one version.
+    #[test]
+    fn a_version_unreadable_for_any_reason_is_skipped_like_a_damaged_one() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path();
+        publish(root, "1", 1);
+        for (v, name) in [(2u64, "../../etc/passwd"), (3, "sub")] {
+            publish(root, &v.to_string(), v);
+            let path = root.join(v.to_string()).join("MANIFEST.json");
+            let text = std::fs::read_to_string(&path).unwrap();
+            std::fs::write(&path, text.replace("thresholds.json", name)).unwrap();
+            std::fs::create_dir_all(root.join(v.to_string()).join("sub")).unwrap();
+        }
+        let found = locate(root, None).unwrap();
+        assert_eq!(found.version, 1);
+        let skipped: Vec<u64> = found.skipped.iter().map(|(v, _)| *v).collect();
+        assert_eq!(skipped, [3, 2], "{:?}", found.skipped);
+    }
+
     #[test]
     fn an_explicit_version_is_used_or_refused() {
         let tmp = tempfile::tempdir().unwrap();

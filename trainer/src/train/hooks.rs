@@ -9,6 +9,9 @@
 //!   first step (before clipping) to FILE as raw little-endian f32.
 //! - `VIGIL_DEBUG_DEVICE_STEP=1`: the trainer takes the device-resident step (what
 //!   CUDA runs) on the CPU backend, so whole runs test its logic without a GPU.
+//! - `VIGIL_DEBUG_KILL_IN_EXPORT=1|2`: rank 0 SIGKILLs itself while exporting, in
+//!   the first generation only: `1` before the version is published, `2` after it
+//!   is published and before `export-decision.json` is written.
 
 #[cfg(feature = "test-hooks")]
 fn var(k: &str) -> Option<u64> {
@@ -32,6 +35,22 @@ pub fn after_step(step: u64, rank: usize) {
 /// Without `test-hooks`: nothing.
 #[cfg(not(feature = "test-hooks"))]
 pub fn after_step(_step: u64, _rank: usize) {}
+
+/// At point `at` of an export (1 before publishing, 2 after): the crash hook.
+#[cfg(feature = "test-hooks")]
+pub fn in_export(at: u64) {
+    if var("VIGIL_DEBUG_KILL_IN_EXPORT") == Some(at) && var("VIGIL_RESTART_COUNT").unwrap_or(0) == 0
+    {
+        // SAFETY: raising a signal on our own process has no memory-safety effects.
+        unsafe {
+            libc::raise(libc::SIGKILL);
+        }
+    }
+}
+
+/// Without `test-hooks`: nothing.
+#[cfg(not(feature = "test-hooks"))]
+pub fn in_export(_at: u64) {}
 
 /// The reduced gradient of step `step` (1-based) on `rank`.
 #[cfg(feature = "test-hooks")]

@@ -66,7 +66,7 @@ pub use evaluate::{EvalOutcome, evaluate, score_shard};
 pub use feature_cache::{BuildReport, CachePlan};
 pub use flat::{ParamLayout, ParamSlot, read_grads, read_params, write_params};
 pub use gather::{ShardScores, checksum, merge};
-pub use plan::{Action, EvalDecision, LoopPlan, Stop};
+pub use plan::{Action, EvalDecision, LoopPlan, Owed, Stop, owed_after};
 pub use precision::{
     LossScaler, ScaleVerdict, cast_float_params, float_dtype, set_device_precision,
 };

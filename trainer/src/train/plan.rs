@@ -13,6 +13,16 @@
 //! Decisions depend on the step count only, never on how many steps this
 //! process ran: a run resumed at step S plans steps S+1… exactly as the
 //! uninterrupted run did.
+//!
+//! A run is finished only when what its last step owes is done. The final
+//! checkpoint is written *before* the end-of-run export (so a crash while
+//! exporting never loses the trained model), and it records what is still owed
+//! ([`Owed`], from [`owed_after`]): the export, and that training has ended. A
+//! process resumed from it ([`LoopPlan::at_start`]) exports before it stops, so
+//! an export that failed, crashed or was preempted is retried by the restart
+//! and by a relaunch, never silently dropped.
+
+use serde::{Deserialize, Serialize};
 
 use crate::config::{ExportWhen, RunConfig};
 
@@ -34,7 +44,8 @@ pub enum Action {
 }
 
 /// Why training ends.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Stop {
     /// The last step of the schedule was taken.
     Completed,
@@ -87,10 +98,21 @@ impl LoopPlan {
     }
 
     /// Before the first step of this process, at `step` steps done (0 fresh, S
-    /// when resumed): a run whose checkpoint is already at the last step has
-    /// nothing left to do (its export, if any, happened when it completed).
-    pub fn at_start(&self, step: u64) -> Option<Stop> {
-        (step >= self.total).then_some(Stop::Completed)
+    /// when resumed) with what the checkpoint says is still `owed`: nothing (train
+    /// on), or the owed export and the stop. A run whose checkpoint is at the last
+    /// step, or that stopped early, does not train again.
+    pub fn at_start(&self, step: u64, owed: Owed) -> Vec<Action> {
+        let finished = owed
+            .finished
+            .or((step >= self.total).then_some(Stop::Completed));
+        match (owed.export, finished) {
+            (true, stop) => vec![
+                Action::Export,
+                Action::Stop(stop.unwrap_or(Stop::Completed)),
+            ],
+            (false, Some(stop)) => vec![Action::Stop(stop)],
+            (false, None) => Vec::new(),
+        }
     }
 
     /// After optimizer step `step` (1-based: steps done); `stop_requested` is
@@ -152,6 +174,29 @@ impl LoopPlan {
             actions.push(Action::Stop(stop));
         }
         actions
+    }
+}
+
+/// What a checkpoint written at `actions[at]` leaves owed: the actions after it
+/// in the same step that a crash there would lose. A preemption is not owed (the
+/// resumed run trains on); an export before the checkpoint is in it already.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Owed {
+    /// An export follows the checkpoint.
+    pub export: bool,
+    /// Training ends after the checkpoint (completed or stopped early).
+    pub finished: Option<Stop>,
+}
+
+/// What is owed after the checkpoint at `actions[at]` (see [`Owed`]).
+pub fn owed_after(actions: &[Action], at: usize) -> Owed {
+    let rest = actions.get(at + 1..).unwrap_or_default();
+    Owed {
+        export: rest.contains(&Action::Export),
+        finished: rest.iter().find_map(|a| match a {
+            Action::Stop(s @ (Stop::Completed | Stop::EarlyStopped)) => Some(*s),
+            _ => None,
+        }),
     }
 }
 
@@ -289,14 +334,63 @@ mod tests {
         let resumed = run(&p, 23, None, never);
         let tail: Vec<_> = whole.iter().filter(|(s, _)| *s > 23).copied().collect();
         assert_eq!(resumed, tail);
-        assert_eq!(p.at_start(23), None);
+        assert_eq!(p.at_start(23, Owed::default()), []);
     }
 
     #[test]
     fn a_run_resumed_at_its_last_step_has_nothing_left() {
         let p = plan();
-        assert_eq!(p.at_start(40), Some(Stop::Completed));
-        assert_eq!(p.at_start(0), None);
+        assert_eq!(
+            p.at_start(40, Owed::default()),
+            [Action::Stop(Stop::Completed)]
+        );
+        assert_eq!(p.at_start(0, Owed::default()), []);
+    }
+
+    /// Regression (#32): the last checkpoint came before the export, and a run
+    /// resumed from it stopped at once, so a failed or interrupted export was lost.
+    #[test]
+    fn the_last_checkpoint_owes_the_export_and_a_resumed_run_pays_it_before_stopping() {
+        let p = plan();
+        let last = p.after_step(40, false);
+        assert_eq!(last, [Log, Evaluate]);
+        let rest = p.after_eval(40, EvalDecision::default());
+        assert_eq!(rest, [Checkpoint, Export, Action::Stop(Stop::Completed)]);
+        let owed = owed_after(&rest, 0);
+        assert_eq!(
+            owed,
+            Owed {
+                export: true,
+                finished: Some(Stop::Completed)
+            }
+        );
+        assert_eq!(
+            p.at_start(40, owed),
+            [Export, Action::Stop(Stop::Completed)]
+        );
+    }
+
+    #[test]
+    fn early_stopping_is_remembered_and_an_export_before_the_checkpoint_is_not_owed() {
+        let p = LoopPlan {
+            export_at_end: false,
+            ..plan()
+        };
+        let stop = EvalDecision {
+            stop_early: true,
+            export: true,
+        };
+        let rest = p.after_eval(20, stop);
+        assert_eq!(rest, [Export, Checkpoint, Action::Stop(Stop::EarlyStopped)]);
+        let owed = owed_after(&rest, 1);
+        assert!(!owed.export);
+        assert_eq!(owed.finished, Some(Stop::EarlyStopped));
+        // Resumed at step 20 < 40: an early-stopped run does not train again.
+        assert_eq!(p.at_start(20, owed), [Action::Stop(Stop::EarlyStopped)]);
+        // A periodic checkpoint owes nothing; neither does a preemption's.
+        assert_eq!(owed_after(&p.after_step(10, false), 1), Owed::default());
+        let pre = p.after_step(13, true);
+        assert_eq!(owed_after(&pre, 0), Owed::default());
     }
 
     #[test]

@@ -12,6 +12,7 @@ use super::error::TrainError;
 use super::evaluate::score_shard;
 use super::gather::merge;
 use super::signals::Heartbeat;
+use super::state::ExportInputs;
 use crate::atomic::write_atomic;
 use crate::config::RunConfig;
 use crate::data::Dataset;
@@ -38,12 +39,15 @@ pub struct Exporter {
     pub published: Vec<u64>,
     /// The last gate decision.
     pub decision: Option<Decision>,
+    /// The run's identity, recorded in every version it publishes (`meta.run_uid`).
+    pub run_uid: String,
 }
 
 impl Exporter {
     /// An exporter for `cfg` on `rank` (only rank 0 writes).
-    pub fn new(cfg: &RunConfig, rank: usize) -> Self {
+    pub fn new(cfg: &RunConfig, rank: usize, run_uid: &str) -> Self {
         Self {
+            run_uid: run_uid.to_string(),
             cfg: cfg.clone(),
             rank,
             metrics: BTreeMap::new(),
@@ -71,6 +75,19 @@ impl Exporter {
             return Ok(());
         }
         let repo = ModelRepo::at(&dir, &self.cfg.export.model_name)?;
+        // A restart of a run that published this step's version and then died
+        // (before the decision file, or before its process could exit 0) finds
+        // that version instead of publishing a second copy or gating against it.
+        let uid = self.run_uid.as_str();
+        let ours = |meta: &serde_json::Value| {
+            meta.get("run_uid").and_then(|u| u.as_str()) == Some(uid)
+                && meta.get("step").and_then(|s| s.as_u64()) == Some(step)
+        };
+        if !uid.is_empty()
+            && let Some(version) = repo.find_published(ours)?
+        {
+            return self.decided(Decision::already_published(version, step));
+        }
         let gate = self.cfg.export.gate.clone();
         let champion = match (&gate, repo.newest_complete()?) {
             (Some(g), Some(newest)) => {
@@ -104,20 +121,48 @@ impl Exporter {
                 &self.thresholds,
                 &self.metrics,
             )?;
-            let meta = serde_json::json!({ "run": self.cfg.run.name, "step": step });
+            let meta = serde_json::json!({
+                "run": self.cfg.run.name,
+                "run_uid": self.run_uid,
+                "step": step,
+            });
+            super::hooks::in_export(1);
             let version = repo.publish(&files, meta)?;
+            super::hooks::in_export(2);
             if let Some(sig) = &sig {
                 write_triton_files(&repo, &self.cfg, sig)?;
             }
             decision.published_version = Some(version.version);
-            self.published.push(version.version);
             repo.prune(self.cfg.export.keep_versions)?;
         }
-        let run_dir = self.cfg.output_dir();
-        decision.write(&run_dir)?;
+        self.decided(decision)
+    }
+
+    /// Records `decision`: `export-decision.json`, the log line, the summary.
+    fn decided(&mut self, decision: Decision) -> Result<(), TrainError> {
+        if let Some(v) = decision.published_version
+            && !self.published.contains(&v)
+        {
+            self.published.push(v);
+        }
+        decision.write(&self.cfg.output_dir())?;
         eprintln!("{}", decision.summary());
         self.decision = Some(decision);
         Ok(())
+    }
+
+    /// The evaluation the next export publishes with, for a checkpoint to carry.
+    pub fn inputs(&self) -> ExportInputs {
+        ExportInputs {
+            metrics: self.metrics.clone(),
+            thresholds: self.thresholds.clone(),
+        }
+    }
+
+    /// Takes back the evaluation a checkpoint carried for its owed export.
+    pub fn restore_inputs(&mut self, inputs: ExportInputs) {
+        self.metrics = inputs.metrics;
+        self.thresholds = inputs.thresholds;
     }
 
     fn score_champion<B: AutodiffBackend>(

@@ -97,7 +97,12 @@ pub fn restore<B: AutodiffBackend>(
         })?;
     opt.step = saved.optimizer_step;
     let early = state.early_stopper.is_some();
+    let fresh_uid = std::mem::take(&mut state.run_uid);
     *state = saved;
+    if state.run_uid.is_empty() {
+        // A checkpoint of an older version: this process names the run from here.
+        state.run_uid = fresh_uid;
+    }
     if !early {
         state.early_stopper = None;
     }

@@ -117,6 +117,9 @@ pub fn setup<B: AutodiffBackend>(
         best_metric: None,
         world_size: world,
         global_batch: cfg.train.batch_size * world * cfg.train.grad_accum as usize,
+        run_uid: super::state::new_run_uid(),
+        owed: Default::default(),
+        owed_export: None,
     };
 
     let checkpoints = match crate::storage::open_checkpoints(cfg)? {

@@ -8,7 +8,10 @@
 
 use serde::{Deserialize, Serialize};
 
+use std::collections::BTreeMap;
+
 use super::early_stop::EarlyStopper;
+use super::plan::Owed;
 use crate::data::Position;
 
 /// Checkpoint file of the master weights.
@@ -40,6 +43,34 @@ pub struct LoopState {
     pub world_size: usize,
     /// Samples per optimizer step across all ranks when it was written.
     pub global_batch: usize,
+    /// This run's identity, drawn when it started fresh: the exports it publishes
+    /// carry it (`meta.run_uid`), so a resumed run can tell its own published
+    /// version from another run's with the same name and step.
+    #[serde(default)]
+    pub run_uid: String,
+    /// What the step after this checkpoint still owes (the end-of-run export;
+    /// that training has ended). Absent in checkpoints of older versions.
+    #[serde(default)]
+    pub owed: Owed,
+    /// The evaluation the owed export publishes with (its `val/*` scalars and
+    /// tuned thresholds), so the export after a restart is the one the finished
+    /// run would have published.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owed_export: Option<ExportInputs>,
+}
+
+/// What an export publishes besides the weights: the latest evaluation.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ExportInputs {
+    /// `val/*` scalars of the latest evaluation.
+    pub metrics: BTreeMap<String, f64>,
+    /// Per-label thresholds tuned at the latest evaluation.
+    pub thresholds: Vec<(String, f32)>,
+}
+
+/// A fresh run identity: 16 hex digits, random.
+pub fn new_run_uid() -> String {
+    format!("{:016x}", rand::random::<u64>())
 }
 
 /// Encodes floats as little-endian bytes.

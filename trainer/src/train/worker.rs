@@ -21,7 +21,7 @@ use burn::tensor::backend::AutodiffBackend;
 use super::early_stop::Verdict;
 use super::error::TrainError;
 use super::evaluate::{evaluate, record};
-use super::plan::{Action, EvalDecision, LoopPlan, Stop};
+use super::plan::{Action, EvalDecision, LoopPlan, Stop, owed_after};
 use super::progress::{Progress, ProgressMode, ProgressRecord};
 use super::publish::Exporter;
 use super::resume::save_checkpoint;
@@ -198,7 +198,10 @@ fn train<B: AutodiffBackend>(cfg: &RunConfig, device: &B::Device) -> Result<Outc
     let progress = (rank == 0)
         .then(|| Progress::new(ProgressMode::detect(cfg.logging.format), state.step, total));
     let mut writer = (rank == 0).then(|| AsyncCheckpointer::new(checkpoints.clone()));
-    let mut exporter = Exporter::new(cfg, rank);
+    let mut exporter = Exporter::new(cfg, rank, &state.run_uid);
+    if let Some(inputs) = state.owed_export.take() {
+        exporter.restore_inputs(inputs);
+    }
     let decode_images =
         trainer.model.image.is_some() && train_cache.as_ref().is_none_or(|c| c.image.is_none());
     let mut epochs = Epochs {
@@ -209,7 +212,31 @@ fn train<B: AutodiffBackend>(cfg: &RunConfig, device: &B::Device) -> Result<Outc
     };
     let accum = u64::from(cfg.train.grad_accum);
     let mut interval = Interval::default();
-    let mut stop = plan.at_start(state.step);
+    // A checkpoint may owe the end of its step: the export a crash, a failure or
+    // a preemption interrupted is published now, before this process stops.
+    let mut stop = None;
+    for action in plan.at_start(state.step, state.owed) {
+        match action {
+            Action::Export => {
+                if rank == 0 {
+                    eprintln!(
+                        "resumed at step {}: publishing the export the run still owes",
+                        state.step
+                    );
+                }
+                exporter.export(
+                    &trainer.model,
+                    tokenizer.as_ref(),
+                    val.as_ref(),
+                    device,
+                    state.step,
+                )?;
+            }
+            Action::Stop(why) => stop = Some(why),
+            // `at_start` owes only an export and a stop.
+            _ => {}
+        }
+    }
 
     while stop.is_none() {
         // One optimizer step: up to `accum` micro-batches (fewer at an epoch's end).
@@ -337,14 +364,26 @@ fn train<B: AutodiffBackend>(cfg: &RunConfig, device: &B::Device) -> Result<Outc
                         },
                     ));
                 }
-                Action::Export => exporter.export(
-                    &trainer.model,
-                    tokenizer.as_ref(),
-                    val.as_ref(),
-                    device,
-                    state.step,
-                )?,
+                Action::Export => {
+                    // A checkpoint that owes this export must be durable before the
+                    // export starts: a crash while exporting then resumes from it.
+                    if let Some(w) = writer.as_mut()
+                        && let Some(report) = w.wait()?
+                    {
+                        tracing::info!(step = report.save.step, "checkpoint written");
+                    }
+                    exporter.export(
+                        &trainer.model,
+                        tokenizer.as_ref(),
+                        val.as_ref(),
+                        device,
+                        state.step,
+                    )?
+                }
                 Action::Checkpoint => {
+                    // What the rest of this step owes travels in the checkpoint.
+                    state.owed = owed_after(&actions, i - 1);
+                    state.owed_export = state.owed.export.then(|| exporter.inputs());
                     trainer.sync_host();
                     save_checkpoint::<B>(
                         writer.as_mut(),
