@@ -261,12 +261,28 @@ impl Dataset {
         let mut rows_read = 0;
         let mut buf = Vec::new();
         let mut line_no = 0;
+        let max_row = max_row_bytes(opts.max_text_chars);
         loop {
             buf.clear();
-            if reader.read_until(b'\n', &mut buf).map_err(read_err)? == 0 {
+            let line = read_row(&mut reader, &mut buf, max_row).map_err(read_err)?;
+            if line == Row::End {
                 break;
             }
             line_no += 1;
+            if let Row::TooLong(bytes) = line {
+                rows_read += 1;
+                rejects.push(Reject {
+                    line: line_no,
+                    kind: BadRowKind::TextTooLong,
+                    reason: format!(
+                        "the row is {bytes} bytes, longer than any row with data.max_text_chars = \
+                         {} can be ({max_row} bytes); not parsed",
+                        opts.max_text_chars
+                    ),
+                    id: None,
+                });
+                continue;
+            }
             let Ok(line) = std::str::from_utf8(&buf) else {
                 rows_read += 1;
                 rejects.push(Reject {
@@ -393,6 +409,63 @@ impl Dataset {
     }
 }
 
+/// The longest row a file may hold for texts of at most `max_text_chars`: 12 bytes
+/// per character (a JSON `\uXXXX` surrogate pair) plus 1 MiB for the id, image path
+/// and metadata. A longer row cannot be valid, so it is skipped unread.
+fn max_row_bytes(max_text_chars: usize) -> usize {
+    max_text_chars.saturating_mul(12).saturating_add(1 << 20)
+}
+
+/// What [`read_row`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Row {
+    /// A line (in the buffer, with its newline if it had one).
+    Line,
+    /// A line longer than the limit, of this many bytes, consumed but not kept.
+    TooLong(usize),
+    /// The end of the file.
+    End,
+}
+
+/// Reads one line into `buf`, keeping at most `limit` bytes of it: a longer line
+/// is consumed in the reader's own buffer and dropped, so memory stays bounded
+/// by the limit whatever one row holds (a 100 MB row used to cost ~3× its size).
+fn read_row(reader: &mut impl BufRead, buf: &mut Vec<u8>, limit: usize) -> std::io::Result<Row> {
+    let mut total = 0usize;
+    loop {
+        let chunk = match reader.fill_buf() {
+            Ok(c) => c,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        if chunk.is_empty() {
+            return Ok(match total {
+                0 => Row::End,
+                n if n > limit => Row::TooLong(n),
+                _ => Row::Line,
+            });
+        }
+        let (take, done) = match chunk.iter().position(|&b| b == b'\n') {
+            Some(i) => (i + 1, true),
+            None => (chunk.len(), false),
+        };
+        total += take;
+        if total <= limit {
+            buf.extend_from_slice(&chunk[..take]);
+        } else {
+            buf.clear();
+        }
+        reader.consume(take);
+        if done {
+            return Ok(if total > limit {
+                Row::TooLong(total)
+            } else {
+                Row::Line
+            });
+        }
+    }
+}
+
 /// The checks every format shares, turning a parsed row into an example.
 fn check_row(
     raw: format::RawRow,
@@ -485,4 +558,38 @@ pub fn write_rejects(run_dir: &Path, report: &LoadReport) -> Result<PathBuf, Dat
     }
     crate::atomic::write_atomic(&path, out.as_bytes()).map_err(write_err(&path))?;
     Ok(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Regression (#32): a 100 MB row peaked at 320 MB before it was rejected.
+    #[test]
+    fn a_row_longer_than_the_limit_is_consumed_without_being_kept() {
+        let long = "x".repeat(5000);
+        let text = format!("short\n{long}\n\nlast-without-newline");
+        let mut reader = std::io::BufReader::with_capacity(64, text.as_bytes());
+        let mut buf = Vec::new();
+        let mut rows = Vec::new();
+        loop {
+            buf.clear();
+            let row = read_row(&mut reader, &mut buf, 100).unwrap();
+            if row == Row::End {
+                break;
+            }
+            assert!(buf.len() <= 101, "kept {} bytes", buf.len());
+            rows.push((row, String::from_utf8(buf.clone()).unwrap()));
+        }
+        assert_eq!(
+            rows,
+            [
+                (Row::Line, "short\n".to_string()),
+                (Row::TooLong(5001), String::new()),
+                (Row::Line, "\n".to_string()),
+                (Row::Line, "last-without-newline".to_string()),
+            ]
+        );
+        assert_eq!(max_row_bytes(10_000), 120_000 + (1 << 20));
+    }
 }
