@@ -45,8 +45,8 @@ pub mod transport;
 pub use element::{Element, ReduceOp};
 pub use error::{Error, Op, Result};
 pub use group::{
-    CollectiveEnv, CommBuffer, CudaChoice, Device, GroupConfig, ProcessGroup, TransportKind,
-    WorkerEnv, cuda_device, resolve_transport,
+    CollectiveEnv, CommBuffer, CudaChoice, Device, GroupConfig, PREEMPTED_EXIT, ProcessGroup,
+    TransportKind, WorkerEnv, cuda_device, resolve_transport,
 };
 
 /// Whether this build has the `nccl` feature (for `vigil --version`).

@@ -21,6 +21,6 @@ pub const NON_FINITE_LOSS: u8 = 65;
 /// workers: the run can resume from its checkpoint. `EX_TEMPFAIL` from `sysexits.h`
 /// ("temporary failure, retry"), distinct from 128+N codes of processes killed by a signal,
 /// so Slurm requeue scripts and Kubernetes `podFailurePolicy` can match it exactly.
-pub const PREEMPTED: u8 = 75;
+pub const PREEMPTED: u8 = vigil_collective::PREEMPTED_EXIT;
 /// `vigil datasets audit --strict` found errors in the data.
 pub const AUDIT_FINDINGS: u8 = 3;

@@ -29,6 +29,12 @@ use super::config::{GroupConfig, TransportKind};
 use crate::error::{Error, Result};
 use crate::store::{StoreClient, keys};
 
+/// The exit code of a worker that stopped on request (SIGTERM/SIGINT) after its
+/// checkpoint: `EX_TEMPFAIL` from `sysexits.h`, "temporary failure, retry". Part of
+/// the contract: the worker exits with it, the launcher exits with it too, and the
+/// Slurm and Kubernetes manifests it renders requeue on it. Defined once, here.
+pub const PREEMPTED_EXIT: u8 = 75;
+
 /// The variable names of the contract.
 pub mod var {
     /// Global rank of the worker.

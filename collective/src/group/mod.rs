@@ -24,5 +24,5 @@ pub mod process_group;
 pub use buffer::CommBuffer;
 pub use choice::{CudaChoice, Resolved, cuda_device, resolve_transport};
 pub use config::{Device, GroupConfig, TransportKind};
-pub use env::{CollectiveEnv, WorkerEnv};
+pub use env::{CollectiveEnv, PREEMPTED_EXIT, WorkerEnv};
 pub use process_group::ProcessGroup;

@@ -8,9 +8,8 @@
 //! next launch report taking over a stale lock. The file is never deleted: deleting a
 //! locked file lets two launchers lock two different inodes of the same name.
 
-use std::fs::{File, OpenOptions};
+use std::fs::{File, OpenOptions, TryLockError};
 use std::io::{Read, Seek, Write};
-use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 
 /// A held lock; dropping it releases the directory (and marks it released).
@@ -87,14 +86,15 @@ impl OutputLock {
             .truncate(false)
             .open(&path)
             .map_err(io)?;
-        // SAFETY: flock on a file descriptor we own.
-        let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+        // std's `File::try_lock` is `flock(LOCK_EX | LOCK_NB)` on Unix: the same
+        // kernel lock, released when the holder dies however it dies.
+        let locked = file.try_lock();
         let mut previous = String::new();
         let _ = file.read_to_string(&mut previous);
         let previous = previous.trim().to_string();
-        if rc != 0 {
-            let err = std::io::Error::last_os_error();
-            if err.raw_os_error() == Some(libc::EWOULDBLOCK) {
+        match locked {
+            Ok(()) => {}
+            Err(TryLockError::WouldBlock) => {
                 let holder = if previous.is_empty() {
                     "holder unknown".to_string()
                 } else {
@@ -105,7 +105,7 @@ impl OutputLock {
                     holder,
                 });
             }
-            return Err(io(err));
+            Err(TryLockError::Error(err)) => return Err(io(err)),
         }
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)

@@ -13,28 +13,38 @@
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use vigil_collective::group::env::var;
 
-/// Exit code of a worker that stopped for preemption (the launcher's `EX_TEMPFAIL`).
-pub const PREEMPTED_EXIT: u8 = 75;
+/// Exit code of a worker that stopped for preemption: the worker contract's.
+pub use vigil_collective::PREEMPTED_EXIT;
 
-static STOP: AtomicBool = AtomicBool::new(false);
-
-extern "C" fn on_signal(_sig: libc::c_int) {
-    STOP.store(true, Ordering::SeqCst);
+/// The stop flag the handlers set (registered once per process).
+fn stop_flag() -> &'static Arc<AtomicBool> {
+    static STOP: OnceLock<Arc<AtomicBool>> = OnceLock::new();
+    STOP.get_or_init(|| {
+        let flag = Arc::new(AtomicBool::new(false));
+        for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+            // signal-hook's handler only stores to the atomic (async-signal-safe). A
+            // registration cannot fail for these two signals; if it did, a stop
+            // request would kill the worker as before, which the launcher handles.
+            if let Err(e) = signal_hook::flag::register(sig, Arc::clone(&flag)) {
+                tracing::warn!("cannot route signal {sig} to the stop flag: {e}");
+            }
+        }
+        flag
+    })
 }
 
 /// Routes SIGTERM and SIGINT to the stop flag.
 pub fn install_stop_handler() {
-    let handler = on_signal as extern "C" fn(libc::c_int) as libc::sighandler_t;
-    // SAFETY: the handler only stores to an atomic, which is async-signal-safe; the
-    // mask calls take initialised sets. A parent may have started us with these
-    // signals blocked (masks survive exec), so unblock them.
+    stop_flag();
+    // A parent may have started us with these signals blocked (masks survive exec),
+    // so unblock them.
+    // SAFETY: the mask calls take an initialised set and a null old-set pointer.
     unsafe {
-        libc::signal(libc::SIGTERM, handler);
-        libc::signal(libc::SIGINT, handler);
         let mut set: libc::sigset_t = std::mem::zeroed();
         libc::sigemptyset(&mut set);
         libc::sigaddset(&mut set, libc::SIGTERM);
@@ -45,7 +55,7 @@ pub fn install_stop_handler() {
 
 /// Whether a stop was requested.
 pub fn stop_requested() -> bool {
-    STOP.load(Ordering::SeqCst)
+    stop_flag().load(Ordering::SeqCst)
 }
 
 /// Proves liveness to the launcher's watchdog by touching `VIGIL_HEARTBEAT_FILE`
