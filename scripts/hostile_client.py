@@ -80,9 +80,14 @@ def moderate_body(items):
 
 
 def jpeg_bomb(w, h):
-    """A JPEG that is a header only, declaring w x h pixels."""
-    return (b"\xff\xd8\xff\xc0\x00\x0b\x08" + struct.pack(">HH", h, w)
-            + b"\x01\x01\x11\x00\xff\xd9")
+    """A baseline JPEG declaring w x h pixels in 172 bytes: tables, frame and scan
+    headers and almost no data."""
+    j = b"\xff\xd8\xff\xdb\x00\x43\x00" + b"\x01" * 64
+    j += b"\xff\xc0\x00\x0b\x08" + struct.pack(">HH", h, w) + b"\x01\x01\x11\x00"
+    for cls in (0x00, 0x10):
+        j += b"\xff\xc4\x00\x14" + bytes([cls, 1]) + b"\x00" * 15 + b"\x00"
+    j += b"\xff\xda\x00\x08\x01\x01\x00\x00\x3f\x00" + b"\x00" * 32 + b"\xff\xd9"
+    return j
 
 
 def png_bomb(w, h):

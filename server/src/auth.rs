@@ -69,7 +69,7 @@ impl Token {
         let Some((head, rest)) = header.split_at_checked(scheme.len()) else {
             return false;
         };
-        if !head.eq_ignore_ascii_case(scheme) || !rest.first().is_some_and(|b| *b == b' ') {
+        if !head.eq_ignore_ascii_case(scheme) || rest.first() != Some(&b' ') {
             return false;
         }
         let given: [u8; 32] = Sha256::digest(rest.trim_ascii()).into();
@@ -89,7 +89,11 @@ mod tests {
     fn a_token_file_is_trimmed_and_must_be_visible_ascii() {
         let t = Token::parse(b"s3cret\n").unwrap();
         assert!(t.admits(b"Bearer s3cret"));
-        assert!(Token::parse(b"  s3cret \r\n").unwrap().admits(b"Bearer s3cret"));
+        assert!(
+            Token::parse(b"  s3cret \r\n")
+                .unwrap()
+                .admits(b"Bearer s3cret")
+        );
         assert_eq!(Token::parse(b"\n \t").unwrap_err(), TokenProblem::Empty);
         assert_eq!(
             Token::parse("sécret".as_bytes()).unwrap_err(),

@@ -25,11 +25,11 @@ use std::time::{Duration, Instant};
 use image::ImageReader;
 use tokio::sync::oneshot;
 use vigil_trainer::backend::CpuBackend;
+use vigil_trainer::checkpoint::{MANIFEST_FILE, StoreError};
 use vigil_trainer::config::Task;
 use vigil_trainer::data::{normalise_chw, resize_normalise_chw};
-use vigil_trainer::model::{ModelInput, ModerationModel, TextTokenizer};
-use vigil_trainer::checkpoint::{MANIFEST_FILE, StoreError};
 use vigil_trainer::export::ModelRepo;
+use vigil_trainer::model::{ModelInput, ModerationModel, TextTokenizer};
 use vigil_trainer::serve::{ServeError, ServedModel, decisions, newest_listed};
 
 use crate::batcher::{Decision, Overloaded, admit, decide, take};
@@ -597,7 +597,7 @@ mod tests {
         out
     }
 
-    /// A baseline JPEG of `w`×`h` in 160 bytes: quantisation and Huffman tables,
+    /// A baseline JPEG of `w`×`h` in 172 bytes: quantisation and Huffman tables,
     /// the frame header, a scan header and almost no data — the shape of a
     /// decompression bomb (hundreds of bytes declaring millions of pixels).
     fn jpeg_bomb(w: u16, h: u16) -> Vec<u8> {
@@ -628,7 +628,11 @@ mod tests {
         let l = crate::Limits::default();
         let err = decode_image(&bomb, 8, l.max_image_pixels, l.max_image_alloc(), &mut out);
         assert!(err.is_err());
-        assert!(started.elapsed() < Duration::from_secs(1), "{:?}", started.elapsed());
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "{:?}",
+            started.elapsed()
+        );
         // The same bytes within the bound are a JPEG that decodes (to black).
         assert!(check_image_header(&jpeg_bomb(64, 48), 1000).is_err());
         assert_eq!(check_image_header(&jpeg_bomb(64, 48), 10_000), Ok((64, 48)));

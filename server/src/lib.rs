@@ -329,6 +329,30 @@ impl Server {
     }
 }
 
+/// The accept queue's length asked of the kernel (Linux caps it at
+/// `net.core.somaxconn`, 4096 by default): std's 128 fills during a connection
+/// flood, and a real client's SYN is then dropped and retried a second later.
+const BACKLOG: libc::c_int = 4096;
+
+/// Binds `addr` (`host:port`) for [`Server::serve`], with a long accept queue.
+pub fn bind(addr: &str) -> Result<std::net::TcpListener, ServerError> {
+    let bind_err = |source| ServerError::Bind {
+        addr: addr.to_string(),
+        source,
+    };
+    let listener = std::net::TcpListener::bind(addr).map_err(bind_err)?;
+    #[cfg(unix)]
+    {
+        use std::os::fd::AsRawFd;
+        // SAFETY: listen(2) on a socket this function owns; calling it again on a
+        // listening socket only changes the queue's length.
+        if unsafe { libc::listen(listener.as_raw_fd(), BACKLOG) } != 0 {
+            return Err(bind_err(std::io::Error::last_os_error()));
+        }
+    }
+    Ok(listener)
+}
+
 /// Whether serving on `addr` with (or without) a token is allowed: a
 /// non-loopback address without a token is refused unless `insecure`, and then
 /// the returned warning is for the log.
@@ -368,7 +392,7 @@ pub fn fd_limit_warning(max_connections: usize) -> Option<String> {
         return None;
     }
     let need = max_connections as u64 + FD_SPARE;
-    (lim.rlim_cur != libc::RLIM_INFINITY && (lim.rlim_cur as u64) < need).then(|| {
+    (lim.rlim_cur != libc::RLIM_INFINITY && lim.rlim_cur < need).then(|| {
         format!(
             "vigil serve: warning: the file descriptor limit ({}) is below --max-connections \
              {max_connections} + {FD_SPARE}: raise it (ulimit -n {need}; systemd LimitNOFILE) \

@@ -92,12 +92,23 @@ fn raise_own_fd_limit() {
     }
 }
 
-/// A JPEG that is a header only, declaring `w`×`h` pixels: a decompression bomb.
+/// A baseline JPEG of `w`×`h` in 172 bytes (tables, frame and scan headers, almost
+/// no data): a decompression bomb.
 fn jpeg_bomb(w: u16, h: u16) -> Vec<u8> {
-    let mut j = vec![0xff, 0xd8, 0xff, 0xc0, 0x00, 0x0b, 0x08];
+    let mut j = vec![0xff, 0xd8, 0xff, 0xdb, 0x00, 0x43, 0x00];
+    j.extend_from_slice(&[1u8; 64]);
+    j.extend_from_slice(&[0xff, 0xc0, 0x00, 0x0b, 0x08]);
     j.extend_from_slice(&h.to_be_bytes());
     j.extend_from_slice(&w.to_be_bytes());
-    j.extend_from_slice(&[0x01, 0x01, 0x11, 0x00, 0xff, 0xd9]);
+    j.extend_from_slice(&[0x01, 0x01, 0x11, 0x00]);
+    for class in [0x00, 0x10] {
+        j.extend_from_slice(&[0xff, 0xc4, 0x00, 0x14, class, 1]);
+        j.extend_from_slice(&[0u8; 15]);
+        j.push(0x00);
+    }
+    j.extend_from_slice(&[0xff, 0xda, 0x00, 0x08, 0x01, 0x01, 0x00, 0x00, 0x3f, 0x00]);
+    j.extend_from_slice(&[0u8; 32]);
+    j.extend_from_slice(&[0xff, 0xd9]);
     j
 }
 
@@ -167,7 +178,10 @@ fn two_thousand_half_open_connections_under_ulimit_1024_leave_real_requests_answ
     done.store(true, Ordering::Relaxed);
     let opened = flood.join().unwrap();
     latencies.sort();
-    let (p50, worst) = (latencies[latencies.len() / 2], latencies[latencies.len() - 1]);
+    let (p50, worst) = (
+        latencies[latencies.len() / 2],
+        latencies[latencies.len() - 1],
+    );
     eprintln!(
         "flood: {opened} connections opened by the client; real requests p50 {p50:?}, \
          max {worst:?}; server fds at most {max_fds}"
@@ -229,8 +243,12 @@ fn slow_headers_are_cut_off_and_a_slow_body_gets_408() {
 #[test]
 fn decompression_bombs_are_refused_with_400_in_milliseconds() {
     let s = serve(&[]);
-    let (status, body, took) = moderate_image(s.addr, &jpeg_bomb(5000, 5000));
-    eprintln!("5000×5000 JPEG bomb (204-byte class): {status} in {took:?}");
+    let bomb = jpeg_bomb(5000, 5000);
+    let (status, body, took) = moderate_image(s.addr, &bomb);
+    eprintln!(
+        "{}-byte JPEG declaring 5000×5000: {status} in {took:?}",
+        bomb.len()
+    );
     assert_eq!(status, 400, "{body}");
     assert!(body.contains("--max-image-pixels 16777216"), "{body}");
     assert!(took < Duration::from_secs(2), "{took:?}");
@@ -247,7 +265,10 @@ fn decompression_bombs_are_refused_with_400_in_milliseconds() {
         png.len()
     );
     assert_eq!(status, 400, "{body}");
-    assert!(body.contains("would allocate more than 4000000 bytes"), "{body}");
+    assert!(
+        body.contains("would allocate more than 4000000 bytes"),
+        "{body}"
+    );
 }
 
 #[test]
@@ -312,7 +333,10 @@ fn the_inflight_budget_refuses_bodies_with_503_before_reading_them_and_bounds_rs
     assert_eq!(admitted + refused, CLIENTS, "{codes:?}");
     assert!(admitted >= 4, "{codes:?}");
     assert!(refused >= CLIENTS / 2, "{codes:?}");
-    assert!(codes.iter().all(|(c, retry)| *c != 503 || *retry), "{codes:?}");
+    assert!(
+        codes.iter().all(|(c, retry)| *c != 503 || *retry),
+        "{codes:?}"
+    );
     // The documented bound: peak RSS above the idle server at most 4 × the budget
     // (the body, the parsed JSON string, the decoded bytes, allocator slack).
     assert!(
@@ -402,7 +426,10 @@ fn bad_token_files_and_an_exposed_listen_address_exit_2_naming_why() {
     cmd.args(["serve", "--model-repository", &repo, "--threads", "1"])
         .args(["--listen", "0.0.0.0:0", "--insecure"]);
     let s = Served::spawn(cmd, START);
-    assert!(s.log_text().contains("without --auth-token-file (--insecure)"));
+    assert!(
+        s.log_text()
+            .contains("without --auth-token-file (--insecure)")
+    );
 }
 
 #[test]

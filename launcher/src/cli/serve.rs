@@ -188,16 +188,8 @@ fn serve(args: ServeArgs) -> Result<(), ServerError> {
         token,
         drain: Duration::from_secs_f64(args.drain_secs),
     };
-    let listener =
-        std::net::TcpListener::bind(&args.listen).map_err(|source| ServerError::Bind {
-            addr: args.listen.clone(),
-            source,
-        })?;
-    let exposure = check_exposure(
-        listener.local_addr()?,
-        opts.token.is_some(),
-        args.insecure,
-    )?;
+    let listener = vigil_server::bind(&args.listen)?;
+    let exposure = check_exposure(listener.local_addr()?, opts.token.is_some(), args.insecure)?;
     listener.set_nonblocking(true)?;
     let server = Server::start(opts)?;
     let (version, dir) = server.serving();
