@@ -25,15 +25,18 @@ use std::time::{Duration, Instant};
 use image::ImageReader;
 use tokio::sync::oneshot;
 use vigil_trainer::backend::CpuBackend;
+use vigil_trainer::checkpoint::{MANIFEST_FILE, StoreError};
 use vigil_trainer::config::Task;
 use vigil_trainer::data::{normalise_chw, resize_normalise_chw};
+use vigil_trainer::export::ModelRepo;
 use vigil_trainer::model::{ModelInput, ModerationModel, TextTokenizer};
-use vigil_trainer::serve::{ServeError, ServedModel, decisions, locate, newest_listed};
+use vigil_trainer::serve::{ServeError, ServedModel, decisions, newest_listed};
 
 use crate::batcher::{Decision, Overloaded, admit, decide, take};
 use crate::metrics::Metrics;
 use crate::pickup::{Pickup, decide as pickup};
 use crate::protocol::{BadInput, IMAGE, Rows, Towers};
+use crate::verified::{Skipped, Stamp, Verdict, VerifyCache};
 
 type B = CpuBackend;
 
@@ -178,6 +181,8 @@ pub struct BatchSettings {
     pub queue_bound: usize,
     /// Largest image, pixels.
     pub max_image_pixels: u64,
+    /// Most bytes the image decoder may allocate for one image.
+    pub max_image_alloc: u64,
 }
 
 #[derive(Debug, Default)]
@@ -313,6 +318,7 @@ impl Engine {
                             bytes,
                             model.image_size,
                             self.settings.max_image_pixels,
+                            self.settings.max_image_alloc,
                             out,
                         ) {
                             bad = Some(BadInput {
@@ -376,20 +382,13 @@ fn fail_all(jobs: Vec<Job>, message: &str) {
     }
 }
 
-/// Decodes an encoded image, checks its pixel count from the header first, and
-/// writes `3·size·size` normalised floats (as the data layer does for files).
-pub fn decode_image(
-    bytes: &[u8],
-    size: u32,
-    max_pixels: u64,
-    out: &mut [f32],
-) -> Result<(), String> {
-    let reader = || {
-        ImageReader::new(Cursor::new(bytes))
-            .with_guessed_format()
-            .map_err(|e| format!("cannot read the image: {e}"))
-    };
-    let r = reader()?;
+/// The pixel count of an encoded image, read from its header only (no pixel is
+/// decoded): refused when it is not a PNG, JPEG or WebP file, empty, or more than
+/// `max_pixels`. Cheap enough for the HTTP handler to run before queueing.
+pub fn check_image_header(bytes: &[u8], max_pixels: u64) -> Result<(u32, u32), String> {
+    let r = ImageReader::new(Cursor::new(bytes))
+        .with_guessed_format()
+        .map_err(|e| format!("cannot read the image: {e}"))?;
     if r.format().is_none() {
         return Err("not a PNG, JPEG or WebP file".into());
     }
@@ -405,9 +404,38 @@ pub fn decode_image(
             "{w}×{h} = {pixels} pixels is more than --max-image-pixels {max_pixels}"
         ));
     }
-    let rgb = reader()?
+    Ok((w, h))
+}
+
+/// Decodes an encoded image, checks its pixel count from the header first, and
+/// writes `3·size·size` normalised floats (as the data layer does for files). The
+/// decoder may allocate at most `max_alloc` bytes (a PNG whose header is within
+/// the pixel bound but whose pixels are wide is refused, not decoded).
+pub fn decode_image(
+    bytes: &[u8],
+    size: u32,
+    max_pixels: u64,
+    max_alloc: u64,
+    out: &mut [f32],
+) -> Result<(), String> {
+    let (w, h) = check_image_header(bytes, max_pixels)?;
+    let mut reader = ImageReader::new(Cursor::new(bytes))
+        .with_guessed_format()
+        .map_err(|e| format!("cannot read the image: {e}"))?;
+    let mut limits = image::Limits::default();
+    limits.max_image_width = Some(w);
+    limits.max_image_height = Some(h);
+    limits.max_alloc = Some(max_alloc);
+    reader.limits(limits);
+    let rgb = reader
         .decode()
-        .map_err(|e| format!("the image is corrupt: {e}"))?
+        .map_err(|e| match e {
+            image::ImageError::Limits(l) => format!(
+                "decoding {w}×{h} pixels would allocate more than {max_alloc} bytes \
+                 (4 per pixel of --max-image-pixels): {l}"
+            ),
+            e => format!("the image is corrupt: {e}"),
+        })?
         .into_rgb8();
     if rgb.width() == size && rgb.height() == size {
         normalise_chw(&rgb, out);
@@ -454,18 +482,19 @@ impl Stop {
     }
 }
 
-/// Polls `repo` every `every`, loads a newer complete version in the background
-/// and swaps it in; logs every swap, failed load and damaged version once.
-/// Newer versions a poll skipped as damaged, with why.
-type Skipped = Vec<(u64, String)>;
-
 /// The newest version the repository offers now, and the newer ones skipped as
-/// damaged. A directory is read as `vigil predict` reads it ([`locate`]: the
-/// newest whose manifest and files verify). A bucket URL is only listed
-/// ([`newest_listed`]: the newest with a manifest, not failed before), so a poll
-/// downloads nothing; the files are read and verified once, when
-/// [`Loaded::load`] loads that version.
-fn poll_newest(repo: &Path, failed: &[u64]) -> Result<(Option<u64>, Skipped), ServeError> {
+/// damaged. A directory is listed and each version verified once
+/// ([`VerifyCache`]: the manifest and every file's sha256, again only when the
+/// manifest changes), the rule of `vigil predict` without re-hashing the same
+/// files every poll. A single version directory has nothing newer to offer. A
+/// bucket URL is only listed ([`newest_listed`]: the newest with a manifest, not
+/// failed before), so a poll downloads nothing; the files are read and verified
+/// once, when [`Loaded::load`] loads that version.
+fn poll_newest(
+    repo: &Path,
+    failed: &[u64],
+    cache: &mut VerifyCache,
+) -> Result<(Option<u64>, Skipped), ServeError> {
     if let Some(url) = repo
         .to_str()
         .and_then(|s| vigil_trainer::storage::Location::parse(s).ok())
@@ -473,10 +502,32 @@ fn poll_newest(repo: &Path, failed: &[u64]) -> Result<(Option<u64>, Skipped), Se
     {
         return Ok((newest_listed(&url, failed)?, Vec::new()));
     }
-    let found = locate(repo, None)?;
-    Ok((Some(found.version), found.skipped))
+    if repo.join(MANIFEST_FILE).is_file() {
+        return Ok((None, Vec::new()));
+    }
+    let repo_err = |source| ServeError::Repo {
+        dir: repo.to_path_buf(),
+        source: Box::new(source),
+    };
+    let store = ModelRepo::open(repo).map_err(repo_err)?;
+    let versions = store.versions().map_err(repo_err)?;
+    let stamp = |v: u64| {
+        let meta = std::fs::metadata(repo.join(v.to_string()).join(MANIFEST_FILE)).ok()?;
+        Some(Stamp {
+            len: meta.len(),
+            modified: meta.modified().ok(),
+        })
+    };
+    let verify = |v: u64| match store.version(v) {
+        Ok(_) => Verdict::Complete,
+        Err(e @ StoreError::Corrupt { .. }) => Verdict::Damaged(e.to_string()),
+        Err(e) => Verdict::Unreadable(e.to_string()),
+    };
+    Ok(cache.newest(&versions, stamp, verify))
 }
 
+/// Polls `repo` every `every`, loads a newer complete version in the background
+/// and swaps it in; logs every swap, failed load and damaged version once.
 pub fn start_poller(
     repo: PathBuf,
     every: Duration,
@@ -491,8 +542,9 @@ pub fn start_poller(
             let mut failed: Vec<u64> = Vec::new();
             let mut reported: Vec<u64> = Vec::new();
             let mut last_error = String::new();
+            let mut cache = VerifyCache::default();
             while !stop.sleep(every) {
-                let newest = match poll_newest(&repo, &failed) {
+                let newest = match poll_newest(&repo, &failed, &mut cache) {
                     Ok((newest, skipped)) => {
                         last_error.clear();
                         for (v, why) in &skipped {
@@ -548,19 +600,63 @@ mod tests {
         out
     }
 
+    /// A baseline JPEG of `w`×`h` in 172 bytes: quantisation and Huffman tables,
+    /// the frame header, a scan header and almost no data — the shape of a
+    /// decompression bomb (hundreds of bytes declaring millions of pixels).
+    fn jpeg_bomb(w: u16, h: u16) -> Vec<u8> {
+        let mut j = vec![0xff, 0xd8, 0xff, 0xdb, 0x00, 0x43, 0x00];
+        j.extend_from_slice(&[1u8; 64]);
+        j.extend_from_slice(&[0xff, 0xc0, 0x00, 0x0b, 0x08]);
+        j.extend_from_slice(&h.to_be_bytes());
+        j.extend_from_slice(&w.to_be_bytes());
+        j.extend_from_slice(&[0x01, 0x01, 0x11, 0x00]);
+        for class in [0x00, 0x10] {
+            j.extend_from_slice(&[0xff, 0xc4, 0x00, 0x14, class, 1]);
+            j.extend_from_slice(&[0u8; 15]);
+            j.push(0x00);
+        }
+        j.extend_from_slice(&[0xff, 0xda, 0x00, 0x08, 0x01, 0x01, 0x00, 0x00, 0x3f, 0x00]);
+        j.extend_from_slice(&[0u8; 32]);
+        j.extend_from_slice(&[0xff, 0xd9]);
+        j
+    }
+
+    #[test]
+    fn a_bomb_is_refused_from_its_header_in_milliseconds() {
+        let bomb = jpeg_bomb(5000, 5000);
+        let started = Instant::now();
+        let err = check_image_header(&bomb, crate::Limits::default().max_image_pixels).unwrap_err();
+        assert!(err.contains("5000×5000 = 25000000 pixels"), "{err}");
+        let mut out = vec![0.0; 3 * 8 * 8];
+        let l = crate::Limits::default();
+        let err = decode_image(&bomb, 8, l.max_image_pixels, l.max_image_alloc(), &mut out);
+        assert!(err.is_err());
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "{:?}",
+            started.elapsed()
+        );
+        // The same bytes within the bound are a JPEG that decodes (to black).
+        assert!(check_image_header(&jpeg_bomb(64, 48), 1000).is_err());
+        assert_eq!(check_image_header(&jpeg_bomb(64, 48), 10_000), Ok((64, 48)));
+    }
+
     #[test]
     fn images_decode_like_files_and_bad_ones_are_refused() {
         let mut out = vec![0.0; 3 * 8 * 8];
-        decode_image(&png(16, 12), 8, 1000, &mut out).unwrap();
+        decode_image(&png(16, 12), 8, 1000, 4000, &mut out).unwrap();
         let expect = (200.0 / 255.0 - vigil_trainer::data::IMAGENET_MEAN[0])
             / vigil_trainer::data::IMAGENET_STD[0];
         assert!((out[0] - expect).abs() < 1e-4);
-        let err = decode_image(&png(40, 30), 8, 1000, &mut out).unwrap_err();
+        let err = decode_image(&png(40, 30), 8, 1000, 4000, &mut out).unwrap_err();
         assert!(err.contains("--max-image-pixels 1000"), "{err}");
-        let err = decode_image(b"not an image", 8, 1000, &mut out).unwrap_err();
+        let err = decode_image(b"not an image", 8, 1000, 4000, &mut out).unwrap_err();
         assert!(err.contains("not a PNG"), "{err}");
         let mut broken = png(16, 12);
         broken.truncate(broken.len() / 2);
-        assert!(decode_image(&broken, 8, 1000, &mut out).is_err());
+        assert!(decode_image(&broken, 8, 1000, 4000, &mut out).is_err());
+        // Within the pixel bound, but the decoder may not allocate its pixels.
+        let err = decode_image(&png(16, 12), 8, 1000, 100, &mut out).unwrap_err();
+        assert!(err.contains("allocate more than 100 bytes"), "{err}");
     }
 }

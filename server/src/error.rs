@@ -40,6 +40,16 @@ pub enum ServerError {
         /// What is wrong.
         message: String,
     },
+    /// A non-loopback `--listen` without `--auth-token-file` or `--insecure`.
+    #[error(
+        "--listen {addr} is reachable from other hosts and no --auth-token-file is given: \
+         give a token file, listen on a loopback address (127.0.0.1), or pass --insecure \
+         to serve without authentication anyway"
+    )]
+    Exposed {
+        /// The address.
+        addr: String,
+    },
     /// Binding the listen address failed.
     #[error("cannot listen on {addr}")]
     Bind {
@@ -62,6 +72,7 @@ impl ServerError {
             Self::Repository { .. }
             | Self::BadOptions { .. }
             | Self::TokenFile { .. }
+            | Self::Exposed { .. }
             | Self::Bind { .. } => true,
             Self::Io(_) | Self::Storage(_) => false,
         }

@@ -5,7 +5,11 @@
 //! [`crate::protocol`], queue the rows on the [`Engine`] and await the answer;
 //! every refusal is a JSON `{"error": ...}` body with the status the protocol
 //! expects (400 bad input, 401 no token, 404 unknown model or version not
-//! loaded, 413 body too large, 503 overloaded or draining).
+//! loaded, 408 body too slow, 413 body too large, 503 overloaded, over the
+//! in-flight byte budget, or draining).
+//!
+//! The token is checked in the middleware, before any handler reads a byte of
+//! the body: an unauthenticated client cannot make the server buffer anything.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -22,7 +26,11 @@ use axum::routing::{get, post};
 use serde_json::{Value, json};
 use tokio::sync::oneshot;
 
-use crate::engine::{Current, Engine, Job, JobError, Loaded, Scored};
+use http_body_util::BodyExt;
+
+use crate::auth::Token;
+use crate::budget::{Budget, Reservation};
+use crate::engine::{Current, Engine, Job, JobError, Loaded, Scored, check_image_header};
 use crate::limits::Limits;
 use crate::metrics::Metrics;
 use crate::protocol::{
@@ -48,7 +56,9 @@ pub struct App {
     /// Metrics.
     pub metrics: Arc<Metrics>,
     /// The bearer token, if required.
-    pub token: Option<String>,
+    pub token: Option<Token>,
+    /// Body bytes held by all requests (`--max-inflight-bytes`).
+    pub budget: Arc<Budget>,
     /// Set on SIGTERM: readiness answers 503 while the server drains.
     pub draining: AtomicBool,
 }
@@ -126,17 +136,10 @@ async fn guard(State(app): State<Arc<App>>, req: Request, next: Next) -> Respons
     response
 }
 
-fn authorized(headers: &HeaderMap, token: &str) -> bool {
-    let Some(given) = headers
+fn authorized(headers: &HeaderMap, token: &Token) -> bool {
+    headers
         .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-    else {
-        return false;
-    };
-    // Compare every byte, so the time taken does not say how much matched.
-    let (a, b) = (given.trim().as_bytes(), token.as_bytes());
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+        .is_some_and(|v| token.admits(v.as_bytes()))
 }
 
 async fn server_metadata() -> Response {
@@ -228,13 +231,40 @@ async fn model_ready(
     }
 }
 
-/// Reads the body up to `--max-body-bytes`; more is 413.
-async fn read_body(app: &App, headers: &HeaderMap, body: Body) -> Result<Vec<u8>, Response> {
+fn retry_later(status: StatusCode, message: String) -> Response {
+    let mut r = error(status, message);
+    r.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    r
+}
+
+/// Reads the body up to `--max-body-bytes` (more: 413) within
+/// `--body-timeout-secs` (later: 408), holding its bytes in the in-flight budget:
+/// the declared `Content-Length` is reserved before anything is read, a chunked
+/// body's bytes as they arrive; what does not fit is a 503 with `Retry-After`.
+/// The reservation is the caller's to keep while it holds the body or what was
+/// parsed from it.
+async fn read_body(
+    app: &App,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<(Vec<u8>, Reservation), Response> {
     let limit = app.limits.max_body_bytes;
     let too_large = || {
         error(
             StatusCode::PAYLOAD_TOO_LARGE,
             format!("the request body is larger than --max-body-bytes {limit}"),
+        )
+    };
+    let over_budget = |want: usize| {
+        retry_later(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!(
+                "overloaded: {want} more body bytes do not fit beside the {} held by requests in \
+                 flight (--max-inflight-bytes {}); retry shortly",
+                app.budget.held(),
+                app.budget.limit()
+            ),
         )
     };
     let declared = headers
@@ -244,10 +274,65 @@ async fn read_body(app: &App, headers: &HeaderMap, body: Body) -> Result<Vec<u8>
     if declared.is_some_and(|n| n > limit) {
         return Err(too_large());
     }
-    match axum::body::to_bytes(body, limit).await {
-        Ok(b) => Ok(b.to_vec()),
-        Err(_) => Err(too_large()),
+    let want = declared.unwrap_or(0);
+    let Some(mut held) = app.budget.reserve(want) else {
+        return Err(over_budget(want));
+    };
+    let read = async {
+        let mut body = body;
+        let mut out = Vec::with_capacity(want);
+        while let Some(frame) = body.frame().await {
+            let Ok(frame) = frame else {
+                return Err(error(
+                    StatusCode::BAD_REQUEST,
+                    "the request body could not be read".into(),
+                ));
+            };
+            let Ok(data) = frame.into_data() else {
+                continue;
+            };
+            let total = out.len() + data.len();
+            if total > limit {
+                return Err(too_large());
+            }
+            if !held.grow_to(total) {
+                return Err(over_budget(total - held.bytes()));
+            }
+            out.extend_from_slice(&data);
+        }
+        Ok(out)
+    };
+    match tokio::time::timeout(app.limits.body_timeout, read).await {
+        Ok(Ok(body)) => Ok((body, held)),
+        Ok(Err(r)) => Err(r),
+        Err(_) => {
+            let mut r = error(
+                StatusCode::REQUEST_TIMEOUT,
+                format!(
+                    "the request body did not arrive within --body-timeout-secs {}",
+                    app.limits.body_timeout.as_secs_f64()
+                ),
+            );
+            r.headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            Err(r)
+        }
     }
+}
+
+/// Every image's header against `--max-image-pixels`, before the rows are
+/// queued: a decompression bomb is a 400 in microseconds, without a worker.
+fn check_images(rows: &Rows, limits: &Limits) -> Result<(), BadInput> {
+    for (row, img) in rows.images.iter().enumerate() {
+        if let Some(bytes) = img {
+            check_image_header(bytes, limits.max_image_pixels).map_err(|message| BadInput {
+                input: Some(IMAGE.into()),
+                row: Some(row),
+                message,
+            })?;
+        }
+    }
+    Ok(())
 }
 
 /// Queues `rows` on `model`'s version and waits for the scores.
@@ -292,7 +377,7 @@ async fn infer(
         Ok(l) => l,
         Err(r) => return r,
     };
-    let body = match read_body(&app, &headers, body).await {
+    let (body, _held) = match read_body(&app, &headers, body).await {
         Ok(b) => b,
         Err(r) => return r,
     };
@@ -313,6 +398,13 @@ async fn infer(
             Ok(r) => r,
             Err(b) => return bad(&b),
         };
+    // The rows hold copies of what they need; the body is not held past parsing.
+    drop(body);
+    if loaded.towers.image
+        && let Err(b) = check_images(&req.rows, &app.limits)
+    {
+        return bad(&b);
+    }
     let version = loaded.version;
     let labels = loaded.labels.len();
     let scored = match run(&app, req.rows, loaded).await {
@@ -350,7 +442,7 @@ async fn infer(
 }
 
 async fn moderate(State(app): State<Arc<App>>, headers: HeaderMap, body: Body) -> Response {
-    let body = match read_body(&app, &headers, body).await {
+    let (body, _held) = match read_body(&app, &headers, body).await {
         Ok(b) => b,
         Err(r) => return r,
     };
@@ -359,12 +451,16 @@ async fn moderate(State(app): State<Arc<App>>, headers: HeaderMap, body: Body) -
         Ok(x) => x,
         Err(b) => return bad(&b),
     };
+    drop(body);
     if !loaded.towers.image && rows.images.iter().any(Option::is_some) {
         return bad(&BadInput {
             input: Some(IMAGE.into()),
             row: rows.images.iter().position(Option::is_some),
             message: "this model has no image tower".into(),
         });
+    }
+    if let Err(b) = check_images(&rows, &app.limits) {
+        return bad(&b);
     }
     let (version, labels) = (loaded.version, loaded.labels.clone());
     let scored = match run(&app, rows, loaded).await {
@@ -403,19 +499,20 @@ mod tests {
 
     #[test]
     fn bearer_tokens_must_match_exactly() {
+        let token = Token::parse(b"s3cret").unwrap();
         let mut h = HeaderMap::new();
-        assert!(!authorized(&h, "s3cret"));
+        assert!(!authorized(&h, &token));
         h.insert(
             header::AUTHORIZATION,
-            HeaderValue::from_static("Bearer s3cret"),
+            HeaderValue::from_static("bearer s3cret"),
         );
-        assert!(authorized(&h, "s3cret"));
-        assert!(!authorized(&h, "s3cre"));
+        assert!(authorized(&h, &token));
+        assert!(!authorized(&h, &Token::parse(b"s3cre").unwrap()));
         h.insert(
             header::AUTHORIZATION,
             HeaderValue::from_static("Basic s3cret"),
         );
-        assert!(!authorized(&h, "s3cret"));
+        assert!(!authorized(&h, &token));
     }
 
     #[test]

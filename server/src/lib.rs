@@ -13,7 +13,14 @@
 //! - `moderate.rs`: the `/v1/moderate` JSON body into the same rows (pure).
 //! - `batcher.rs`: the dynamic batcher's decisions (admit, flush, take; pure).
 //! - `pickup.rs`: the version-pickup decision (keep / load N / pinned; pure).
-//! - `limits.rs`: [`Limits`] — body, rows, text, pixels, queue.
+//! - `limits.rs`: [`Limits`] — connections, timeouts, body, in-flight bytes,
+//!   rows, text, pixels, queue.
+//! - `auth.rs`: [`Token`] — the token file's validation, the constant-time check.
+//! - `budget.rs`: the server-wide budget of body bytes held (pure).
+//! - `connections.rs`: which connection a new one replaces at the cap (pure).
+//! - `listen.rs`: the accept loop — hyper HTTP/1 connections with a header
+//!   timeout, the connection cap, the graceful drain.
+//! - `verified.rs`: which versions the poller verified, so each is hashed once (pure).
 //! - `engine.rs`: loaded versions, the bounded queue and its worker threads, the poller.
 //! - `http.rs`: axum routes, auth, metrics middleware.
 //! - `metrics.rs`: Prometheus text exposition, by hand.
@@ -24,15 +31,20 @@
 //! connection; the queue between them is where batching and back-pressure (503
 //! at `--queue-bound`) happen.
 
+mod auth;
 mod batcher;
+mod budget;
+mod connections;
 mod engine;
 mod error;
 mod http;
 mod limits;
+mod listen;
 mod metrics;
 mod moderate;
 mod pickup;
 mod protocol;
+mod verified;
 
 use std::future::Future;
 use std::path::{Path, PathBuf};
@@ -40,6 +52,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+pub use auth::{Token, TokenProblem};
 pub use batcher::{Decision, Overloaded};
 pub use engine::{BatchSettings, Loaded, error_chain};
 pub use error::ServerError;
@@ -70,7 +83,7 @@ pub struct ServeOptions {
     /// Request and queue bounds.
     pub limits: Limits,
     /// Required bearer token.
-    pub token: Option<String>,
+    pub token: Option<Token>,
     /// After SIGTERM, how long connections still open may take to finish before
     /// they are closed (a client that never finishes its request cannot hold the
     /// process past it).
@@ -227,6 +240,7 @@ impl Server {
                 max_delay: opts.max_delay,
                 queue_bound: opts.limits.queue_bound,
                 max_image_pixels: opts.limits.max_image_pixels,
+                max_image_alloc: opts.limits.max_image_alloc(),
             },
             metrics.clone(),
         );
@@ -251,6 +265,7 @@ impl Server {
             pinned: opts.version,
             current,
             engine,
+            budget: budget::Budget::new(opts.limits.max_inflight_bytes),
             limits: opts.limits,
             metrics,
             token: opts.token,
@@ -280,32 +295,23 @@ impl Server {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), ServerError> {
         let app = self.app.clone();
+        let settings = listen::ConnSettings {
+            header_timeout: app.limits.header_timeout,
+            max_connections: app.limits.max_connections,
+            drain: self.drain,
+        };
         let draining = app.clone();
-        // Notify keeps the permit if the deadline's waiter is not polling yet.
-        let begun = Arc::new(tokio::sync::Notify::new());
-        let begin = begun.clone();
-        let graceful =
-            axum::serve(listener, http::router(app.clone())).with_graceful_shutdown(async move {
-                shutdown.await;
+        listen::serve(
+            listener,
+            http::router(app.clone()),
+            settings,
+            shutdown,
+            move || {
                 draining.draining.store(true, Ordering::Relaxed);
                 eprintln!("vigil serve: stopping: draining requests in flight");
-                begin.notify_one();
-            });
-        let drain = self.drain;
-        let served = tokio::select! {
-            served = std::future::IntoFuture::into_future(graceful) => served,
-            () = async {
-                begun.notified().await;
-                tokio::time::sleep(drain).await;
-            } => {
-                eprintln!(
-                    "vigil serve: drain deadline ({:.1} s) passed with connections still \
-                     open: closing them",
-                    drain.as_secs_f64()
-                );
-                Ok(())
-            }
-        };
+            },
+        )
+        .await;
         app.engine.close();
         let (workers, poller) = (self.workers, self.poller);
         tokio::task::spawn_blocking(move || {
@@ -319,9 +325,81 @@ impl Server {
         })
         .await
         .map_err(std::io::Error::other)?;
-        served?;
         Ok(())
     }
+}
+
+/// The accept queue's length asked of the kernel (Linux caps it at
+/// `net.core.somaxconn`, 4096 by default): std's 128 fills during a connection
+/// flood, and a real client's SYN is then dropped and retried a second later.
+const BACKLOG: libc::c_int = 4096;
+
+/// Binds `addr` (`host:port`) for [`Server::serve`], with a long accept queue.
+pub fn bind(addr: &str) -> Result<std::net::TcpListener, ServerError> {
+    let bind_err = |source| ServerError::Bind {
+        addr: addr.to_string(),
+        source,
+    };
+    let listener = std::net::TcpListener::bind(addr).map_err(bind_err)?;
+    #[cfg(unix)]
+    {
+        use std::os::fd::AsRawFd;
+        // SAFETY: listen(2) on a socket this function owns; calling it again on a
+        // listening socket only changes the queue's length.
+        if unsafe { libc::listen(listener.as_raw_fd(), BACKLOG) } != 0 {
+            return Err(bind_err(std::io::Error::last_os_error()));
+        }
+    }
+    Ok(listener)
+}
+
+/// Whether serving on `addr` with (or without) a token is allowed: a
+/// non-loopback address without a token is refused unless `insecure`, and then
+/// the returned warning is for the log.
+pub fn check_exposure(
+    addr: std::net::SocketAddr,
+    has_token: bool,
+    insecure: bool,
+) -> Result<Option<String>, ServerError> {
+    if has_token || addr.ip().is_loopback() {
+        return Ok(None);
+    }
+    if !insecure {
+        return Err(ServerError::Exposed {
+            addr: addr.to_string(),
+        });
+    }
+    Ok(Some(format!(
+        "vigil serve: warning: listening on {addr}, reachable from other hosts, without \
+         --auth-token-file (--insecure): anyone who can connect can use the model"
+    )))
+}
+
+/// Open file descriptors the process may hold beyond its connections (the
+/// listener, model and repository files, the runtime's own).
+const FD_SPARE: u64 = 64;
+
+/// A warning when the soft file descriptor limit is below `--max-connections`
+/// plus what the rest of the process needs: connections past it fail to be
+/// accepted, and the poller cannot open the repository.
+pub fn fd_limit_warning(max_connections: usize) -> Option<String> {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes the struct it is given and reads nothing else.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
+        return None;
+    }
+    let need = max_connections as u64 + FD_SPARE;
+    (lim.rlim_cur != libc::RLIM_INFINITY && lim.rlim_cur < need).then(|| {
+        format!(
+            "vigil serve: warning: the file descriptor limit ({}) is below --max-connections \
+             {max_connections} + {FD_SPARE}: raise it (ulimit -n {need}; systemd LimitNOFILE) \
+             or lower --max-connections",
+            lim.rlim_cur
+        )
+    })
 }
 
 /// Resolves on SIGTERM or SIGINT (what Kubernetes and a terminal send).
@@ -364,6 +442,19 @@ mod tests {
         assert!(err.contains("a, b"), "{err}");
         assert!(choose_model(names(&[".claims"]), false).is_err());
         let err = resolve_model(Path::new("ftp://host/models"), None).unwrap_err();
+        assert!(err.is_user_error(), "{err}");
+    }
+
+    #[test]
+    fn a_non_loopback_address_without_a_token_needs_insecure() {
+        let public: std::net::SocketAddr = "0.0.0.0:8000".parse().unwrap();
+        let local: std::net::SocketAddr = "127.0.0.1:8000".parse().unwrap();
+        let local6: std::net::SocketAddr = "[::1]:8000".parse().unwrap();
+        assert_eq!(check_exposure(local, false, false).unwrap(), None);
+        assert_eq!(check_exposure(local6, false, false).unwrap(), None);
+        assert_eq!(check_exposure(public, true, false).unwrap(), None);
+        let err = check_exposure(public, false, false).unwrap_err();
+        assert!(err.to_string().contains("--insecure"), "{err}");
         assert!(err.is_user_error(), "{err}");
     }
 

@@ -1,7 +1,10 @@
 //! The plain JSON convenience body of `POST /v1/moderate`:
 //! `{"items": [{"id", "text"?, "image_base64"?}]}`, parsed into the same
 //! [`Rows`] as a KServe infer request, with the same bounds and checks (each
-//! error names the field and the item's row).
+//! error names the field and the item's row). Ids must be unique: the answer is
+//! matched to the items by id, and two items with one id could not be told apart.
+
+use std::collections::HashMap;
 
 use serde_json::Value;
 
@@ -30,6 +33,7 @@ pub fn parse_moderate(body: &[u8], limits: &Limits) -> Result<(Vec<String>, Rows
         ));
     }
     let mut ids = Vec::with_capacity(items.len());
+    let mut seen: HashMap<String, usize> = HashMap::with_capacity(items.len());
     let mut texts = Vec::with_capacity(items.len());
     let mut images = Vec::with_capacity(items.len());
     for (row, item) in items.iter().enumerate() {
@@ -51,6 +55,13 @@ pub fn parse_moderate(body: &[u8], limits: &Limits) -> Result<(Vec<String>, Rows
             Some(Value::Number(n)) => n.to_string(),
             _ => row.to_string(),
         };
+        if let Some(first) = seen.insert(id.clone(), row) {
+            return Err(BadInput::new(
+                Some("id"),
+                Some(row),
+                format!("duplicate id '{id}' (row {first} has it too): ids must be unique"),
+            ));
+        }
         ids.push(id);
         let text = match item.get("text") {
             None | Some(Value::Null) => Vec::new(),
@@ -98,6 +109,14 @@ mod tests {
         assert_eq!(ids, vec!["a", "7"]);
         assert_eq!(rows.texts, vec![Some("hi".to_string()), None]);
         assert_eq!(rows.images[1].as_deref(), Some(&b"PNG"[..]));
+        let body = json!({"items": [{"id": "a", "text": "x"}, {"id": "b"}, {"id": "a"}]});
+        let err = parse_moderate(body.to_string().as_bytes(), &Limits::default()).unwrap_err();
+        assert_eq!((err.input.as_deref(), err.row), (Some("id"), Some(2)));
+        assert!(err.to_string().contains("duplicate id 'a' (row 0"), "{err}");
+        // A missing id is the row's number, so it may clash with a given one.
+        let body = json!({"items": [{"id": 1, "text": "x"}, {"text": "y"}]});
+        let err = parse_moderate(body.to_string().as_bytes(), &Limits::default()).unwrap_err();
+        assert!(err.to_string().contains("duplicate id '1'"), "{err}");
         let body = json!({"items": [{"id": "a", "txt": "hi"}]});
         let err = parse_moderate(body.to_string().as_bytes(), &Limits::default()).unwrap_err();
         assert_eq!(err.row, Some(0));

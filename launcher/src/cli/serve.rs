@@ -7,7 +7,10 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Args;
-use vigil_server::{Limits, ServeOptions, Server, ServerError, resolve_model, shutdown_signal};
+use vigil_server::{
+    Limits, ServeOptions, Server, ServerError, Token, check_exposure, fd_limit_warning,
+    resolve_model, shutdown_signal,
+};
 
 /// Arguments of `vigil serve`.
 #[derive(Debug, Args)]
@@ -18,7 +21,10 @@ use vigil_server::{Limits, ServeOptions, Server, ServerError, resolve_model, shu
     image: BYTES [n], an empty element means that modality is missing; outputs scores FP32 [n, labels] \
     and decisions BOOL [n, labels]); POST /v1/moderate {\"items\": [{\"id\", \"text\"?, \
     \"image_base64\"?}]}; GET /metrics (Prometheus). Exit codes: 0 stopped by SIGTERM/SIGINT after \
-    draining; 2 bad flag, no usable version, unreadable token file, address in use; 1 other failures."
+    draining; 2 bad flag, no usable version, unreadable or invalid token file, a non-loopback \
+    --listen without a token or --insecure, address in use; 1 other failures. Each open connection \
+    is a file descriptor: keep the limit (ulimit -n, systemd LimitNOFILE) above --max-connections \
+    plus 64."
 )]
 pub struct ServeArgs {
     /// Model repository: `<export.dir>` (holding model directories) or one model's
@@ -30,9 +36,14 @@ pub struct ServeArgs {
     /// The model directory inside --model-repository (default: the only one).
     #[arg(long, value_name = "NAME")]
     model: Option<String>,
-    /// Address to listen on (loopback by default; port 0 picks a free one).
+    /// Address to listen on (loopback by default; port 0 picks a free one). A
+    /// non-loopback address needs --auth-token-file or --insecure.
     #[arg(long, default_value = "127.0.0.1:8000", value_name = "ADDR")]
     listen: String,
+    /// Serve a non-loopback --listen address without --auth-token-file (logged as
+    /// a warning): anyone who can connect can use the model.
+    #[arg(long)]
+    insecure: bool,
     /// Serve exactly this version and never swap (default: the newest complete one).
     #[arg(long, value_name = "V")]
     version: Option<u64>,
@@ -64,9 +75,28 @@ pub struct ServeArgs {
     /// Longest text element in bytes.
     #[arg(long, default_value_t = Limits::default().max_text_bytes, value_name = "BYTES")]
     max_text_bytes: usize,
-    /// Most pixels (width × height) of one image.
+    /// Most pixels (width × height) of one image, read from its header before
+    /// decoding; the decoder may allocate 4 bytes per pixel of this bound.
     #[arg(long, default_value_t = Limits::default().max_image_pixels, value_name = "N")]
     max_image_pixels: u64,
+    /// Bytes of request bodies held at once by all requests together; a body that
+    /// does not fit (by its Content-Length, before it is read) is answered 503 with
+    /// Retry-After. At least --max-body-bytes.
+    #[arg(long, default_value_t = Limits::default().max_inflight_bytes, value_name = "BYTES")]
+    max_inflight_bytes: usize,
+    /// Seconds a client has to send its whole request headers; also how long an
+    /// idle keep-alive connection stays open.
+    #[arg(long, default_value_t = Limits::default().header_timeout.as_secs_f64(), value_name = "S")]
+    header_timeout_secs: f64,
+    /// Seconds a client has to send its whole body once its headers arrived (408
+    /// beyond).
+    #[arg(long, default_value_t = Limits::default().body_timeout.as_secs_f64(), value_name = "S")]
+    body_timeout_secs: f64,
+    /// Most connections open at once; past it a new connection replaces the
+    /// longest-idle one (waiting for headers or between requests), or is answered
+    /// 503 and closed when every connection is in a request.
+    #[arg(long, default_value_t = Limits::default().max_connections, value_name = "N")]
+    max_connections: usize,
     /// File holding a token every request but the health probes must send as
     /// `Authorization: Bearer TOKEN`.
     #[arg(long, value_name = "FILE")]
@@ -106,6 +136,18 @@ fn serve(args: ServeArgs) -> Result<(), ServerError> {
             )],
         });
     }
+    let mut problems = Vec::new();
+    for (flag, v) in [
+        ("--header-timeout-secs", args.header_timeout_secs),
+        ("--body-timeout-secs", args.body_timeout_secs),
+    ] {
+        if !v.is_finite() || v <= 0.0 || v > 86_400.0 {
+            problems.push(format!("{flag} {v}: must be more than 0 and at most 86400"));
+        }
+    }
+    if !problems.is_empty() {
+        return Err(ServerError::BadOptions { problems });
+    }
     let token = args
         .auth_token_file
         .as_ref()
@@ -114,12 +156,8 @@ fn serve(args: ServeArgs) -> Result<(), ServerError> {
                 path: path.clone(),
                 message,
             };
-            let text = std::fs::read_to_string(path).map_err(|e| bad(e.to_string()))?;
-            let token = text.trim().to_string();
-            if token.is_empty() {
-                return Err(bad("is empty".into()));
-            }
-            Ok(token)
+            let bytes = std::fs::read(path).map_err(|e| bad(e.to_string()))?;
+            Token::parse(&bytes).map_err(|e| bad(e.to_string()))
         })
         .transpose()?;
     let (model_dir, model_name) = resolve_model(&args.model_repository, args.model.as_deref())?;
@@ -142,15 +180,16 @@ fn serve(args: ServeArgs) -> Result<(), ServerError> {
             max_text_bytes: args.max_text_bytes,
             max_image_pixels: args.max_image_pixels,
             queue_bound: args.queue_bound,
+            max_inflight_bytes: args.max_inflight_bytes,
+            header_timeout: Duration::from_secs_f64(args.header_timeout_secs),
+            body_timeout: Duration::from_secs_f64(args.body_timeout_secs),
+            max_connections: args.max_connections,
         },
         token,
         drain: Duration::from_secs_f64(args.drain_secs),
     };
-    let listener =
-        std::net::TcpListener::bind(&args.listen).map_err(|source| ServerError::Bind {
-            addr: args.listen.clone(),
-            source,
-        })?;
+    let listener = vigil_server::bind(&args.listen)?;
+    let exposure = check_exposure(listener.local_addr()?, opts.token.is_some(), args.insecure)?;
     listener.set_nonblocking(true)?;
     let server = Server::start(opts)?;
     let (version, dir) = server.serving();
@@ -163,6 +202,12 @@ fn serve(args: ServeArgs) -> Result<(), ServerError> {
             None => format!(", polling every {}s", args.poll_secs),
         }
     );
+    for warning in exposure
+        .into_iter()
+        .chain(fd_limit_warning(args.max_connections))
+    {
+        eprintln!("{warning}");
+    }
     eprintln!("vigil serve: listening on http://{addr}");
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
