@@ -9,8 +9,8 @@ repository (the highest integer version is checked). The script
 1. verifies the version's MANIFEST.json (size and sha256 of every file),
 2. loads `model.safetensors` with `safetensors.numpy.load_file` (what a Python
    serving process or converter would do), and
-3. compares every tensor name and shape with the layout README.md documents
-   ("Serving and offline scoring" -> "Tensors of model.safetensors"), derived
+3. compares every tensor name and shape with the layout the book documents
+   (docs/src/guides/exporting.md, "Tensors of model.safetensors"), derived
    from the version's own `config.json` and `text_config.json`: nothing missing,
    nothing extra, every shape exact, float32, finite.
 

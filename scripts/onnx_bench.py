@@ -7,7 +7,7 @@ Inputs are random rows of the model's own signature, at the full sequence length
 (max_text_len) and image size, every modality present; only session.run is timed
 (after two warm-up runs). Prints, per batch size, the median and p90 latency and
 rows per second. Compare with `vigil predict --batch-size N` on the same model
-(README, "ONNX and Triton").
+(docs/src/guides/exporting.md, "ONNX and Triton").
 """
 
 import argparse

@@ -1,4 +1,4 @@
-//! Exit codes of `vigil`, documented in README.md.
+//! Exit codes of `vigil`, documented in the book (`docs/src/reference/exit-codes.md`).
 //!
 //! Schedulers branch on them, so each has one meaning: 0 success, 1 a runtime
 //! failure, 2 a usage or config error (the user must change something), 3 audit

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# CI step of the HTML evaluation report (README "Evaluation report"): makes the
+# CI step of the HTML evaluation report (docs/src/guides/evaluation-report.md): makes the
 # report of a real tiny run (`vigil report`) and of a `vigil eval --html` call on
 # a validation file with meta and a `<script>alert(1)</script>` row, opens each
 # in headless Chromium (screenshot and DOM dump) and checks them with

@@ -2,7 +2,8 @@
 //!
 //! The CPU default is [`burn::backend::Flex`]: on this model (MiniLM text tower,
 //! batch 16 × 64 tokens, forward + backward + AdamW, one thread) it measured faster
-//! than `ndarray` — see the model module's notes and README for the figures. Swapping
+//! than `ndarray` — see the model module's notes and the book's
+//! `docs/src/explanations/performance.md` for the figures. Swapping
 //! the CPU backend means changing [`CpuBackend`] here and nothing else.
 //!
 //! burn's ndarray backend is compiled only with the `bench-ndarray` feature, for

@@ -201,20 +201,21 @@ fn only_rank_zero_writes() -> anyhow::Result<()> {
 }
 
 #[test]
-fn checker_script_and_readme_list_the_training_tags() -> anyhow::Result<()> {
+fn checker_script_and_the_book_list_the_training_tags() -> anyhow::Result<()> {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .expect("workspace root");
     let script = std::fs::read_to_string(root.join("scripts/check_tensorboard.py"))?;
-    let readme = std::fs::read_to_string(root.join("README.md"))?;
+    let page = "docs/src/reference/tensorboard.md";
+    let book = std::fs::read_to_string(root.join(page))?;
     for tag in tags::TRAIN_SCALARS.iter().chain([&tags::CONFIG_TEXT]) {
         assert!(
             script.contains(&format!("\"{tag}\"")),
             "scripts/check_tensorboard.py does not expect {tag}"
         );
         assert!(
-            readme.contains(&format!("`{tag}`")),
-            "README's TensorBoard section does not list {tag}"
+            book.contains(&format!("`{tag}`")),
+            "the book's TensorBoard page {page} does not list {tag}"
         );
     }
     Ok(())

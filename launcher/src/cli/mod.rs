@@ -14,6 +14,7 @@ pub mod errors;
 mod eval;
 mod export;
 mod guard;
+mod help_markdown;
 pub(crate) mod launch;
 mod predict;
 mod render;
@@ -55,6 +56,9 @@ enum Command {
     /// Internal: the orphan guard started by `vigil launch`.
     #[command(name = "__guard", hide = true)]
     Guard,
+    /// Internal: print the book's CLI reference page (docs/src/reference/cli.md).
+    #[command(name = "help-markdown", hide = true)]
+    HelpMarkdown(help_markdown::HelpMarkdownArgs),
     /// Generate (`synth`), inspect (`audit`) or time (`bench`) datasets.
     Datasets(datasets::DatasetsArgs),
     /// Write text / image / fused embeddings of JSONL rows (pretrained encoders or a trained model).
@@ -98,6 +102,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Render(cmd) => render::run(cmd),
         Command::Worker(args) => worker::run(args),
         Command::Guard => guard::run(),
+        Command::HelpMarkdown(args) => help_markdown::run(args),
         Command::Datasets(args) => datasets::run(args),
         Command::Embed(args) => embed::run(args),
         Command::Predict(args) => predict::run(args),

@@ -2,8 +2,8 @@
 //!
 //! The manifest is written last, so its presence means every file it lists was
 //! written (and fsynced) first; its hashes let a reader detect truncated files and
-//! flipped bytes instead of loading them. The format is documented in the README
-//! ("Checkpoints and exports") because serving processes read it too.
+//! flipped bytes instead of loading them. The format is documented in the book
+//! (`docs/src/reference/run-directory.md`, "`MANIFEST.json`") because serving processes read it too.
 
 use std::collections::BTreeMap;
 use std::io::Read;

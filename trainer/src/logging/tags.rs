@@ -1,6 +1,6 @@
 //! The tag names of a Vigil run, in one place so the training loop, the tests and
 //! `scripts/check_tensorboard.py` agree (the checker's defaults repeat this list;
-//! README's "TensorBoard" section documents it).
+//! the book's `docs/src/reference/tensorboard.md` documents it).
 //!
 //! Tags group by their first path component in TensorBoard's sidebar: `train/`,
 //! `time/`, `val/`, `data/`, `weights/`, `grads/`, `pr_curve/`, `config/`.

@@ -74,7 +74,7 @@ pub fn setup<B: AutodiffBackend>(
         }
     }
     let writer_dir = (rank == 0).then_some(run_dir.as_path());
-    // Data on a bucket is read from a local mirror (README "Object storage").
+    // Data on a bucket is read from a local mirror (docs/src/guides/object-storage.md).
     let data = localized_data(cfg)?;
     let (train, train_report) = Dataset::load(&data, &cfg.model.labels, Split::Train, writer_dir)?;
     let train = Arc::new(train);
