@@ -20,7 +20,8 @@
 //! - `precision.rs`: mixed precision (`train.precision`): the device's float dtype
 //!   and f16's dynamic loss scaling.
 //! - `plan.rs`: [`LoopPlan`] — after step S, what to do (pure).
-//! - `worker.rs`: `vigil worker` — feeds micro-batches, carries out the plan.
+//! - `worker.rs`: `vigil worker` — feeds micro-batches to the trainer.
+//! - `training_loop.rs`: `Loop` — one method per action of the plan.
 //! - `hooks.rs`: debug hooks, only with the `test-hooks` feature.
 //! - `evaluate.rs`: distributed evaluation and the report files.
 //! - `feature_cache.rs`: frozen towers' features, computed once per dataset (the
@@ -54,6 +55,7 @@ mod signals;
 mod state;
 mod timing;
 mod trainer;
+mod training_loop;
 mod worker;
 
 pub use adamw::{AdamWConfig, FlatAdamW, ParamGroup, clip_global_norm, global_norm};

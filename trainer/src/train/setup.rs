@@ -57,6 +57,17 @@ pub struct Setup<B: AutodiffBackend> {
     pub heartbeat: Heartbeat,
 }
 
+/// What the worker feeds micro-batches from: the training split, its frozen
+/// towers' features and this rank's shard of it.
+pub struct TrainSplit {
+    /// The training split.
+    pub data: Arc<Dataset>,
+    /// Frozen towers' features of the training split.
+    pub cache: Option<SplitFeatures>,
+    /// This rank's shard.
+    pub sampler: ShardSampler,
+}
+
 /// Builds the [`Setup`] of `cfg` on `device`, joining the group in `comm`.
 pub fn setup<B: AutodiffBackend>(
     cfg: &RunConfig,
