@@ -358,7 +358,12 @@ fn a_writer_killed_mid_save_leaves_latest_complete() {
     for round in 0..rounds {
         let mut child = KillOnDrop(
             Command::new(&exe)
-                .args(["--exact", "child_writer_loop", "--ignored", "--nocapture"])
+                .args([
+                    "--exact",
+                    "checkpoint_resume::child_writer_loop",
+                    "--ignored",
+                    "--nocapture",
+                ])
                 .env(CHILD_ENV, run.path())
                 .stdout(Stdio::null())
                 .stderr(Stdio::inherit())

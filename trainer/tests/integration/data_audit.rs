@@ -1,9 +1,7 @@
 //! The audit finds planted problems with the right counts, and the generator is
 //! deterministic.
 
-mod data_common;
-
-use data_common::{jsonl, png};
+use crate::data_common::{jsonl, png};
 use vigil_trainer::data::{AuditOptions, BadRowKind, SynthOptions, audit, synth};
 
 #[test]

@@ -1,11 +1,9 @@
 //! Bad rows under both policies: `fail` names `FILE:LINE: reason`, `skip` drops,
 //! counts and writes `data/rejects.jsonl`. One case per kind of bad row.
 
-mod data_common;
-
 use std::path::Path;
 
-use data_common::{good_row, jsonl, labels, png, section};
+use crate::data_common::{good_row, jsonl, labels, png, section};
 use vigil_trainer::config::{DataFormat, OnBadRow};
 use vigil_trainer::data::{BadRowKind, DataError, Dataset, Split};
 

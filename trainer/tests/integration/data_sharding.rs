@@ -2,11 +2,9 @@
 //! stated padding), epochs differ, runs repeat, and a loader positioned at
 //! `(epoch, batch)` continues exactly like an uninterrupted one.
 
-mod data_common;
-
 use std::sync::Arc;
 
-use data_common::{good_row, jsonl, labels, section};
+use crate::data_common::{good_row, jsonl, labels, section};
 use vigil_trainer::config::{OnBadRow, UnevenTail};
 use vigil_trainer::data::{Batch, Dataset, Loader, LoaderOptions, Position, ShardSampler, Split};
 
