@@ -15,7 +15,8 @@
 //!   [`crate::metrics::calibration`], shared with the evaluation report's ECE.
 //! - `charts.rs`: SVG charts (`plotters`); `thumbs.rs`: JPEG data-URI thumbnails.
 //! - `input.rs`: what a report shows, read from a run directory.
-//! - `html.rs`: the page (escaping, sections).
+//! - `html/`: the page, one file per section, written as `maud` templates so
+//!   every value from data is escaped by construction.
 //! - `grid.rs`: the PNG grid of top errors logged to TensorBoard.
 
 pub mod bootstrap;
@@ -31,7 +32,7 @@ pub mod thumbs;
 
 pub use bootstrap::{Bootstrap, Interval};
 pub use error::ReportError;
-pub use html::{ReportOptions, escape, parse_slice_by, render};
+pub use html::{ReportOptions, parse_slice_by, render};
 pub use input::{
     BURN_VERSION, CHAMPION_SCORES, EvalPoint, ReportInput, champion_scores_path, eval_steps,
     skipped_rows, train_loss,
