@@ -96,3 +96,8 @@ pub use pr_curve::{PR_CURVE_ROWS, PrCurve, compute_curve};
 pub use reader::{DecodeFailure, decode_events, event_files, read_event_file};
 pub use summary::{PR_CURVES_PLUGIN, TEXT_PLUGIN, code_block};
 pub use writer::{EventWriter, FILE_VERSION, WriterOptions, event_file_name, hostname, wall_time};
+
+// The README's example is compiled as a doctest, so it cannot drift from the API.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
