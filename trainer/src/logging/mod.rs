@@ -1,10 +1,13 @@
-//! TensorBoard logging: an event-file writer that real TensorBoard reads, behind a
-//! small [`MetricLogger`] trait.
+//! TensorBoard logging of a Vigil run: the event writer of the
+//! [`vigil_tensorboard`] crate, re-exported, plus the glue that knows the run
+//! config ([`open_logger`], [`flatten_hparams`]) and Vigil's tag names ([`tags`]).
 //!
-//! Vigil writes the event format itself instead of using `tensorboard-rs`
-//! (unmaintained, protobuf 2 with RUSTSEC-2024-0437, `unimplemented!()` for hparams,
-//! text and PR curves). The format is small: TFRecord framing ([`record`]) around
-//! `Event` protos ([`proto`], hand-written `prost` structs, so no `protoc`).
+//! The writer, reader, protos and dashboard builders live in `vigil-tensorboard`
+//! (no burn, no config; publishable on its own). What stays here is what depends on
+//! Vigil: which rank logs and whether logging is on (`logging.tensorboard`), how
+//! the YAML config becomes hyper-parameter names, and the tag names the book and
+//! `scripts/check_tensorboard.py` document. The re-exports keep
+//! `crate::logging::...` paths working for the rest of the trainer.
 //!
 //! Only rank 0 writes ([`open_logger`] gives other ranks a [`NullLogger`]); each
 //! process start opens a new file and marks the step it starts at with a
@@ -44,45 +47,25 @@
 //! ```
 //!
 //! # Layout
-//! - `record.rs`: TFRecord framing and masked CRC32C, encode and checked decode.
-//! - `proto/`: the protos (`Event`, `Summary`, `HistogramProto`, hparams plugin, ...).
-//! - `histogram.rs`, `pr_curve.rs`, `hparams.rs`, `summary.rs`: pure builders of
-//!   each dashboard's summary values.
-//! - `writer.rs`: [`EventWriter`], one event file (naming, buffering, fsync).
-//! - `reader.rs`: reading files back with CRC checks.
-//! - `base.rs`: the [`MetricLogger`] trait; `tensorboard.rs`, `memory.rs`: its
-//!   implementations.
+//! - `hparams.rs`: [`flatten_hparams`], the config as dotted hyper-parameter keys.
 //! - `tags.rs`: the tag names of a run.
+//! - here: [`open_logger`] and the re-exports.
 
-mod base;
-mod error;
-mod histogram;
 mod hparams;
-mod memory;
-mod pr_curve;
-pub mod proto;
-mod reader;
-pub mod record;
-mod summary;
 pub mod tags;
-mod tensorboard;
-mod writer;
 
 use std::path::Path;
 
-pub use base::MetricLogger;
-pub use error::{LoggingError, PrCurveError};
-pub use histogram::{Histogram, default_bucket_limits};
-pub use hparams::{
-    EXPERIMENT_TAG, HPARAMS_PLUGIN, HParamValue, HParamsStart, RunStatus, SESSION_END_INFO_TAG,
-    SESSION_START_INFO_TAG, flatten_hparams,
+pub use hparams::flatten_hparams;
+pub use vigil_tensorboard::Error as LoggingError;
+pub use vigil_tensorboard::{
+    DecodeFailure, EXPERIMENT_TAG, EventWriter, FILE_VERSION, HPARAMS_PLUGIN, HParamValue,
+    HParamsStart, Histogram, Logged, MemoryLogger, MetricLogger, NullLogger, PR_CURVE_ROWS,
+    PR_CURVES_PLUGIN, PrCurve, PrCurveError, RunStatus, SESSION_END_INFO_TAG,
+    SESSION_START_INFO_TAG, TEXT_PLUGIN, TensorBoardLogger, WriterOptions, code_block,
+    compute_curve, decode_events, default_bucket_limits, event_file_name, event_files, hostname,
+    proto, read_event_file, record, wall_time,
 };
-pub use memory::{Logged, MemoryLogger, NullLogger};
-pub use pr_curve::{PR_CURVE_ROWS, PrCurve, compute_curve};
-pub use reader::{DecodeFailure, decode_events, event_files, read_event_file};
-pub use summary::{PR_CURVES_PLUGIN, TEXT_PLUGIN, code_block};
-pub use tensorboard::TensorBoardLogger;
-pub use writer::{EventWriter, FILE_VERSION, WriterOptions, event_file_name, hostname, wall_time};
 
 use crate::config::LoggingSection;
 

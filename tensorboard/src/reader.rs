@@ -6,23 +6,23 @@ use std::path::{Path, PathBuf};
 
 use prost::Message;
 
-use super::error::LoggingError;
-use super::proto::Event;
-use super::record::{RecordError, decode_record};
+use crate::error::Error;
+use crate::proto::Event;
+use crate::record::{RecordError, decode_record};
 
 /// Decodes all events of an event file; any damage is an error naming the offset.
-pub fn read_event_file(path: &Path) -> Result<Vec<Event>, LoggingError> {
-    let bytes = std::fs::read(path).map_err(|source| LoggingError::Io {
+pub fn read_event_file(path: &Path) -> Result<Vec<Event>, Error> {
+    let bytes = std::fs::read(path).map_err(|source| Error::Io {
         op: "read",
         path: path.to_owned(),
         source,
     })?;
     decode_events(&bytes).map_err(|e| match e {
-        DecodeFailure::Record(source) => LoggingError::Record {
+        DecodeFailure::Record(source) => Error::Record {
             path: path.to_owned(),
             source,
         },
-        DecodeFailure::Proto { offset, source } => LoggingError::Decode {
+        DecodeFailure::Proto { offset, source } => Error::Decode {
             path: path.to_owned(),
             offset,
             source,
@@ -60,15 +60,15 @@ pub fn decode_events(bytes: &[u8]) -> Result<Vec<Event>, DecodeFailure> {
 
 /// The event files of a directory (names containing `tfevents`), sorted by name,
 /// which is by creation time for files of one host.
-pub fn event_files(dir: &Path) -> Result<Vec<PathBuf>, LoggingError> {
-    let entries = std::fs::read_dir(dir).map_err(|source| LoggingError::Io {
+pub fn event_files(dir: &Path) -> Result<Vec<PathBuf>, Error> {
+    let entries = std::fs::read_dir(dir).map_err(|source| Error::Io {
         op: "read",
         path: dir.to_owned(),
         source,
     })?;
     let mut files = Vec::new();
     for entry in entries {
-        let entry = entry.map_err(|source| LoggingError::Io {
+        let entry = entry.map_err(|source| Error::Io {
             op: "read",
             path: dir.to_owned(),
             source,

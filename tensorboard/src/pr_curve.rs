@@ -7,8 +7,8 @@
 //! sums over buckets `>= i`, and precision/recall divide by `max(1e-7, ...)` so an
 //! empty denominator gives 0 instead of NaN.
 
-use super::error::{LoggingError, PrCurveError};
-use super::proto::{DataType, TensorProto, TensorShapeProto};
+use crate::error::{Error, PrCurveError};
+use crate::proto::{DataType, TensorProto, TensorShapeProto};
 
 /// The plugin's floor for denominators.
 const MINIMUM_COUNT: f64 = 1e-7;
@@ -49,8 +49,8 @@ pub(crate) fn logged_curve(
     labels: &[bool],
     scores: &[f32],
     num_thresholds: u32,
-) -> Result<PrCurve, LoggingError> {
-    compute_curve(labels, scores, num_thresholds).map_err(|source| LoggingError::PrCurve {
+) -> Result<PrCurve, Error> {
+    compute_curve(labels, scores, num_thresholds).map_err(|source| Error::PrCurve {
         tag: tag.to_owned(),
         step,
         source,

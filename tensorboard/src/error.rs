@@ -1,14 +1,14 @@
-//! [`LoggingError`]: why an event could not be written or read back. I/O failures
+//! [`Error`]: why an event could not be written or read back. I/O failures
 //! name the file; bad inputs (a PR curve with mismatched lengths, an empty
 //! histogram) name the tag, so the training loop can log a warning and go on.
 
 use std::path::PathBuf;
 
-use super::record::RecordError;
+use crate::record::RecordError;
 
 /// Errors of the TensorBoard writer and reader.
 #[derive(Debug, thiserror::Error)]
-pub enum LoggingError {
+pub enum Error {
     /// A file-system operation on an event file or its directory failed.
     #[error("cannot {op} {}: {source}", path.display())]
     Io {

@@ -10,7 +10,7 @@
 
 use std::sync::OnceLock;
 
-use super::proto::HistogramProto;
+use crate::proto::HistogramProto;
 
 /// Summary statistics and buckets of a set of values.
 #[derive(Debug, Clone, PartialEq)]

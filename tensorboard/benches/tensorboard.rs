@@ -2,15 +2,13 @@
 //! histogram bucketing (weights of a MiniLM-sized model are 22.7M values), PR
 //! curves, and writing scalar events.
 //!
-//! `cargo bench -p vigil-trainer --bench tensorboard` (release), or quicker and
-//! slower-running: `cargo test -p vigil-trainer --bench tensorboard`.
+//! `cargo bench -p vigil-tensorboard --bench tensorboard` (release), or quicker and
+//! slower-running: `cargo test -p vigil-tensorboard --bench tensorboard`.
 
 use std::hint::black_box;
 use std::time::Instant;
 
-use vigil_trainer::logging::{
-    Histogram, MetricLogger, TensorBoardLogger, WriterOptions, compute_curve,
-};
+use vigil_tensorboard::{Histogram, MetricLogger, TensorBoardLogger, WriterOptions, compute_curve};
 
 fn time<T>(what: &str, per: f64, unit: &str, f: impl FnOnce() -> T) -> T {
     let start = Instant::now();

@@ -20,10 +20,10 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use prost::Message;
 
-use super::error::LoggingError;
-use super::proto::event::What;
-use super::proto::{Event, SessionLog, SessionStatus, Summary, summary};
-use super::record::encode_record;
+use crate::error::Error;
+use crate::proto::event::What;
+use crate::proto::{Event, SessionLog, SessionStatus, Summary, summary};
+use crate::record::encode_record;
 
 /// The header every event file starts with.
 pub const FILE_VERSION: &str = "brain.Event:2";
@@ -94,8 +94,8 @@ pub fn event_file_name(secs: u64, host: &str, pid: u32, n: u64) -> String {
 impl EventWriter {
     /// Creates `dir` if needed and a new event file in it, headed by the
     /// `file_version` record (flushed at once, so readers see the file as valid).
-    pub fn create(dir: &Path, options: WriterOptions) -> Result<Self, LoggingError> {
-        std::fs::create_dir_all(dir).map_err(|source| LoggingError::Io {
+    pub fn create(dir: &Path, options: WriterOptions) -> Result<Self, Error> {
+        std::fs::create_dir_all(dir).map_err(|source| Error::Io {
             op: "create directory",
             path: dir.to_owned(),
             source,
@@ -112,7 +112,7 @@ impl EventWriter {
             .write(true)
             .create_new(true)
             .open(&path)
-            .map_err(|source| LoggingError::Io {
+            .map_err(|source| Error::Io {
                 op: "create",
                 path: path.clone(),
                 source,
@@ -141,7 +141,7 @@ impl EventWriter {
     }
 
     /// Appends one event; flushes if the flush interval has passed.
-    pub fn write_event(&mut self, event: &Event) -> Result<(), LoggingError> {
+    pub fn write_event(&mut self, event: &Event) -> Result<(), Error> {
         self.scratch.clear();
         encode_record(&event.encode_to_vec(), &mut self.scratch);
         self.file
@@ -154,11 +154,7 @@ impl EventWriter {
     }
 
     /// Appends a summary event holding `values` at `step`.
-    pub fn write_summary(
-        &mut self,
-        step: u64,
-        values: Vec<summary::Value>,
-    ) -> Result<(), LoggingError> {
+    pub fn write_summary(&mut self, step: u64, values: Vec<summary::Value>) -> Result<(), Error> {
         self.write_event(&Event {
             wall_time: wall_time(),
             step: step_i64(step),
@@ -170,20 +166,20 @@ impl EventWriter {
     /// event of this run written earlier with a step `>= step`: after a resume
     /// from a checkpoint at `step`, the steps the crashed attempt logged past it
     /// are replaced, not drawn twice.
-    pub fn session_start(&mut self, step: u64) -> Result<(), LoggingError> {
+    pub fn session_start(&mut self, step: u64) -> Result<(), Error> {
         self.write_event(&Event {
             wall_time: wall_time(),
             step: step_i64(step),
             what: Some(What::SessionLog(SessionLog {
                 status: SessionStatus::Start as i32,
                 checkpoint_path: String::new(),
-                msg: format!("vigil: session starts at step {step}"),
+                msg: format!("session starts at step {step}"),
             })),
         })
     }
 
     /// Hands buffered events to the OS (readers see them; a process crash keeps them).
-    pub fn flush(&mut self) -> Result<(), LoggingError> {
+    pub fn flush(&mut self) -> Result<(), Error> {
         self.file
             .flush()
             .map_err(|source| self.io("write", source))?;
@@ -192,7 +188,7 @@ impl EventWriter {
     }
 
     /// Flushes and fsyncs the file (and once its directory), for checkpoints.
-    pub fn sync(&mut self) -> Result<(), LoggingError> {
+    pub fn sync(&mut self) -> Result<(), Error> {
         self.flush()?;
         self.file
             .get_ref()
@@ -201,7 +197,7 @@ impl EventWriter {
         if !self.dir_synced {
             File::open(&self.dir)
                 .and_then(|d| d.sync_all())
-                .map_err(|source| LoggingError::Io {
+                .map_err(|source| Error::Io {
                     op: "sync",
                     path: self.dir.clone(),
                     source,
@@ -211,8 +207,8 @@ impl EventWriter {
         Ok(())
     }
 
-    fn io(&self, op: &'static str, source: std::io::Error) -> LoggingError {
-        LoggingError::Io {
+    fn io(&self, op: &'static str, source: std::io::Error) -> Error {
+        Error::Io {
             op,
             path: self.path.clone(),
             source,

@@ -8,11 +8,11 @@
 
 use prost::Message;
 
-use super::histogram::Histogram;
-use super::pr_curve::PrCurve;
-use super::proto::summary::{self, value};
-use super::proto::summary_metadata::PluginData;
-use super::proto::{
+use crate::histogram::Histogram;
+use crate::pr_curve::PrCurve;
+use crate::proto::summary::{self, value};
+use crate::proto::summary_metadata::PluginData;
+use crate::proto::{
     DataClass, DataType, PrCurvePluginData, SummaryMetadata, TensorProto, TensorShapeProto,
     TextPluginData,
 };

@@ -1,5 +1,5 @@
 //! [`MemoryLogger`] records what was logged, for tests of the training loop;
-//! [`NullLogger`] is what ranks other than 0 log to.
+//! [`NullLogger`] is what ranks that do not log write to.
 //!
 //! The memory logger shares its record list between clones, so a test keeps one
 //! clone and hands the other to the code under test as `Box<dyn MetricLogger>`.
@@ -10,11 +10,11 @@
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use super::base::MetricLogger;
-use super::error::LoggingError;
-use super::histogram::Histogram;
-use super::hparams::{HParamsStart, RunStatus};
-use super::pr_curve::{PrCurve, logged_curve};
+use crate::base::MetricLogger;
+use crate::error::Error;
+use crate::histogram::Histogram;
+use crate::hparams::{HParamsStart, RunStatus};
+use crate::pr_curve::{PrCurve, logged_curve};
 
 /// One call to a [`MemoryLogger`].
 #[derive(Debug, Clone, PartialEq)]
@@ -170,7 +170,7 @@ impl MemoryLogger {
 }
 
 impl MetricLogger for MemoryLogger {
-    fn scalars(&mut self, step: u64, values: &[(&str, f64)]) -> Result<(), LoggingError> {
+    fn scalars(&mut self, step: u64, values: &[(&str, f64)]) -> Result<(), Error> {
         let mut records = self.lock();
         for (tag, value) in values {
             records.push(Logged::Scalar {
@@ -182,12 +182,11 @@ impl MetricLogger for MemoryLogger {
         Ok(())
     }
 
-    fn histogram(&mut self, tag: &str, step: u64, values: &[f32]) -> Result<(), LoggingError> {
-        let histogram =
-            Histogram::from_values(values).ok_or_else(|| LoggingError::EmptyHistogram {
-                tag: tag.to_owned(),
-                step,
-            })?;
+    fn histogram(&mut self, tag: &str, step: u64, values: &[f32]) -> Result<(), Error> {
+        let histogram = Histogram::from_values(values).ok_or_else(|| Error::EmptyHistogram {
+            tag: tag.to_owned(),
+            step,
+        })?;
         self.push(Logged::Histogram {
             tag: tag.to_owned(),
             step,
@@ -196,7 +195,7 @@ impl MetricLogger for MemoryLogger {
         Ok(())
     }
 
-    fn text(&mut self, tag: &str, step: u64, markdown: &str) -> Result<(), LoggingError> {
+    fn text(&mut self, tag: &str, step: u64, markdown: &str) -> Result<(), Error> {
         self.push(Logged::Text {
             tag: tag.to_owned(),
             step,
@@ -212,7 +211,7 @@ impl MetricLogger for MemoryLogger {
         png: &[u8],
         width: u32,
         height: u32,
-    ) -> Result<(), LoggingError> {
+    ) -> Result<(), Error> {
         self.push(Logged::Image {
             tag: tag.to_owned(),
             step,
@@ -230,7 +229,7 @@ impl MetricLogger for MemoryLogger {
         labels: &[bool],
         scores: &[f32],
         num_thresholds: u32,
-    ) -> Result<(), LoggingError> {
+    ) -> Result<(), Error> {
         let curve = logged_curve(tag, step, labels, scores, num_thresholds)?;
         self.push(Logged::PrCurve {
             tag: tag.to_owned(),
@@ -240,69 +239,62 @@ impl MetricLogger for MemoryLogger {
         Ok(())
     }
 
-    fn hparams_start(&mut self, start: &HParamsStart) -> Result<(), LoggingError> {
+    fn hparams_start(&mut self, start: &HParamsStart) -> Result<(), Error> {
         self.push(Logged::HParamsStart(start.clone()));
         Ok(())
     }
 
-    fn hparams_end(&mut self, step: u64, status: RunStatus) -> Result<(), LoggingError> {
+    fn hparams_end(&mut self, step: u64, status: RunStatus) -> Result<(), Error> {
         self.push(Logged::HParamsEnd { step, status });
         Ok(())
     }
 
-    fn session_start(&mut self, step: u64) -> Result<(), LoggingError> {
+    fn session_start(&mut self, step: u64) -> Result<(), Error> {
         self.push(Logged::SessionStart { step });
         Ok(())
     }
 
-    fn flush(&mut self) -> Result<(), LoggingError> {
+    fn flush(&mut self) -> Result<(), Error> {
         self.push(Logged::Flush);
         Ok(())
     }
 
-    fn sync(&mut self) -> Result<(), LoggingError> {
+    fn sync(&mut self) -> Result<(), Error> {
         self.push(Logged::Sync);
         Ok(())
     }
 }
 
-/// Logs nothing: ranks other than 0, or `logging.tensorboard: false`.
+/// Logs nothing: for ranks that do not log, or when logging is turned off.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct NullLogger;
 
 impl MetricLogger for NullLogger {
-    fn scalars(&mut self, _: u64, _: &[(&str, f64)]) -> Result<(), LoggingError> {
+    fn scalars(&mut self, _: u64, _: &[(&str, f64)]) -> Result<(), Error> {
         Ok(())
     }
-    fn histogram(&mut self, _: &str, _: u64, _: &[f32]) -> Result<(), LoggingError> {
+    fn histogram(&mut self, _: &str, _: u64, _: &[f32]) -> Result<(), Error> {
         Ok(())
     }
-    fn text(&mut self, _: &str, _: u64, _: &str) -> Result<(), LoggingError> {
+    fn text(&mut self, _: &str, _: u64, _: &str) -> Result<(), Error> {
         Ok(())
     }
-    fn pr_curve(
-        &mut self,
-        _: &str,
-        _: u64,
-        _: &[bool],
-        _: &[f32],
-        _: u32,
-    ) -> Result<(), LoggingError> {
+    fn pr_curve(&mut self, _: &str, _: u64, _: &[bool], _: &[f32], _: u32) -> Result<(), Error> {
         Ok(())
     }
-    fn hparams_start(&mut self, _: &HParamsStart) -> Result<(), LoggingError> {
+    fn hparams_start(&mut self, _: &HParamsStart) -> Result<(), Error> {
         Ok(())
     }
-    fn hparams_end(&mut self, _: u64, _: RunStatus) -> Result<(), LoggingError> {
+    fn hparams_end(&mut self, _: u64, _: RunStatus) -> Result<(), Error> {
         Ok(())
     }
-    fn session_start(&mut self, _: u64) -> Result<(), LoggingError> {
+    fn session_start(&mut self, _: u64) -> Result<(), Error> {
         Ok(())
     }
-    fn flush(&mut self) -> Result<(), LoggingError> {
+    fn flush(&mut self) -> Result<(), Error> {
         Ok(())
     }
-    fn sync(&mut self) -> Result<(), LoggingError> {
+    fn sync(&mut self) -> Result<(), Error> {
         Ok(())
     }
 }
@@ -338,11 +330,11 @@ mod tests {
         let mut logger = MemoryLogger::new();
         assert!(matches!(
             logger.pr_curve("pr", 1, &[true], &[0.1, 0.2], 5),
-            Err(LoggingError::PrCurve { .. })
+            Err(Error::PrCurve { .. })
         ));
         assert!(matches!(
             logger.histogram("h", 1, &[]),
-            Err(LoggingError::EmptyHistogram { .. })
+            Err(Error::EmptyHistogram { .. })
         ));
         assert!(logger.records().is_empty());
     }

@@ -1,15 +1,16 @@
-//! [`TensorBoardLogger`]: the [`MetricLogger`] of rank 0, one event file per
-//! process lifetime in the run's `tensorboard/` directory.
+//! [`TensorBoardLogger`]: the [`MetricLogger`] that writes event files, one file
+//! per process lifetime in a run's log directory (in distributed training, on the
+//! one rank that logs).
 
 use std::path::Path;
 
-use super::base::MetricLogger;
-use super::error::LoggingError;
-use super::histogram::Histogram;
-use super::hparams::{self, HParamsStart, RunStatus};
-use super::pr_curve::logged_curve;
-use super::summary::{histogram_value, image_value, pr_curve_value, scalar_value, text_value};
-use super::writer::{EventWriter, WriterOptions, wall_time};
+use crate::base::MetricLogger;
+use crate::error::Error;
+use crate::histogram::Histogram;
+use crate::hparams::{self, HParamsStart, RunStatus};
+use crate::pr_curve::logged_curve;
+use crate::summary::{histogram_value, image_value, pr_curve_value, scalar_value, text_value};
+use crate::writer::{EventWriter, WriterOptions, wall_time};
 
 /// Writes TensorBoard event files.
 #[derive(Debug)]
@@ -19,7 +20,7 @@ pub struct TensorBoardLogger {
 
 impl TensorBoardLogger {
     /// Opens a new event file in `dir` (created if missing).
-    pub fn open(dir: &Path, options: WriterOptions) -> Result<Self, LoggingError> {
+    pub fn open(dir: &Path, options: WriterOptions) -> Result<Self, Error> {
         Ok(Self {
             writer: EventWriter::create(dir, options)?,
         })
@@ -32,7 +33,7 @@ impl TensorBoardLogger {
 }
 
 impl MetricLogger for TensorBoardLogger {
-    fn scalars(&mut self, step: u64, values: &[(&str, f64)]) -> Result<(), LoggingError> {
+    fn scalars(&mut self, step: u64, values: &[(&str, f64)]) -> Result<(), Error> {
         if values.is_empty() {
             return Ok(());
         }
@@ -43,8 +44,8 @@ impl MetricLogger for TensorBoardLogger {
         self.writer.write_summary(step, values)
     }
 
-    fn histogram(&mut self, tag: &str, step: u64, values: &[f32]) -> Result<(), LoggingError> {
-        let h = Histogram::from_values(values).ok_or_else(|| LoggingError::EmptyHistogram {
+    fn histogram(&mut self, tag: &str, step: u64, values: &[f32]) -> Result<(), Error> {
+        let h = Histogram::from_values(values).ok_or_else(|| Error::EmptyHistogram {
             tag: tag.to_owned(),
             step,
         })?;
@@ -52,7 +53,7 @@ impl MetricLogger for TensorBoardLogger {
             .write_summary(step, vec![histogram_value(tag, &h)])
     }
 
-    fn text(&mut self, tag: &str, step: u64, markdown: &str) -> Result<(), LoggingError> {
+    fn text(&mut self, tag: &str, step: u64, markdown: &str) -> Result<(), Error> {
         self.writer
             .write_summary(step, vec![text_value(tag, markdown)])
     }
@@ -64,7 +65,7 @@ impl MetricLogger for TensorBoardLogger {
         labels: &[bool],
         scores: &[f32],
         num_thresholds: u32,
-    ) -> Result<(), LoggingError> {
+    ) -> Result<(), Error> {
         let curve = logged_curve(tag, step, labels, scores, num_thresholds)?;
         self.writer
             .write_summary(step, vec![pr_curve_value(tag, &curve)])
@@ -77,30 +78,30 @@ impl MetricLogger for TensorBoardLogger {
         png: &[u8],
         width: u32,
         height: u32,
-    ) -> Result<(), LoggingError> {
+    ) -> Result<(), Error> {
         self.writer
             .write_summary(step, vec![image_value(tag, png, width, height, 3)])
     }
 
-    fn hparams_start(&mut self, start: &HParamsStart) -> Result<(), LoggingError> {
+    fn hparams_start(&mut self, start: &HParamsStart) -> Result<(), Error> {
         self.writer
             .write_summary(0, hparams::start_values(start).into())
     }
 
-    fn hparams_end(&mut self, step: u64, status: RunStatus) -> Result<(), LoggingError> {
+    fn hparams_end(&mut self, step: u64, status: RunStatus) -> Result<(), Error> {
         self.writer
             .write_summary(step, vec![hparams::end_value(status, wall_time())])
     }
 
-    fn session_start(&mut self, step: u64) -> Result<(), LoggingError> {
+    fn session_start(&mut self, step: u64) -> Result<(), Error> {
         self.writer.session_start(step)
     }
 
-    fn flush(&mut self) -> Result<(), LoggingError> {
+    fn flush(&mut self) -> Result<(), Error> {
         self.writer.flush()
     }
 
-    fn sync(&mut self) -> Result<(), LoggingError> {
+    fn sync(&mut self) -> Result<(), Error> {
         self.writer.sync()
     }
 }
