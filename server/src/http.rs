@@ -27,6 +27,7 @@ use serde_json::{Value, json};
 use tokio::sync::oneshot;
 
 use http_body_util::BodyExt;
+use prometheus_client::encoding::prometheus_text;
 
 use crate::auth::Token;
 use crate::budget::{Budget, Reservation};
@@ -487,8 +488,8 @@ async fn moderate(State(app): State<Arc<App>>, headers: HeaderMap, body: Body) -
 
 async fn metrics(State(app): State<Arc<App>>) -> Response {
     (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        app.metrics.render(&app.model),
+        [(header::CONTENT_TYPE, prometheus_text::CONTENT_TYPE)],
+        app.metrics.render(),
     )
         .into_response()
 }

@@ -23,7 +23,7 @@
 //! - `verified.rs`: which versions the poller verified, so each is hashed once (pure).
 //! - `engine.rs`: loaded versions, the bounded queue and its worker threads, the poller.
 //! - `http.rs`: axum routes, auth, metrics middleware.
-//! - `metrics.rs`: Prometheus text exposition, by hand.
+//! - `metrics/`: the Prometheus metrics, through the `prometheus-client` crate.
 //! - `error.rs`: [`ServerError`].
 //!
 //! Why OS threads for inference and tokio only for HTTP: a forward pass is
@@ -231,7 +231,7 @@ impl Server {
             return Err(ServerError::BadOptions { problems });
         }
         let loaded = Loaded::load(&opts.model_dir, opts.version, opts.threads)?;
-        let metrics = Arc::new(Metrics::default());
+        let metrics = Arc::new(Metrics::new(&opts.model_name));
         metrics.set_version(loaded.version, false);
         let current = Arc::new(Current::new(loaded));
         let engine = Engine::new(

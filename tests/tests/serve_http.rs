@@ -238,8 +238,17 @@ fn metadata_readiness_and_scores_equal_predict_in_json_and_binary_form() {
     assert_close(&got, &ids, &want);
     assert_eq!(results[0]["version"], 2);
 
-    let metrics = String::from_utf8(get(a, "/metrics").body).unwrap();
+    let reply = get(a, "/metrics");
+    // The Prometheus text format 0.0.4, not OpenMetrics (prometheus-client does both).
+    assert_eq!(
+        reply.header("content-type"),
+        Some("text/plain; version=0.0.4; charset=utf-8")
+    );
+    let metrics = String::from_utf8(reply.body).unwrap();
+    assert!(!metrics.contains("# EOF"), "{metrics}");
     for needle in [
+        "# TYPE vigil_serve_requests_total counter",
+        "# TYPE vigil_serve_request_duration_seconds histogram",
         "vigil_serve_requests_total{endpoint=\"infer\",code=\"200\"} 2",
         "vigil_serve_model_version{model=\"tiny\"} 2",
         "vigil_serve_batch_rows_count{model=\"tiny\"} 3",
