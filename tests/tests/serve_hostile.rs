@@ -76,9 +76,9 @@ fn open_fds(pid: u32) -> usize {
         .unwrap_or(0)
 }
 
-/// Raises this test process's own soft descriptor limit to its hard limit: the
-/// flood needs 2,000 sockets on the client side.
-fn raise_own_fd_limit() {
+/// Raises this test process's own soft descriptor limit to its hard limit (the
+/// flood needs 2,000 sockets on the client side) and returns the soft limit now.
+fn raise_own_fd_limit() -> u64 {
     let mut lim = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,
@@ -88,8 +88,10 @@ fn raise_own_fd_limit() {
         if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 {
             lim.rlim_cur = lim.rlim_max;
             libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+            libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim);
         }
     }
+    lim.rlim_cur
 }
 
 /// A baseline JPEG of `w`×`h` in 172 bytes (tables, frame and scan headers, almost
@@ -126,7 +128,15 @@ fn moderate_image(addr: SocketAddr, image: &[u8]) -> (u16, String, Duration) {
 
 #[test]
 fn two_thousand_half_open_connections_under_ulimit_1024_leave_real_requests_answered() {
-    raise_own_fd_limit();
+    let own_limit = raise_own_fd_limit();
+    // The client must be able to hold more connections than the server has
+    // descriptors (1,024), or the test proves nothing.
+    assert!(
+        own_limit >= 1400,
+        "this test process may open only {own_limit} descriptors; raise the hard limit \
+         (ulimit -Hn) to at least 1400"
+    );
+    let flood_size = 2000.min(own_limit as usize - 200);
     let repo = fixture().model.display().to_string();
     // The limit is the server's own, as an operator's `ulimit -n 1024` would be.
     let mut cmd = std::process::Command::new("sh");
@@ -144,7 +154,7 @@ fn two_thousand_half_open_connections_under_ulimit_1024_leave_real_requests_answ
         let done = done.clone();
         std::thread::spawn(move || {
             let mut held = Vec::new();
-            for i in 0..2000 {
+            for i in 0..flood_size {
                 if let Ok(mut c) = TcpStream::connect_timeout(&addr, Duration::from_secs(2)) {
                     // Half the connections send half a request's headers.
                     if i % 2 == 0 {
@@ -186,7 +196,12 @@ fn two_thousand_half_open_connections_under_ulimit_1024_leave_real_requests_answ
         "flood: {opened} connections opened by the client; real requests p50 {p50:?}, \
          max {worst:?}; server fds at most {max_fds}"
     );
-    assert!(opened >= 1500, "the flood opened only {opened} connections");
+    // Every connection the client holds beyond the server's 1,024 descriptors is
+    // one the server had to shed; under load a few connects may time out.
+    assert!(
+        opened >= 1100,
+        "the flood opened only {opened} of {flood_size} connections"
+    );
     // Loopback, a debug binary on a shared machine: generous, but far below the
     // 30 s client timeout every request hit before.
     assert!(worst < Duration::from_secs(5), "{latencies:?}");
