@@ -19,7 +19,7 @@ use vigil_collective::WorkerEnv;
 use vigil_trainer::config::RunConfig;
 use vigil_trainer::train::{self, Outcome, PREEMPTED_EXIT};
 
-use crate::supervise::lock::{LockError, OutputLock, hostname};
+use crate::supervise::lock::OutputHold;
 
 /// Arguments of `vigil worker`.
 #[derive(Debug, Args)]
@@ -47,7 +47,10 @@ pub fn run(args: WorkerArgs) -> anyhow::Result<ExitCode> {
     // alone (or rank 0 under another launcher) takes the same lock itself, so it
     // can never mix its checkpoints with a live launch's.
     let _lock = if !from_launcher && env.as_ref().is_none_or(|e| e.rank == 0) {
-        Some(lock_output(&config)?)
+        Some(OutputHold::acquire(
+            &config.output_dir(),
+            config.output_url().as_ref(),
+        )?)
     } else {
         None
     };
@@ -79,41 +82,6 @@ fn load(args: &WorkerArgs, env: Option<&WorkerEnv>) -> anyhow::Result<(RunConfig
         Some(yaml) => Ok((from_resolved(&yaml)?, true)),
         None => Ok((RunConfig::load(&args.config, &args.overrides)?, false)),
     }
-}
-
-/// What a worker without a launcher holds while it trains.
-struct Held {
-    _lock: OutputLock,
-    _lease: Option<vigil_trainer::storage::lease::Lease>,
-}
-
-/// The output directory's lock (and, on a bucket, its lease), as `vigil launch`
-/// takes them.
-fn lock_output(config: &RunConfig) -> Result<Held, LockError> {
-    let dir = config.output_dir();
-    let lock = OutputLock::acquire(&dir)?;
-    if let Some(prev) = &lock.took_over {
-        eprintln!(
-            "vigil: took over a stale lock of {} ({prev})",
-            dir.display()
-        );
-    }
-    let lease = match config.output_url() {
-        Some(url) => {
-            use vigil_trainer::storage::lease::{Lease, ttl_from_env};
-            let holder = format!("pid {} on host {}", std::process::id(), hostname());
-            let lease = Lease::acquire(&url, &holder, ttl_from_env())?;
-            if let Some(prev) = &lease.took_over {
-                eprintln!("vigil: took over an expired lease of {url} ({prev})");
-            }
-            Some(lease)
-        }
-        None => None,
-    };
-    Ok(Held {
-        _lock: lock,
-        _lease: lease,
-    })
 }
 
 /// Parses a resolved config as it is: no overrides, no `${VAR}` expansion (a `$${` the

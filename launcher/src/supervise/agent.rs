@@ -25,10 +25,7 @@ use super::policy::{Action, Cause, Event, Failure, Outcome, Policy, signal_name}
 use super::process::{self, Ended};
 use super::rendezvous::Coordinator;
 use super::watchdog::{Watchdog, file_reading};
-use super::{
-    lock::{LockError, OutputLock},
-    signals, token,
-};
+use super::{lock::OutputHold, signals, token};
 use crate::console::{Console, ConsoleMode, Stream};
 
 const TICK: Duration = Duration::from_millis(5);
@@ -102,34 +99,13 @@ pub fn run(spec: AgentSpec) -> Result<Ending, LaunchError> {
         path: PathBuf::new(),
         source,
     })?;
-    let _lock = if spec.node_rank == 0 {
-        let lock = OutputLock::acquire(&spec.output_dir)?;
-        if let Some(prev) = &lock.took_over {
-            eprintln!(
-                "vigil: took over a stale lock of {} ({prev})",
-                spec.output_dir.display()
-            );
-        }
-        Some(lock)
+    let _hold = if spec.node_rank == 0 {
+        Some(OutputHold::acquire(
+            &spec.output_dir,
+            spec.output_url.as_ref(),
+        )?)
     } else {
         None
-    };
-    // A flock cannot reach a bucket: the run directory there has a lease object.
-    let _lease = match (&spec.output_url, spec.node_rank) {
-        (Some(url), 0) => {
-            use vigil_trainer::storage::lease::{Lease, ttl_from_env};
-            let holder = format!(
-                "pid {} on host {}",
-                std::process::id(),
-                super::lock::hostname()
-            );
-            let lease = Lease::acquire(url, &holder, ttl_from_env()).map_err(LockError::from)?;
-            if let Some(prev) = &lease.took_over {
-                eprintln!("vigil: took over an expired lease of {url} ({prev})");
-            }
-            Some(lease)
-        }
-        _ => None,
     };
     if let (0, Some(yaml)) = (spec.node_rank, &spec.resolved_config) {
         let path = spec.output_dir.join("config.resolved.yaml");

@@ -70,6 +70,49 @@ pub fn hostname() -> String {
     String::from_utf8_lossy(&buf[..end]).into_owned()
 }
 
+/// What a run holds on its output for as long as it runs: the directory's lock and,
+/// when the run directory is a bucket (`output_url`), its lease — a flock cannot
+/// reach a bucket. Dropping it releases both.
+#[derive(Debug)]
+pub struct OutputHold {
+    _lock: OutputLock,
+    _lease: Option<vigil_trainer::storage::lease::Lease>,
+}
+
+impl OutputHold {
+    /// Takes `dir`'s lock and `url`'s lease, saying so when a stale lock or an
+    /// expired lease is taken over; `vigil launch` (node 0) and a `vigil worker`
+    /// run alone both hold their output through this.
+    pub fn acquire(
+        dir: &Path,
+        url: Option<&vigil_trainer::storage::RemoteUrl>,
+    ) -> Result<Self, LockError> {
+        use vigil_trainer::storage::lease::{Lease, ttl_from_env};
+        let lock = OutputLock::acquire(dir)?;
+        if let Some(prev) = &lock.took_over {
+            eprintln!(
+                "vigil: took over a stale lock of {} ({prev})",
+                dir.display()
+            );
+        }
+        let lease = match url {
+            Some(url) => {
+                let holder = format!("pid {} on host {}", std::process::id(), hostname());
+                let lease = Lease::acquire(url, &holder, ttl_from_env())?;
+                if let Some(prev) = &lease.took_over {
+                    eprintln!("vigil: took over an expired lease of {url} ({prev})");
+                }
+                Some(lease)
+            }
+            None => None,
+        };
+        Ok(Self {
+            _lock: lock,
+            _lease: lease,
+        })
+    }
+}
+
 impl OutputLock {
     /// Locks `dir` (created if needed) or says who holds it.
     pub fn acquire(dir: &Path) -> Result<Self, LockError> {
