@@ -51,6 +51,9 @@ pub struct Loaded {
     pub labels: Vec<String>,
     /// Which inputs it takes.
     pub towers: Towers,
+    /// Newer versions passed over when it was located, with why (none for an
+    /// explicit version): reported at start by [`report_skipped`].
+    pub skipped: Skipped,
     replicas: Vec<Mutex<ModerationModel<B>>>,
     tokenizer: Option<TextTokenizer>,
     image_size: u32,
@@ -64,9 +67,6 @@ impl Loaded {
     pub fn load(repo: &Path, version: Option<u64>, replicas: usize) -> Result<Self, ServeError> {
         let device = Default::default();
         let served = ServedModel::<B>::load(repo, version, &device)?;
-        for (v, why) in &served.version.skipped {
-            eprintln!("vigil serve: ignoring version {v}: {why}");
-        }
         let towers = Towers {
             text: served.model.text.is_some(),
             image: served.model.image.is_some(),
@@ -79,6 +79,7 @@ impl Loaded {
             dir: served.version.dir.clone(),
             labels: served.labels().to_vec(),
             towers,
+            skipped: served.version.skipped.clone(),
             replicas,
             task: served.task(),
             tokenizer: served.tokenizer,
@@ -518,16 +519,33 @@ fn poll_newest(
             modified: meta.modified().ok(),
         })
     };
+    // A manifest naming an invalid file (`../x`) is as permanent as a hash
+    // mismatch: remembered, not re-hashed every poll. Other errors (I/O) may pass.
     let verify = |v: u64| match store.version(v) {
         Ok(_) => Verdict::Complete,
-        Err(e @ StoreError::Corrupt { .. }) => Verdict::Damaged(e.to_string()),
+        Err(e @ (StoreError::Corrupt { .. } | StoreError::InvalidName { .. })) => {
+            Verdict::Damaged(e.to_string())
+        }
         Err(e) => Verdict::Unreadable(e.to_string()),
     };
     Ok(cache.newest(&versions, stamp, verify))
 }
 
+/// Logs each version of `skipped` not in `reported` yet, once, and remembers it:
+/// the start-up load and every poll report through this, so a version passed
+/// over is named once for the life of the server.
+pub fn report_skipped(skipped: &[(u64, String)], reported: &mut Vec<u64>) {
+    for (v, why) in skipped {
+        if !reported.contains(v) {
+            reported.push(*v);
+            eprintln!("vigil serve: ignoring damaged version {v}: {why}");
+        }
+    }
+}
+
 /// Polls `repo` every `every`, loads a newer complete version in the background
-/// and swaps it in; logs every swap, failed load and damaged version once.
+/// and swaps it in; logs every swap, failed load and damaged version once
+/// (`reported`: the versions the start-up load already named).
 pub fn start_poller(
     repo: PathBuf,
     every: Duration,
@@ -535,24 +553,19 @@ pub fn start_poller(
     current: Arc<Current>,
     metrics: Arc<Metrics>,
     stop: Arc<Stop>,
+    mut reported: Vec<u64>,
 ) -> std::io::Result<JoinHandle<()>> {
     std::thread::Builder::new()
         .name("vigil-serve-poll".into())
         .spawn(move || {
             let mut failed: Vec<u64> = Vec::new();
-            let mut reported: Vec<u64> = Vec::new();
             let mut last_error = String::new();
             let mut cache = VerifyCache::default();
             while !stop.sleep(every) {
                 let newest = match poll_newest(&repo, &failed, &mut cache) {
                     Ok((newest, skipped)) => {
                         last_error.clear();
-                        for (v, why) in &skipped {
-                            if !reported.contains(v) {
-                                reported.push(*v);
-                                eprintln!("vigil serve: ignoring damaged version {v}: {why}");
-                            }
-                        }
+                        report_skipped(&skipped, &mut reported);
                         newest
                     }
                     Err(e) => {

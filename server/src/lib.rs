@@ -60,7 +60,7 @@ pub use limits::Limits;
 pub use pickup::Pickup;
 pub use protocol::{BadInput, join_bytes};
 
-use engine::{Current, Engine, Stop, start_poller};
+use engine::{Current, Engine, Stop, report_skipped, start_poller};
 use metrics::Metrics;
 
 /// Everything `vigil serve` is told.
@@ -231,6 +231,8 @@ impl Server {
             return Err(ServerError::BadOptions { problems });
         }
         let loaded = Loaded::load(&opts.model_dir, opts.version, opts.threads)?;
+        let mut reported = Vec::new();
+        report_skipped(&loaded.skipped, &mut reported);
         let metrics = Arc::new(Metrics::new(&opts.model_name));
         metrics.set_version(loaded.version, false);
         let current = Arc::new(Current::new(loaded));
@@ -256,6 +258,7 @@ impl Server {
                     current.clone(),
                     metrics.clone(),
                     stop.clone(),
+                    reported,
                 )?;
                 Some((stop, handle))
             }

@@ -30,8 +30,8 @@ pub struct Stamp {
 pub enum Verdict {
     /// The manifest and every file verify.
     Complete,
-    /// It does not verify (a hash mismatch, a file missing from the manifest):
-    /// remembered until the manifest changes.
+    /// It does not verify (a hash mismatch, a file missing from the manifest, a
+    /// manifest naming an invalid file): remembered until the manifest changes.
     Damaged(String),
     /// It could not be read (I/O error): tried again next poll.
     Unreadable(String),
