@@ -29,10 +29,9 @@ use crate::report::{ScoredRows, champion_scores_path};
 pub struct Exporter {
     cfg: RunConfig,
     rank: usize,
-    /// `val/*` scalars of the latest evaluation.
-    pub metrics: BTreeMap<String, f64>,
-    /// Per-label thresholds tuned at the latest evaluation.
-    pub thresholds: Vec<(String, f32)>,
+    /// The latest evaluation: what the next version publishes with (and what a
+    /// checkpoint that owes an export carries).
+    pub inputs: ExportInputs,
     /// An evaluation step whose model should be exported (`when: best|every`).
     pub pending_eval: Option<u64>,
     /// Versions published by this run.
@@ -40,18 +39,27 @@ pub struct Exporter {
     /// The last gate decision.
     pub decision: Option<Decision>,
     /// The run's identity, recorded in every version it publishes (`meta.run_uid`).
-    pub run_uid: String,
+    run_uid: String,
+    /// Whether a version of this run may already be published: true when the
+    /// run resumed from a checkpoint (whose `run_uid` an earlier process
+    /// published under); a fresh run's new identity cannot be in the repository,
+    /// so its exports skip the search.
+    resumed: bool,
 }
 
 impl Exporter {
-    /// An exporter for `cfg` on `rank` (only rank 0 writes).
-    pub fn new(cfg: &RunConfig, rank: usize, run_uid: &str) -> Self {
+    /// An exporter for `cfg` on `rank` (only rank 0 writes) of the run `run_uid`,
+    /// `resumed` from a checkpoint or not.
+    pub fn new(cfg: &RunConfig, rank: usize, run_uid: &str, resumed: bool) -> Self {
         Self {
             run_uid: run_uid.to_string(),
+            resumed,
             cfg: cfg.clone(),
             rank,
-            metrics: BTreeMap::new(),
-            thresholds: cfg.model.labels.iter().map(|l| (l.clone(), 0.5)).collect(),
+            inputs: ExportInputs {
+                metrics: BTreeMap::new(),
+                thresholds: cfg.model.labels.iter().map(|l| (l.clone(), 0.5)).collect(),
+            },
             pending_eval: None,
             published: Vec::new(),
             decision: None,
@@ -83,7 +91,7 @@ impl Exporter {
             meta.get("run_uid").and_then(|u| u.as_str()) == Some(uid)
                 && meta.get("step").and_then(|s| s.as_u64()) == Some(step)
         };
-        if !uid.is_empty()
+        if self.resumed
             && let Some(version) = repo.find_published(ours)?
         {
             return self.decided(Decision::already_published(version, step));
@@ -110,7 +118,7 @@ impl Exporter {
         };
         let challenger = gate
             .as_ref()
-            .and_then(|g| self.metrics.get(&g.metric).copied());
+            .and_then(|g| self.inputs.metrics.get(&g.metric).copied());
         let mut decision = decide(gate.as_ref(), &champion, challenger);
         if decision.published {
             let (files, sig) = version_files(
@@ -118,8 +126,8 @@ impl Exporter {
                 model,
                 tokenizer,
                 step,
-                &self.thresholds,
-                &self.metrics,
+                &self.inputs.thresholds,
+                &self.inputs.metrics,
             )?;
             let meta = serde_json::json!({
                 "run": self.cfg.run.name,
@@ -149,20 +157,6 @@ impl Exporter {
         eprintln!("{}", decision.summary());
         self.decision = Some(decision);
         Ok(())
-    }
-
-    /// The evaluation the next export publishes with, for a checkpoint to carry.
-    pub fn inputs(&self) -> ExportInputs {
-        ExportInputs {
-            metrics: self.metrics.clone(),
-            thresholds: self.thresholds.clone(),
-        }
-    }
-
-    /// Takes back the evaluation a checkpoint carried for its owed export.
-    pub fn restore_inputs(&mut self, inputs: ExportInputs) {
-        self.metrics = inputs.metrics;
-        self.thresholds = inputs.thresholds;
     }
 
     fn score_champion<B: AutodiffBackend>(

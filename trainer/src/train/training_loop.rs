@@ -25,7 +25,7 @@ use super::publish::Exporter;
 use super::resume::save_checkpoint;
 use super::setup::{Setup, verify_replicas};
 use super::signals::Heartbeat;
-use super::state::LoopState;
+use super::state::{ExportInputs, LoopState};
 use super::trainer::{StepResult, Trainer};
 use crate::checkpoint::AsyncCheckpointer;
 use crate::config::RunConfig;
@@ -130,9 +130,9 @@ impl<'a, B: AutodiffBackend> Loop<'a, B> {
         let progress = (rank == 0)
             .then(|| Progress::new(ProgressMode::detect(cfg.logging.format), state.step, total));
         let writer = (rank == 0).then(|| AsyncCheckpointer::new(checkpoints));
-        let mut exporter = Exporter::new(cfg, rank, &state.run_uid);
+        let mut exporter = Exporter::new(cfg, rank, &state.run_uid, !fresh);
         if let Some(inputs) = state.owed_export.take() {
-            exporter.restore_inputs(inputs);
+            exporter.inputs = inputs;
         }
         let this = Self {
             cfg,
@@ -294,8 +294,10 @@ impl<'a, B: AutodiffBackend> Loop<'a, B> {
                 &self.run_dir,
                 self.cfg,
             )?;
-            self.out.exporter.metrics = ev.scalars.clone();
-            self.out.exporter.thresholds = report.thresholds();
+            self.out.exporter.inputs = ExportInputs {
+                metrics: ev.scalars.clone(),
+                thresholds: report.thresholds(),
+            };
             if let (Some(es), Some(rule)) = (
                 self.state.early_stopper.as_mut(),
                 &self.cfg.train.early_stopping,
@@ -339,7 +341,11 @@ impl<'a, B: AutodiffBackend> Loop<'a, B> {
     /// what the rest of the step owes, to the background writer (rank 0).
     fn checkpoint(&mut self, actions: &[Action], at: usize) -> Result<(), TrainError> {
         self.state.owed = owed_after(actions, at);
-        self.state.owed_export = self.state.owed.export.then(|| self.out.exporter.inputs());
+        self.state.owed_export = self
+            .state
+            .owed
+            .export
+            .then(|| self.out.exporter.inputs.clone());
         self.trainer.sync_host();
         save_checkpoint::<B>(
             self.out.writer.as_mut(),
@@ -348,7 +354,7 @@ impl<'a, B: AutodiffBackend> Loop<'a, B> {
             &self.trainer.master,
             &self.trainer.opt,
             &self.state,
-            &self.out.exporter.metrics,
+            &self.out.exporter.inputs.metrics,
         )?;
         self.out.logger.sync()?;
         Ok(())
