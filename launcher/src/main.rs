@@ -4,11 +4,6 @@
 use std::process::ExitCode;
 
 mod cli;
-mod cluster;
-mod console;
-mod exit;
-mod render;
-mod supervise;
 
 fn main() -> ExitCode {
     let args = cli::parse();

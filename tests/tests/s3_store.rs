@@ -25,9 +25,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use vigil_trainer::checkpoint::{IfExists, Store, WriteEvent, verify};
-use vigil_trainer::export::ModelRepo;
-use vigil_trainer::storage::{Bucket, ObjectStoreStore, RemoteUrl};
+use vigil_store::checkpoint::{IfExists, Store, WriteEvent, verify};
+use vigil_store::repo::ModelRepo;
+use vigil_store::storage::{Bucket, ObjectStoreStore, RemoteUrl};
 
 const LIMIT: Duration = Duration::from_secs(300);
 
@@ -645,7 +645,7 @@ fn s3_a_crashed_publish_is_invisible_and_cleaned_up() {
         return;
     };
     let bucket = Bucket::open(&base).unwrap();
-    let hook: vigil_trainer::checkpoint::WriteHook = Arc::new(|e: &WriteEvent<'_>| match e {
+    let hook: vigil_store::checkpoint::WriteHook = Arc::new(|e: &WriteEvent<'_>| match e {
         WriteEvent::FileWritten { .. } => Err(std::io::Error::other("injected crash")),
         _ => Ok(()),
     });
@@ -771,7 +771,7 @@ fn s3_refused_down_and_silent_servers_fail_naming_the_url() {
 #[test]
 #[ignore = "needs an S3 server: scripts/ci/s3.sh"]
 fn s3_the_output_lease_refuses_a_second_launch_and_expired_leases_are_taken_over() {
-    use vigil_trainer::storage::lease::{LEASE_KEY, Lease, LeaseRecord};
+    use vigil_store::storage::lease::{LEASE_KEY, Lease, LeaseRecord};
     let Some(base) = prefix_or_skip("lease") else {
         return;
     };

@@ -634,7 +634,7 @@ fn a_client_that_never_finishes_its_request_cannot_hold_sigterm_past_the_drain_d
 
 #[test]
 fn a_version_that_verifies_but_fails_to_load_is_logged_and_the_old_one_keeps_serving() {
-    use vigil_trainer::checkpoint::{IfExists, LocalFs, Store};
+    use vigil_store::checkpoint::{IfExists, LocalFs, Store};
     let f = fixture();
     let repo = f.root.join("unloadable/tiny");
     let _ = std::fs::remove_dir_all(&repo);

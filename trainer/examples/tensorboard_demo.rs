@@ -24,7 +24,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use serde_json::{Value, json};
-use vigil_trainer::config::RunConfig;
+use vigil_config::RunConfig;
 use vigil_trainer::logging::{
     HParamsStart, MetricLogger, RunStatus, TensorBoardLogger, WriterOptions, code_block,
     flatten_hparams, tags, wall_time,

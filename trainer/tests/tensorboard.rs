@@ -8,7 +8,7 @@ use vigil_trainer::logging::{event_files, read_event_file, tags};
 #[test]
 fn only_rank_zero_writes() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
-    let config = vigil_trainer::config::LoggingSection::default();
+    let config = vigil_config::LoggingSection::default();
     let mut other = vigil_trainer::logging::open_logger(&config, 1, dir.path(), 0)?;
     other.scalar(tags::TRAIN_LOSS, 1, 1.0)?;
     drop(other);

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Subcommand, ValueEnum};
-use vigil_trainer::backend::CpuAutodiff;
+use vigil_model::backend::CpuAutodiff;
 use vigil_trainer::bench::{BenchOptimizer, TrainBenchOptions, TrainBenchReport, train_step_bench};
 
 /// Arguments of `vigil bench`.
@@ -157,13 +157,13 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn default_minilm() -> Option<PathBuf> {
-    let root = vigil_trainer::model::pretrained_cache()?;
+    let root = vigil_model::pretrained_cache()?;
     let dir = root.join("all-minilm-l6-v2");
     dir.join("model.safetensors").is_file().then_some(dir)
 }
 
 fn train(a: TrainArgs) -> anyhow::Result<ExitCode> {
-    vigil_trainer::backend::tune_allocator();
+    vigil_model::backend::tune_allocator();
     if a.seq < 40 || a.batch == 0 || a.steps == 0 {
         anyhow::bail!("--seq must be at least 40, --batch and --steps at least 1");
     }
@@ -226,7 +226,7 @@ fn train(a: TrainArgs) -> anyhow::Result<ExitCode> {
     }
     #[cfg(feature = "bench-ndarray")]
     if matches!(a.backend, CpuKind::Ndarray | CpuKind::Both) {
-        use vigil_trainer::backend::NdArrayAutodiff;
+        use vigil_model::backend::NdArrayAutodiff;
         let r = train_step_bench::<NdArrayAutodiff>(&opts, &Default::default())?;
         print("ndarray", &r);
     }

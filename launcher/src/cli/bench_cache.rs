@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Args;
-use vigil_trainer::backend::CpuAutodiff;
+use vigil_model::backend::CpuAutodiff;
 use vigil_trainer::bench::{CacheBenchOptions, cache_bench};
 
 /// Arguments of `vigil bench feature-cache`.
@@ -32,14 +32,14 @@ pub struct FeatureCacheArgs {
 
 /// The pretrained cache's EfficientNet-B0 `.pth`, when fetched.
 pub(super) fn default_efficientnet() -> Option<PathBuf> {
-    let root = vigil_trainer::model::pretrained_cache()?;
+    let root = vigil_model::pretrained_cache()?;
     let pth = root.join("efficientnet-b0/best_efficientnet_b0.pth");
     pth.is_file().then_some(pth)
 }
 
 /// Runs the benchmark.
 pub fn run(a: FeatureCacheArgs) -> anyhow::Result<ExitCode> {
-    vigil_trainer::backend::tune_allocator();
+    vigil_model::backend::tune_allocator();
     if a.batch == 0 || a.image_size < 32 {
         anyhow::bail!("--batch must be at least 1 and --image-size at least 32");
     }

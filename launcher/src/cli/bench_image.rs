@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Args;
-use vigil_trainer::backend::CpuAutodiff;
+use vigil_model::backend::CpuAutodiff;
 use vigil_trainer::bench::{ImageBenchOptions, image_bench};
 
 use super::bench::BenchUsageError;
@@ -41,8 +41,8 @@ pub struct ImageArgs {
 
 /// Runs the benchmark.
 pub fn run(a: ImageArgs) -> anyhow::Result<ExitCode> {
-    vigil_trainer::backend::tune_allocator();
-    vigil_trainer::model::kernels::use_generic_ops(a.generic);
+    vigil_model::backend::tune_allocator();
+    vigil_model::kernels::use_generic_ops(a.generic);
     if a.batch == 0
         || a.sizes
             .iter()

@@ -16,9 +16,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use clap::Args;
+use vigil_infer::ServedModel;
+use vigil_model::backend::CpuBackend;
 use vigil_server::{Limits, ServeOptions, Server, resolve_model};
-use vigil_trainer::backend::CpuBackend;
-use vigil_trainer::serve::ServedModel;
 
 /// Arguments of `vigil bench serve`.
 #[derive(Debug, Args)]
@@ -139,7 +139,7 @@ fn load(addr: SocketAddr, path: &str, bodies: &Arc<Vec<String>>, conc: usize, n:
 
 /// Runs every configuration and prints one line each, then predict's rows/s.
 pub fn run(a: ServeBenchArgs) -> anyhow::Result<ExitCode> {
-    vigil_trainer::backend::tune_allocator();
+    vigil_model::backend::tune_allocator();
     let (model_dir, name) = resolve_model(&a.model_repository, a.model.as_deref())?;
     let bodies = Arc::new(bodies(&a.input)?);
     let threads = a.threads.unwrap_or_else(|| {

@@ -1,14 +1,14 @@
 //! `vigil datasets synth|audit|bench`: generate, inspect and time datasets. The
-//! logic lives in `vigil_trainer::data`; this file only maps flags onto it.
+//! logic lives in `vigil_data`; this file only maps flags onto it.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
-use vigil_trainer::config::DataFormat;
-use vigil_trainer::data::{self, AuditOptions, BenchOptions, SynthOptions};
+use vigil_config::DataFormat;
+use vigil_data::{self as data, AuditOptions, BenchOptions, SynthOptions};
 
-use crate::exit;
+use vigil_launch::exit;
 
 /// Arguments of `vigil datasets`.
 #[derive(Debug, Args)]

@@ -2,15 +2,15 @@
 //!
 //! Representation export for retrieval, clustering and near-duplicate search, and
 //! the way parity with reference implementations is checked by hand. The logic
-//! lives in `vigil_trainer::serve` (`run_embed`); this file is flags and I/O.
+//! lives in `vigil_infer` (`run_embed`); this file is flags and I/O.
 
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Args;
-use vigil_trainer::backend::CpuBackend;
-use vigil_trainer::serve::{EmbedOptions, EmbedSource, run_embed, write_output};
+use vigil_infer::{EmbedOptions, EmbedSource, run_embed, write_output};
+use vigil_model::backend::CpuBackend;
 
 /// Arguments of `vigil embed`.
 #[derive(Debug, Args)]
@@ -46,7 +46,7 @@ pub struct EmbedArgs {
 
 /// Embeds every row; writes the output file only when every row succeeded.
 pub fn run(args: EmbedArgs) -> anyhow::Result<ExitCode> {
-    vigil_trainer::backend::tune_allocator();
+    vigil_model::backend::tune_allocator();
     let source = match args.model {
         Some(dir) => EmbedSource::Model(dir),
         None if args.text_encoder.is_none() && args.image_encoder.is_none() => {
@@ -65,7 +65,7 @@ pub fn run(args: EmbedArgs) -> anyhow::Result<ExitCode> {
         image_size: args.image_size,
         threads: args
             .threads
-            .map_or_else(vigil_trainer::parallel::default_threads, |t| t as usize),
+            .map_or_else(vigil_model::parallel::default_threads, |t| t as usize),
     };
     let device = Default::default();
     match &args.output {

@@ -1,19 +1,19 @@
 //! Which exit code an error that ended a command gets, and how it is printed.
 //!
 //! This sits above the subcommands because it knows their usage-error types; the codes
-//! themselves are [`crate::exit`]'s, at the bottom of the crate, which the subcommands and
+//! themselves are [`vigil_launch::exit`]'s, at the bottom of the crate, which the subcommands and
 //! the supervision policy name without importing this module back.
 
-use vigil_trainer::config::ConfigError;
-use vigil_trainer::data::DataError;
-use vigil_trainer::model::ModelError;
-use vigil_trainer::report::ReportError;
-use vigil_trainer::serve::ServeError;
+use vigil_config::ConfigError;
+use vigil_data::DataError;
+use vigil_infer::ServeError;
+use vigil_model::ModelError;
+use vigil_report::ReportError;
 use vigil_trainer::train::TrainError;
 
-use super::{BenchUsageError, LaunchUsageError, RenderUsageError};
-use crate::exit::{FAILURE, NON_FINITE_LOSS, USAGE};
-use crate::supervise::LaunchError;
+use super::{BenchUsageError, LaunchUsageError, RenderUsageError, ResolveError};
+use vigil_launch::exit::{FAILURE, NON_FINITE_LOSS, USAGE};
+use vigil_launch::supervise::LaunchError;
 
 /// The exit code for an error that ended the command.
 pub fn code_for(err: &anyhow::Error) -> u8 {
@@ -26,6 +26,8 @@ pub fn code_for(err: &anyhow::Error) -> u8 {
     let usage = |e: &(dyn std::error::Error + 'static)| {
         e.downcast_ref::<ConfigError>().is_some()
             || e.downcast_ref::<LaunchUsageError>().is_some()
+            || e.downcast_ref::<ResolveError>()
+                .is_some_and(ResolveError::is_usage)
             || e.downcast_ref::<RenderUsageError>().is_some()
             || e.downcast_ref::<BenchUsageError>().is_some()
             || e.downcast_ref::<TrainError>()

@@ -1,17 +1,15 @@
 //! `vigil eval`: the training evaluation report for any exported model version on
 //! any labelled file, plus the top false positives and negatives per label at the
-//! shipped thresholds. The logic lives in `vigil_trainer::serve`; this file is
+//! shipped thresholds. The logic lives in `vigil_infer`; this file is
 //! flags and output.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Args;
-use vigil_trainer::backend::CpuBackend;
-use vigil_trainer::report::{
-    Bootstrap, ReportInput, ReportOptions, parse_slice_by, render, write_report,
-};
-use vigil_trainer::serve::{EvalOptions, ServeError, run_eval_with_rows, write_output};
+use vigil_infer::{EvalOptions, ServeError, run_eval_with_rows, write_output};
+use vigil_model::backend::CpuBackend;
+use vigil_report::{Bootstrap, ReportInput, ReportOptions, parse_slice_by, render, write_report};
 
 /// Arguments of `vigil eval`.
 #[derive(Debug, Args)]
@@ -62,7 +60,7 @@ pub struct EvalArgs {
 
 /// Evaluates, prints the table, writes the report when asked.
 pub fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
-    vigil_trainer::backend::tune_allocator();
+    vigil_model::backend::tune_allocator();
     let opts = EvalOptions {
         model: args.model,
         version: args.version,
@@ -71,7 +69,7 @@ pub fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
         batch_size: args.batch_size as usize,
         threads: args
             .threads
-            .map_or_else(vigil_trainer::parallel::default_threads, |t| t as usize),
+            .map_or_else(vigil_model::parallel::default_threads, |t| t as usize),
     };
     // A bad --slice-by is a usage error before any scoring.
     let slice_by = args.slice_by.as_deref().map(parse_slice_by).transpose()?;

@@ -7,9 +7,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Args;
-use vigil_trainer::backend::CpuBackend;
-use vigil_trainer::config::TritonInstance;
-use vigil_trainer::serve::locate;
+use vigil_config::TritonInstance;
+use vigil_model::backend::CpuBackend;
+use vigil_store::repo::locate;
 use vigil_trainer::train::{ExportSource, republish};
 
 /// Arguments of `vigil export`.

@@ -4,5 +4,7 @@ use std::process::ExitCode;
 
 /// Runs the guard until its stdin closes.
 pub fn run() -> anyhow::Result<ExitCode> {
-    Ok(ExitCode::from(crate::supervise::guard::guard_main() as u8))
+    Ok(ExitCode::from(
+        vigil_launch::supervise::guard::guard_main() as u8
+    ))
 }

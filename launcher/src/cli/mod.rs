@@ -24,8 +24,8 @@ mod validate;
 mod worker;
 
 pub use bench::BenchUsageError;
-pub use launch::LaunchUsageError;
 pub use render::RenderUsageError;
+pub use vigil_launch::resolve::{LaunchUsageError, ResolveError};
 
 /// Vigil: data-parallel fine-tuning of multimodal moderation classifiers.
 #[derive(Debug, Parser)]
@@ -47,7 +47,7 @@ enum Command {
         infinite (not restarted); 75 preempted (stopped by SIGTERM/SIGINT after the workers \
         checkpointed: requeue)."
     )]
-    Launch(launch::LaunchArgs),
+    Launch(vigil_launch::resolve::LaunchArgs),
     /// Print a cluster job for a config: a Slurm batch script or a Kubernetes CronJob.
     #[command(subcommand)]
     Render(render::RenderCommand),
@@ -80,7 +80,7 @@ enum Command {
 /// `vigil --version`: the version and the optional features this binary has, e.g.
 /// `vigil 0.1.0 (features: cuda, nccl)`.
 pub fn version() -> String {
-    let have = vigil_trainer::config::BuildFeatures::compiled();
+    let have = vigil_config::BuildFeatures::compiled();
     format!("{} (features: {})", env!("CARGO_PKG_VERSION"), have.list())
 }
 

@@ -1,6 +1,6 @@
 //! `vigil predict`: score JSONL rows with an exported model version, optionally
 //! ranked into a review queue (`--rank-by LABEL`) or an annotation queue
-//! (`--rank-by uncertainty`). The logic lives in `vigil_trainer::serve`; this
+//! (`--rank-by uncertainty`). The logic lives in `vigil_infer`; this
 //! file is flags and output.
 
 use std::io::Write;
@@ -8,8 +8,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Args;
-use vigil_trainer::backend::CpuBackend;
-use vigil_trainer::serve::{PredictOptions, run_predict, write_output};
+use vigil_infer::{PredictOptions, run_predict, write_output};
+use vigil_model::backend::CpuBackend;
 
 /// Arguments of `vigil predict`.
 #[derive(Debug, Args)]
@@ -54,7 +54,7 @@ pub struct PredictArgs {
 
 /// Scores every row; writes the output only when every row succeeded.
 pub fn run(args: PredictArgs) -> anyhow::Result<ExitCode> {
-    vigil_trainer::backend::tune_allocator();
+    vigil_model::backend::tune_allocator();
     let opts = PredictOptions {
         model: args.model,
         version: args.version,
@@ -64,7 +64,7 @@ pub fn run(args: PredictArgs) -> anyhow::Result<ExitCode> {
         batch_size: args.batch_size as usize,
         threads: args
             .threads
-            .map_or_else(vigil_trainer::parallel::default_threads, |t| t as usize),
+            .map_or_else(vigil_model::parallel::default_threads, |t| t as usize),
     };
     let device = Default::default();
     let summary = match &args.output {

@@ -5,9 +5,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
-use vigil_trainer::config::{ConfigError, RunConfig};
+use vigil_config::{ConfigError, RunConfig};
 
-use crate::render::{k8s, slurm};
+use vigil_launch::render::{k8s, slurm};
 
 /// What to render.
 #[derive(Debug, Subcommand)]

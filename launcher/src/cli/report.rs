@@ -1,13 +1,11 @@
 //! `vigil report`: the self-contained HTML evaluation report of a run directory.
-//! The logic lives in `vigil_trainer::report`; this file is flags and output.
+//! The logic lives in `vigil_report`; this file is flags and output.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Args;
-use vigil_trainer::report::{
-    Bootstrap, ReportInput, ReportOptions, parse_slice_by, render, write_report,
-};
+use vigil_report::{Bootstrap, ReportInput, ReportOptions, parse_slice_by, render, write_report};
 
 /// Arguments of `vigil report`.
 #[derive(Debug, Args)]

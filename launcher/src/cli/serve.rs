@@ -105,7 +105,7 @@ pub struct ServeArgs {
 
 /// Loads the model, listens, serves until SIGTERM/SIGINT, drains, exits 0.
 pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
-    vigil_trainer::backend::tune_allocator();
+    vigil_model::backend::tune_allocator();
     match serve(args) {
         Ok(()) => Ok(ExitCode::SUCCESS),
         Err(e) if e.is_user_error() => {
@@ -113,7 +113,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
                 "vigil: {}",
                 super::errors::render_chain(&anyhow::Error::new(e))
             );
-            Ok(ExitCode::from(crate::exit::USAGE))
+            Ok(ExitCode::from(vigil_launch::exit::USAGE))
         }
         Err(e) => Err(e.into()),
     }

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Args;
-use vigil_trainer::config::RunConfig;
+use vigil_config::RunConfig;
 
 /// Arguments of `vigil validate`.
 #[derive(Debug, Args)]
@@ -28,8 +28,8 @@ pub fn run(args: ValidateArgs) -> anyhow::Result<ExitCode> {
         println!("{}: ok", args.config.display());
     }
     // Valid, but this binary could not run it: `vigil launch` refuses it (exit 2).
-    let have = vigil_trainer::config::BuildFeatures::compiled();
-    for p in vigil_trainer::config::missing_features(&config, have) {
+    let have = vigil_config::BuildFeatures::compiled();
+    for p in vigil_config::missing_features(&config, have) {
         eprintln!("note: {}: {} (vigil launch refuses it)", p.key, p.message);
     }
     Ok(ExitCode::SUCCESS)

@@ -16,10 +16,10 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::Args;
 use vigil_collective::WorkerEnv;
-use vigil_trainer::config::RunConfig;
+use vigil_config::RunConfig;
 use vigil_trainer::train::{self, Outcome, PREEMPTED_EXIT};
 
-use crate::supervise::lock::OutputHold;
+use vigil_launch::supervise::lock::OutputHold;
 
 /// Arguments of `vigil worker`.
 #[derive(Debug, Args)]

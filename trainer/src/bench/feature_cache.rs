@@ -14,8 +14,8 @@ use std::time::Instant;
 use burn::optim::{AdamWConfig, GradientsParams, Optimizer};
 use burn::tensor::backend::AutodiffBackend;
 
-use crate::config::{DataSection, ImageEncoder, ImageTower, ModelSection, TrainLayers};
-use crate::model::{ModelError, ModelInput, ModerationModel, Targets};
+use vigil_config::{DataSection, ImageEncoder, ImageTower, ModelSection, TrainLayers};
+use vigil_model::{ModelError, ModelInput, ModerationModel, Targets};
 
 /// What to measure.
 #[derive(Debug, Clone)]
@@ -99,7 +99,7 @@ pub fn cache_bench<B: AutodiffBackend>(
         ..DataSection::default()
     };
     let model = ModerationModel::<B>::from_config(&model_cfg, &data_cfg, device)?.model;
-    let trainable = crate::model::trainable_params(&model)
+    let trainable = vigil_model::trainable_params(&model)
         .iter()
         .map(|p| p.numel())
         .sum();

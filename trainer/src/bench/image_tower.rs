@@ -22,12 +22,12 @@ use burn::nn::{Linear, LinearConfig};
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{Tensor, TensorData};
 
-use crate::config::Task;
-use crate::model::{EFFICIENTNET_B0_DIM, EfficientNetB0, ModelError, Targets, masked_loss};
 use crate::train::{
     AdamWConfig as FlatAdamWConfig, FlatAdamW, ParamGroup, ParamLayout, read_grads, read_params,
     write_params,
 };
+use vigil_config::Task;
+use vigil_model::{EFFICIENTNET_B0_DIM, EfficientNetB0, ModelError, Targets, masked_loss};
 
 /// What to measure.
 #[derive(Debug, Clone)]
@@ -220,7 +220,7 @@ fn train_row<B: AutodiffBackend>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::backend::CpuAutodiff;
+    use vigil_model::backend::CpuAutodiff;
 
     #[test]
     fn tiny_run_gives_every_row() {

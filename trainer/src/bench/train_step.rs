@@ -24,12 +24,12 @@ use burn::optim::{AdamWConfig, GradientsParams, Optimizer};
 use burn::tensor::backend::AutodiffBackend;
 use burn::tensor::{Int, Tensor, TensorData};
 
-use crate::config::{Pooling, Task};
-use crate::model::{BertConfig, ModelError, Targets, TextTower, masked_loss};
 use crate::train::{
     AdamWConfig as FlatAdamWConfig, FlatAdamW, ParamGroup, ParamLayout, read_grads, read_params,
     write_params,
 };
+use vigil_config::{Pooling, Task};
+use vigil_model::{BertConfig, ModelError, Targets, TextTower, masked_loss};
 
 /// Which AdamW takes the step.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

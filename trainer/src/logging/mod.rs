@@ -48,11 +48,11 @@
 //!
 //! # Layout
 //! - `hparams.rs`: [`flatten_hparams`], the config as dotted hyper-parameter keys.
-//! - `tags.rs`: the tag names of a run.
+//! - [`tags`]: the tag names of a run (`vigil_eval::tags`, which the report reads too).
 //! - here: [`open_logger`] and the re-exports.
 
 mod hparams;
-pub mod tags;
+pub use vigil_eval::tags;
 
 use std::path::Path;
 
@@ -67,7 +67,7 @@ pub use vigil_tensorboard::{
     proto, read_event_file, record, wall_time,
 };
 
-use crate::config::LoggingSection;
+use vigil_config::LoggingSection;
 
 /// The logger of one worker: TensorBoard events in `dir` on rank 0 when
 /// `logging.tensorboard` is on, nothing otherwise. Writes the `SessionLog START`

@@ -197,7 +197,7 @@ mod tests {
     use super::*;
     use crate::train::flat::{read_grads, read_params};
 
-    type TB = crate::backend::CpuAutodiff;
+    type TB = vigil_model::backend::CpuAutodiff;
 
     fn layout_of(sizes: &[usize]) -> ParamLayout {
         let mut l = ParamLayout::default();

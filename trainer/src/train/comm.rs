@@ -5,38 +5,22 @@
 //! Where the group is comes from the worker environment contract ([`WorkerEnv`], the
 //! launcher's side of it writes the same type); how the collective behaves (transport,
 //! timeouts) comes from the contract where the launcher set it, else from the config's
-//! `launch` section ([`LaunchSection::collective_env`], the one mapping of those settings,
+//! `launch` section ([`vigil_config::LaunchSection::collective_env`], the one mapping of those settings,
 //! which the launcher uses too).
 //!
 //! Gradients are reduced in a [`CommBuffer`] the collective allocates — shared
 //! memory under the shm transport — and the trainer writes gradients straight into
 //! it, so the all-reduce needs no extra copy.
 
-use std::time::Duration;
-
 #[cfg(feature = "cuda")]
 use vigil_collective::CudaChoice;
-use vigil_collective::{CollectiveEnv, CommBuffer, GroupConfig, ProcessGroup, ReduceOp, WorkerEnv};
+use vigil_collective::{CommBuffer, ProcessGroup, ReduceOp, WorkerEnv};
+use vigil_config::LaunchSection;
 
 use burn::tensor::backend::Backend;
 use burn::tensor::{DType, Tensor, TensorData};
 
 use super::error::TrainError;
-use crate::config::LaunchSection;
-
-impl LaunchSection {
-    /// The collective's knobs these settings ask for: `backend` as the transport,
-    /// `collective_timeout_s` per operation, `rdzv_timeout_s` to reach the store and peers.
-    pub fn collective_env(&self) -> CollectiveEnv {
-        let secs = |s: f64| Duration::try_from_secs_f64(s).ok();
-        CollectiveEnv {
-            transport: Some(self.backend.into()),
-            timeout: secs(self.collective_timeout_s),
-            connect_timeout: secs(self.rdzv_timeout_s),
-            ..CollectiveEnv::default()
-        }
-    }
-}
 
 /// The CUDA device of this worker: `LOCAL_RANK` (0 when alone) among
 /// `CUDA_VISIBLE_DEVICES`, as torchrun does ([`vigil_collective::cuda_device`]).
@@ -49,27 +33,6 @@ pub fn cuda_choice(env: Option<&WorkerEnv>) -> Result<CudaChoice, TrainError> {
         local_world,
         visible.as_deref(),
     )?)
-}
-
-/// The group a worker with contract `env` joins under `launch` when
-/// `CUDA_VISIBLE_DEVICES` is `visible`: the contract's knobs first, the config's where
-/// it leaves them unset, and on `launch.device: cuda` the device of `LOCAL_RANK` among
-/// the visible ones — which is what makes `backend: auto` pick NCCL
-/// ([`vigil_collective::resolve_transport`]). Pure: what [`Comm::join`] builds, and what
-/// tests of the launcher's rendered jobs check without a GPU.
-pub fn group_config(
-    env: &WorkerEnv,
-    launch: &LaunchSection,
-    visible: Option<&str>,
-) -> Result<GroupConfig, TrainError> {
-    let mut env = env.clone();
-    env.collective = env.collective.or(&launch.collective_env());
-    let mut cfg = env.group_config()?;
-    if launch.device == crate::config::Device::Cuda {
-        let choice = vigil_collective::cuda_device(env.local_rank, env.local_world_size, visible)?;
-        cfg.device = launch.device.collective(choice.ordinal);
-    }
-    Ok(cfg)
 }
 
 /// A process group of one or more ranks.
@@ -96,7 +59,7 @@ impl Comm {
             return Ok(Self::Single);
         };
         let visible = std::env::var("CUDA_VISIBLE_DEVICES").ok();
-        let cfg = group_config(env, launch, visible.as_deref())?;
+        let cfg = launch.group_config(env, visible.as_deref())?;
         Ok(Self::Group(Box::new(ProcessGroup::new(cfg)?)))
     }
 
@@ -225,7 +188,7 @@ fn cuda_sum_in_place<B: Backend>(
     g: &mut ProcessGroup,
     t: Tensor<B, 1>,
 ) -> Result<Result<Tensor<B, 1>, Tensor<B, 1>>, TrainError> {
-    use crate::backend::CudaBackend;
+    use vigil_model::backend::CudaBackend;
     if g.transport() != vigil_collective::TransportKind::Nccl {
         return Ok(Err(t));
     }
@@ -277,10 +240,11 @@ fn cuda_sum_in_place<B: Backend>(
 /// A copy of `t` with a contiguous buffer (burn's identity ops would keep the layout).
 #[cfg(feature = "cuda")]
 fn burn_cubecl_contiguous(
-    t: Tensor<crate::backend::CudaBackend, 1>,
-) -> burn::tensor::ops::FloatTensor<crate::backend::CudaBackend> {
+    t: Tensor<vigil_model::backend::CudaBackend, 1>,
+) -> burn::tensor::ops::FloatTensor<vigil_model::backend::CudaBackend> {
     let n = t.shape().num_elements();
-    let zeros = Tensor::<crate::backend::CudaBackend, 1>::zeros([n], (&t.device(), DType::F32));
+    let zeros =
+        Tensor::<vigil_model::backend::CudaBackend, 1>::zeros([n], (&t.device(), DType::F32));
     (zeros + t).into_primitive().tensor()
 }
 

@@ -156,7 +156,7 @@ mod tests {
     use crate::train::bucket::buckets;
     use crate::train::flat::{ParamLayout, ParamSlot};
 
-    type B = crate::backend::CpuBackend;
+    type B = vigil_model::backend::CpuBackend;
 
     const CFG: AdamWConfig = AdamWConfig {
         beta1: 0.9,

@@ -4,8 +4,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::{EarlyStopping, MonitorMode};
-use crate::metrics::monitor::improves;
+use vigil_config::{EarlyStopping, MonitorMode};
+use vigil_eval::monitor::improves;
 
 /// What one evaluation means for training.
 #[derive(Debug, Clone, Copy, PartialEq)]

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 pub enum TrainError {
     /// The run config is invalid.
     #[error(transparent)]
-    Config(#[from] crate::config::ConfigError),
+    Config(#[from] vigil_config::ConfigError),
     /// A collective operation or the group failed (a peer died, a timeout).
     #[error("collective communication failed")]
     Collective(#[from] vigil_collective::Error),
@@ -63,13 +63,13 @@ pub enum TrainError {
     },
     /// The data could not be loaded (a bad row under `on_bad_row: fail`, a missing file).
     #[error(transparent)]
-    Data(#[from] crate::data::DataError),
+    Data(#[from] vigil_data::DataError),
     /// The model could not be built or loaded.
     #[error(transparent)]
-    Model(#[from] crate::model::ModelError),
+    Model(#[from] vigil_model::ModelError),
     /// A checkpoint or export could not be written or read.
     #[error(transparent)]
-    Store(#[from] crate::checkpoint::StoreError),
+    Store(#[from] vigil_store::checkpoint::StoreError),
     /// TensorBoard events could not be written.
     #[error(transparent)]
     Logging(#[from] crate::logging::LoggingError),
@@ -91,7 +91,7 @@ pub enum TrainError {
     },
     /// The model could not be written as ONNX.
     #[error(transparent)]
-    Onnx(#[from] crate::export::onnx::OnnxError),
+    Onnx(#[from] vigil_export::onnx::OnnxError),
     /// Ranks exchanged something malformed (a bug, not a user error).
     #[error("internal protocol error: {what}")]
     Protocol {

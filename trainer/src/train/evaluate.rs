@@ -1,8 +1,8 @@
 //! Distributed evaluation: every rank scores its shard of the validation set in
 //! file order, the shards are gathered on rank 0, and rank 0 computes the report,
 //! writes `eval/step-<S>.json` and the per-row scores `eval/step-<S>.scores.jsonl`
-//! (what `vigil report` reads: [`crate::report::scored`]), logs `val/*` scalars
-//! and one PR curve per label, and prints a short table. The per-batch loop is [`crate::score`]'s, the same
+//! (what `vigil report` reads: [`vigil_eval::scored`]), logs `val/*` scalars
+//! and one PR curve per label, and prints a short table. The per-batch loop is [`vigil_infer::score`]'s, the same
 //! one `vigil predict` and `vigil eval` run.
 
 use std::path::Path;
@@ -14,18 +14,19 @@ use burn::tensor::backend::{AutodiffBackend, Backend};
 use super::comm::Comm;
 use super::error::TrainError;
 use super::gather::{ShardScores, merge};
+use super::grid::{Tile, error_grid, png};
 use super::progress::{Progress, Ticker};
 use super::signals::Heartbeat;
-use crate::atomic::write_atomic;
-use crate::config::{RunConfig, UnevenTail};
-use crate::data::{Dataset, ShardSampler};
 use crate::logging::{MetricLogger, tags};
-use crate::metrics::{EvalReport, Scores};
-use crate::model::{ModerationModel, SplitFeatures, TextTokenizer};
-use crate::report::grid::{Tile, error_grid, png};
-use crate::report::{ScoredRows, scores_file_name};
-use crate::score::score_batches;
-use crate::serve::label_errors;
+use vigil_config::{RunConfig, UnevenTail};
+use vigil_data::{Dataset, ShardSampler};
+use vigil_eval::label_errors;
+use vigil_eval::{EvalReport, Scores};
+use vigil_eval::{ScoredRows, scores_file_name};
+use vigil_infer::score::score_batches;
+use vigil_model::{ModerationModel, SplitFeatures, TextTokenizer};
+use vigil_store::atomic::write_atomic;
+use vigil_store::storage::upload_run_file;
 
 /// Thresholds of the PR curves logged per label.
 const PR_THRESHOLDS: u32 = 101;
@@ -144,7 +145,7 @@ pub fn score_shard<B: Backend>(
 }
 
 /// Errors shown per kind in each label's TensorBoard grid.
-const GRID_ERRORS: usize = crate::report::grid::COLUMNS;
+const GRID_ERRORS: usize = super::grid::COLUMNS;
 
 /// Per label, the grid of the top false positives and negatives at the
 /// thresholds this evaluation would ship, as a TensorBoard image.
@@ -168,7 +169,7 @@ fn log_error_grids(
         .collect();
     let errors = label_errors(&ids, scores, &thresholds, cfg.model.task, GRID_ERRORS);
     for e in &errors {
-        let tiles = |misses: &[crate::serve::Miss]| -> Vec<Tile<'_>> {
+        let tiles = |misses: &[vigil_eval::Miss]| -> Vec<Tile<'_>> {
             misses
                 .iter()
                 .map(|m| Tile {
@@ -225,7 +226,10 @@ pub fn record(
     });
     let text = serde_json::to_string_pretty(&body).expect("a report serializes");
     write_atomic(&file, text.as_bytes()).map_err(io(&file))?;
-    crate::storage::upload_run_file(cfg, &format!("eval/step-{step}.json"), text.as_bytes())?;
+    let output_url = cfg.output_url();
+    if let Some(url) = &output_url {
+        upload_run_file(url, &format!("eval/step-{step}.json"), text.as_bytes())?;
+    }
     if let Some(scores) = &ev.scores {
         let rows = ScoredRows::join(val, scores).ok_or(TrainError::Protocol {
             what: "the gathered evaluation scores do not cover the validation rows",
@@ -234,7 +238,9 @@ pub fn record(
         let jsonl = rows.to_jsonl();
         write_atomic(&scores_file, jsonl.as_bytes()).map_err(io(&scores_file))?;
         let key = format!("eval/{}", scores_file_name(step));
-        crate::storage::upload_run_file(cfg, &key, jsonl.as_bytes())?;
+        if let Some(url) = &output_url {
+            upload_run_file(url, &key, jsonl.as_bytes())?;
+        }
     }
 
     let values: Vec<(&str, f64)> = ev.scalars.iter().map(|(k, v)| (k.as_str(), *v)).collect();

@@ -43,12 +43,12 @@ use super::comm::Comm;
 use super::error::TrainError;
 use super::progress::Ticker;
 use super::signals::Heartbeat;
-use crate::atomic::write_atomic;
-use crate::config::{RunConfig, TrainLayers};
-use crate::data::{Batch, DataError, Dataset, Position};
-use crate::model::{
+use vigil_config::{RunConfig, TrainLayers};
+use vigil_data::{Batch, DataError, Dataset, Position};
+use vigil_model::{
     ImageData, ModelInput, ModerationModel, SplitFeatures, Table, TextData, TextTokenizer,
 };
+use vigil_store::atomic::write_atomic;
 
 /// Rows per forward pass while building a table (also the unit of work per rank).
 pub const CHUNK: usize = 32;
@@ -316,16 +316,16 @@ fn compute<B: Backend>(
     let (split, name) = (ds.split().as_str(), tower.name());
     let mut ticker = Ticker::feature_cache(cfg.logging.format, rank, split, name, mine_rows);
     let mut done = 0;
-    let threads = if crate::model::kernels::on_host::<B>() {
+    let threads = if vigil_model::kernels::on_host::<B>() {
         let local_world = std::env::var("LOCAL_WORLD_SIZE")
             .ok()
             .and_then(|v| v.parse().ok())
             .unwrap_or(1);
-        build_threads(crate::parallel::default_threads(), local_world)
+        build_threads(vigil_model::parallel::default_threads(), local_world)
     } else {
         1
     };
-    crate::parallel::ordered_map(
+    vigil_model::parallel::ordered_map(
         vec![model.clone(); threads],
         all.iter().skip(rank).step_by(world).map(Ok),
         |model, chunk: &Vec<usize>| {
@@ -474,8 +474,8 @@ fn table_key<B: Backend>(
                     let bytes = std::fs::read(path).map_err(|_| DataError::ImageDecode {
                         file: ds.file().to_path_buf(),
                         line: e.line,
-                        reason: crate::data::BadRow::new(
-                            crate::data::BadRowKind::ImageNotFound,
+                        reason: vigil_data::BadRow::new(
+                            vigil_data::BadRowKind::ImageNotFound,
                             format!(
                                 "image '{}' cannot be read",
                                 e.image_rel.as_deref().unwrap_or_default()
@@ -566,11 +566,11 @@ pub fn write_table(
 
 /// `<run.output_dir>/feature-cache/` when the run directory is a bucket (a
 /// warning and no bucket copy when it cannot be opened: the cache is optional).
-fn remote_cache(cfg: &RunConfig) -> Option<crate::storage::Bucket> {
+fn remote_cache(cfg: &RunConfig) -> Option<vigil_store::storage::Bucket> {
     let url = cfg.output_url()?;
     match url
         .join("feature-cache")
-        .and_then(|u| crate::storage::Bucket::open(&u))
+        .and_then(|u| vigil_store::storage::Bucket::open(&u))
     {
         Ok(b) => Some(b),
         Err(e) => {
@@ -582,7 +582,11 @@ fn remote_cache(cfg: &RunConfig) -> Option<crate::storage::Bucket> {
 
 /// Downloads the bucket's `name` to `path` (atomically; each rank of a node may
 /// do it at once): `Ok(false)` when the bucket has none.
-fn fetch_table(bucket: &crate::storage::Bucket, name: &str, path: &Path) -> Result<bool, String> {
+fn fetch_table(
+    bucket: &vigil_store::storage::Bucket,
+    name: &str,
+    path: &Path,
+) -> Result<bool, String> {
     let Some(bytes) = bucket.get(name).map_err(|e| e.to_string())? else {
         return Ok(false);
     };

@@ -207,7 +207,7 @@ mod tests {
     use super::*;
 
     // The training backend (ndarray is only compiled with `bench-ndarray`).
-    type TB = crate::backend::CpuAutodiff;
+    type TB = vigil_model::backend::CpuAutodiff;
 
     #[derive(Module, Debug)]
     // burn's derive recognises the backend parameter by its name, `B`.

@@ -11,7 +11,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::metrics::Scores;
+use vigil_eval::Scores;
 
 /// One rank's scored rows.
 #[derive(Debug, Clone, Default, PartialEq)]

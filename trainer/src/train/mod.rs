@@ -25,7 +25,7 @@
 //! - `hooks.rs`: debug hooks, only with the `test-hooks` feature.
 //! - `evaluate.rs`: distributed evaluation and the report files.
 //! - `feature_cache.rs`: frozen towers' features, computed once per dataset (the
-//!   tables themselves are [`crate::model::SplitFeatures`]).
+//!   tables themselves are [`vigil_model::SplitFeatures`]).
 //! - `publish.rs`: the serving export behind the gate; `republish.rs`: `vigil
 //!   export` (an existing checkpoint or version into a model repository).
 //! - `resume.rs`: checkpoint save and restore; `state.rs`: what a checkpoint holds.
@@ -42,6 +42,7 @@ mod evaluate;
 mod feature_cache;
 mod flat;
 mod gather;
+mod grid;
 mod hooks;
 mod plan;
 mod precision;
@@ -60,7 +61,7 @@ mod worker;
 
 pub use adamw::{AdamWConfig, FlatAdamW, ParamGroup, clip_global_norm, global_norm};
 pub use bucket::{BUCKET_CAP, Bucket, buckets, flatten_grads, write_params_from_buckets};
-pub use comm::{Comm, group_config};
+pub use comm::Comm;
 pub use device_adamw::DeviceAdamW;
 pub use early_stop::{EarlyStopper, Verdict};
 pub use error::TrainError;
@@ -72,10 +73,7 @@ pub use plan::{Action, EvalDecision, LoopPlan, Owed, Stop, owed_after};
 pub use precision::{
     LossScaler, ScaleVerdict, cast_float_params, float_dtype, set_device_precision,
 };
-pub use progress::{
-    EvalProgress, FeatureCacheProgress, Progress, ProgressMode, ProgressRecord, Ticker,
-    UNDER_LAUNCHER,
-};
+pub use progress::{Progress, ProgressMode, Ticker, UNDER_LAUNCHER};
 pub use publish::{Exporter, version_files, write_triton_files};
 pub use republish::{ExportSource, Republished, republish};
 pub use schedule::LrSchedule;

@@ -24,7 +24,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::{ExportWhen, RunConfig};
+use vigil_config::{ExportWhen, RunConfig};
 
 /// What the loop does after a step, in order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

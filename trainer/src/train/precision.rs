@@ -26,7 +26,7 @@ use burn::module::{Module, ModuleMapper, Param};
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{FloatDType, Tensor};
 
-use crate::config::Precision;
+use vigil_config::Precision;
 
 /// The dtype of weights and activations for `p`.
 pub fn float_dtype(p: Precision) -> FloatDType {
@@ -158,14 +158,16 @@ mod tests {
     fn f32_leaves_the_device_alone() {
         // Would fail with AlreadyInitialized (tests create tensors) if it touched it.
         let d = Default::default();
-        let _t = burn::tensor::Tensor::<crate::backend::CpuBackend, 1>::zeros([1], &d);
-        assert!(set_device_precision::<crate::backend::CpuBackend>(&d, Precision::F32).is_ok());
+        let _t = burn::tensor::Tensor::<vigil_model::backend::CpuBackend, 1>::zeros([1], &d);
+        assert!(
+            set_device_precision::<vigil_model::backend::CpuBackend>(&d, Precision::F32).is_ok()
+        );
     }
 
     #[test]
     fn loaded_weights_are_cast_with_ids_and_require_grad_kept() {
         use burn::nn::{Linear, LinearConfig};
-        type AB = crate::backend::CpuAutodiff;
+        type AB = vigil_model::backend::CpuAutodiff;
         let d = Default::default();
         let trainable: Linear<AB> = LinearConfig::new(3, 2).init(&d);
         let frozen: Linear<AB> = LinearConfig::new(2, 2).init(&d).no_grad();

@@ -1,6 +1,6 @@
 //! The serving export at the end (or at the best evaluation) of a run, behind the
 //! champion/challenger gate. What goes into a version's files, and how they are
-//! named, is [`crate::export::format`]'s; this file decides when and whether.
+//! named, is [`vigil_export::format`]'s; this file decides when and whether.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -13,16 +13,18 @@ use super::evaluate::score_shard;
 use super::gather::merge;
 use super::signals::Heartbeat;
 use super::state::ExportInputs;
-use crate::atomic::write_atomic;
-use crate::config::RunConfig;
-use crate::data::Dataset;
-use crate::export::format::preprocessing;
-use crate::export::onnx::model::OnnxMetadata;
-use crate::export::onnx::{Signature, to_onnx, triton};
-use crate::export::{Champion, Decision, MODEL_FILE, ModelRepo, ServingInfo, VersionFiles, decide};
-use crate::metrics::EvalReport;
-use crate::model::{ModerationModel, TextTokenizer};
-use crate::report::{ScoredRows, champion_scores_path};
+use vigil_config::RunConfig;
+use vigil_data::Dataset;
+use vigil_eval::EvalReport;
+use vigil_eval::{Champion, Decision, decide};
+use vigil_eval::{ScoredRows, champion_scores_path};
+use vigil_export::format::preprocessing;
+use vigil_export::onnx::model::OnnxMetadata;
+use vigil_export::onnx::{Signature, to_onnx, triton};
+use vigil_export::{MODEL_FILE, ServingInfo, VersionFiles};
+use vigil_model::{ModerationModel, TextTokenizer};
+use vigil_store::atomic::write_atomic;
+use vigil_store::repo::ModelRepo;
 
 /// Rank 0's exporter: remembers the latest evaluation and publishes versions.
 #[derive(Debug)]
@@ -102,8 +104,8 @@ impl Exporter {
                 let version = newest.version.version;
                 let location = newest.version.location.clone();
                 // On a bucket: the verified version, downloaded once to a local cache.
-                let path = if crate::storage::is_url(&location) {
-                    crate::serve::locate(Path::new(&location), Some(version))
+                let path = if vigil_store::storage::is_url(&location) {
+                    vigil_store::repo::locate(Path::new(&location), Some(version))
                         .map(|v| v.dir)
                         .map_err(|e| e.to_string())
                 } else {

@@ -17,9 +17,10 @@ use burn::tensor::backend::Backend;
 
 use super::error::TrainError;
 use super::publish::{version_files, write_triton_files};
-use crate::config::{RunConfig, TritonInstance};
-use crate::export::{ModelRepo, VersionFiles};
-use crate::model::ModerationModel;
+use vigil_config::{RunConfig, TritonInstance};
+use vigil_export::VersionFiles;
+use vigil_model::ModerationModel;
+use vigil_store::repo::ModelRepo;
 
 /// What `vigil export` publishes.
 #[derive(Debug, Clone)]
@@ -61,7 +62,7 @@ fn step_of(dir: &Path) -> Option<u64> {
 /// for `--checkpoint s3://…/checkpoints/step-<S>`, a bucket prefix.
 enum RunDir {
     Local(PathBuf),
-    Remote(crate::storage::Bucket),
+    Remote(vigil_store::storage::Bucket),
 }
 
 impl RunDir {
@@ -69,16 +70,15 @@ impl RunDir {
     fn of_checkpoint(dir: &Path) -> Result<Self, TrainError> {
         let remote = dir
             .to_str()
-            .filter(|s| crate::storage::is_url(s))
-            .map(crate::storage::Location::parse)
+            .filter(|s| vigil_store::storage::is_url(s))
+            .map(vigil_store::storage::Location::parse)
             .transpose()
             .map_err(|e| bad(dir, e.to_string()))?
             .and_then(|l| l.remote().cloned());
         if let Some(url) = remote {
-            use crate::storage::mirror::parent_prefix;
-            let run = parent_prefix(&parent_prefix(&url));
-            let bucket = crate::storage::Bucket::open(&run).map_err(|e| {
-                TrainError::from(crate::checkpoint::StoreError::Storage(Box::new(e)))
+            let run = url.parent().parent();
+            let bucket = vigil_store::storage::Bucket::open(&run).map_err(|e| {
+                TrainError::from(vigil_store::checkpoint::StoreError::Storage(Box::new(e)))
             })?;
             return Ok(Self::Remote(bucket));
         }
@@ -199,7 +199,7 @@ pub fn republish<B: Backend>(
             cfg.model.init_from = None;
             let loaded = ModerationModel::<B>::from_config(&cfg.model, &cfg.data, device)?;
             // Read and verified once (on a bucket: one download of each file).
-            let (manifest, files) = crate::checkpoint::load_dir(dir)?;
+            let (manifest, files) = vigil_store::checkpoint::load_dir(dir)?;
             let model = loaded.model.warm_start_verified(files, dir)?;
             let metrics: BTreeMap<String, f64> = manifest.meta["metrics"]
                 .as_object()
@@ -214,7 +214,7 @@ pub fn republish<B: Backend>(
         }
         ExportSource::Version(dir) => {
             let loaded = ModerationModel::<B>::from_export(dir, device)?;
-            let path = dir.join(crate::export::CONFIG_FILE);
+            let path = dir.join(vigil_export::CONFIG_FILE);
             let config: serde_json::Value = std::fs::read(&path)
                 .ok()
                 .and_then(|b| serde_json::from_slice(&b).ok())

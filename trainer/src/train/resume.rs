@@ -1,4 +1,4 @@
-//! Saving and restoring the training state through [`crate::checkpoint`].
+//! Saving and restoring the training state through [`vigil_store::checkpoint`].
 //!
 //! Rank 0 chooses the checkpoint (`LATEST`, verified, or the newest complete one,
 //! with a warning naming what was wrong) and broadcasts its step; every rank then
@@ -16,11 +16,11 @@ use super::state::{
     ADAM_M_FILE, ADAM_V_FILE, LoopState, MASTER_FILE, MODEL_FILE, STATE_FILE, f32_bytes,
     f32_from_bytes,
 };
-use crate::checkpoint::{
+use vigil_config::{Resume, RunConfig};
+use vigil_model::ModerationModel;
+use vigil_store::checkpoint::{
     AsyncCheckpointer, CheckpointDir, CheckpointMeta, Loaded, config_hash, load_checkpoint_dir,
 };
-use crate::config::{Resume, RunConfig};
-use crate::model::ModerationModel;
 
 /// No checkpoint (sent as the chosen step).
 const NONE: u64 = u64::MAX;

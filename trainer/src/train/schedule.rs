@@ -6,7 +6,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::Schedule;
+use vigil_config::Schedule;
 
 /// A schedule over `total_steps` optimizer steps.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]

@@ -24,10 +24,13 @@ use super::signals::Heartbeat;
 use super::state::LoopState;
 use super::trainer::Trainer;
 use super::{AdamWConfig, FlatAdamW, LrSchedule, ParamGroup};
-use crate::checkpoint::CheckpointDir;
-use crate::config::{OptimSection, RunConfig};
-use crate::data::{Dataset, LoadReport, Position, ShardSampler, Split};
-use crate::model::{LoadedModel, ModerationModel, SplitFeatures, Standardize, TextTokenizer};
+use vigil_config::{OptimSection, RunConfig};
+use vigil_data::{Dataset, LoadReport, Position, ShardSampler, Split};
+use vigil_model::{
+    LoadedModel, ModelError, ModerationModel, SplitFeatures, Standardize, TextTokenizer,
+};
+use vigil_store::checkpoint::CheckpointDir;
+use vigil_store::storage::{open_checkpoints, open_run_output};
 
 /// What the training loop runs on.
 pub struct Setup<B: AutodiffBackend> {
@@ -77,7 +80,7 @@ pub fn setup<B: AutodiffBackend>(
     let mut heartbeat = Heartbeat::from_env();
     let (rank, world) = (comm.rank(), comm.world_size());
     let run_dir = cfg.output_dir();
-    let output = crate::storage::open_run_output(cfg)?;
+    let output = cfg.output_url().as_ref().map(open_run_output).transpose()?;
     if rank == 0 {
         write_resolved_config(cfg, &run_dir)?;
         if let Some(store) = &output {
@@ -100,9 +103,13 @@ pub fn setup<B: AutodiffBackend>(
     B::seed(device, cfg.run.seed);
     let LoadedModel { model, tokenizer } =
         ModerationModel::<B>::from_config(&cfg.model, &cfg.data, device)?;
+    let model = match &cfg.model.init_from {
+        Some(from) => warm_start(model, Path::new(from))?,
+        None => model,
+    };
     // Mixed precision: loaded weights to the half type too (see `precision.rs`).
     let model = match cfg.train.precision {
-        crate::config::Precision::F32 => model,
+        vigil_config::Precision::F32 => model,
         p => super::cast_float_params::<B, _>(model, super::float_dtype(p)),
     };
     let layout = ParamLayout::of::<B, _>(&model);
@@ -118,7 +125,7 @@ pub fn setup<B: AutodiffBackend>(
         eps: cfg.optim.eps,
         weight_decay: cfg.optim.weight_decay,
     };
-    let groups = param_groups(&layout, &crate::model::trainable_params(&model), &cfg.optim);
+    let groups = param_groups(&layout, &vigil_model::trainable_params(&model), &cfg.optim);
     let mut opt = FlatAdamW::new(adam, groups, layout.len);
     let mut state = LoopState {
         step: 0,
@@ -133,10 +140,18 @@ pub fn setup<B: AutodiffBackend>(
         owed_export: None,
     };
 
-    let checkpoints = match crate::storage::open_checkpoints(cfg)? {
-        Some(store) if rank == 0 => CheckpointDir::with_store(store)?.with_config(&cfg.checkpoint),
+    let remote = cfg
+        .output_url()
+        .as_ref()
+        .map(open_checkpoints)
+        .transpose()?;
+    let (retention, monitored) = cfg.checkpoint.retention();
+    let checkpoints = match remote {
+        Some(store) if rank == 0 => {
+            CheckpointDir::with_store(store)?.with_retention(retention, monitored)
+        }
         Some(store) => CheckpointDir::open_read_only(store),
-        None if rank == 0 => CheckpointDir::new(&run_dir)?.with_config(&cfg.checkpoint),
+        None if rank == 0 => CheckpointDir::new(&run_dir)?.with_retention(retention, monitored),
         None => CheckpointDir::reader(&run_dir)?,
     };
     if let Some(source) = ResumeSource::from_config(cfg, &checkpoints, &mut comm)? {
@@ -212,7 +227,7 @@ pub fn setup<B: AutodiffBackend>(
         schedule,
         cfg.optim.grad_clip,
     )?;
-    if cfg.train.precision == crate::config::Precision::F16 {
+    if cfg.train.precision == vigil_config::Precision::F16 {
         trainer.scaler = Some(super::LossScaler::default());
     }
     Ok(Setup {
@@ -232,19 +247,19 @@ pub fn setup<B: AutodiffBackend>(
 }
 
 /// Parameter groups as ranges of the flat layout, classified by the model's own
-/// rule ([`crate::model::trainable_params`]): encoders at `optim.lr`, fusion and
+/// rule ([`vigil_model::trainable_params`]): encoders at `optim.lr`, fusion and
 /// head at `optim.head_lr`; weight decay only where the model says so (not on
 /// biases, norms or other 1-D parameters).
 pub fn param_groups(
     layout: &ParamLayout,
-    params: &[crate::model::ParamInfo],
+    params: &[vigil_model::ParamInfo],
     optim: &OptimSection,
 ) -> Vec<ParamGroup> {
     let info: std::collections::HashMap<_, _> = params.iter().map(|p| (p.id, p)).collect();
     let mut groups: Vec<ParamGroup> = Vec::new();
     for s in &layout.slots {
         let (encoder, decay) = info.get(&s.id).map_or((false, true), |p| {
-            (p.group == crate::model::ParamGroup::Encoder, p.decay)
+            (p.group == vigil_model::ParamGroup::Encoder, p.decay)
         });
         let lr = if encoder { optim.lr } else { optim.head_lr };
         match groups.last_mut() {
@@ -290,7 +305,7 @@ fn warn_schedule(cfg: &RunConfig, rows: u64, world: usize, total: u64) {
             cfg.train.batch_size
         )
     };
-    for p in crate::config::schedule_problems(cfg, total, &how) {
+    for p in vigil_config::schedule_problems(cfg, total, &how) {
         tracing::warn!(key = %p.key, "{}", p.message);
         eprintln!("warning: {}: {}", p.key, p.message);
     }
@@ -312,18 +327,18 @@ fn log_cache_reports(reports: &[BuildReport]) {
 
 /// `cfg.data` with bucket URLs replaced by their mirror below
 /// `<local_dir>/data-cache`; unchanged (no request) when every path is local.
-fn localized_data(cfg: &RunConfig) -> Result<crate::config::DataSection, TrainError> {
+fn localized_data(cfg: &RunConfig) -> Result<vigil_config::DataSection, TrainError> {
     let d = &cfg.data;
     let any_url = [Some(&d.train), d.val.as_ref(), d.image_root.as_ref()]
         .into_iter()
         .flatten()
-        .any(|s| crate::storage::is_url(s));
+        .any(|s| vigil_store::storage::is_url(s));
     if !any_url {
         return Ok(d.clone());
     }
     let cache = cfg.local_dir().join("data-cache");
-    let (data, report) = crate::storage::mirror::localize(d, &cache)
-        .map_err(|e| crate::checkpoint::StoreError::Storage(Box::new(e)))?;
+    let (data, report) = vigil_data::localize(d, &cache)
+        .map_err(|e| vigil_store::checkpoint::StoreError::Storage(Box::new(e)))?;
     tracing::info!(
         cache = %cache.display(),
         fetched = report.fetched,
@@ -341,5 +356,28 @@ fn write_resolved_config(cfg: &RunConfig, run_dir: &Path) -> Result<(), TrainErr
     };
     std::fs::create_dir_all(run_dir).map_err(io(run_dir))?;
     let path = run_dir.join("config.resolved.yaml");
-    crate::atomic::write_atomic(&path, cfg.to_yaml().as_bytes()).map_err(io(&path))
+    vigil_store::atomic::write_atomic(&path, cfg.to_yaml().as_bytes()).map_err(io(&path))
+}
+
+/// `model.init_from`: the weights of a checkpoint (`step-<S>`) or export version
+/// directory (local or on a bucket), read through the store and verified against
+/// its `MANIFEST.json` before the model sees a byte.
+fn warm_start<B: burn::tensor::backend::Backend>(
+    model: ModerationModel<B>,
+    dir: &Path,
+) -> Result<ModerationModel<B>, ModelError> {
+    let refuse = |message: String| ModelError::InitFrom {
+        path: dir.to_path_buf(),
+        message,
+    };
+    let url = dir.to_str().is_some_and(vigil_store::storage::is_url);
+    if !url && !dir.is_dir() {
+        return Err(refuse(
+            "not a directory: name a checkpoint (checkpoints/step-<S>) or an export \
+             version (<export.dir>/<model>/<N>)"
+                .into(),
+        ));
+    }
+    let (_, files) = vigil_store::checkpoint::load_dir(dir).map_err(|e| refuse(e.to_string()))?;
+    model.warm_start_verified(files, dir)
 }

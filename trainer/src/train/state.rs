@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 
 use super::early_stop::EarlyStopper;
 use super::plan::Owed;
-use crate::data::Position;
+use vigil_data::Position;
 
 /// Checkpoint file of the master weights.
 pub const MASTER_FILE: &str = "master.f32";

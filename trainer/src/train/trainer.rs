@@ -47,7 +47,7 @@ use super::flat::{ParamLayout, read_grads, write_params};
 use super::precision::{LossScaler, ScaleVerdict};
 use super::timing::{Phase, StepTimer};
 use super::{FlatAdamW, LrSchedule, clip_global_norm};
-use crate::model::{ModelInput, ModerationModel, Targets};
+use vigil_model::{ModelInput, ModerationModel, Targets};
 
 /// Counters carried after the gradients in the step's reduction.
 const TAIL: usize = 4;
@@ -118,7 +118,7 @@ impl<B: AutodiffBackend> Trainer<B> {
         grad_clip: Option<f64>,
     ) -> Result<Self, TrainError> {
         let buf = comm.alloc(layout.len + TAIL)?;
-        let on_host = crate::model::kernels::on_host::<B>();
+        let on_host = vigil_model::kernels::on_host::<B>();
         let mut trainer = Self {
             model,
             layout,

@@ -20,19 +20,20 @@ use super::early_stop::Verdict;
 use super::error::TrainError;
 use super::evaluate::{evaluate, record};
 use super::plan::{Action, EvalDecision, LoopPlan, Stop, owed_after};
-use super::progress::{Progress, ProgressMode, ProgressRecord};
+use super::progress::{Progress, ProgressMode};
 use super::publish::Exporter;
 use super::resume::save_checkpoint;
 use super::setup::{Setup, verify_replicas};
 use super::signals::Heartbeat;
 use super::state::{ExportInputs, LoopState};
 use super::trainer::{StepResult, Trainer};
-use crate::checkpoint::AsyncCheckpointer;
-use crate::config::RunConfig;
-use crate::data::{Dataset, LoadReport};
-use crate::export::ExportSchedule;
 use crate::logging::{self, HParamsStart, MetricLogger, RunStatus, tags};
-use crate::model::{SplitFeatures, TextTokenizer};
+use vigil_collective::progress::ProgressRecord;
+use vigil_config::RunConfig;
+use vigil_data::{Dataset, LoadReport};
+use vigil_eval::ExportSchedule;
+use vigil_model::{SplitFeatures, TextTokenizer};
+use vigil_store::checkpoint::AsyncCheckpointer;
 
 /// Rank 0's mean of the steps since the last log.
 #[derive(Default)]

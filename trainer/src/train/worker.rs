@@ -27,9 +27,9 @@ use super::state::step_seed;
 use super::timing::Phase;
 use super::training_loop::Loop;
 use super::{Comm, hooks};
-use crate::config::RunConfig;
-use crate::data::{Batch, Dataset, Loader, LoaderOptions, Position, ShardSampler};
-use crate::model::ModelInput;
+use vigil_config::RunConfig;
+use vigil_data::{Batch, Dataset, Loader, LoaderOptions, Position, ShardSampler};
+use vigil_model::ModelInput;
 
 /// How a worker's run ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,13 +54,13 @@ pub enum Outcome {
 /// Runs one worker of `cfg` on the configured device.
 pub fn run(cfg: &RunConfig) -> Result<Outcome, TrainError> {
     match cfg.launch.device {
-        crate::config::Device::Cpu => {
+        vigil_config::Device::Cpu => {
             let device = Default::default();
             // The same recipe as on CUDA: half weights and activations through the
             // device's default float dtype (burn-flex has bf16/f16 tensors; the fused
             // kernels fall back to burn's ops for them), f32 loss, master weights and
             // moments.
-            super::set_device_precision::<crate::backend::CpuAutodiff>(
+            super::set_device_precision::<vigil_model::backend::CpuAutodiff>(
                 &device,
                 cfg.train.precision,
             )
@@ -69,9 +69,9 @@ pub fn run(cfg: &RunConfig) -> Result<Outcome, TrainError> {
                 reason,
             })?;
             tracing::info!(precision = %cfg.train.precision, "training on the CPU");
-            train::<crate::backend::CpuAutodiff>(cfg, &device)
+            train::<vigil_model::backend::CpuAutodiff>(cfg, &device)
         }
-        crate::config::Device::Cuda => cuda(cfg),
+        vigil_config::Device::Cuda => cuda(cfg),
     }
 }
 
@@ -82,7 +82,7 @@ fn cuda(cfg: &RunConfig) -> Result<Outcome, TrainError> {
     let device = burn::backend::cuda::CudaDevice::new(choice.ordinal);
     // Half weights and activations: the device's default float dtype, before any
     // tensor exists on it (see `precision.rs`).
-    super::set_device_precision::<crate::backend::CudaAutodiff>(&device, cfg.train.precision)
+    super::set_device_precision::<vigil_model::backend::CudaAutodiff>(&device, cfg.train.precision)
         .map_err(|reason| TrainError::Precision {
             precision: cfg.train.precision.to_string(),
             reason,
@@ -93,7 +93,7 @@ fn cuda(cfg: &RunConfig) -> Result<Outcome, TrainError> {
         precision = %cfg.train.precision,
         "training on CUDA"
     );
-    train::<crate::backend::CudaAutodiff>(cfg, &device)
+    train::<vigil_model::backend::CudaAutodiff>(cfg, &device)
 }
 
 #[cfg(not(feature = "cuda"))]
@@ -140,7 +140,7 @@ impl Epochs {
 
 fn train<B: AutodiffBackend>(cfg: &RunConfig, device: &B::Device) -> Result<Outcome, TrainError> {
     install_stop_handler();
-    crate::backend::tune_allocator();
+    vigil_model::backend::tune_allocator();
     let comm = Comm::from_env(&cfg.launch)?;
     let setup = setup::<B>(cfg, device, comm)?;
     let (mut lp, split) = Loop::open(cfg, device, setup)?;

@@ -8,11 +8,10 @@ use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use vigil_trainer::checkpoint::{Files, MANIFEST_FILE, StoreError, load_dir};
-use vigil_trainer::config::{Gate, MonitorMode};
-use vigil_trainer::export::{
-    Champion, DECISION_FILE, Decision, EXPORT_FILES, ModelRepo, Outcome, decide,
-};
+use vigil_config::{Gate, MonitorMode};
+use vigil_eval::{Champion, DECISION_FILE, Decision, Outcome, decide};
+use vigil_store::checkpoint::{Files, MANIFEST_FILE, StoreError, load_dir};
+use vigil_store::repo::{EXPORT_FILES, ModelRepo};
 
 fn export_files(tag: u64, model_bytes: usize) -> Files {
     EXPORT_FILES

@@ -8,11 +8,10 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use vigil_trainer::checkpoint::{
-    AsyncCheckpointer, CheckpointDir, CheckpointMeta, Corruption, Files, LocalFs, RetentionPolicy,
-    StoreError, WriteEvent, WriteHook, config_hash,
+use vigil_store::checkpoint::{
+    AsyncCheckpointer, CheckpointDir, CheckpointMeta, Corruption, Files, LocalFs, Ranking,
+    RetentionPolicy, StoreError, WriteEvent, WriteHook, config_hash,
 };
-use vigil_trainer::config::MonitorMode;
 
 fn meta(metric: Option<f64>) -> CheckpointMeta {
     CheckpointMeta {
@@ -232,7 +231,7 @@ fn retention_keeps_last_and_best_and_never_latest() {
     let policy = RetentionPolicy {
         keep_last: 2,
         keep_best: 1,
-        mode: MonitorMode::Min,
+        mode: Ranking::LowerFirst,
     };
     let dir = CheckpointDir::new(run.path())
         .unwrap()
@@ -316,7 +315,7 @@ fn child_writer_loop() {
         RetentionPolicy {
             keep_last: 2,
             keep_best: 0,
-            mode: MonitorMode::Max,
+            mode: Ranking::HigherFirst,
         },
         None,
     );

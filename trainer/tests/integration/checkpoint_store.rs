@@ -8,12 +8,12 @@ use std::io::Read;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use vigil_trainer::checkpoint::{
+use vigil_store::checkpoint::{
     CheckpointDir, CheckpointMeta, Files, IfExists, MANIFEST_FILE, Manifest, Store, StoreError,
     load_checkpoint_dir,
 };
-use vigil_trainer::checkpoint::{FileDigest, step_entry};
-use vigil_trainer::export::{EXPORT_FILES, ModelRepo};
+use vigil_store::checkpoint::{FileDigest, step_entry};
+use vigil_store::repo::{EXPORT_FILES, ModelRepo};
 
 /// Objects by key `entry/file`; `fail_after` uploads, the writer "dies".
 #[derive(Debug, Default)]

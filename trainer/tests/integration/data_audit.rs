@@ -2,7 +2,7 @@
 //! deterministic.
 
 use crate::data_common::{jsonl, png};
-use vigil_trainer::data::{AuditOptions, BadRowKind, SynthOptions, audit, synth};
+use vigil_data::{AuditOptions, BadRowKind, SynthOptions, audit, synth};
 
 #[test]
 fn audit_finds_planted_duplicates_conflicts_leaks_and_corrupt_images() {

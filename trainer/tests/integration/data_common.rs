@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use vigil_trainer::config::{DataSection, OnBadRow};
+use vigil_config::{DataSection, OnBadRow};
 
 /// Labels the test datasets use.
 pub fn labels() -> Vec<String> {

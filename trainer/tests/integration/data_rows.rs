@@ -4,8 +4,8 @@
 use std::path::Path;
 
 use crate::data_common::{good_row, jsonl, labels, png, section};
-use vigil_trainer::config::{DataFormat, OnBadRow};
-use vigil_trainer::data::{BadRowKind, DataError, Dataset, Split};
+use vigil_config::{DataFormat, OnBadRow};
+use vigil_data::{BadRowKind, DataError, Dataset, Split};
 
 /// A bad row of each kind: (kind, line text, expected reason).
 fn cases(dir: &Path, outside: &Path) -> Vec<(BadRowKind, String, &'static str)> {

@@ -5,8 +5,8 @@
 use std::sync::Arc;
 
 use crate::data_common::{good_row, jsonl, labels, section};
-use vigil_trainer::config::{OnBadRow, UnevenTail};
-use vigil_trainer::data::{Batch, Dataset, Loader, LoaderOptions, Position, ShardSampler, Split};
+use vigil_config::{OnBadRow, UnevenTail};
+use vigil_data::{Batch, Dataset, Loader, LoaderOptions, Position, ShardSampler, Split};
 
 fn samplers(len: usize, world: usize, batch: usize, uneven: UnevenTail) -> Vec<ShardSampler> {
     (0..world)

@@ -1,11 +1,11 @@
 //! `vigil embed`'s library side: encoder embeddings and a trained model's export.
 
-use vigil_trainer::backend::CpuBackend;
-use vigil_trainer::config::{
+use vigil_config::{
     DataSection, FusionKind, ImageEncoder, ImageTower, ModelSection, TextEncoder, TextTower,
 };
-use vigil_trainer::model::{ModelInput, ModerationModel};
-use vigil_trainer::serve::{EmbedOptions, EmbedSource, run_embed};
+use vigil_infer::{EmbedOptions, EmbedSource, run_embed};
+use vigil_model::backend::CpuBackend;
+use vigil_model::{ModelInput, ModerationModel};
 
 use super::util::{HIDDEN, write_tiny_bert, write_tokenizer};
 

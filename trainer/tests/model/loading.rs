@@ -3,9 +3,9 @@
 //! names the tensor or the file.
 
 use burn::tensor::Tensor;
-use vigil_trainer::backend::CpuBackend;
-use vigil_trainer::config::Pooling;
-use vigil_trainer::model::{EfficientNetB0, ModelError, TextTokenizer, TextTower};
+use vigil_config::Pooling;
+use vigil_model::backend::CpuBackend;
+use vigil_model::{EfficientNetB0, ModelError, TextTokenizer, TextTower};
 
 use super::util::{HIDDEN, tiny_vocab, write_safetensors, write_tiny_bert, write_tokenizer};
 

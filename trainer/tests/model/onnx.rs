@@ -19,14 +19,14 @@ use std::time::{Duration, Instant};
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use vigil_trainer::backend::CpuBackend;
-use vigil_trainer::config::{
+use vigil_config::{
     DataSection, ExportSection, FusionKind, ImageEncoder, ImageTower, ModelSection, Pooling,
     RunConfig, RunSection, Task, TextEncoder, TextTower,
 };
-use vigil_trainer::export::{ModelRepo, ONNX_FILE};
-use vigil_trainer::model::{ModerationModel, Standardize};
-use vigil_trainer::serve::{PredictOptions, run_predict};
+use vigil_infer::{PredictOptions, run_predict};
+use vigil_model::backend::CpuBackend;
+use vigil_model::{ModerationModel, Standardize};
+use vigil_store::repo::{ModelRepo, files::ONNX_FILE};
 use vigil_trainer::train::{version_files, write_triton_files};
 
 use super::util::{in_ci, pretrained_or_skip, write_tokenizer};
@@ -191,7 +191,7 @@ fn write_rows(dir: &Path, n: usize, seed: u64) -> PathBuf {
 fn publish(
     dir: &Path,
     model: &ModerationModel<B>,
-    tokenizer: Option<&vigil_trainer::model::TextTokenizer>,
+    tokenizer: Option<&vigil_model::TextTokenizer>,
     m: &ModelSection,
     d: &DataSection,
 ) -> PathBuf {

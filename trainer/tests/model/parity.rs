@@ -10,10 +10,10 @@ use super::util::{fixtures, pretrained_or_skip};
 
 use burn::tensor::{Int, Tensor, TensorData};
 use serde::Deserialize;
-use vigil_trainer::backend::CpuBackend;
-use vigil_trainer::config::Pooling;
-use vigil_trainer::data::load_normalised;
-use vigil_trainer::model::{EfficientNetB0, TextTokenizer, TextTower};
+use vigil_config::Pooling;
+use vigil_data::load_normalised;
+use vigil_model::backend::CpuBackend;
+use vigil_model::{EfficientNetB0, TextTokenizer, TextTower};
 
 type B = CpuBackend;
 

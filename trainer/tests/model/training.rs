@@ -6,12 +6,12 @@ use std::collections::HashMap;
 use burn::module::AutodiffModule;
 use burn::optim::{AdamWConfig, GradientsParams, Optimizer};
 use burn::tensor::backend::Backend;
-use vigil_trainer::backend::{CpuAutodiff, CpuBackend};
-use vigil_trainer::config::{
+use vigil_config::{
     DataSection, FusionKind, ImageEncoder, ImageTower, ModelSection, Task, TextEncoder, TextTower,
     TrainLayers,
 };
-use vigil_trainer::model::{
+use vigil_model::backend::{CpuAutodiff, CpuBackend};
+use vigil_model::{
     ModelInput, ModerationModel, ParamGroup, Targets, TextTokenizer, all_params, trainable_params,
 };
 

@@ -26,7 +26,7 @@ pub fn in_ci() -> bool {
 /// Under CI a missing file fails the test instead: CI fetches the cache first, so a
 /// skip there would hide a test that never ran.
 pub fn pretrained_or_skip(sub: &str) -> Option<PathBuf> {
-    let root = vigil_trainer::model::pretrained_cache().unwrap_or_default();
+    let root = vigil_model::pretrained_cache().unwrap_or_default();
     let path = root.join(sub);
     if path.exists() {
         return Some(path);

@@ -1,0 +1,143 @@
+//! The text tower as ONNX: BERT embeddings, post-LayerNorm blocks with the
+//! additive padding mask, exact-erf GELU, then mean or `[CLS]` pooling — the
+//! arithmetic of `model::bert` and `model::text_tower`, op for op.
+
+use burn::tensor::backend::Backend;
+
+use super::OnnxError;
+use super::graph::{Graph, attr_i, attr_ints, floats};
+use super::proto::FLOAT;
+use vigil_config::Pooling;
+use vigil_model::{BertLayer, TextTower};
+
+/// Pooled text vectors `[batch, hidden]` from `ids` and `mask` (int64 `[batch, seq]`).
+pub fn emit<B: Backend>(
+    g: &mut Graph,
+    tower: &TextTower<B>,
+    ids: &str,
+    mask: &str,
+) -> Result<String, OnnxError> {
+    let cfg = tower.encoder.config().clone();
+    let eps = cfg.layer_norm_eps;
+    let e = &tower.encoder.embeddings;
+    let p = "text.encoder.embeddings";
+    let word = g.param(
+        &format!("{p}.word_embeddings.weight"),
+        &e.word_embeddings.weight,
+    )?;
+    let x = g.node("Gather", &[&word, ids], vec![attr_i("axis", 0)]);
+    // Positions 0..seq: the first `seq` rows of the table.
+    let shape = g.node("Shape", &[ids], vec![]);
+    let (one, two, zero) = (g.ints(&[1]), g.ints(&[2]), g.ints(&[0]));
+    let seq = g.node("Slice", &[&shape, &one, &two], vec![]);
+    let table = g.param(
+        &format!("{p}.position_embeddings.weight"),
+        &e.position_embeddings.weight,
+    )?;
+    let pos = g.node("Slice", &[&table, &zero, &seq, &zero], vec![]);
+    let x = g.node("Add", &[&x, &pos], vec![]);
+    // Token type 0 everywhere: its row of the table.
+    let types = floats(
+        e.token_type_embeddings.weight.val(),
+        "token_type_embeddings",
+    )?;
+    let h = cfg.hidden_size;
+    let type0 = g.init_f32(
+        &format!("{p}.token_type_embeddings.weight[0]"),
+        &[h as i64],
+        &types[..h],
+    );
+    let x = g.node("Add", &[&x, &type0], vec![]);
+    let mut x = g.layer_norm(&x, &e.layer_norm, eps, &format!("{p}.layer_norm"))?;
+    // (mask - 1) · 1e4 as `[batch, 1, 1, seq]`, as `Bert::forward`.
+    let maskf = g.node("Cast", &[mask], vec![attr_i("to", i64::from(FLOAT))]);
+    let one_f = g.scalar(1.0);
+    let big = g.scalar(1e4);
+    let bias = g.node("Sub", &[&maskf, &one_f], vec![]);
+    let bias = g.node("Mul", &[&bias, &big], vec![]);
+    let axes = g.ints(&[1, 2]);
+    let bias = g.node("Unsqueeze", &[&bias, &axes], vec![]);
+    for (i, layer) in tower.encoder.layers.iter().enumerate() {
+        x = block(
+            g,
+            layer,
+            &x,
+            &bias,
+            &cfg,
+            &format!("text.encoder.layers.{i}"),
+        )?;
+    }
+    Ok(match tower.pooling() {
+        Pooling::Cls => {
+            let first = g.int_scalar(0);
+            g.node("Gather", &[&x, &first], vec![attr_i("axis", 1)])
+        }
+        Pooling::Mean => {
+            let axis = g.ints(&[2]);
+            let m = g.node("Unsqueeze", &[&maskf, &axis], vec![]);
+            let masked = g.node("Mul", &[&x, &m], vec![]);
+            let seq_axis = g.ints(&[1]);
+            let summed = g.node(
+                "ReduceSum",
+                &[&masked, &seq_axis],
+                vec![attr_i("keepdims", 0)],
+            );
+            let count = g.node("ReduceSum", &[&m, &seq_axis], vec![attr_i("keepdims", 0)]);
+            let floor = g.scalar(1e-9);
+            let count = g.node("Max", &[&count, &floor], vec![]);
+            g.node("Div", &[&summed, &count], vec![])
+        }
+    })
+}
+
+/// `0.5 · x · (1 + erf(x / √2))`.
+fn gelu(g: &mut Graph, x: &str) -> String {
+    let r = g.scalar(std::f32::consts::FRAC_1_SQRT_2);
+    let (one, half) = (g.scalar(1.0), g.scalar(0.5));
+    let s = g.node("Mul", &[x, &r], vec![]);
+    let e = g.node("Erf", &[&s], vec![]);
+    let e = g.node("Add", &[&e, &one], vec![]);
+    let y = g.node("Mul", &[x, &e], vec![]);
+    g.node("Mul", &[&y, &half], vec![])
+}
+
+fn block<B: Backend>(
+    g: &mut Graph,
+    l: &BertLayer<B>,
+    x: &str,
+    bias: &str,
+    cfg: &vigil_model::BertConfig,
+    name: &str,
+) -> Result<String, OnnxError> {
+    let (h, heads) = (cfg.hidden_size as i64, cfg.num_attention_heads as i64);
+    let dh = h / heads;
+    let split_shape = g.ints(&[0, 0, heads, dh]);
+    let split = |g: &mut Graph, t: &str, perm: &[i64]| {
+        let r = g.node("Reshape", &[t, &split_shape], vec![]);
+        g.node("Transpose", &[&r], vec![attr_ints("perm", perm)])
+    };
+    let q = g.linear(x, &l.query, &format!("{name}.query"))?;
+    let k = g.linear(x, &l.key, &format!("{name}.key"))?;
+    let v = g.linear(x, &l.value, &format!("{name}.value"))?;
+    let q = split(g, &q, &[0, 2, 1, 3]);
+    let k = split(g, &k, &[0, 2, 3, 1]);
+    let v = split(g, &v, &[0, 2, 1, 3]);
+    let scores = g.node("MatMul", &[&q, &k], vec![]);
+    let scale = g.scalar((1.0 / (dh as f64).sqrt()) as f32);
+    let scores = g.node("Mul", &[&scores, &scale], vec![]);
+    let scores = g.node("Add", &[&scores, bias], vec![]);
+    let probs = g.node("Softmax", &[&scores], vec![attr_i("axis", -1)]);
+    let ctx = g.node("MatMul", &[&probs, &v], vec![]);
+    let ctx = g.node("Transpose", &[&ctx], vec![attr_ints("perm", &[0, 2, 1, 3])]);
+    let merge = g.ints(&[0, 0, h]);
+    let ctx = g.node("Reshape", &[&ctx, &merge], vec![]);
+    let attn = g.linear(&ctx, &l.attn_out, &format!("{name}.attn_out"))?;
+    let res = g.node("Add", &[&attn, x], vec![]);
+    let eps = cfg.layer_norm_eps;
+    let x = g.layer_norm(&res, &l.attn_norm, eps, &format!("{name}.attn_norm"))?;
+    let f = g.linear(&x, &l.ffn_in, &format!("{name}.ffn_in"))?;
+    let f = gelu(g, &f);
+    let f = g.linear(&f, &l.ffn_out, &format!("{name}.ffn_out"))?;
+    let res = g.node("Add", &[&f, &x], vec![]);
+    g.layer_norm(&res, &l.ffn_norm, eps, &format!("{name}.ffn_norm"))
+}

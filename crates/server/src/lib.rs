@@ -1,0 +1,480 @@
+//! `vigil serve`: an online moderation server for Vigil's model repositories,
+//! speaking the KServe v2 / Open Inference Protocol (with Triton's binary tensor
+//! data extension, which `tritonclient` uses by default).
+//!
+//! It does for a Vigil model repository what TF-Serving and Triton do for theirs:
+//! poll it, load the newest complete version in the background, swap it in
+//! atomically, so that "publish" means "in production"; requests in flight
+//! finish on the version they started on.
+//!
+//! # Layout
+//! - `protocol.rs`: KServe request parsing and validation, response encoding
+//!   (pure; every bad input names the input and row).
+//! - `moderate.rs`: the `/v1/moderate` JSON body into the same rows (pure).
+//! - `batcher.rs`: the dynamic batcher's decisions (admit, flush, take; pure).
+//! - `pickup.rs`: the version-pickup decision (keep / load N / pinned; pure).
+//! - `limits.rs`: [`Limits`] — connections, timeouts, body, in-flight bytes,
+//!   rows, text, pixels, queue.
+//! - `auth.rs`: [`Token`] — the token file's validation, the constant-time check.
+//! - `budget.rs`: the server-wide budget of body bytes held (pure).
+//! - `connections.rs`: which connection a new one replaces at the cap (pure).
+//! - `listen.rs`: the accept loop — hyper HTTP/1 connections with a header
+//!   timeout, the connection cap, the graceful drain.
+//! - `verified.rs`: which versions the poller verified, so each is hashed once (pure).
+//! - `engine.rs`: loaded versions, the bounded queue and its worker threads, the poller.
+//! - `http.rs`: axum routes, auth, metrics middleware.
+//! - `metrics/`: the Prometheus metrics, through the `prometheus-client` crate.
+//! - `error.rs`: [`ServerError`].
+//!
+//! Why OS threads for inference and tokio only for HTTP: a forward pass is
+//! seconds of CPU at worst, and on the runtime's threads it would stall every
+//! connection; the queue between them is where batching and back-pressure (503
+//! at `--queue-bound`) happen.
+
+mod auth;
+mod batcher;
+mod budget;
+mod connections;
+mod engine;
+mod error;
+mod http;
+mod limits;
+mod listen;
+mod metrics;
+mod moderate;
+mod pickup;
+mod protocol;
+mod verified;
+
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+pub use auth::{Token, TokenProblem};
+pub use batcher::{Decision, Overloaded};
+pub use engine::{BatchSettings, Loaded, error_chain};
+pub use error::ServerError;
+pub use limits::Limits;
+pub use pickup::Pickup;
+pub use protocol::{BadInput, join_bytes};
+
+use engine::{Current, Engine, Stop, report_skipped, start_poller};
+use metrics::Metrics;
+
+/// Everything `vigil serve` is told.
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    /// The model repository of the model (`<export.dir>/<model_name>`).
+    pub model_dir: PathBuf,
+    /// The model's name in the routes.
+    pub model_name: String,
+    /// `--version`: serve exactly this one, never swap.
+    pub version: Option<u64>,
+    /// How often the repository is polled.
+    pub poll: Duration,
+    /// Rows per batch.
+    pub max_batch: usize,
+    /// How long a request waits for others to batch with.
+    pub max_delay: Duration,
+    /// Worker threads (one model replica each).
+    pub threads: usize,
+    /// Request and queue bounds.
+    pub limits: Limits,
+    /// Required bearer token.
+    pub token: Option<Token>,
+    /// After SIGTERM, how long connections still open may take to finish before
+    /// they are closed (a client that never finishes its request cannot hold the
+    /// process past it).
+    pub drain: Duration,
+}
+
+/// Which model directory `--model-repository DIR [--model NAME]` means, and its
+/// name: `DIR/NAME`; without `--model`, DIR itself when it holds versions
+/// (integer directories), else its only model subdirectory. DIR may be a bucket
+/// URL (`s3://bucket/models`): the same rule over its prefixes.
+pub fn resolve_model(
+    repository: &Path,
+    model: Option<&str>,
+) -> Result<(PathBuf, String), ServerError> {
+    let err = |message: String| ServerError::Repository {
+        dir: repository.to_path_buf(),
+        message,
+    };
+    if let Some(s) = repository
+        .to_str()
+        .filter(|s| vigil_store::storage::is_url(s))
+    {
+        return match vigil_store::storage::Location::parse(s).map_err(|e| err(e.to_string()))? {
+            vigil_store::storage::Location::Remote(url) => resolve_remote(&url, model),
+            vigil_store::storage::Location::Local(p) => resolve_model(&p, model),
+        };
+    }
+    if let Some(name) = model {
+        let dir = repository.join(name);
+        if !dir.is_dir() {
+            return Err(err(format!(
+                "has no model '{name}' (no directory {})",
+                dir.display()
+            )));
+        }
+        return Ok((dir, name.to_string()));
+    }
+    let entries = std::fs::read_dir(repository)
+        .map_err(|e| err(format!("cannot read the model repository: {e}")))?;
+    let mut names = Vec::new();
+    for entry in entries.flatten() {
+        if entry.path().is_dir() {
+            names.push(entry.file_name().to_string_lossy().into_owned());
+        }
+    }
+    let own_name = || {
+        std::path::absolute(repository)
+            .ok()
+            .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+            .unwrap_or_else(|| "model".into())
+    };
+    match choose_model(names, repository.join("MANIFEST.json").is_file()).map_err(err)? {
+        None => Ok((repository.to_path_buf(), own_name())),
+        Some(one) => Ok((repository.join(&one), one)),
+    }
+}
+
+/// [`resolve_model`] on a bucket prefix: one LIST (and a LIST of `NAME/` with
+/// `--model`). The model directory is returned as its URL, which loading and the
+/// poller read as a bucket repository.
+fn resolve_remote(
+    url: &vigil_store::storage::RemoteUrl,
+    model: Option<&str>,
+) -> Result<(PathBuf, String), ServerError> {
+    use vigil_store::storage::Bucket;
+    let err = |message: String| ServerError::Repository {
+        dir: PathBuf::from(url.to_string()),
+        message,
+    };
+    if let Some(name) = model {
+        let dir = url.join(name).map_err(|e| err(e.to_string()))?;
+        let (dirs, objects) = Bucket::open(&dir)?.list_level("")?;
+        if dirs.is_empty() && objects.is_empty() {
+            return Err(err(format!("has no model '{name}' (nothing under {dir})")));
+        }
+        return Ok((PathBuf::from(dir.to_string()), name.to_string()));
+    }
+    let (dirs, objects) = Bucket::open(url)?.list_level("")?;
+    let manifest = objects
+        .iter()
+        .any(|o| o.location.filename() == Some(vigil_store::checkpoint::MANIFEST_FILE));
+    match choose_model(dirs, manifest).map_err(err)? {
+        None => {
+            let own = url
+                .prefix
+                .rsplit('/')
+                .find(|s| !s.is_empty())
+                .unwrap_or("model")
+                .to_string();
+            Ok((PathBuf::from(url.to_string()), own))
+        }
+        Some(one) => {
+            let dir = url.join(&one).map_err(|e| err(e.to_string()))?;
+            Ok((PathBuf::from(dir.to_string()), one))
+        }
+    }
+}
+
+/// The choice of [`resolve_model`] from a repository's entry names (directories
+/// or prefixes) and whether it holds a `MANIFEST.json` itself: `None` for the
+/// repository itself (it holds versions, or is one), `Some(name)` for its only
+/// model directory, else what is wrong. Dot-prefixed names (staging, claims)
+/// never count.
+pub fn choose_model(names: Vec<String>, manifest: bool) -> Result<Option<String>, String> {
+    let names: Vec<String> = names.into_iter().filter(|n| !n.starts_with('.')).collect();
+    if manifest || names.iter().any(|n| n.parse::<u64>().is_ok()) {
+        return Ok(None);
+    }
+    let mut subdirs = names;
+    subdirs.sort();
+    match subdirs.as_slice() {
+        [one] => Ok(Some(one.clone())),
+        [] => Err("holds no model (no version directories, no model directory)".into()),
+        many => Err(format!(
+            "holds several models ({}): choose one with --model NAME",
+            many.join(", ")
+        )),
+    }
+}
+
+/// A started server: version loaded, workers and poller running, not yet listening.
+#[derive(Debug)]
+pub struct Server {
+    app: Arc<http::App>,
+    workers: Vec<std::thread::JoinHandle<()>>,
+    poller: Option<(Arc<Stop>, std::thread::JoinHandle<()>)>,
+    drain: Duration,
+}
+
+impl Server {
+    /// Validates the options, loads the version to serve and starts the workers
+    /// and (unless pinned) the poller.
+    pub fn start(opts: ServeOptions) -> Result<Self, ServerError> {
+        let mut problems = opts.limits.problems();
+        if opts.max_batch == 0 {
+            problems.push("--max-batch must be at least 1".into());
+        }
+        if opts.threads == 0 {
+            problems.push("--threads must be at least 1".into());
+        }
+        if opts.poll.is_zero() {
+            problems.push("--poll-secs must be more than 0".into());
+        }
+        if !problems.is_empty() {
+            return Err(ServerError::BadOptions { problems });
+        }
+        let loaded = Loaded::load(&opts.model_dir, opts.version, opts.threads)?;
+        let mut reported = Vec::new();
+        report_skipped(&loaded.skipped, &mut reported);
+        let metrics = Arc::new(Metrics::new(&opts.model_name));
+        metrics.set_version(loaded.version, false);
+        let current = Arc::new(Current::new(loaded));
+        let engine = Engine::new(
+            BatchSettings {
+                max_batch: opts.max_batch,
+                max_delay: opts.max_delay,
+                queue_bound: opts.limits.queue_bound,
+                max_image_pixels: opts.limits.max_image_pixels,
+                max_image_alloc: opts.limits.max_image_alloc(),
+            },
+            metrics.clone(),
+        );
+        let workers = engine.start_workers(opts.threads)?;
+        let poller = match opts.version {
+            Some(_) => None,
+            None => {
+                let stop = Arc::new(Stop::default());
+                let handle = start_poller(
+                    opts.model_dir.clone(),
+                    opts.poll,
+                    opts.threads,
+                    current.clone(),
+                    metrics.clone(),
+                    stop.clone(),
+                    reported,
+                )?;
+                Some((stop, handle))
+            }
+        };
+        let app = Arc::new(http::App {
+            model: opts.model_name,
+            pinned: opts.version,
+            current,
+            engine,
+            budget: budget::Budget::new(opts.limits.max_inflight_bytes),
+            limits: opts.limits,
+            metrics,
+            token: opts.token,
+            draining: Default::default(),
+        });
+        Ok(Self {
+            app,
+            workers,
+            poller,
+            drain: opts.drain,
+        })
+    }
+
+    /// The version served now and its directory.
+    pub fn serving(&self) -> (u64, PathBuf) {
+        let l = self.app.current.get();
+        (l.version, l.dir.clone())
+    }
+
+    /// Serves HTTP on `listener` until `shutdown` resolves; then stops accepting,
+    /// lets every request in flight finish (the queue drains) for at most the
+    /// drain deadline, closes what is still open, and stops the workers and the
+    /// poller.
+    pub async fn serve(
+        self,
+        listener: tokio::net::TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), ServerError> {
+        let app = self.app.clone();
+        let settings = listen::ConnSettings {
+            header_timeout: app.limits.header_timeout,
+            max_connections: app.limits.max_connections,
+            drain: self.drain,
+        };
+        let draining = app.clone();
+        listen::serve(
+            listener,
+            http::router(app.clone()),
+            settings,
+            shutdown,
+            move || {
+                draining.draining.store(true, Ordering::Relaxed);
+                eprintln!("vigil serve: stopping: draining requests in flight");
+            },
+        )
+        .await;
+        app.engine.close();
+        let (workers, poller) = (self.workers, self.poller);
+        tokio::task::spawn_blocking(move || {
+            for w in workers {
+                let _ = w.join();
+            }
+            if let Some((stop, handle)) = poller {
+                stop.stop();
+                let _ = handle.join();
+            }
+        })
+        .await
+        .map_err(std::io::Error::other)?;
+        Ok(())
+    }
+}
+
+/// The accept queue's length asked of the kernel (Linux caps it at
+/// `net.core.somaxconn`, 4096 by default): std's 128 fills during a connection
+/// flood, and a real client's SYN is then dropped and retried a second later.
+const BACKLOG: libc::c_int = 4096;
+
+/// Binds `addr` (`host:port`) for [`Server::serve`], with a long accept queue.
+pub fn bind(addr: &str) -> Result<std::net::TcpListener, ServerError> {
+    let bind_err = |source| ServerError::Bind {
+        addr: addr.to_string(),
+        source,
+    };
+    let listener = std::net::TcpListener::bind(addr).map_err(bind_err)?;
+    #[cfg(unix)]
+    {
+        use std::os::fd::AsRawFd;
+        // SAFETY: listen(2) on a socket this function owns; calling it again on a
+        // listening socket only changes the queue's length.
+        if unsafe { libc::listen(listener.as_raw_fd(), BACKLOG) } != 0 {
+            return Err(bind_err(std::io::Error::last_os_error()));
+        }
+    }
+    Ok(listener)
+}
+
+/// Whether serving on `addr` with (or without) a token is allowed: a
+/// non-loopback address without a token is refused unless `insecure`, and then
+/// the returned warning is for the log.
+pub fn check_exposure(
+    addr: std::net::SocketAddr,
+    has_token: bool,
+    insecure: bool,
+) -> Result<Option<String>, ServerError> {
+    if has_token || addr.ip().is_loopback() {
+        return Ok(None);
+    }
+    if !insecure {
+        return Err(ServerError::Exposed {
+            addr: addr.to_string(),
+        });
+    }
+    Ok(Some(format!(
+        "vigil serve: warning: listening on {addr}, reachable from other hosts, without \
+         --auth-token-file (--insecure): anyone who can connect can use the model"
+    )))
+}
+
+/// Open file descriptors the process may hold beyond its connections (the
+/// listener, model and repository files, the runtime's own).
+const FD_SPARE: u64 = 64;
+
+/// A warning when the soft file descriptor limit is below `--max-connections`
+/// plus what the rest of the process needs: connections past it fail to be
+/// accepted, and the poller cannot open the repository.
+pub fn fd_limit_warning(max_connections: usize) -> Option<String> {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes the struct it is given and reads nothing else.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
+        return None;
+    }
+    let need = max_connections as u64 + FD_SPARE;
+    (lim.rlim_cur != libc::RLIM_INFINITY && lim.rlim_cur < need).then(|| {
+        format!(
+            "vigil serve: warning: the file descriptor limit ({}) is below --max-connections \
+             {max_connections} + {FD_SPARE}: raise it (ulimit -n {need}; systemd LimitNOFILE) \
+             or lower --max-connections",
+            lim.rlim_cur
+        )
+    })
+}
+
+/// Resolves on SIGTERM or SIGINT (what Kubernetes and a terminal send).
+pub async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_model_choice_reads_a_listing_the_same_for_directories_and_prefixes() {
+        let names = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(choose_model(names(&["1", "2", ".claims"]), false), Ok(None));
+        assert_eq!(choose_model(names(&[]), true), Ok(None), "one version");
+        assert_eq!(
+            choose_model(names(&["tiny", ".tmp-x"]), false),
+            Ok(Some("tiny".into()))
+        );
+        let err = choose_model(names(&["b", "a"]), false).unwrap_err();
+        assert!(err.contains("a, b"), "{err}");
+        assert!(choose_model(names(&[".claims"]), false).is_err());
+        let err = resolve_model(Path::new("ftp://host/models"), None).unwrap_err();
+        assert!(err.is_user_error(), "{err}");
+    }
+
+    #[test]
+    fn a_non_loopback_address_without_a_token_needs_insecure() {
+        let public: std::net::SocketAddr = "0.0.0.0:8000".parse().unwrap();
+        let local: std::net::SocketAddr = "127.0.0.1:8000".parse().unwrap();
+        let local6: std::net::SocketAddr = "[::1]:8000".parse().unwrap();
+        assert_eq!(check_exposure(local, false, false).unwrap(), None);
+        assert_eq!(check_exposure(local6, false, false).unwrap(), None);
+        assert_eq!(check_exposure(public, true, false).unwrap(), None);
+        let err = check_exposure(public, false, false).unwrap_err();
+        assert!(err.to_string().contains("--insecure"), "{err}");
+        assert!(err.is_user_error(), "{err}");
+    }
+
+    #[test]
+    fn the_model_directory_is_found_with_or_without_a_name() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path();
+        std::fs::create_dir_all(root.join("tiny/1")).unwrap();
+        let (dir, name) = resolve_model(root, None).unwrap();
+        assert_eq!((dir, name.as_str()), (root.join("tiny"), "tiny"));
+        let (dir, name) = resolve_model(&root.join("tiny"), None).unwrap();
+        assert_eq!((dir, name.as_str()), (root.join("tiny"), "tiny"));
+        assert!(resolve_model(root, Some("absent")).is_err());
+        std::fs::create_dir_all(root.join("other")).unwrap();
+        let err = resolve_model(root, None).unwrap_err();
+        assert!(err.to_string().contains("other, tiny"), "{err}");
+        assert!(err.is_user_error());
+        assert_eq!(resolve_model(root, Some("tiny")).unwrap().1, "tiny");
+    }
+}
