@@ -14,6 +14,7 @@ use std::path::PathBuf;
 
 use burn::tensor::backend::Backend;
 use vigil_eval::{EvalReport, ModelEvaluation, ScoredRows, label_errors};
+use vigil_store::storage::Location;
 
 use super::error::ServeError;
 use super::served::ServedModel;
@@ -22,7 +23,7 @@ use super::served::ServedModel;
 #[derive(Debug, Clone)]
 pub struct EvalOptions {
     /// Model repository (or one version directory).
-    pub model: PathBuf,
+    pub model: Location,
     /// The version to use; `None`: the newest complete one.
     pub version: Option<u64>,
     /// Labelled JSONL in the export's `data.format`.

@@ -13,6 +13,7 @@ use std::path::PathBuf;
 
 use burn::tensor::backend::Backend;
 use serde::ser::{Serialize, SerializeMap, Serializer};
+use vigil_store::storage::Location;
 
 use super::error::ServeError;
 use super::served::ServedModel;
@@ -23,7 +24,7 @@ use vigil_store::repo::ModelVersion;
 #[derive(Debug, Clone)]
 pub struct PredictOptions {
     /// Model repository (or one version directory).
-    pub model: PathBuf,
+    pub model: Location,
     /// The version to use; `None`: the newest complete one.
     pub version: Option<u64>,
     /// Input JSONL (dataset rows; labels optional and ignored).

@@ -24,6 +24,7 @@ use vigil_eval::Scores;
 use vigil_export::VersionFiles;
 use vigil_model::{ModerationModel, TextTokenizer};
 use vigil_store::repo::{ModelVersion, locate};
+use vigil_store::storage::Location;
 
 /// A loaded version: model, tokenizer, preprocessing settings and thresholds.
 #[derive(Debug)]
@@ -56,7 +57,7 @@ pub struct Scored {
 impl<B: Backend> ServedModel<B> {
     /// Resolves `model` / `version` ([`locate`]) and loads that version.
     pub fn load(
-        model: &Path,
+        model: &Location,
         version: Option<u64>,
         device: &B::Device,
     ) -> Result<Self, ServeError> {

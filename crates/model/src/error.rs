@@ -117,10 +117,10 @@ pub enum ModelError {
         message: String,
     },
     /// `model.init_from` names no verifiable checkpoint or export version.
-    #[error("model.init_from: {path}: {message}")]
+    #[error("model.init_from: {source_dir}: {message}")]
     InitFrom {
-        /// The directory named.
-        path: PathBuf,
+        /// The checkpoint or version named (a directory or a bucket URL).
+        source_dir: String,
         /// What is wrong (missing, not a checkpoint, a failed checksum).
         message: String,
     },

@@ -396,10 +396,10 @@ impl<B: Backend> ModerationModel<B> {
     pub fn warm_start_verified(
         self,
         mut files: std::collections::BTreeMap<String, Vec<u8>>,
-        dir: &Path,
+        source_dir: &dyn std::fmt::Display,
     ) -> Result<Self, ModelError> {
         let refuse = |message: String| ModelError::InitFrom {
-            path: dir.to_path_buf(),
+            source_dir: source_dir.to_string(),
             message,
         };
         let bytes = files
@@ -407,7 +407,7 @@ impl<B: Backend> ModerationModel<B> {
             .ok_or_else(|| refuse("its MANIFEST.json lists no model.safetensors".into()))?;
         self.load_weights_from(
             SafetensorsStore::from_bytes(Some(bytes)),
-            &dir.join("model.safetensors"),
+            Path::new(&format!("{source_dir}/model.safetensors")),
         )
     }
 

@@ -17,7 +17,7 @@
 use std::collections::VecDeque;
 use std::io::Cursor;
 use std::panic::AssertUnwindSafe;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, Condvar, Mutex, RwLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -33,6 +33,7 @@ use vigil_model::{ModelInput, ModerationModel, TextTokenizer};
 use vigil_store::checkpoint::{MANIFEST_FILE, StoreError};
 use vigil_store::repo::ModelRepo;
 use vigil_store::repo::{LocateError, newest_listed};
+use vigil_store::storage::Location;
 
 use crate::batcher::{Decision, Overloaded, admit, decide, take};
 use crate::metrics::Metrics;
@@ -66,7 +67,11 @@ pub struct Loaded {
 impl Loaded {
     /// Loads `version` (None: the newest complete one) of the model repository
     /// `repo` with `replicas` copies of the model.
-    pub fn load(repo: &Path, version: Option<u64>, replicas: usize) -> Result<Self, ServeError> {
+    pub fn load(
+        repo: &Location,
+        version: Option<u64>,
+        replicas: usize,
+    ) -> Result<Self, ServeError> {
         let device = Default::default();
         let served = ServedModel::<B>::load(repo, version, &device)?;
         let towers = Towers {
@@ -494,17 +499,14 @@ impl Stop {
 /// failed before), so a poll downloads nothing; the files are read and verified
 /// once, when [`Loaded::load`] loads that version.
 fn poll_newest(
-    repo: &Path,
+    repo: &Location,
     failed: &[u64],
     cache: &mut VerifyCache,
 ) -> Result<(Option<u64>, Skipped), ServeError> {
-    if let Some(url) = repo
-        .to_str()
-        .and_then(|s| vigil_store::storage::Location::parse(s).ok())
-        .and_then(|l| l.remote().cloned())
-    {
-        return Ok((newest_listed(&url, failed)?, Vec::new()));
-    }
+    let repo = match repo {
+        Location::Remote(url) => return Ok((newest_listed(url, failed)?, Vec::new())),
+        Location::Local(dir) => dir.as_path(),
+    };
     if repo.join(MANIFEST_FILE).is_file() {
         return Ok((None, Vec::new()));
     }
@@ -551,7 +553,7 @@ pub fn report_skipped(skipped: &[(u64, String)], reported: &mut Vec<u64>) {
 /// and swaps it in; logs every swap, failed load and damaged version once
 /// (`reported`: the versions the start-up load already named).
 pub fn start_poller(
-    repo: PathBuf,
+    repo: Location,
     every: Duration,
     replicas: usize,
     current: Arc<Current>,

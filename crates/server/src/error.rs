@@ -15,10 +15,10 @@ pub enum ServerError {
     #[error(transparent)]
     Serve(#[from] ServeError),
     /// `--model-repository` / `--model` do not name a model.
-    #[error("{}: {message}", dir.display())]
+    #[error("{dir}: {message}")]
     Repository {
-        /// The directory.
-        dir: PathBuf,
+        /// The directory or bucket URL.
+        dir: String,
         /// What is wrong.
         message: String,
     },

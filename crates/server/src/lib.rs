@@ -47,10 +47,12 @@ mod protocol;
 mod verified;
 
 use std::future::Future;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
+
+use vigil_store::storage::Location;
 
 pub use auth::{Token, TokenProblem};
 pub use batcher::{Decision, Overloaded};
@@ -67,7 +69,7 @@ use metrics::Metrics;
 #[derive(Debug, Clone)]
 pub struct ServeOptions {
     /// The model repository of the model (`<export.dir>/<model_name>`).
-    pub model_dir: PathBuf,
+    pub model_dir: Location,
     /// The model's name in the routes.
     pub model_name: String,
     /// `--version`: serve exactly this one, never swap.
@@ -95,22 +97,17 @@ pub struct ServeOptions {
 /// (integer directories), else its only model subdirectory. DIR may be a bucket
 /// URL (`s3://bucket/models`): the same rule over its prefixes.
 pub fn resolve_model(
-    repository: &Path,
+    repository: &Location,
     model: Option<&str>,
-) -> Result<(PathBuf, String), ServerError> {
+) -> Result<(Location, String), ServerError> {
+    let repository = match repository {
+        Location::Remote(url) => return resolve_remote(url, model),
+        Location::Local(dir) => dir,
+    };
     let err = |message: String| ServerError::Repository {
-        dir: repository.to_path_buf(),
+        dir: repository.display().to_string(),
         message,
     };
-    if let Some(s) = repository
-        .to_str()
-        .filter(|s| vigil_store::storage::is_url(s))
-    {
-        return match vigil_store::storage::Location::parse(s).map_err(|e| err(e.to_string()))? {
-            vigil_store::storage::Location::Remote(url) => resolve_remote(&url, model),
-            vigil_store::storage::Location::Local(p) => resolve_model(&p, model),
-        };
-    }
     if let Some(name) = model {
         let dir = repository.join(name);
         if !dir.is_dir() {
@@ -119,7 +116,7 @@ pub fn resolve_model(
                 dir.display()
             )));
         }
-        return Ok((dir, name.to_string()));
+        return Ok((Location::Local(dir), name.to_string()));
     }
     let entries = std::fs::read_dir(repository)
         .map_err(|e| err(format!("cannot read the model repository: {e}")))?;
@@ -136,8 +133,8 @@ pub fn resolve_model(
             .unwrap_or_else(|| "model".into())
     };
     match choose_model(names, repository.join("MANIFEST.json").is_file()).map_err(err)? {
-        None => Ok((repository.to_path_buf(), own_name())),
-        Some(one) => Ok((repository.join(&one), one)),
+        None => Ok((Location::Local(repository.to_path_buf()), own_name())),
+        Some(one) => Ok((Location::Local(repository.join(&one)), one)),
     }
 }
 
@@ -147,10 +144,10 @@ pub fn resolve_model(
 fn resolve_remote(
     url: &vigil_store::storage::RemoteUrl,
     model: Option<&str>,
-) -> Result<(PathBuf, String), ServerError> {
+) -> Result<(Location, String), ServerError> {
     use vigil_store::storage::Bucket;
     let err = |message: String| ServerError::Repository {
-        dir: PathBuf::from(url.to_string()),
+        dir: url.to_string(),
         message,
     };
     if let Some(name) = model {
@@ -159,7 +156,7 @@ fn resolve_remote(
         if dirs.is_empty() && objects.is_empty() {
             return Err(err(format!("has no model '{name}' (nothing under {dir})")));
         }
-        return Ok((PathBuf::from(dir.to_string()), name.to_string()));
+        return Ok((Location::Remote(dir), name.to_string()));
     }
     let (dirs, objects) = Bucket::open(url)?.list_level("")?;
     let manifest = objects
@@ -173,11 +170,11 @@ fn resolve_remote(
                 .find(|s| !s.is_empty())
                 .unwrap_or("model")
                 .to_string();
-            Ok((PathBuf::from(url.to_string()), own))
+            Ok((Location::Remote(url.clone()), own))
         }
         Some(one) => {
             let dir = url.join(&one).map_err(|e| err(e.to_string()))?;
-            Ok((PathBuf::from(dir.to_string()), one))
+            Ok((Location::Remote(dir), one))
         }
     }
 }
@@ -444,8 +441,7 @@ mod tests {
         let err = choose_model(names(&["b", "a"]), false).unwrap_err();
         assert!(err.contains("a, b"), "{err}");
         assert!(choose_model(names(&[".claims"]), false).is_err());
-        let err = resolve_model(Path::new("ftp://host/models"), None).unwrap_err();
-        assert!(err.is_user_error(), "{err}");
+        assert!("ftp://host/models".parse::<Location>().is_err());
     }
 
     #[test]
@@ -466,12 +462,14 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let root = tmp.path();
         std::fs::create_dir_all(root.join("tiny/1")).unwrap();
+        let tiny = Location::Local(root.join("tiny"));
+        let root = &Location::Local(root.to_path_buf());
         let (dir, name) = resolve_model(root, None).unwrap();
-        assert_eq!((dir, name.as_str()), (root.join("tiny"), "tiny"));
-        let (dir, name) = resolve_model(&root.join("tiny"), None).unwrap();
-        assert_eq!((dir, name.as_str()), (root.join("tiny"), "tiny"));
+        assert_eq!((&dir, name.as_str()), (&tiny, "tiny"));
+        let (dir, name) = resolve_model(&tiny, None).unwrap();
+        assert_eq!((&dir, name.as_str()), (&tiny, "tiny"));
         assert!(resolve_model(root, Some("absent")).is_err());
-        std::fs::create_dir_all(root.join("other")).unwrap();
+        std::fs::create_dir_all(tmp.path().join("other")).unwrap();
         let err = resolve_model(root, None).unwrap_err();
         assert!(err.to_string().contains("other, tiny"), "{err}");
         assert!(err.is_user_error());

@@ -14,6 +14,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
+use vigil_store::storage::Location;
 
 use clap::Args;
 use vigil_infer::ServedModel;
@@ -24,8 +25,8 @@ use vigil_server::{Limits, ServeOptions, Server, resolve_model};
 #[derive(Debug, Args)]
 pub struct ServeBenchArgs {
     /// Model repository (as `vigil serve --model-repository`).
-    #[arg(long, value_name = "DIR")]
-    model_repository: PathBuf,
+    #[arg(long, value_name = "DIR|URL")]
+    model_repository: Location,
     /// The model directory inside it (default: the only one).
     #[arg(long, value_name = "NAME")]
     model: Option<String>,
@@ -151,8 +152,7 @@ pub fn run(a: ServeBenchArgs) -> anyhow::Result<ExitCode> {
     println!(
         "vigil bench serve: model '{name}' ({}), {threads} worker threads, {} one-row requests \
          (text + image) per line",
-        model_dir.display(),
-        a.requests
+        model_dir, a.requests
     );
     println!(
         "{:<26} {:>11} {:>10} {:>10} {:>10} {:>7}",

@@ -9,6 +9,7 @@ use vigil_data::DataError;
 use vigil_infer::ServeError;
 use vigil_model::ModelError;
 use vigil_report::ReportError;
+use vigil_store::repo::LocateError;
 use vigil_trainer::train::TrainError;
 
 use super::{BenchUsageError, LaunchUsageError, RenderUsageError, ResolveError};
@@ -38,6 +39,8 @@ pub fn code_for(err: &anyhow::Error) -> u8 {
                 .is_some_and(ModelError::is_user_error)
             || e.downcast_ref::<ServeError>()
                 .is_some_and(ServeError::is_user_error)
+            || e.downcast_ref::<LocateError>()
+                .is_some_and(LocateError::is_user_error)
             || e.downcast_ref::<ReportError>()
                 .is_some_and(ReportError::is_user_error)
             || matches!(

@@ -5,6 +5,7 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use vigil_store::storage::Location;
 
 use clap::Args;
 use vigil_infer::{EvalOptions, ServeError, run_eval_with_rows, write_output};
@@ -27,8 +28,8 @@ use vigil_report::{Bootstrap, ReportInput, ReportOptions, parse_slice_by, render
 pub struct EvalArgs {
     /// Model repository `<export.dir>/<model_name>` (integer version directories), or
     /// one version directory (holding MANIFEST.json).
-    #[arg(long, value_name = "DIR")]
-    model: PathBuf,
+    #[arg(long, value_name = "DIR|URL")]
+    model: Location,
     /// Version to use (default: the newest complete one).
     #[arg(long, value_name = "V")]
     version: Option<u64>,

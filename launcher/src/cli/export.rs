@@ -3,13 +3,13 @@
 //! runs made before the ONNX export). The logic is
 //! `vigil_trainer::train::republish`; this file is flags and output.
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Args;
 use vigil_config::TritonInstance;
 use vigil_model::backend::CpuBackend;
 use vigil_store::repo::locate;
+use vigil_store::storage::Location;
 use vigil_trainer::train::{ExportSource, republish};
 
 /// Arguments of `vigil export`.
@@ -27,17 +27,17 @@ pub struct ExportArgs {
     /// A training checkpoint directory (`<run>/checkpoints/step-<S>`), or its bucket
     /// URL (`s3://…/checkpoints/step-<S>`: the run's config and evaluations are read
     /// from the same run prefix).
-    #[arg(long, value_name = "DIR")]
-    checkpoint: Option<PathBuf>,
+    #[arg(long, value_name = "DIR|URL")]
+    checkpoint: Option<Location>,
     /// A model repository or version directory (as `vigil predict --model`).
-    #[arg(long, value_name = "DIR")]
-    model: Option<PathBuf>,
+    #[arg(long, value_name = "DIR|URL")]
+    model: Option<Location>,
     /// With `--model`: the version to export (default: the newest complete one).
     #[arg(long, value_name = "V", requires = "model")]
     version: Option<u64>,
     /// The model repository to publish into, `<export.dir>/<model_name>` (created if needed).
-    #[arg(long, value_name = "DIR")]
-    repository: PathBuf,
+    #[arg(long, value_name = "DIR|URL")]
+    repository: Location,
     /// Triton `instance_group` kind written to config.pbtxt.
     #[arg(long, value_name = "cpu|gpu", default_value = "cpu", value_parser = parse_instance)]
     triton_instance: TritonInstance,

@@ -6,6 +6,7 @@
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use vigil_store::storage::Location;
 
 use clap::Args;
 use vigil_infer::{PredictOptions, run_predict, write_output};
@@ -26,8 +27,8 @@ use vigil_model::backend::CpuBackend;
 pub struct PredictArgs {
     /// Model repository `<export.dir>/<model_name>` (integer version directories), or
     /// one version directory (holding MANIFEST.json).
-    #[arg(long, value_name = "DIR")]
-    model: PathBuf,
+    #[arg(long, value_name = "DIR|URL")]
+    model: Location,
     /// Version to use (default: the newest complete one; staging directories never count).
     #[arg(long, value_name = "V")]
     version: Option<u64>,

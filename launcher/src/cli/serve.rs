@@ -5,6 +5,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
+use vigil_store::storage::Location;
 
 use clap::Args;
 use vigil_server::{
@@ -31,8 +32,8 @@ pub struct ServeArgs {
     /// directory `<export.dir>/<model_name>` (holding integer versions); a directory
     /// or a bucket URL (`s3://…`, `gs://…`, `az://…`: polled by listing, each new
     /// version downloaded and verified once).
-    #[arg(long, value_name = "DIR")]
-    model_repository: PathBuf,
+    #[arg(long, value_name = "DIR|URL")]
+    model_repository: Location,
     /// The model directory inside --model-repository (default: the only one).
     #[arg(long, value_name = "NAME")]
     model: Option<String>,

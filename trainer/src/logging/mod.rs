@@ -18,7 +18,7 @@
 //!
 //! ```no_run
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
-//! use vigil_trainer::config::RunConfig;
+//! use vigil_config::RunConfig;
 //! use vigil_trainer::logging::{self, HParamsStart, RunStatus, code_block, tags};
 //!
 //! let config = RunConfig::load("configs/tiny.yaml".as_ref(), &[])?;

@@ -82,10 +82,10 @@ pub enum TrainError {
         message: String,
     },
     /// `vigil export`'s source (a checkpoint or version directory) is not usable.
-    #[error("{}: {message}", path.display())]
+    #[error("{location}: {message}")]
     ExportSource {
-        /// The directory or file.
-        path: PathBuf,
+        /// The directory, file or bucket URL.
+        location: String,
         /// What is wrong with it.
         message: String,
     },

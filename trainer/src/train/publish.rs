@@ -24,7 +24,9 @@ use vigil_export::onnx::{Signature, to_onnx, triton};
 use vigil_export::{MODEL_FILE, ServingInfo, VersionFiles};
 use vigil_model::{ModerationModel, TextTokenizer};
 use vigil_store::atomic::write_atomic;
+use vigil_store::checkpoint::StoreError;
 use vigil_store::repo::ModelRepo;
+use vigil_store::storage::Location;
 
 /// Rank 0's exporter: remembers the latest evaluation and publishes versions.
 #[derive(Debug)]
@@ -84,6 +86,7 @@ impl Exporter {
         if self.rank != 0 {
             return Ok(());
         }
+        let dir = Location::parse(&dir).map_err(|e| StoreError::Storage(Box::new(e)))?;
         let repo = ModelRepo::at(&dir, &self.cfg.export.model_name)?;
         // A restart of a run that published this step's version and then died
         // (before the decision file, or before its process could exit 0) finds
@@ -102,14 +105,17 @@ impl Exporter {
         let champion = match (&gate, repo.newest_complete()?) {
             (Some(g), Some(newest)) => {
                 let version = newest.version.version;
-                let location = newest.version.location.clone();
                 // On a bucket: the verified version, downloaded once to a local cache.
-                let path = if vigil_store::storage::is_url(&location) {
-                    vigil_store::repo::locate(Path::new(&location), Some(version))
-                        .map(|v| v.dir)
+                let path = match &dir {
+                    Location::Remote(_) => dir
+                        .join(&self.cfg.export.model_name)
                         .map_err(|e| e.to_string())
-                } else {
-                    Ok(PathBuf::from(&location))
+                        .and_then(|repo| {
+                            vigil_store::repo::locate(&repo, Some(version))
+                                .map(|v| v.dir)
+                                .map_err(|e| e.to_string())
+                        }),
+                    Location::Local(_) => Ok(PathBuf::from(&newest.version.location)),
                 };
                 match path.and_then(|p| self.score_champion::<B>(&p, val, device, &g.metric)) {
                     Ok(score) => Champion::Scored { version, score },

@@ -21,12 +21,14 @@ use vigil_config::{RunConfig, TritonInstance};
 use vigil_export::VersionFiles;
 use vigil_model::ModerationModel;
 use vigil_store::repo::ModelRepo;
+use vigil_store::storage::Location;
 
 /// What `vigil export` publishes.
 #[derive(Debug, Clone)]
 pub enum ExportSource {
-    /// A training checkpoint directory (`<run>/checkpoints/step-<S>`).
-    Checkpoint(PathBuf),
+    /// A training checkpoint directory (`<run>/checkpoints/step-<S>`), local or on
+    /// a bucket.
+    Checkpoint(Location),
     /// A version directory (what `vigil predict --model` accepts, already located).
     Version(PathBuf),
 }
@@ -42,20 +44,24 @@ pub struct Republished {
     pub step: u64,
 }
 
-fn bad(path: &Path, message: impl Into<String>) -> TrainError {
+fn bad(location: &dyn std::fmt::Display, message: impl Into<String>) -> TrainError {
     TrainError::ExportSource {
-        path: path.to_path_buf(),
+        location: location.to_string(),
         message: message.into(),
     }
 }
 
+/// The last component of a location: a directory's name, a prefix's last key.
+fn last_name(location: &Location) -> Option<String> {
+    match location {
+        Location::Local(p) => p.file_name()?.to_str().map(str::to_string),
+        Location::Remote(u) => Some(u.split_last().1).filter(|n| !n.is_empty()),
+    }
+}
+
 /// The step of a `step-<S>` directory name.
-fn step_of(dir: &Path) -> Option<u64> {
-    dir.file_name()?
-        .to_str()?
-        .strip_prefix("step-")?
-        .parse()
-        .ok()
+fn step_of(dir: &Location) -> Option<u64> {
+    last_name(dir)?.strip_prefix("step-")?.parse().ok()
 }
 
 /// The run directory a checkpoint belongs to (two levels up): a directory or,
@@ -67,35 +73,34 @@ enum RunDir {
 
 impl RunDir {
     /// The run directory of the checkpoint `dir` (a path or a URL).
-    fn of_checkpoint(dir: &Path) -> Result<Self, TrainError> {
-        let remote = dir
-            .to_str()
-            .filter(|s| vigil_store::storage::is_url(s))
-            .map(vigil_store::storage::Location::parse)
-            .transpose()
-            .map_err(|e| bad(dir, e.to_string()))?
-            .and_then(|l| l.remote().cloned());
-        if let Some(url) = remote {
-            let run = url.parent().parent();
-            let bucket = vigil_store::storage::Bucket::open(&run).map_err(|e| {
-                TrainError::from(vigil_store::checkpoint::StoreError::Storage(Box::new(e)))
-            })?;
-            return Ok(Self::Remote(bucket));
-        }
+    fn of_checkpoint(dir: &Location) -> Result<Self, TrainError> {
+        let dir = match dir {
+            Location::Remote(url) => {
+                let run = url.parent().parent();
+                let bucket = vigil_store::storage::Bucket::open(&run).map_err(|e| {
+                    TrainError::from(vigil_store::checkpoint::StoreError::Storage(Box::new(e)))
+                })?;
+                return Ok(Self::Remote(bucket));
+            }
+            Location::Local(dir) => dir,
+        };
         if !dir.is_dir() {
-            return Err(bad(dir, "not a directory (name checkpoints/step-<S>)"));
+            return Err(bad(
+                &dir.display(),
+                "not a directory (name checkpoints/step-<S>)",
+            ));
         }
         dir.parent()
             .and_then(Path::parent)
             .map(|p| Self::Local(p.to_path_buf()))
-            .ok_or_else(|| bad(dir, "has no run directory two levels up"))
+            .ok_or_else(|| bad(&dir.display(), "has no run directory two levels up"))
     }
 
     /// Where `key` is, for messages.
-    fn path(&self, key: &str) -> PathBuf {
+    fn path(&self, key: &str) -> String {
         match self {
-            Self::Local(d) => d.join(key),
-            Self::Remote(b) => PathBuf::from(b.url_of(key)),
+            Self::Local(d) => d.join(key).display().to_string(),
+            Self::Remote(b) => b.url_of(key).to_string(),
         }
     }
 
@@ -169,15 +174,16 @@ fn last_thresholds(run: &RunDir, step: u64, labels: &[String]) -> Vec<(String, f
 /// (`<export.dir>/<model_name>`; its last component is the model name).
 pub fn republish<B: Backend>(
     source: &ExportSource,
-    repository: &Path,
+    repository: &Location,
     instance: TritonInstance,
     device: &B::Device,
 ) -> Result<Republished, TrainError> {
-    let (name, parent) = match (
-        repository.file_name().and_then(|n| n.to_str()),
-        repository.parent(),
-    ) {
-        (Some(n), Some(p)) => (n.to_string(), p.to_path_buf()),
+    let parent = match repository {
+        Location::Local(p) => p.parent().map(|p| Location::Local(p.to_path_buf())),
+        Location::Remote(u) => Some(Location::Remote(u.parent())),
+    };
+    let (name, parent) = match (last_name(repository), parent) {
+        (Some(n), Some(p)) => (n, p),
         _ => {
             return Err(bad(
                 repository,
@@ -195,7 +201,7 @@ pub fn republish<B: Backend>(
                 .read("config.resolved.yaml")
                 .and_then(|b| String::from_utf8(b).map_err(|e| e.to_string()))
                 .map_err(|e| bad(&resolved, format!("the run's config cannot be read: {e}")))?;
-            let mut cfg = RunConfig::from_yaml(&text, &resolved, &[], &|_| None)?;
+            let mut cfg = RunConfig::from_yaml(&text, Path::new(&resolved), &[], &|_| None)?;
             cfg.model.init_from = None;
             let loaded = ModerationModel::<B>::from_config(&cfg.model, &cfg.data, device)?;
             // Read and verified once (on a bucket: one download of each file).
@@ -218,20 +224,20 @@ pub fn republish<B: Backend>(
             let config: serde_json::Value = std::fs::read(&path)
                 .ok()
                 .and_then(|b| serde_json::from_slice(&b).ok())
-                .ok_or_else(|| bad(&path, "not a JSON object"))?;
+                .ok_or_else(|| bad(&path.display(), "not a JSON object"))?;
             let mut cfg = RunConfig {
                 model: serde_json::from_value(config["model"].clone())
-                    .map_err(|e| bad(&path, format!("\"model\": {e}")))?,
+                    .map_err(|e| bad(&path.display(), format!("\"model\": {e}")))?,
                 data: serde_json::from_value(config["data"].clone())
-                    .map_err(|e| bad(&path, format!("\"data\": {e}")))?,
+                    .map_err(|e| bad(&path.display(), format!("\"data\": {e}")))?,
                 ..Default::default()
             };
             if let Some(run) = config["run"].as_str() {
                 cfg.run.name = run.to_string();
             }
             let labels = loaded.model.labels().to_vec();
-            let serving =
-                VersionFiles::read(dir, &labels).map_err(|e| bad(&e.path, e.message.clone()))?;
+            let serving = VersionFiles::read(dir, &labels)
+                .map_err(|e| bad(&e.path.display(), e.message.clone()))?;
             let thresholds = labels.iter().cloned().zip(serving.thresholds).collect();
             let step = config["step"].as_u64().unwrap_or(0);
             (
@@ -247,8 +253,8 @@ pub fn republish<B: Backend>(
     // `version_files` stages the model's files under the run directory; here that
     // is the export root (a dot-directory, removed when done), never the caller's
     // working directory.
-    cfg.run.output_dir = Some(parent.display().to_string());
-    cfg.export.dir = Some(parent.display().to_string());
+    cfg.run.output_dir = Some(parent.to_string());
+    cfg.export.dir = Some(parent.to_string());
     cfg.export.model_name = name.clone();
     cfg.export.onnx = true;
     cfg.export.triton_instance = instance;
@@ -261,7 +267,7 @@ pub fn republish<B: Backend>(
         &metrics,
     )?;
     // A local directory or a bucket URL (`--repository s3://…/<model_name>`).
-    let repo = ModelRepo::at(&parent.display().to_string(), &name)?;
+    let repo = ModelRepo::at(&parent, &name)?;
     let meta = serde_json::json!({ "run": cfg.run.name, "step": step });
     let version = repo.publish(&files, meta)?;
     if let Some(sig) = &sig {
@@ -306,7 +312,9 @@ mod tests {
             ]
         );
         assert_eq!(last_thresholds(&run, 10, &labels[..1])[0].1, 0.5);
-        assert_eq!(step_of(Path::new("run/checkpoints/step-40")), Some(40));
-        assert_eq!(step_of(Path::new("run/checkpoints/latest")), None);
+        let at = |s: &str| Location::parse(s).unwrap();
+        assert_eq!(step_of(&at("run/checkpoints/step-40")), Some(40));
+        assert_eq!(step_of(&at("s3://b/run/checkpoints/step-40")), Some(40));
+        assert_eq!(step_of(&at("run/checkpoints/latest")), None);
     }
 }

@@ -4,8 +4,6 @@
 //! with a warning naming what was wrong) and broadcasts its step; every rank then
 //! loads and verifies that same step, so all ranks continue from one state.
 
-use std::path::Path;
-
 use burn::tensor::backend::AutodiffBackend;
 
 use super::FlatAdamW;
@@ -21,6 +19,7 @@ use vigil_model::ModerationModel;
 use vigil_store::checkpoint::{
     AsyncCheckpointer, CheckpointDir, CheckpointMeta, Loaded, config_hash, load_checkpoint_dir,
 };
+use vigil_store::storage::Location;
 
 /// No checkpoint (sent as the chosen step).
 const NONE: u64 = u64::MAX;
@@ -37,7 +36,10 @@ impl ResumeSource {
     ) -> Result<Option<Loaded>, TrainError> {
         match &cfg.train.resume {
             Resume::Never => Ok(None),
-            Resume::Path(p) => Ok(Some(load_checkpoint_dir(Path::new(p))?)),
+            Resume::Path(p) => Ok(Some(load_checkpoint_dir(
+                &Location::parse(p)
+                    .map_err(|e| vigil_store::checkpoint::StoreError::Storage(Box::new(e)))?,
+            )?)),
             Resume::Auto => {
                 let mut chosen = NONE;
                 if comm.rank() == 0

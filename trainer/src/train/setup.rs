@@ -30,7 +30,7 @@ use vigil_model::{
     LoadedModel, ModelError, ModerationModel, SplitFeatures, Standardize, TextTokenizer,
 };
 use vigil_store::checkpoint::CheckpointDir;
-use vigil_store::storage::{open_checkpoints, open_run_output};
+use vigil_store::storage::{Location, open_checkpoints, open_run_output};
 
 /// What the training loop runs on.
 pub struct Setup<B: AutodiffBackend> {
@@ -104,7 +104,7 @@ pub fn setup<B: AutodiffBackend>(
     let LoadedModel { model, tokenizer } =
         ModerationModel::<B>::from_config(&cfg.model, &cfg.data, device)?;
     let model = match &cfg.model.init_from {
-        Some(from) => warm_start(model, Path::new(from))?,
+        Some(from) => warm_start(model, from)?,
         None => model,
     };
     // Mixed precision: loaded weights to the half type too (see `precision.rs`).
@@ -364,20 +364,23 @@ fn write_resolved_config(cfg: &RunConfig, run_dir: &Path) -> Result<(), TrainErr
 /// its `MANIFEST.json` before the model sees a byte.
 fn warm_start<B: burn::tensor::backend::Backend>(
     model: ModerationModel<B>,
-    dir: &Path,
+    from: &str,
 ) -> Result<ModerationModel<B>, ModelError> {
     let refuse = |message: String| ModelError::InitFrom {
-        path: dir.to_path_buf(),
+        source_dir: from.to_string(),
         message,
     };
-    let url = dir.to_str().is_some_and(vigil_store::storage::is_url);
-    if !url && !dir.is_dir() {
+    let location = Location::parse(from).map_err(|e| refuse(e.to_string()))?;
+    if let Location::Local(dir) = &location
+        && !dir.is_dir()
+    {
         return Err(refuse(
             "not a directory: name a checkpoint (checkpoints/step-<S>) or an export \
              version (<export.dir>/<model>/<N>)"
                 .into(),
         ));
     }
-    let (_, files) = vigil_store::checkpoint::load_dir(dir).map_err(|e| refuse(e.to_string()))?;
-    model.warm_start_verified(files, dir)
+    let (_, files) =
+        vigil_store::checkpoint::load_dir(&location).map_err(|e| refuse(e.to_string()))?;
+    model.warm_start_verified(files, &location)
 }

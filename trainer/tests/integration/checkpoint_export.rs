@@ -259,7 +259,7 @@ fn the_gate_publishes_a_better_challenger_only() {
     assert_eq!(on_disk.outcome, Outcome::Better);
 
     // Warm start from the published version: verified files, weights included.
-    let (manifest, files) = load_dir(&tmp.path().join("export/moderation/2")).unwrap();
+    let (manifest, files) = load_dir(&tmp.path().join("export/moderation/2").into()).unwrap();
     assert_eq!(manifest.meta["version"], 2);
     assert!(files.contains_key("model.safetensors"));
 }

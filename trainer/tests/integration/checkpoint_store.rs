@@ -206,7 +206,7 @@ fn a_first_save_that_dies_leaves_a_fresh_start() {
     // And `train.resume: <path>` reads a local checkpoint directory directly.
     let local = CheckpointDir::new(run.path()).unwrap();
     local.save(7, &files(7), meta()).unwrap();
-    let loaded = load_checkpoint_dir(&run.path().join("checkpoints/step-7")).unwrap();
+    let loaded = load_checkpoint_dir(&run.path().join("checkpoints/step-7").into()).unwrap();
     assert_eq!(
         (loaded.step, loaded.meta.config_sha256.as_str()),
         (7, "c0ffee")

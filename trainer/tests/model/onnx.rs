@@ -229,7 +229,7 @@ fn publish(
 
 fn predict(repo: &Path, rows: &Path, batch_size: usize) -> Vec<serde_json::Value> {
     let opts = PredictOptions {
-        model: repo.to_path_buf(),
+        model: repo.into(),
         version: None,
         input: rows.to_path_buf(),
         rank_by: None,
@@ -502,7 +502,7 @@ fn a_damaged_model_onnx_makes_its_version_skipped() {
     bytes[mid] ^= 0xff;
     std::fs::write(&v2, &bytes).unwrap();
     let opts = PredictOptions {
-        model: repo.clone(),
+        model: repo.clone().into(),
         version: None,
         input: rows,
         rank_by: None,

@@ -343,10 +343,10 @@ fn decode_meta(location: &str, manifest: &Manifest) -> Result<CheckpointMeta, St
     })
 }
 
-/// Reads and verifies the checkpoint directory at `path` (`train.resume: <path>`).
-pub fn load_checkpoint_dir(path: &Path) -> Result<Loaded, StoreError> {
-    let (manifest, files) = load_dir(path)?;
-    let meta = decode_meta(&path.display().to_string(), &manifest)?;
+/// Reads and verifies the checkpoint directory at `location` (`train.resume: <path>`).
+pub fn load_checkpoint_dir(location: &crate::storage::Location) -> Result<Loaded, StoreError> {
+    let (manifest, files) = load_dir(location)?;
+    let meta = decode_meta(&location.to_string(), &manifest)?;
     Ok(Loaded {
         step: meta.step,
         meta,
@@ -355,19 +355,21 @@ pub fn load_checkpoint_dir(path: &Path) -> Result<Loaded, StoreError> {
     })
 }
 
-/// Reads and verifies the entry at `path` (a checkpoint `step-<S>` directory or an
+/// Reads and verifies the entry at `location` (a checkpoint `step-<S>` directory or an
 /// export version directory): what `train.resume: <path>` and `model.init_from`
 /// use. Returns the manifest and every file it lists.
-pub fn load_dir(path: &Path) -> Result<(Manifest, BTreeMap<String, Vec<u8>>), StoreError> {
-    // `s3://bucket/runs/a/checkpoints/step-20`: the entry in its parent prefix.
-    if let Some(s) = path.to_str().filter(|s| crate::storage::is_url(s)) {
-        let storage = |e| StoreError::Storage(Box::new(e));
-        let loc = crate::storage::Location::parse(s).map_err(storage)?;
-        if let Some(url) = loc.remote() {
+pub fn load_dir(
+    location: &crate::storage::Location,
+) -> Result<(Manifest, BTreeMap<String, Vec<u8>>), StoreError> {
+    let path = match location {
+        // `s3://bucket/runs/a/checkpoints/step-20`: the entry in its parent prefix.
+        crate::storage::Location::Remote(url) => {
+            let storage = |e| StoreError::Storage(Box::new(e));
             let (store, name) = crate::storage::ObjectStoreStore::of_entry(url).map_err(storage)?;
             return read_verified(&store, &name);
         }
-    }
+        crate::storage::Location::Local(path) => path,
+    };
     let name =
         path.file_name()
             .and_then(|n| n.to_str())

@@ -140,6 +140,15 @@ mod tests {
     }
 
     #[test]
+    fn ranking_puts_the_best_first() {
+        let mut v = [0.2, 0.9, 0.5];
+        v.sort_by(|a, b| Ranking::HigherFirst.best_first(*a, *b));
+        assert_eq!(v, [0.9, 0.5, 0.2]);
+        v.sort_by(|a, b| Ranking::LowerFirst.best_first(*a, *b));
+        assert_eq!(v, [0.2, 0.5, 0.9]);
+    }
+
+    #[test]
     fn keep_last_deletes_the_oldest() {
         let p = policy(2, 0, Ranking::HigherFirst);
         let new = Stored {

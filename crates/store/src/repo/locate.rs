@@ -18,6 +18,7 @@ use std::path::{Path, PathBuf};
 use super::error::LocateError;
 use super::{ModelRepo, parse_version};
 use crate::checkpoint::{Corruption, MANIFEST_FILE, StoreError, verify};
+use crate::storage::Location;
 
 /// A verified version directory.
 #[derive(Debug, Clone, PartialEq)]
@@ -30,16 +31,17 @@ pub struct ModelVersion {
     pub skipped: Vec<(u64, String)>,
 }
 
-/// Resolves `model` (a repository or a version directory) and `version` to one
-/// verified version directory.
-pub fn locate(model: &Path, version: Option<u64>) -> Result<ModelVersion, LocateError> {
-    if let Some(url) = model
-        .to_str()
-        .and_then(|s| crate::storage::Location::parse(s).ok())
-        .and_then(|l| l.remote().cloned())
-    {
-        return super::remote::locate_remote(&url, version);
+/// Resolves `model` (a repository or a version directory, local or on a bucket)
+/// and `version` to one verified version directory (on a bucket: downloaded to a
+/// local cache first).
+pub fn locate(model: &Location, version: Option<u64>) -> Result<ModelVersion, LocateError> {
+    match model {
+        Location::Remote(url) => super::remote::locate_remote(url, version),
+        Location::Local(dir) => locate_local(dir, version),
     }
+}
+
+fn locate_local(model: &Path, version: Option<u64>) -> Result<ModelVersion, LocateError> {
     if model.join(MANIFEST_FILE).is_file() {
         return version_dir(model, version);
     }
@@ -148,6 +150,10 @@ fn version_dir(dir: &Path, asked: Option<u64>) -> Result<ModelVersion, LocateErr
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn local(p: &Path) -> Location {
+        Location::Local(p.to_path_buf())
+    }
     use crate::checkpoint::{IfExists, LocalFs, Store};
 
     fn publish(root: &Path, entry: &str, version: u64) {
@@ -173,7 +179,7 @@ mod tests {
         std::fs::create_dir_all(root.join(".tmp-9-1-0")).unwrap();
         std::fs::write(root.join(".tmp-9-1-0/MANIFEST.json"), b"{}").unwrap();
         std::fs::create_dir_all(root.join("3")).unwrap();
-        let found = locate(root, None).unwrap();
+        let found = locate(&local(root), None).unwrap();
         assert_eq!(found.version, 2);
         assert_eq!(found.dir, root.join("2"));
         assert_eq!(found.skipped.len(), 1);
@@ -194,7 +200,7 @@ mod tests {
             std::fs::write(&path, text.replace("thresholds.json", name)).unwrap();
             std::fs::create_dir_all(root.join(v.to_string()).join("sub")).unwrap();
         }
-        let found = locate(root, None).unwrap();
+        let found = locate(&local(root), None).unwrap();
         assert_eq!(found.version, 1);
         let skipped: Vec<u64> = found.skipped.iter().map(|(v, _)| *v).collect();
         assert_eq!(skipped, [3, 2], "{:?}", found.skipped);
@@ -206,8 +212,8 @@ mod tests {
         let root = tmp.path();
         publish(root, "1", 1);
         publish(root, "2", 2);
-        assert_eq!(locate(root, Some(1)).unwrap().version, 1);
-        let err = locate(root, Some(7)).unwrap_err();
+        assert_eq!(locate(&local(root), Some(1)).unwrap().version, 1);
+        let err = locate(&local(root), Some(7)).unwrap_err();
         assert!(matches!(
             err,
             LocateError::VersionNotFound { version: 7, .. }
@@ -215,7 +221,7 @@ mod tests {
         assert!(err.is_user_error());
         assert!(err.to_string().contains("versions present: 1, 2"), "{err}");
         std::fs::create_dir_all(root.join("5")).unwrap();
-        let err = locate(root, Some(5)).unwrap_err();
+        let err = locate(&local(root), Some(5)).unwrap_err();
         assert!(matches!(
             err,
             LocateError::VersionUnusable { version: 5, .. }
@@ -228,20 +234,20 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         publish(tmp.path(), "4", 4);
         let dir = tmp.path().join("4");
-        let found = locate(&dir, None).unwrap();
+        let found = locate(&local(&dir), None).unwrap();
         assert_eq!(found.version, 4);
-        assert_eq!(locate(&dir, Some(4)).unwrap().version, 4);
-        let err = locate(&dir, Some(3)).unwrap_err();
+        assert_eq!(locate(&local(&dir), Some(4)).unwrap().version, 4);
+        let err = locate(&local(&dir), Some(3)).unwrap_err();
         assert!(matches!(err, LocateError::VersionConflict { .. }));
     }
 
     #[test]
     fn nothing_to_serve_is_a_user_error() {
         let tmp = tempfile::tempdir().unwrap();
-        let err = locate(tmp.path(), None).unwrap_err();
+        let err = locate(&local(tmp.path()), None).unwrap_err();
         assert!(matches!(err, LocateError::NoVersion { .. }));
         assert!(err.is_user_error());
-        let err = locate(&tmp.path().join("absent"), None).unwrap_err();
+        let err = locate(&local(&tmp.path().join("absent")), None).unwrap_err();
         assert!(err.is_user_error(), "{err}");
     }
 }

@@ -27,6 +27,7 @@ use std::time::Duration;
 use crate::checkpoint::{
     Files, IfExists, LocalFs, Manifest, Store, StoreError, read_verified, verify,
 };
+use crate::storage::Location;
 pub use error::LocateError;
 pub use files::EXPORT_FILES;
 pub use locate::{ModelVersion, locate};
@@ -88,13 +89,13 @@ impl ModelRepo {
     /// URL (`export.dir: s3://…`), for publishing; cleans stale staging as
     /// [`Self::new`] (on a bucket: manifest-less versions and claims older than
     /// [`STALE_STAGING`]; `config.pbtxt` and `labels.txt` are never touched).
-    pub fn at(export_dir: &str, model_name: &str) -> Result<Self, StoreError> {
+    pub fn at(export_dir: &Location, model_name: &str) -> Result<Self, StoreError> {
         crate::checkpoint::store::check_name(model_name, "model")?;
-        match crate::storage::Location::parse(export_dir).map_err(storage_err)? {
-            crate::storage::Location::Local(p) => Self::new(&p, model_name),
-            crate::storage::Location::Remote(url) => {
+        match export_dir {
+            Location::Local(p) => Self::new(p, model_name),
+            Location::Remote(url) => {
                 let url = url.join(model_name).map_err(storage_err)?;
-                let store = crate::storage::open_store(&crate::storage::Location::Remote(url))?;
+                let store = crate::storage::open_store(&Location::Remote(url))?;
                 store.clean_staging(STALE_STAGING)?;
                 Ok(Self::with_store(store))
             }
@@ -104,7 +105,7 @@ impl ModelRepo {
     /// The repository at a bucket URL, for reading (`vigil predict --model
     /// s3://…`). Nothing is created or cleaned; an empty prefix has no versions.
     pub fn open_url(url: &crate::storage::RemoteUrl) -> Result<Self, StoreError> {
-        let store = crate::storage::open_store(&crate::storage::Location::Remote(url.clone()))?;
+        let store = crate::storage::open_store(&Location::Remote(url.clone()))?;
         Ok(Self::with_store(store))
     }
 

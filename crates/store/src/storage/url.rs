@@ -110,6 +110,37 @@ fn scheme_of(s: &str) -> Option<&str> {
     ok.then_some(scheme)
 }
 
+impl std::fmt::Display for Location {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Location::Local(p) => write!(f, "{}", p.display()),
+            Location::Remote(u) => write!(f, "{u}"),
+        }
+    }
+}
+
+impl std::str::FromStr for Location {
+    type Err = StorageError;
+
+    /// [`Location::parse`]: what clap's value parsers call for `--model`,
+    /// `--model-repository` and `--repository`.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Location::parse(s)
+    }
+}
+
+impl From<PathBuf> for Location {
+    fn from(path: PathBuf) -> Self {
+        Location::Local(path)
+    }
+}
+
+impl From<&std::path::Path> for Location {
+    fn from(path: &std::path::Path) -> Self {
+        Location::Local(path.to_path_buf())
+    }
+}
+
 impl Location {
     /// Parses a config value or command-line argument.
     pub fn parse(s: &str) -> Result<Location, StorageError> {
@@ -155,6 +186,23 @@ impl Location {
             bucket: bucket.to_string(),
             prefix: prefix.trim_matches('/').to_string(),
         }))
+    }
+
+    /// `name` below this location: a path joined, or a key appended to the prefix
+    /// (checked like every key).
+    pub fn join(&self, name: &str) -> Result<Location, StorageError> {
+        Ok(match self {
+            Location::Local(p) => Location::Local(p.join(name)),
+            Location::Remote(u) => Location::Remote(u.join(name)?),
+        })
+    }
+
+    /// The local path, if this is one.
+    pub fn local(&self) -> Option<&std::path::Path> {
+        match self {
+            Location::Local(p) => Some(p),
+            Location::Remote(_) => None,
+        }
     }
 
     /// The remote URL, if this is one.
