@@ -16,7 +16,9 @@
 //! `--include-ignored`, exporting `VIGIL_TEST_S3_BUCKET` and the `AWS_*`
 //! environment. Without that bucket they print why they skip, and fail under CI=1.
 
+#[path = "common/serve_util.rs"]
 mod serve_util;
+#[path = "common/util.rs"]
 mod util;
 
 use std::path::Path;

@@ -6,7 +6,9 @@
 //! before it is read, token-file and `--listen` checks at start, duplicate ids.
 //! One run of `configs/tiny.yaml` publishes the version every test serves.
 
+#[path = "common/serve_util.rs"]
 mod serve_util;
+#[path = "common/util.rs"]
 mod util;
 
 use std::io::{Read, Write};

@@ -8,6 +8,7 @@
 //! start): `scripts/ci/cluster.sh` starts one and runs it with `--include-ignored`. Without
 //! `sbatch` it prints why it skips, and fails instead under CI (CI=1).
 
+#[path = "common/util.rs"]
 mod util;
 
 use std::collections::HashMap;

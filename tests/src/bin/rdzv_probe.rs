@@ -1,4 +1,4 @@
-//! A minimal worker for the launch benchmark (`tests/tests/launch_bench.rs`): it reads the
+//! A minimal worker for the launch benchmark (`tests/tests/e2e/launch_bench.rs`): it reads the
 //! environment contract, connects to the launcher's store, and waits at a barrier of
 //! `WORLD_SIZE` ranks — the rendezvous every real worker does first — then prints the
 //! wall-clock time it got past it.

@@ -1,7 +1,7 @@
 //! `vigil validate`: every shipped config is valid; user mistakes exit 2 with a
 //! message naming the file or override, the key and the line, and write nothing.
 
-mod util;
+use crate::util;
 
 use std::fs;
 use std::time::Duration;

@@ -5,7 +5,7 @@
 //! field the issues ask for (`scripts/ci/check_k8s.py` validates them against the
 //! schemas); bad images and schedules are usage errors.
 
-mod util;
+use crate::util;
 
 use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;

@@ -6,8 +6,8 @@
 //! damaged version 3 (a hand-corrupted weights file under a valid manifest) is
 //! never served.
 
-mod serve_util;
-mod util;
+use crate::serve_util;
+use crate::util;
 
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};

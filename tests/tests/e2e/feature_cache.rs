@@ -4,7 +4,7 @@
 //! every step, and a second launch on the same run directory loads the tables
 //! instead of computing them.
 
-mod util;
+use crate::util;
 
 use std::path::Path;
 use std::time::Duration;

@@ -1,7 +1,7 @@
 //! The book's config reference (`docs/src/reference/config.md`) and the config structs
 //! must not drift: every key the structs accept is documented there.
 
-mod util;
+use crate::util;
 
 use serde_yaml_ng::Value;
 

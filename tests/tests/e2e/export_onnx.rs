@@ -3,7 +3,7 @@
 //! published version are published again into a second repository, and
 //! `vigil predict` scores every copy the same. Bad sources exit 2, naming them.
 
-mod util;
+use crate::util;
 
 use std::path::Path;
 use std::time::Duration;

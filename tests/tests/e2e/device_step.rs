@@ -11,7 +11,7 @@
 //! an f32 (device) instead of f64 (host) gradient norm, about 1e-7 relative per
 //! step, which 20 steps do not amplify past 1e-5.
 
-mod util;
+use crate::util;
 
 use std::collections::BTreeMap;
 use std::path::Path;

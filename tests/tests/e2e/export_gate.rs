@@ -2,7 +2,7 @@
 //! re-scored on the same validation data; a worse challenger is not published, a
 //! better one is, and `export-decision.json` says why.
 
-mod util;
+use crate::util;
 
 use std::path::Path;
 use std::time::Duration;

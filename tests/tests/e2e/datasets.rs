@@ -1,7 +1,7 @@
 //! `vigil datasets synth` reproduces the bundled sample byte for byte, and
 //! `vigil datasets audit` reports and exits as documented.
 
-mod util;
+use crate::util;
 
 use std::collections::BTreeMap;
 use std::path::Path;

@@ -2,7 +2,7 @@
 //! test images when the pretrained cache is present, and clear failures that
 //! write no output file.
 
-mod util;
+use crate::util;
 
 use std::fs;
 use std::time::Duration;

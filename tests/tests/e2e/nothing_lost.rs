@@ -3,8 +3,8 @@
 //! non-zero; one unreadable version never hides the good ones below it; `vigil
 //! worker` run alone takes the output directory's lock.
 
-mod serve_util;
-mod util;
+use crate::serve_util;
+use crate::util;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};

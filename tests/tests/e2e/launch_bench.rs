@@ -2,9 +2,9 @@
 //! workers past their store rendezvous (the `rdzv_probe` worker), and to the launcher's
 //! exit. A benchmark: it prints figures and asserts only that the launch worked.
 //!
-//! `cargo test -p vigil-e2e --test launch_bench -- --nocapture`
+//! `cargo test -p vigil-e2e --test e2e launch_bench -- --nocapture`
 
-mod util;
+use crate::util;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 

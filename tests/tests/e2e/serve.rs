@@ -4,7 +4,7 @@
 //! under a dot-prefixed staging name and a damaged version 3 (no manifest), which
 //! predict must never use.
 
-mod util;
+use crate::util;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};

@@ -17,7 +17,7 @@
 //! Step 1 must also *differ* from f32: equal losses would mean the precision setting
 //! was silently ignored, the bug the issue started from.
 
-mod util;
+use crate::util;
 
 use std::time::Duration;
 

@@ -5,7 +5,7 @@
 //! them is an error at any threshold and is listed). Headless Chromium's view of
 //! these pages is checked in CI (`scripts/ci/report.sh`); here the files.
 
-mod util;
+use crate::util;
 
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;

@@ -5,7 +5,7 @@
 //! `logging.format: text` gives plain lines; a pipe still gets the JSON lines (the other
 //! end-to-end tests parse those).
 
-mod util;
+use crate::util;
 
 use std::fs::File;
 use std::io::Read;

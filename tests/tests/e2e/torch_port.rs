@@ -9,7 +9,7 @@
 //! (where Vigil's store used to be: EADDRINUSE), the other rank connects and sends its
 //! rank — and checks the port is not the store's.
 
-mod util;
+use crate::util;
 
 use std::time::Duration;
 

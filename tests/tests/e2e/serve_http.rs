@@ -5,8 +5,8 @@
 //! requests in flight. Two runs of `configs/tiny.yaml` publish versions 1 and 2
 //! into one repository, built once for every test here.
 
-mod serve_util;
-mod util;
+use crate::serve_util;
+use crate::util;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};

@@ -3,7 +3,7 @@
 //! report is complete, runs are reproducible, and 2 workers at batch B compute
 //! the gradient 1 worker computes at batch 2B.
 
-mod util;
+use crate::util;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

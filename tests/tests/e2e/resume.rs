@@ -4,7 +4,7 @@
 //! second `vigil launch`; each ends with an exported `model.safetensors` whose
 //! sha256 equals that of an uninterrupted run.
 
-mod util;
+use crate::util;
 
 use std::path::Path;
 use std::process::{Command, Stdio};

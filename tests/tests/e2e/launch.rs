@@ -5,7 +5,7 @@
 //! Every test uses its own scratch run directory, short grace periods and timeouts, and
 //! kills what it started.
 
-mod util;
+use crate::util;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
