@@ -6,7 +6,7 @@
 //! Workers are processes that follow the worker contract
 //! ([`vigil_collective::WorkerEnv`], [`vigil_collective::progress`],
 //! [`vigil_collective::PREEMPTED_EXIT`]); this crate never links the model or
-//! the training loop (checked in `.ci/run`).
+//! the training loop (checked by `scripts/check_arrows.py` in `.ci/run`).
 //!
 //! # Layout
 //! - [`resolve`]: `vigil launch`'s arguments, resolved with the run config and the

@@ -20,7 +20,8 @@
 //! - [`parallel`]: batches scored side by side on threads, results in order.
 //!
 //! The model takes verified bytes (`model.init_from`: [`ModerationModel::warm_start_verified`]);
-//! it never reads a checkpoint store or a bucket itself (checked in `.ci/run`).
+//! it never reads a checkpoint store or a bucket itself (checked by
+//! `scripts/check_arrows.py` in `.ci/run`).
 //!
 //! Why our own BERT and EfficientNet instead of burn-nn's transformer: the
 //! published checkpoints fix the arithmetic (post-LayerNorm, erf GELU, BatchNorm

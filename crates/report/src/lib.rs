@@ -13,7 +13,7 @@
 //! - `bootstrap.rs`, `slices.rs`: the metric pieces (pure); calibration bins are
 //!   [`vigil_eval::calibration`], shared with the evaluation report's ECE.
 //! - `charts.rs`: SVG charts (`plotters`); `thumbs.rs`: JPEG data-URI thumbnails.
-//! - `input.rs`: what a report shows, read from a run directory.
+//! - `input/`: what a report shows, read from a run directory.
 //! - `html/`: the page, one file per section, written as `maud` templates so
 //!   every value from data is escaped by construction.
 

@@ -8,7 +8,7 @@
 //! finish on the version they started on.
 //!
 //! # Layout
-//! - `protocol.rs`: KServe request parsing and validation, response encoding
+//! - `protocol/`: KServe request parsing and validation, response encoding
 //!   (pure; every bad input names the input and row).
 //! - `moderate.rs`: the `/v1/moderate` JSON body into the same rows (pure).
 //! - `batcher.rs`: the dynamic batcher's decisions (admit, flush, take; pure).
@@ -21,7 +21,7 @@
 //! - `listen.rs`: the accept loop — hyper HTTP/1 connections with a header
 //!   timeout, the connection cap, the graceful drain.
 //! - `verified.rs`: which versions the poller verified, so each is hashed once (pure).
-//! - `engine.rs`: loaded versions, the bounded queue and its worker threads, the poller.
+//! - `engine/`: loaded versions, the bounded queue and its worker threads, the poller.
 //! - `http.rs`: axum routes, auth, metrics middleware.
 //! - `metrics/`: the Prometheus metrics, through the `prometheus-client` crate.
 //! - `error.rs`: [`ServerError`].

@@ -1,6 +1,6 @@
 //! Checkpoint and export throughput, printed (no assertions).
 //!
-//! `cargo bench -p vigil-trainer --bench checkpoint [-- MODEL_MB [ROUNDS]]`
+//! `cargo bench -p vigil-store --bench checkpoint [-- MODEL_MB [ROUNDS]]`
 //!
 //! Default sizes are those of the all-MiniLM-L6-v2 text tower (22.7M f32
 //! parameters): 91 MB of weights plus 182 MB of AdamW moments per checkpoint, and

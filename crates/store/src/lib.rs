@@ -14,7 +14,8 @@
 //!
 //! Callers pass typed values ([`Location`], [`RemoteUrl`](storage::RemoteUrl),
 //! [`RetentionPolicy`](checkpoint::RetentionPolicy)), never a run config: this
-//! crate never depends on `vigil-config` (checked in `.ci/run`).
+//! crate never depends on `vigil-config` (checked by `scripts/check_arrows.py` in
+//! `.ci/run`).
 
 pub mod atomic;
 pub mod checkpoint;

@@ -14,8 +14,9 @@
 //! Every file is checked by real TensorBoard in Vigil's CI.
 //!
 //! Nothing here knows about a model, a framework or a config format: hyper-parameters
-//! come in as a `BTreeMap<String, HParamValue>`, tags are plain strings. (Vigil's
-//! trainer keeps its tag names and config flattening in its own `logging` module.)
+//! come in as a `BTreeMap<String, HParamValue>`, tags are plain strings. (Vigil's tag
+//! names are `vigil-eval`'s `tags`; the trainer's `logging` module flattens the run
+//! config into hyper-parameters.)
 //!
 //! # Resumed runs
 //!

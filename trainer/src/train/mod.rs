@@ -13,7 +13,7 @@
 //! - `schedule.rs`: learning-rate schedules (pure functions of the step).
 //! - `early_stop.rs`: early stopping on a monitored metric.
 //! - `timing.rs`: the per-step time split and throughput.
-//! - `setup.rs`: everything before the first step (datasets, model, broadcast,
+//! - `setup/`: everything before the first step (datasets, model, broadcast,
 //!   resume, feature cache, standardisation).
 //! - `trainer.rs`: [`Trainer`] — model, optimizer, layout, gradient buffer,
 //!   process group; one optimizer step with one collective.
@@ -24,7 +24,7 @@
 //! - `training_loop.rs`: `Loop` — one method per action of the plan.
 //! - `hooks.rs`: debug hooks, only with the `test-hooks` feature.
 //! - `evaluate.rs`: distributed evaluation and the report files.
-//! - `feature_cache.rs`: frozen towers' features, computed once per dataset (the
+//! - `feature_cache/`: frozen towers' features, computed once per dataset (the
 //!   tables themselves are [`vigil_model::SplitFeatures`]).
 //! - `publish.rs`: the serving export behind the gate; `republish.rs`: `vigil
 //!   export` (an existing checkpoint or version into a model repository).

@@ -7,7 +7,7 @@
 //! value tree and serialized, so quoting is always right.
 //!
 //! # Layout
-//! - `slurm.rs`: an sbatch script (one launcher per node via srun).
+//! - `slurm/`: an sbatch script (one launcher per node via srun).
 //! - `k8s.rs`: a ConfigMap with the config and a `batch/v1` CronJob.
 
 pub mod k8s;

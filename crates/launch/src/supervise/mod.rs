@@ -16,7 +16,7 @@
 //! - `signals.rs`: the launcher's SIGTERM/SIGINT/SIGHUP handling.
 //! - `lock.rs`: one run per output directory.
 //! - `token.rs`: the store token and run id.
-//! - `agent.rs`: the supervision loop tying them together.
+//! - `agent/`: the supervision loop tying them together.
 //! - `error.rs`: [`LaunchError`].
 //!
 //! Nothing here calls into burn: the tests run shell scripts as workers.

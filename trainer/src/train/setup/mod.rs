@@ -8,6 +8,9 @@
 //! replica checksum, the feature cache's all-gather, and (under shm) the
 //! gradient buffer's allocation.
 
+mod inputs;
+mod model;
+
 use std::path::Path;
 use std::sync::Arc;
 
@@ -17,20 +20,20 @@ use super::comm::Comm;
 use super::early_stop::EarlyStopper;
 use super::error::TrainError;
 use super::feature_cache::{self, BuildReport, CachePlan};
-use super::flat::{ParamLayout, read_params, write_params};
+use super::flat::ParamLayout;
 use super::gather::checksum;
 use super::resume::{ResumeSource, restore};
 use super::signals::Heartbeat;
 use super::state::LoopState;
 use super::trainer::Trainer;
 use super::{AdamWConfig, FlatAdamW, LrSchedule, ParamGroup};
+use inputs::{Splits, load_splits, record_config};
+use model::{broadcast_weights, build_model};
 use vigil_config::{OptimSection, RunConfig};
-use vigil_data::{Dataset, LoadReport, Position, ShardSampler, Split};
-use vigil_model::{
-    LoadedModel, ModelError, ModerationModel, SplitFeatures, Standardize, TextTokenizer,
-};
+use vigil_data::{Dataset, LoadReport, Position, ShardSampler};
+use vigil_model::{ModerationModel, SplitFeatures, Standardize, TextTokenizer};
 use vigil_store::checkpoint::CheckpointDir;
-use vigil_store::storage::{Location, open_checkpoints, open_run_output};
+use vigil_store::storage::open_checkpoints;
 
 /// What the training loop runs on.
 pub struct Setup<B: AutodiffBackend> {
@@ -80,54 +83,73 @@ pub fn setup<B: AutodiffBackend>(
     let mut heartbeat = Heartbeat::from_env();
     let (rank, world) = (comm.rank(), comm.world_size());
     let run_dir = cfg.output_dir();
-    let output = cfg.output_url().as_ref().map(open_run_output).transpose()?;
-    if rank == 0 {
-        write_resolved_config(cfg, &run_dir)?;
-        if let Some(store) = &output {
-            store.put_pointer("config.resolved.yaml", cfg.to_yaml().as_bytes())?;
-        }
-    }
-    let writer_dir = (rank == 0).then_some(run_dir.as_path());
-    // Data on a bucket is read from a local mirror (docs/src/guides/object-storage.md).
-    let data = localized_data(cfg)?;
-    let (train, train_report) = Dataset::load(&data, &cfg.model.labels, Split::Train, writer_dir)?;
-    let train = Arc::new(train);
-    let val = match data.val {
-        Some(_) => Some(Arc::new(
-            Dataset::load(&data, &cfg.model.labels, Split::Val, writer_dir)?.0,
-        )),
-        None => None,
-    };
+    record_config(cfg, rank, &run_dir)?;
+    let splits = load_splits(cfg, (rank == 0).then_some(run_dir.as_path()))?;
     heartbeat.beat();
 
-    B::seed(device, cfg.run.seed);
-    let LoadedModel { model, tokenizer } =
-        ModerationModel::<B>::from_config(&cfg.model, &cfg.data, device)?;
-    let model = match &cfg.model.init_from {
-        Some(from) => warm_start(model, from)?,
-        None => model,
-    };
-    // Mixed precision: loaded weights to the half type too (see `precision.rs`).
-    let model = match cfg.train.precision {
-        vigil_config::Precision::F32 => model,
-        p => super::cast_float_params::<B, _>(model, super::float_dtype(p)),
-    };
-    let layout = ParamLayout::of::<B, _>(&model);
-    let mut master = vec![0.0f32; layout.len];
-    read_params::<B, _>(&model, &layout, &mut master);
-    // Seeded initialisation is already identical; broadcasting rank 0's weights
-    // makes it so by construction (as DDP does).
-    comm.broadcast(&mut master, 0)?;
-    let mut model = write_params::<B, _>(model, &layout, &master);
+    let (model, tokenizer) = build_model::<B>(cfg, device)?;
+    let (mut model, layout, mut master) = broadcast_weights(model, &mut comm)?;
+    let mut opt = optimizer(cfg, &layout, &model);
+    let mut state = fresh_state(cfg, world);
+    let checkpoints = checkpoint_dir(cfg, rank, &run_dir)?;
+    if let Some(source) = ResumeSource::from_config(cfg, &checkpoints, &mut comm)? {
+        model = restore::<B>(source, model, &layout, &mut master, &mut opt, &mut state)?;
+    }
+    verify_replicas(&mut comm, &master, state.step)?;
+
+    let (train_cache, val_cache) = prepare_caches(
+        cfg,
+        &model,
+        tokenizer.as_ref(),
+        &splits,
+        &mut comm,
+        device,
+        &mut heartbeat,
+    )?;
+    standardize_cached(cfg, &mut model, train_cache.as_ref(), device);
+
+    let (sampler, total) = shard_and_length(cfg, splits.train.len(), rank, world)?;
+    let trainer = build_trainer(cfg, model, layout, master, opt, comm, total)?;
+    let Splits {
+        train,
+        val,
+        train_report,
+    } = splits;
+    Ok(Setup {
+        trainer,
+        tokenizer,
+        train,
+        val,
+        train_cache,
+        val_cache,
+        train_report,
+        sampler,
+        total,
+        state,
+        checkpoints,
+        heartbeat,
+    })
+}
+
+/// AdamW of `cfg.optim` over the flat layout, with the model's parameter groups.
+fn optimizer<B: AutodiffBackend>(
+    cfg: &RunConfig,
+    layout: &ParamLayout,
+    model: &ModerationModel<B>,
+) -> FlatAdamW {
     let adam = AdamWConfig {
         beta1: cfg.optim.betas[0],
         beta2: cfg.optim.betas[1],
         eps: cfg.optim.eps,
         weight_decay: cfg.optim.weight_decay,
     };
-    let groups = param_groups(&layout, &vigil_model::trainable_params(&model), &cfg.optim);
-    let mut opt = FlatAdamW::new(adam, groups, layout.len);
-    let mut state = LoopState {
+    let groups = param_groups(layout, &vigil_model::trainable_params(model), &cfg.optim);
+    FlatAdamW::new(adam, groups, layout.len)
+}
+
+/// The loop state of a fresh start (a new run uid; resume overwrites the rest).
+fn fresh_state(cfg: &RunConfig, world: usize) -> LoopState {
+    LoopState {
         step: 0,
         position: Position::default(),
         optimizer_step: 0,
@@ -138,8 +160,17 @@ pub fn setup<B: AutodiffBackend>(
         run_uid: super::state::new_run_uid(),
         owed: Default::default(),
         owed_export: None,
-    };
+    }
+}
 
+/// The checkpoint directory: on the run's bucket when `run.output_dir` is one,
+/// else under the run directory; a writer (with retention) on rank 0, a reader
+/// elsewhere.
+fn checkpoint_dir(
+    cfg: &RunConfig,
+    rank: usize,
+    run_dir: &Path,
+) -> Result<CheckpointDir, TrainError> {
     let remote = cfg
         .output_url()
         .as_ref()
@@ -151,45 +182,52 @@ pub fn setup<B: AutodiffBackend>(
             CheckpointDir::with_store(store)?.with_retention(retention, monitored)
         }
         Some(store) => CheckpointDir::open_read_only(store),
-        None if rank == 0 => CheckpointDir::new(&run_dir)?.with_retention(retention, monitored),
-        None => CheckpointDir::reader(&run_dir)?,
+        None if rank == 0 => CheckpointDir::new(run_dir)?.with_retention(retention, monitored),
+        None => CheckpointDir::reader(run_dir)?,
     };
-    if let Some(source) = ResumeSource::from_config(cfg, &checkpoints, &mut comm)? {
-        model = restore::<B>(source, model, &layout, &mut master, &mut opt, &mut state)?;
-    }
-    verify_replicas(&mut comm, &master, state.step)?;
+    Ok(checkpoints)
+}
 
-    // Frozen towers: features computed once per dataset (or loaded), not every step.
+/// Frozen towers: features computed once per dataset (or loaded), not every step;
+/// `(train, val)` tables, none when no tower is cached. Rank 0 logs each table.
+fn prepare_caches<B: AutodiffBackend>(
+    cfg: &RunConfig,
+    model: &ModerationModel<B>,
+    tokenizer: Option<&TextTokenizer>,
+    splits: &Splits,
+    comm: &mut Comm,
+    device: &B::Device,
+    heartbeat: &mut Heartbeat,
+) -> Result<(Option<SplitFeatures>, Option<SplitFeatures>), TrainError> {
     let plan = CachePlan::from_config(cfg);
+    let rank = comm.rank();
     let mut reports = Vec::new();
     let mut prepare = |ds: &Arc<Dataset>| -> Result<_, TrainError> {
-        let (features, r) = feature_cache::prepare::<B>(
-            plan,
-            &model,
-            tokenizer.as_ref(),
-            ds,
-            cfg,
-            &mut comm,
-            device,
-            &mut heartbeat,
-        )?;
+        let (features, r) =
+            feature_cache::prepare::<B>(plan, model, tokenizer, ds, cfg, comm, device, heartbeat)?;
         reports.extend(r);
         Ok(features)
     };
-    let train_cache = plan.any().then(|| prepare(&train)).transpose()?;
-    let val_cache = match &val {
+    let train_cache = plan.any().then(|| prepare(&splits.train)).transpose()?;
+    let val_cache = match &splits.val {
         Some(v) if plan.any() => Some(prepare(v)?),
         _ => None,
     };
     if rank == 0 {
         log_cache_reports(&reports);
     }
-    // A cached tower's features are standardised with their training-set
-    // statistics (identical on every rank: the table is).
-    if let Some(c) = train_cache
-        .as_ref()
-        .filter(|_| cfg.model.fusion.standardize)
-    {
+    Ok((train_cache, val_cache))
+}
+
+/// A cached tower's features are standardised with their training-set
+/// statistics (identical on every rank: the table is).
+fn standardize_cached<B: AutodiffBackend>(
+    cfg: &RunConfig,
+    model: &mut ModerationModel<B>,
+    train_cache: Option<&SplitFeatures>,
+    device: &B::Device,
+) {
+    if let Some(c) = train_cache.filter(|_| cfg.model.fusion.standardize) {
         if let Some(t) = &c.text {
             let s = Standardize::fit(&t.values, t.dim, &t.present, device);
             model.fusion.set_text_standardization(s);
@@ -199,9 +237,18 @@ pub fn setup<B: AutodiffBackend>(
             model.fusion.set_image_standardization(s);
         }
     }
+}
 
+/// This rank's shard of the `rows` training rows and the run's optimizer steps;
+/// rank 0 warns when the schedule does not fit that length.
+fn shard_and_length(
+    cfg: &RunConfig,
+    rows: usize,
+    rank: usize,
+    world: usize,
+) -> Result<(ShardSampler, u64), TrainError> {
     let sampler = ShardSampler::new(
-        train.len(),
+        rows,
         rank,
         world,
         cfg.train.batch_size,
@@ -211,8 +258,22 @@ pub fn setup<B: AutodiffBackend>(
     )?;
     let total = total_steps(cfg, sampler.batches_per_epoch() as u64);
     if rank == 0 {
-        warn_schedule(cfg, train.len() as u64, world, total);
+        warn_schedule(cfg, rows as u64, world, total);
     }
+    Ok((sampler, total))
+}
+
+/// The [`Trainer`] over `total` steps of `cfg.optim`'s schedule, with f16's loss
+/// scaler when `train.precision` is f16.
+fn build_trainer<B: AutodiffBackend>(
+    cfg: &RunConfig,
+    model: ModerationModel<B>,
+    layout: ParamLayout,
+    master: Vec<f32>,
+    opt: FlatAdamW,
+    comm: Comm,
+    total: u64,
+) -> Result<Trainer<B>, TrainError> {
     let schedule = LrSchedule {
         kind: cfg.optim.schedule,
         warmup_steps: cfg.optim.warmup_steps,
@@ -230,20 +291,7 @@ pub fn setup<B: AutodiffBackend>(
     if cfg.train.precision == vigil_config::Precision::F16 {
         trainer.scaler = Some(super::LossScaler::default());
     }
-    Ok(Setup {
-        trainer,
-        tokenizer,
-        train,
-        val,
-        train_cache,
-        val_cache,
-        train_report,
-        sampler,
-        total,
-        state,
-        checkpoints,
-        heartbeat,
-    })
+    Ok(trainer)
 }
 
 /// Parameter groups as ranges of the flat layout, classified by the model's own
@@ -323,64 +371,4 @@ fn log_cache_reports(reports: &[BuildReport]) {
         );
         eprintln!("{}", r.line());
     }
-}
-
-/// `cfg.data` with bucket URLs replaced by their mirror below
-/// `<local_dir>/data-cache`; unchanged (no request) when every path is local.
-fn localized_data(cfg: &RunConfig) -> Result<vigil_config::DataSection, TrainError> {
-    let d = &cfg.data;
-    let any_url = [Some(&d.train), d.val.as_ref(), d.image_root.as_ref()]
-        .into_iter()
-        .flatten()
-        .any(|s| vigil_store::storage::is_url(s));
-    if !any_url {
-        return Ok(d.clone());
-    }
-    let cache = cfg.local_dir().join("data-cache");
-    let (data, report) = vigil_data::localize(d, &cache)
-        .map_err(|e| vigil_store::checkpoint::StoreError::Storage(Box::new(e)))?;
-    tracing::info!(
-        cache = %cache.display(),
-        fetched = report.fetched,
-        cached = report.cached,
-        bytes = report.bytes,
-        "data mirrored from the bucket"
-    );
-    Ok(data)
-}
-
-fn write_resolved_config(cfg: &RunConfig, run_dir: &Path) -> Result<(), TrainError> {
-    let io = |path: &Path| {
-        let path = path.to_path_buf();
-        move |source| TrainError::Io { path, source }
-    };
-    std::fs::create_dir_all(run_dir).map_err(io(run_dir))?;
-    let path = run_dir.join("config.resolved.yaml");
-    vigil_store::atomic::write_atomic(&path, cfg.to_yaml().as_bytes()).map_err(io(&path))
-}
-
-/// `model.init_from`: the weights of a checkpoint (`step-<S>`) or export version
-/// directory (local or on a bucket), read through the store and verified against
-/// its `MANIFEST.json` before the model sees a byte.
-fn warm_start<B: burn::tensor::backend::Backend>(
-    model: ModerationModel<B>,
-    from: &str,
-) -> Result<ModerationModel<B>, ModelError> {
-    let refuse = |message: String| ModelError::InitFrom {
-        source_dir: from.to_string(),
-        message,
-    };
-    let location = Location::parse(from).map_err(|e| refuse(e.to_string()))?;
-    if let Location::Local(dir) = &location
-        && !dir.is_dir()
-    {
-        return Err(refuse(
-            "not a directory: name a checkpoint (checkpoints/step-<S>) or an export \
-             version (<export.dir>/<model>/<N>)"
-                .into(),
-        ));
-    }
-    let (_, files) =
-        vigil_store::checkpoint::load_dir(&location).map_err(|e| refuse(e.to_string()))?;
-    model.warm_start_verified(files, &location)
 }
