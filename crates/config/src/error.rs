@@ -77,6 +77,14 @@ pub enum ConfigError {
         /// Every problem found, in file order.
         problems: Vec<Located>,
     },
+    /// A published run description ([`RunDescription`](crate::RunDescription)) does
+    /// not parse as this build's config: another vigil version resolved it.
+    #[error("node 0's resolved config does not parse here (are all nodes running the same vigil?)")]
+    Published {
+        /// The parser's error.
+        #[source]
+        source: serde_yaml_ng::Error,
+    },
 }
 
 fn render(problems: &[Located]) -> String {

@@ -20,8 +20,11 @@
 //! - `schedule.rs`: the run's length in steps, and the step counts that must fit in it.
 //! - `locate.rs`: key path → line/column in the file.
 //! - `expand.rs`: environment-variable expansion.
+//! - `description.rs`: [`RunDescription`], the validated config a launcher hands its
+//!   workers.
 //! - `error.rs`: [`ConfigError`].
 
+mod description;
 mod enums;
 mod error;
 mod expand;
@@ -37,6 +40,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use serde_yaml_ng::Value;
 
+pub use description::RunDescription;
 pub use enums::*;
 pub use error::{ConfigError, Located, Origin};
 pub use expand::{ExpandError, expand};

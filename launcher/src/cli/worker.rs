@@ -5,10 +5,11 @@
 //! Which config it runs: under a launcher that resolved a CONFIG (`VIGIL_CONFIG_KEY` is
 //! set), node 0's resolved config from the rendezvous store — overrides applied and
 //! `${VAR}`s expanded once, in node 0's launcher's environment — so every rank of every
-//! node runs the same config whatever its own environment holds; CONFIG and `--set` are
-//! then only a record of what the launcher was given. Otherwise (run alone, or under
-//! another torchrun-style launcher) it resolves CONFIG and `--set` itself, as
-//! `vigil validate` does.
+//! node runs the same config whatever its own environment holds (a
+//! [`RunDescription`]: validated once, taken as it is); CONFIG is then only a record
+//! of what the launcher was given, and the launcher passes no `--set`. Otherwise (run
+//! alone, or under another torchrun-style launcher) it resolves CONFIG and `--set`
+//! itself, as `vigil validate` does.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -16,7 +17,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::Args;
 use vigil_collective::WorkerEnv;
-use vigil_config::RunConfig;
+use vigil_config::{RunConfig, RunDescription};
 use vigil_trainer::train::{self, Outcome, PREEMPTED_EXIT};
 
 use vigil_launch::supervise::lock::OutputHold;
@@ -79,32 +80,7 @@ fn load(args: &WorkerArgs, env: Option<&WorkerEnv>) -> anyhow::Result<(RunConfig
         None => None,
     };
     match published {
-        Some(yaml) => Ok((from_resolved(&yaml)?, true)),
+        Some(yaml) => Ok((RunDescription::read(&yaml)?, true)),
         None => Ok((RunConfig::load(&args.config, &args.overrides)?, false)),
-    }
-}
-
-/// Parses a resolved config as it is: no overrides, no `${VAR}` expansion (a `$${` the
-/// launcher turned into a literal `${` must stay literal); node 0's launcher validated it.
-fn from_resolved(yaml: &str) -> anyhow::Result<RunConfig> {
-    serde_yaml_ng::from_str(yaml).context(
-        "node 0's resolved config does not parse here (are all nodes running the same vigil?)",
-    )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_resolved_config_is_taken_as_it_is() {
-        let mut c = RunConfig::default();
-        c.run.name = "from-node-0".into();
-        // A literal `${` (written `$${` in the YAML) survives the hand-over.
-        c.run.output_dir = Some("/data/${NOT_EXPANDED}".into());
-        let back = from_resolved(&c.to_yaml()).unwrap();
-        assert_eq!(back, c);
-        let err = from_resolved("run:\n  nmae: x\n").unwrap_err();
-        assert!(format!("{err:#}").contains("same vigil"), "{err:#}");
     }
 }

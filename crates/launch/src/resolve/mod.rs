@@ -3,14 +3,15 @@
 //!
 //! Settings resolve in three layers: the run config's `launch` section (or the defaults
 //! when no CONFIG is given), then a detected cluster environment (Slurm, Kubeflow), then
-//! the flags. Without `--`, every worker runs `vigil worker CONFIG --set ...` with the same
-//! overrides; with `-- CMD`, the workers run CMD (CONFIG is then optional, like
+//! the flags. Without `--`, every worker runs `vigil worker CONFIG` on the published
+//! description (below); with `-- CMD`, the workers run CMD (CONFIG is then optional, like
 //! `torchrun script.py`: without it, the run directory is `--output-dir` or
 //! `checkpoints/vigil-run`).
 //!
 //! With a CONFIG, this launcher resolves it once (overrides, `${VAR}` expansion in the
-//! launcher's environment, validation); node 0's resolved YAML goes into the run directory
-//! and into the store, and every worker of every node runs that (see `cli/worker.rs`).
+//! launcher's environment, validation): a [`vigil_config::RunDescription`], which node 0
+//! writes to the run directory and publishes in the store, and which every worker of every
+//! node runs as it is (the binary's `cli/worker.rs`).
 //!
 //! # Layout
 //! - `args.rs`: [`LaunchArgs`] and its value parsers (torchrun's spellings included),
@@ -65,7 +66,7 @@ pub fn resolve_on(
         Some(e) => Some(parse_endpoint(e, "launch.rdzv_endpoint")?),
         None => None,
     };
-    let argv = worker_argv(a, &overrides)?;
+    let argv = worker_argv(a)?;
     if let Some(url) = config.output_url() {
         eprintln!(
             "vigil: run output in {url}; local working directory (logs, lock, TensorBoard events): {}",
@@ -208,18 +209,14 @@ fn check_launch_settings(a: &LaunchArgs, config: &RunConfig) -> Result<(), Launc
 
 /// What every worker runs: the command after `--`, else `vigil worker CONFIG` with the
 /// launch's overrides.
-fn worker_argv(a: &LaunchArgs, overrides: &[String]) -> Result<Vec<OsString>, ResolveError> {
+fn worker_argv(a: &LaunchArgs) -> Result<Vec<OsString>, ResolveError> {
     if !a.command.is_empty() {
         return Ok(a.command.clone());
     }
     let exe = std::env::current_exe().map_err(ResolveError::CurrentExe)?;
     let config_path = a.config.clone().expect("checked above");
-    let mut v: Vec<OsString> = vec![exe.into(), "worker".into(), config_path.into()];
-    for o in overrides {
-        v.push("--set".into());
-        v.push(o.into());
-    }
-    Ok(v)
+    // No `--set`: the workers run the published description, overrides applied.
+    Ok(vec![exe.into(), "worker".into(), config_path.into()])
 }
 
 /// The agent's spec from the resolved config and the parts resolved above.
@@ -249,7 +246,7 @@ fn agent_spec(
         output_url: config.output_url(),
         local_override,
         token_file: a.store_token_file.clone(),
-        resolved_config: a.config.as_ref().map(|_| config.to_yaml()),
+        resolved_config: a.config.as_ref().map(|_| config.describe()),
         collective: l.collective_env().unless_set(get),
     }
 }
@@ -266,7 +263,7 @@ mod tests {
     }
 
     #[test]
-    fn config_launch_runs_vigil_worker_with_the_same_overrides() {
+    fn config_launch_runs_vigil_worker_on_the_published_description() {
         let t = tiny();
         let a = args(&[&t, "--nproc-per-node", "3", "--set", "optim.lr=0.1"]);
         let spec = resolve(&a, &env_of(&[])).unwrap();
@@ -276,13 +273,12 @@ mod tests {
             .iter()
             .map(|s| s.to_string_lossy().into_owned())
             .collect();
-        assert_eq!(argv[1..3], ["worker".to_string(), t.clone()]);
-        assert_eq!(
-            argv[3..],
-            ["--set", "optim.lr=0.1", "--set", "launch.nproc_per_node=3"].map(String::from)
-        );
+        assert_eq!(argv[1..], ["worker".to_string(), t.clone()]);
         assert_eq!(spec.max_restarts, 1, "tiny.yaml");
-        assert!(spec.resolved_config.unwrap().contains("nproc_per_node: 3"));
+        let published =
+            vigil_config::RunDescription::read(spec.resolved_config.unwrap().as_yaml()).unwrap();
+        assert_eq!(published.launch.nproc_per_node, 3);
+        assert_eq!(published.optim.lr, 0.1);
     }
 
     #[test]

@@ -27,7 +27,7 @@ use std::time::Duration;
 
 use vigil_collective::CollectiveEnv;
 use vigil_collective::store::BackgroundStore;
-use vigil_config::ConsoleRanks;
+use vigil_config::{ConsoleRanks, RunDescription};
 
 use self::store::{connect_addr, host_port, host_store, torch_port};
 use self::supervisor::supervise;
@@ -73,9 +73,9 @@ pub struct AgentSpec {
     pub local_override: Option<(u32, u32)>,
     /// Where nodes > 0 read the token (node 0 writes it there if absent).
     pub token_file: Option<PathBuf>,
-    /// `config.resolved.yaml` contents: node 0 writes the file and publishes it in the
-    /// store for every worker of every node.
-    pub resolved_config: Option<String>,
+    /// The validated run description (`config.resolved.yaml`): node 0 writes the file
+    /// and publishes it in the store; every worker of every node runs it as it is.
+    pub resolved_config: Option<RunDescription>,
     /// The collective's knobs from the launch settings (`VIGIL_TRANSPORT`, ...), less
     /// those the launcher's environment already sets.
     pub collective: CollectiveEnv,
@@ -148,7 +148,7 @@ fn claim_output(spec: &AgentSpec) -> Result<Option<OutputHold>, LaunchError> {
     };
     if let (0, Some(yaml)) = (spec.node_rank, &spec.resolved_config) {
         let path = spec.output_dir.join("config.resolved.yaml");
-        std::fs::write(&path, yaml).map_err(|source| LaunchError::Io {
+        std::fs::write(&path, yaml.as_yaml()).map_err(|source| LaunchError::Io {
             what: "write",
             path,
             source,
@@ -177,7 +177,7 @@ fn join(
         &token::fresh_id(8),
         spec.max_restarts,
         spec.local_override,
-        spec.resolved_config.as_deref(),
+        spec.resolved_config.as_ref().map(RunDescription::as_yaml),
     )?;
     Ok((coord, agreed))
 }
