@@ -7,6 +7,7 @@
 //! - [`logging`]: the worker's TensorBoard logger (`vigil-tensorboard`) and the
 //!   run config as hparams.
 //! - [`bench`]: the benchmarks behind `vigil bench`.
+//! - [`cpu`]: the monomorphic CPU entry points the `vigil` binary calls.
 //!
 //! The run config is `vigil-config`'s, data `vigil-data`'s, the model
 //! `vigil-model`'s, checkpoints and repositories `vigil-store`'s, metrics and the
@@ -15,5 +16,6 @@
 //! nor the server links this crate (checked in `.ci/run`).
 
 pub mod bench;
+pub mod cpu;
 pub mod logging;
 pub mod train;

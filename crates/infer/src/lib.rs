@@ -10,6 +10,7 @@
 //! pretrained encoders or an export.
 //!
 //! # Layout
+//! - [`cpu`]: the monomorphic CPU entry points the `vigil` binary calls.
 //! - [`score`]: the scoring loop shared by training's evaluation and offline scoring.
 //! - `served.rs`: [`ServedModel`] — model, tokenizer, thresholds; scoring a file.
 //! - `predict.rs`: [`run_predict`] — one JSON line per row.
@@ -24,6 +25,7 @@
 //! score, and a bad row (`FILE:LINE: reason`) must leave no partial output. The
 //! cost is memory proportional to the rows, which is small next to the model.
 
+pub mod cpu;
 mod embed;
 mod error;
 mod eval;

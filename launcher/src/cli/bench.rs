@@ -9,8 +9,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Subcommand, ValueEnum};
-use vigil_model::backend::CpuAutodiff;
-use vigil_trainer::bench::{BenchOptimizer, TrainBenchOptions, TrainBenchReport, train_step_bench};
+use vigil_trainer::bench::{BenchOptimizer, TrainBenchOptions, TrainBenchReport};
 
 /// Arguments of `vigil bench`.
 #[derive(Debug, Args)]
@@ -221,13 +220,12 @@ fn train(a: TrainArgs) -> anyhow::Result<ExitCode> {
         );
     };
     if matches!(a.backend, CpuKind::Flex | CpuKind::Both) {
-        let r = train_step_bench::<CpuAutodiff>(&opts, &Default::default())?;
+        let r = vigil_trainer::cpu::train_step_bench(&opts)?;
         print("flex", &r);
     }
     #[cfg(feature = "bench-ndarray")]
     if matches!(a.backend, CpuKind::Ndarray | CpuKind::Both) {
-        use vigil_model::backend::NdArrayAutodiff;
-        let r = train_step_bench::<NdArrayAutodiff>(&opts, &Default::default())?;
+        let r = vigil_trainer::cpu::train_step_bench_ndarray(&opts)?;
         print("ndarray", &r);
     }
     Ok(ExitCode::SUCCESS)

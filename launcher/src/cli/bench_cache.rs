@@ -6,8 +6,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Args;
-use vigil_model::backend::CpuAutodiff;
-use vigil_trainer::bench::{CacheBenchOptions, cache_bench};
+use vigil_trainer::bench::CacheBenchOptions;
 
 /// Arguments of `vigil bench feature-cache`.
 #[derive(Debug, Args)]
@@ -56,7 +55,7 @@ pub fn run(a: FeatureCacheArgs) -> anyhow::Result<ExitCode> {
             .as_ref()
             .map_or("random weights".to_string(), |p| p.display().to_string())
     );
-    let report = cache_bench::<CpuAutodiff>(&opts, &Default::default())?;
+    let report = vigil_trainer::cpu::cache_bench(&opts)?;
     println!("{}", report.render(&opts));
     Ok(ExitCode::SUCCESS)
 }

@@ -6,8 +6,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Args;
-use vigil_model::backend::CpuAutodiff;
-use vigil_trainer::bench::{ImageBenchOptions, image_bench};
+use vigil_trainer::bench::ImageBenchOptions;
 
 use super::bench::BenchUsageError;
 
@@ -77,7 +76,7 @@ pub fn run(a: ImageArgs) -> anyhow::Result<ExitCode> {
             ""
         },
     );
-    for row in image_bench::<CpuAutodiff>(&opts, &Default::default())? {
+    for row in vigil_trainer::cpu::image_bench(&opts)? {
         println!("{}", row.render());
     }
     Ok(ExitCode::SUCCESS)

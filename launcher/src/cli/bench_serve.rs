@@ -17,8 +17,6 @@ use std::time::{Duration, Instant};
 use vigil_store::storage::Location;
 
 use clap::Args;
-use vigil_infer::ServedModel;
-use vigil_model::backend::CpuBackend;
 use vigil_server::{Limits, ServeOptions, Server, resolve_model};
 
 /// Arguments of `vigil bench serve`.
@@ -206,10 +204,8 @@ pub fn run(a: ServeBenchArgs) -> anyhow::Result<ExitCode> {
             .map_err(|_| anyhow::anyhow!("the server thread panicked"))??;
     }
     // `vigil predict`'s loop on the same model and rows (batch 32, no HTTP).
-    let device = Default::default();
-    let served = ServedModel::<CpuBackend>::load(&model_dir, None, &device)?;
     let t = Instant::now();
-    let scored = served.score_file(&a.input, 32, 1, &device)?;
+    let scored = vigil_infer::cpu::score_file(&model_dir, &a.input, 32, 1)?;
     let secs = t.elapsed().as_secs_f64();
     println!(
         "vigil predict (batch 32, same model, {} rows of {}): {:.1} rows/s",

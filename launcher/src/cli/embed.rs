@@ -9,8 +9,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Args;
-use vigil_infer::{EmbedOptions, EmbedSource, run_embed, write_output};
-use vigil_model::backend::CpuBackend;
+use vigil_infer::{EmbedOptions, EmbedSource, write_output};
 
 /// Arguments of `vigil embed`.
 #[derive(Debug, Args)]
@@ -67,17 +66,16 @@ pub fn run(args: EmbedArgs) -> anyhow::Result<ExitCode> {
             .threads
             .map_or_else(vigil_model::parallel::default_threads, |t| t as usize),
     };
-    let device = Default::default();
     match &args.output {
         None => {
             let stdout = std::io::stdout();
             let mut out = std::io::BufWriter::new(stdout.lock());
-            run_embed::<CpuBackend>(&opts, &mut out, &device)?;
+            vigil_infer::cpu::embed(&opts, &mut out)?;
             out.flush()?;
         }
         Some(path) => {
             // Written beside the target and renamed: a failed run leaves no half file.
-            let rows = write_output(path, |out| run_embed::<CpuBackend>(&opts, out, &device))?;
+            let rows = write_output(path, |out| vigil_infer::cpu::embed(&opts, out))?;
             eprintln!("vigil embed: {rows} rows -> {}", path.display());
         }
     }

@@ -8,8 +8,7 @@ use std::process::ExitCode;
 use vigil_store::storage::Location;
 
 use clap::Args;
-use vigil_infer::{EvalOptions, ServeError, run_eval_with_rows, write_output};
-use vigil_model::backend::CpuBackend;
+use vigil_infer::{EvalOptions, ServeError, write_output};
 use vigil_report::{Bootstrap, ReportInput, ReportOptions, parse_slice_by, render, write_report};
 
 /// Arguments of `vigil eval`.
@@ -74,8 +73,7 @@ pub fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
     };
     // A bad --slice-by is a usage error before any scoring.
     let slice_by = args.slice_by.as_deref().map(parse_slice_by).transpose()?;
-    let device = Default::default();
-    let (evaluation, rows, config) = run_eval_with_rows::<CpuBackend>(&opts, &device)?;
+    let (evaluation, rows, config) = vigil_infer::cpu::eval_with_rows(&opts)?;
     let html = match &args.html {
         Some(_) => {
             let input = ReportInput::from_evaluation(&evaluation, rows, config);

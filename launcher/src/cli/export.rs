@@ -7,10 +7,9 @@ use std::process::ExitCode;
 
 use clap::Args;
 use vigil_config::TritonInstance;
-use vigil_model::backend::CpuBackend;
 use vigil_store::repo::locate;
 use vigil_store::storage::Location;
-use vigil_trainer::train::{ExportSource, republish};
+use vigil_trainer::train::ExportSource;
 
 /// Arguments of `vigil export`.
 #[derive(Debug, Args)]
@@ -58,8 +57,7 @@ pub fn run(args: ExportArgs) -> anyhow::Result<ExitCode> {
         (None, Some(model)) => ExportSource::Version(locate(&model, args.version)?.dir),
         (None, None) => unreachable!("clap requires --checkpoint or --model"),
     };
-    let device = Default::default();
-    let done = republish::<CpuBackend>(&source, &args.repository, args.triton_instance, &device)?;
+    let done = vigil_trainer::cpu::republish(&source, &args.repository, args.triton_instance)?;
     eprintln!(
         "vigil export: published version {} (step {}) at {}",
         done.version, done.step, done.location

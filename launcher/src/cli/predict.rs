@@ -9,8 +9,7 @@ use std::process::ExitCode;
 use vigil_store::storage::Location;
 
 use clap::Args;
-use vigil_infer::{PredictOptions, run_predict, write_output};
-use vigil_model::backend::CpuBackend;
+use vigil_infer::{PredictOptions, write_output};
 
 /// Arguments of `vigil predict`.
 #[derive(Debug, Args)]
@@ -67,17 +66,16 @@ pub fn run(args: PredictArgs) -> anyhow::Result<ExitCode> {
             .threads
             .map_or_else(vigil_model::parallel::default_threads, |t| t as usize),
     };
-    let device = Default::default();
     let summary = match &args.output {
         None => {
             // Scored in full before the first line, so a failure prints nothing.
             let stdout = std::io::stdout();
             let mut out = std::io::BufWriter::new(stdout.lock());
-            let summary = run_predict::<CpuBackend>(&opts, &mut out, &device)?;
+            let summary = vigil_infer::cpu::predict(&opts, &mut out)?;
             out.flush()?;
             summary
         }
-        Some(path) => write_output(path, |out| run_predict::<CpuBackend>(&opts, out, &device))?,
+        Some(path) => write_output(path, |out| vigil_infer::cpu::predict(&opts, out))?,
     };
     for (v, why) in &summary.version.skipped {
         eprintln!("vigil predict: warning: skipped damaged version {v}: {why}");
