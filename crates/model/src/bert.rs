@@ -76,19 +76,40 @@ fn default_pos() -> String {
     "absolute".into()
 }
 
+/// The Hugging Face `model_type`s this encoder reads. A `config.json` naming another
+/// one is refused before its tensors are looked at: an XLM-RoBERTa checkpoint fits
+/// BERT's tensor names but not its position ids, and would load without a word and
+/// embed wrongly.
+pub const TEXT_MODEL_TYPES: [&str; 1] = ["bert"];
+
 impl BertConfig {
-    /// Reads and checks `config.json`.
+    /// Reads and checks `config.json`: its `model_type` first (a config without one,
+    /// such as the `text_config.json` of a Vigil export, is read as BERT), then the
+    /// fields BERT needs.
     pub fn from_file(path: &Path) -> Result<Self, ModelError> {
         let text = std::fs::read_to_string(path).map_err(|e| ModelError::io(path, e))?;
-        let config: Self = serde_json::from_str(&text).map_err(|source| ModelError::Json {
+        let json = |source| ModelError::Json {
             path: path.to_path_buf(),
             source,
-        })?;
+        };
+        let value: serde_json::Value = serde_json::from_str(&text).map_err(json)?;
         let bad = |key: &str, message: String| ModelError::BadConfig {
             path: path.to_path_buf(),
             key: key.to_string(),
             message,
         };
+        if let Some(model_type) = value.get("model_type").and_then(|t| t.as_str())
+            && !TEXT_MODEL_TYPES.contains(&model_type)
+        {
+            return Err(bad(
+                "model_type",
+                format!(
+                    "'{model_type}' is not a supported text encoder (supported: {})",
+                    TEXT_MODEL_TYPES.join(", ")
+                ),
+            ));
+        }
+        let config: Self = serde_json::from_value(value).map_err(json)?;
         if config.hidden_act != "gelu" {
             return Err(bad(
                 "hidden_act",
@@ -384,5 +405,57 @@ impl<B: Backend> Bert<B> {
             None => x,
         };
         x.reshape([b, s, h])
+    }
+}
+
+#[cfg(test)]
+mod config_tests {
+    use super::*;
+
+    fn config_file(json: &str) -> (tempfile::TempDir, std::path::PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.json");
+        std::fs::write(&path, json).unwrap();
+        (dir, path)
+    }
+
+    #[test]
+    fn another_architecture_is_refused_by_its_model_type() {
+        // XLM-RoBERTa's config has every field BERT reads; DistilBERT's lacks them.
+        for (model_type, json) in [
+            (
+                "xlm-roberta",
+                r#"{"model_type": "xlm-roberta", "vocab_size": 250002, "hidden_size": 32,
+                    "num_hidden_layers": 2, "num_attention_heads": 2,
+                    "intermediate_size": 37, "type_vocab_size": 1}"#,
+            ),
+            (
+                "distilbert",
+                r#"{"model_type": "distilbert", "dim": 32, "n_layers": 2}"#,
+            ),
+        ] {
+            let (_dir, path) = config_file(json);
+            let err = BertConfig::from_file(&path).unwrap_err();
+            let text = err.to_string();
+            assert!(text.contains("config.json: model_type"), "{text}");
+            assert!(
+                text.contains(model_type) && text.contains("supported: bert"),
+                "{text}"
+            );
+            assert!(err.is_user_error());
+        }
+    }
+
+    #[test]
+    fn a_bert_config_with_or_without_model_type_is_read() {
+        let fields = r#""vocab_size": 30, "hidden_size": 32, "num_hidden_layers": 2,
+            "num_attention_heads": 2, "intermediate_size": 37"#;
+        for json in [
+            format!(r#"{{"model_type": "bert", {fields}}}"#),
+            format!("{{{fields}}}"),
+        ] {
+            let (_dir, path) = config_file(&json);
+            assert_eq!(BertConfig::from_file(&path).unwrap().hidden_size, 32);
+        }
     }
 }
