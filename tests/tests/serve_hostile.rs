@@ -207,11 +207,10 @@ fn two_thousand_half_open_connections_under_ulimit_1024_leave_real_requests_answ
     // Loopback, a debug binary on a shared machine: generous, but far below the
     // 30 s client timeout every request hit before.
     assert!(worst < Duration::from_secs(5), "{latencies:?}");
-    // 512 connection slots; a connection a newcomer evicts is closed by its own task
-    // a moment later, so at flood rate a few dozen evicted sockets await their close
-    // (measured 523–635 over ten runs on this 2-core machine). What matters is the
-    // margin to the 1,024 limit: no accept ever fails for want of a descriptor.
-    assert!(max_fds <= 512 + 256, "{max_fds} descriptors open");
+    // 512 connection slots, at most 32 evicted connections still closing (the accept
+    // loop waits for them: `listen::CLOSING_MARGIN`), and the process's own files.
+    // Without that wait a flood left 523–771 descriptors open over eleven runs.
+    assert!(max_fds <= 512 + 32 + 64, "{max_fds} descriptors open");
     let log = s.log_text();
     assert!(!log.contains("Too many open files"), "{log}");
     assert!(!log.contains("too many open files"), "{log}");

@@ -375,9 +375,10 @@ pub fn check_exposure(
     )))
 }
 
-/// Open file descriptors the process may hold beyond its connections (the
-/// listener, model and repository files, the runtime's own).
-const FD_SPARE: u64 = 64;
+/// Open file descriptors the process may hold beyond its connections (evicted ones
+/// still closing, at most [`listen::CLOSING_MARGIN`]; the listener, model and
+/// repository files, the runtime's own).
+const FD_SPARE: u64 = 64 + listen::CLOSING_MARGIN as u64;
 
 /// A warning when the soft file descriptor limit is below `--max-connections`
 /// plus what the rest of the process needs: connections past it fail to be

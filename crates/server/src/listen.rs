@@ -26,6 +26,11 @@ use tower_service::Service;
 
 use crate::connections::{Admit, ConnId, Slots};
 
+/// Connections a newcomer evicted that may still be closing (their task closes the
+/// socket when it next runs) before the loop stops accepting: bounds the descriptors
+/// a flood can make the server hold to `max_connections` plus this.
+pub const CLOSING_MARGIN: usize = 32;
+
 /// How connections are served.
 #[derive(Debug, Clone, Copy)]
 pub struct ConnSettings {
@@ -103,7 +108,8 @@ pub async fn serve(
         let accepted = tokio::select! {
             () = &mut shutdown => break,
             Some(_) = tasks.join_next(), if !tasks.is_empty() => continue,
-            a = listener.accept() => a,
+            // At the bound, evicted connections close before anything new is accepted.
+            a = listener.accept(), if tasks.len() < settings.max_connections + CLOSING_MARGIN => a,
         };
         let stream = match accepted {
             Ok((stream, _)) => stream,
