@@ -86,7 +86,7 @@ impl Exporter {
         if self.rank != 0 {
             return Ok(());
         }
-        let dir = Location::parse(&dir).map_err(|e| StoreError::Storage(Box::new(e)))?;
+        let dir = Location::parse(&dir).map_err(StoreError::from)?;
         let repo = ModelRepo::at(&dir, &self.cfg.export.model_name)?;
         // A restart of a run that published this step's version and then died
         // (before the decision file, or before its process could exit 0) finds

@@ -61,7 +61,7 @@ fn last_name(location: &Location) -> Option<String> {
 
 /// The step of a `step-<S>` directory name.
 fn step_of(dir: &Location) -> Option<u64> {
-    last_name(dir)?.strip_prefix("step-")?.parse().ok()
+    vigil_store::checkpoint::parse_step(&last_name(dir)?)
 }
 
 /// The run directory a checkpoint belongs to (two levels up): a directory or,
@@ -77,9 +77,8 @@ impl RunDir {
         let dir = match dir {
             Location::Remote(url) => {
                 let run = url.parent().parent();
-                let bucket = vigil_store::storage::Bucket::open(&run).map_err(|e| {
-                    TrainError::from(vigil_store::checkpoint::StoreError::Storage(Box::new(e)))
-                })?;
+                let bucket = vigil_store::storage::Bucket::open(&run)
+                    .map_err(vigil_store::checkpoint::StoreError::from)?;
                 return Ok(Self::Remote(bucket));
             }
             Location::Local(dir) => dir,

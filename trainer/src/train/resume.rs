@@ -37,8 +37,7 @@ impl ResumeSource {
         match &cfg.train.resume {
             Resume::Never => Ok(None),
             Resume::Path(p) => Ok(Some(load_checkpoint_dir(
-                &Location::parse(p)
-                    .map_err(|e| vigil_store::checkpoint::StoreError::Storage(Box::new(e)))?,
+                &Location::parse(p).map_err(vigil_store::checkpoint::StoreError::from)?,
             )?)),
             Resume::Auto => {
                 let mut chosen = NONE;

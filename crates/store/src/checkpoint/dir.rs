@@ -364,8 +364,7 @@ pub fn load_dir(
     let path = match location {
         // `s3://bucket/runs/a/checkpoints/step-20`: the entry in its parent prefix.
         crate::storage::Location::Remote(url) => {
-            let storage = |e| StoreError::Storage(Box::new(e));
-            let (store, name) = crate::storage::ObjectStoreStore::of_entry(url).map_err(storage)?;
+            let (store, name) = crate::storage::ObjectStoreStore::of_entry(url)?;
             return read_verified(&store, &name);
         }
         crate::storage::Location::Local(path) => path,

@@ -161,3 +161,9 @@ impl StoreError {
         }
     }
 }
+
+impl From<crate::storage::StorageError> for StoreError {
+    fn from(e: crate::storage::StorageError) -> Self {
+        Self::Storage(Box::new(e))
+    }
+}

@@ -94,7 +94,7 @@ impl ModelRepo {
         match export_dir {
             Location::Local(p) => Self::new(p, model_name),
             Location::Remote(url) => {
-                let url = url.join(model_name).map_err(storage_err)?;
+                let url = url.join(model_name)?;
                 let store = crate::storage::open_store(&Location::Remote(url))?;
                 store.clean_staging(STALE_STAGING)?;
                 Ok(Self::with_store(store))
@@ -279,10 +279,6 @@ impl ModelRepo {
         }
         Ok(deleted)
     }
-}
-
-fn storage_err(e: crate::storage::StorageError) -> StoreError {
-    StoreError::Storage(Box::new(e))
 }
 
 #[cfg(test)]

@@ -37,7 +37,7 @@ fn repo_err(url: &RemoteUrl) -> impl Fn(StoreError) -> LocateError + '_ {
 
 /// Resolves a bucket URL (a repository or one version) to a verified local copy.
 pub fn locate_remote(url: &RemoteUrl, version: Option<u64>) -> Result<ModelVersion, LocateError> {
-    let storage = |e| repo_err(url)(StoreError::Storage(Box::new(e)));
+    let storage = |e| repo_err(url)(StoreError::from(e));
     let bucket = Bucket::open(url).map_err(storage)?;
     if bucket.head(MANIFEST_FILE).map_err(storage)?.is_some() {
         return one_version(url, version);
@@ -95,7 +95,7 @@ pub fn locate_remote(url: &RemoteUrl, version: Option<u64>) -> Result<ModelVersi
 /// whose manifest does not verify fails to load, goes into `failed`, and is not
 /// listed again.
 pub fn newest_listed(url: &RemoteUrl, failed: &[u64]) -> Result<Option<u64>, LocateError> {
-    let storage = |e| repo_err(url)(StoreError::Storage(Box::new(e)));
+    let storage = |e| repo_err(url)(StoreError::from(e));
     let bucket = Bucket::open(url).map_err(storage)?;
     if bucket.head(MANIFEST_FILE).map_err(storage)?.is_some() {
         return Ok(None);
@@ -119,8 +119,7 @@ pub fn newest_listed(url: &RemoteUrl, failed: &[u64]) -> Result<Option<u64>, Loc
 /// `url` is one version (it holds `MANIFEST.json`).
 fn one_version(url: &RemoteUrl, asked: Option<u64>) -> Result<ModelVersion, LocateError> {
     let err = repo_err(url);
-    let (store, name) =
-        ObjectStoreStore::of_entry(url).map_err(|e| err(StoreError::Storage(Box::new(e))))?;
+    let (store, name) = ObjectStoreStore::of_entry(url).map_err(|e| err(e.into()))?;
     let (manifest, files) = crate::checkpoint::read_verified(&store, &name).map_err(|source| {
         LocateError::VersionUnusable {
             dir: PathBuf::from(url.to_string()),

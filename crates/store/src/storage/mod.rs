@@ -44,37 +44,27 @@ use crate::checkpoint::{LocalFs, Store, StoreError};
 pub fn open_store(location: &Location) -> Result<Arc<dyn Store>, StoreError> {
     Ok(match location {
         Location::Local(path) => Arc::new(LocalFs::new(path)?),
-        Location::Remote(url) => Arc::new(ObjectStoreStore::new(
-            Bucket::open(url).map_err(storage_err)?,
-        )),
+        Location::Remote(url) => Arc::new(ObjectStoreStore::new(Bucket::open(url)?)),
     })
-}
-
-fn storage_err(e: StorageError) -> StoreError {
-    StoreError::Storage(Box::new(e))
 }
 
 /// The bucket prefix `output` (a run directory on a bucket), as a [`Store`]
 /// (pointers there: `config.resolved.yaml`).
 pub fn open_run_output(output: &RemoteUrl) -> Result<Arc<dyn Store>, StoreError> {
-    Ok(Arc::new(ObjectStoreStore::new(
-        Bucket::open(output).map_err(storage_err)?,
-    )))
+    Ok(Arc::new(ObjectStoreStore::new(Bucket::open(output)?)))
 }
 
 /// The checkpoint store `<output>/checkpoints` of a run directory on a bucket
 /// (a local run directory uses [`CheckpointDir::new`](crate::checkpoint::CheckpointDir::new)).
 pub fn open_checkpoints(output: &RemoteUrl) -> Result<Arc<dyn Store>, StoreError> {
-    let url = output.join("checkpoints").map_err(storage_err)?;
-    Ok(Arc::new(ObjectStoreStore::new(
-        Bucket::open(&url).map_err(storage_err)?,
-    )))
+    let url = output.join("checkpoints")?;
+    Ok(Arc::new(ObjectStoreStore::new(Bucket::open(&url)?)))
 }
 
 /// Uploads `bytes` to `<output>/<key>` of a run directory on a bucket (eval reports).
 pub fn upload_run_file(output: &RemoteUrl, key: &str, bytes: &[u8]) -> Result<(), StoreError> {
-    let bucket = Bucket::open(output).map_err(storage_err)?;
+    let bucket = Bucket::open(output)?;
     bucket
         .put(key, bytes::Bytes::copy_from_slice(bytes))
-        .map_err(storage_err)
+        .map_err(StoreError::from)
 }

@@ -74,10 +74,6 @@ impl std::fmt::Debug for ObjectStoreStore {
     }
 }
 
-fn remote(e: StorageError) -> StoreError {
-    StoreError::Storage(Box::new(e))
-}
-
 fn now_secs() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -135,18 +131,14 @@ impl ObjectStoreStore {
             let bytes = &files.iter().find(|(n, _)| n == name).expect("listed").1;
             let key = format!("{entry}/{name}");
             uploaded.push(key.clone());
-            self.bucket
-                .put(&key, Bytes::copy_from_slice(bytes))
-                .map_err(remote)?;
+            self.bucket.put(&key, Bytes::copy_from_slice(bytes))?;
             digests.push((name, FileDigest::of(bytes)));
             self.event(WriteEvent::FileWritten { entry, file: name }, &key)?;
         }
         let manifest = Manifest::new(digests, meta);
         let key = format!("{entry}/{MANIFEST_FILE}");
         uploaded.push(key.clone());
-        self.bucket
-            .put(&key, Bytes::from(manifest.to_json()))
-            .map_err(remote)?;
+        self.bucket.put(&key, Bytes::from(manifest.to_json()))?;
         self.event(WriteEvent::ManifestWritten { entry }, &key)?;
         Ok(manifest)
     }
@@ -182,8 +174,7 @@ impl Store for ObjectStoreStore {
                 });
                 if !self
                     .bucket
-                    .create(&Self::claim_key(entry), Bytes::from(claim.to_string()))
-                    .map_err(remote)?
+                    .create(&Self::claim_key(entry), Bytes::from(claim.to_string()))?
                 {
                     return Err(exists());
                 }
@@ -191,7 +182,7 @@ impl Store for ObjectStoreStore {
             }
             IfExists::Replace => {
                 // The old manifest goes first: from here the entry is incomplete.
-                self.bucket.delete(&manifest_key).map_err(remote)?;
+                self.bucket.delete(&manifest_key)?;
             }
         }
         let mut uploaded = Vec::new();
@@ -217,36 +208,33 @@ impl Store for ObjectStoreStore {
     }
 
     fn entries(&self) -> Result<Vec<String>, StoreError> {
-        let (dirs, _) = self.bucket.list_level("").map_err(remote)?;
+        let (dirs, _) = self.bucket.list_level("")?;
         Ok(dirs.into_iter().filter(|d| !d.starts_with('.')).collect())
     }
 
     fn has_entry(&self, entry: &str) -> Result<bool, StoreError> {
         check_name(entry, "entry")?;
-        let (dirs, objects) = self.bucket.list_level(entry).map_err(remote)?;
+        let (dirs, objects) = self.bucket.list_level(entry)?;
         Ok(!dirs.is_empty() || !objects.is_empty())
     }
 
     fn open(&self, entry: &str, file: &str) -> Result<Option<Box<dyn Read + Send>>, StoreError> {
         check_name(entry, "entry")?;
         check_name(file, "file")?;
-        let bytes = self
-            .bucket
-            .get(&format!("{entry}/{file}"))
-            .map_err(remote)?;
+        let bytes = self.bucket.get(&format!("{entry}/{file}"))?;
         Ok(bytes.map(|b| Box::new(Cursor::new(b)) as Box<dyn Read + Send>))
     }
 
     fn delete(&self, entry: &str) -> Result<(), StoreError> {
         check_name(entry, "entry")?;
         // Manifest first: the entry stops verifying in one request.
-        self.bucket
-            .delete(&format!("{entry}/{MANIFEST_FILE}"))
-            .map_err(remote)?;
-        for (key, _) in self.bucket.list_all(entry).map_err(remote)? {
-            self.bucket.delete(&key).map_err(remote)?;
+        self.bucket.delete(&format!("{entry}/{MANIFEST_FILE}"))?;
+        for (key, _) in self.bucket.list_all(entry)? {
+            self.bucket.delete(&key)?;
         }
-        self.bucket.delete(&Self::claim_key(entry)).map_err(remote)
+        self.bucket
+            .delete(&Self::claim_key(entry))
+            .map_err(StoreError::from)
     }
 
     fn put_pointer(&self, name: &str, bytes: &[u8]) -> Result<(), StoreError> {
@@ -255,20 +243,20 @@ impl Store for ObjectStoreStore {
         // One PUT: readers see the old object or the new one.
         self.bucket
             .put(name, Bytes::copy_from_slice(bytes))
-            .map_err(remote)
+            .map_err(StoreError::from)
     }
 
     fn get_pointer(&self, name: &str) -> Result<Option<Vec<u8>>, StoreError> {
         check_name(name, "pointer")?;
-        Ok(self.bucket.get(name).map_err(remote)?.map(|b| b.to_vec()))
+        Ok(self.bucket.get(name)?.map(|b| b.to_vec()))
     }
 
     fn clean_staging(&self, older_than: Duration) -> Result<Vec<String>, StoreError> {
         let now = now_secs();
         let mut removed = Vec::new();
-        let (dirs, _) = self.bucket.list_level("").map_err(remote)?;
+        let (dirs, _) = self.bucket.list_level("")?;
         for entry in dirs.iter().filter(|d| !d.starts_with('.')) {
-            let objects = self.bucket.list_all(entry).map_err(remote)?;
+            let objects = self.bucket.list_all(entry)?;
             let manifest = format!("{entry}/{MANIFEST_FILE}");
             if objects.iter().any(|(k, _)| *k == manifest) {
                 continue;
@@ -282,15 +270,13 @@ impl Store for ObjectStoreStore {
                 continue;
             }
             for (key, _) in &objects {
-                self.bucket.delete(key).map_err(remote)?;
+                self.bucket.delete(key)?;
             }
-            self.bucket
-                .delete(&Self::claim_key(entry))
-                .map_err(remote)?;
+            self.bucket.delete(&Self::claim_key(entry))?;
             removed.push(entry.clone());
         }
         // Claims of writers that died before uploading anything.
-        let claims = self.bucket.list_all(CLAIMS).map_err(remote)?;
+        let claims = self.bucket.list_all(CLAIMS)?;
         for (key, meta) in claims {
             let Some(entry) = key.strip_prefix(&format!("{CLAIMS}/")) else {
                 continue;
@@ -300,7 +286,7 @@ impl Store for ObjectStoreStore {
             {
                 continue;
             }
-            self.bucket.delete(&key).map_err(remote)?;
+            self.bucket.delete(&key)?;
             removed.push(key);
         }
         removed.sort();

@@ -197,14 +197,6 @@ impl Location {
         })
     }
 
-    /// The local path, if this is one.
-    pub fn local(&self) -> Option<&std::path::Path> {
-        match self {
-            Location::Local(p) => Some(p),
-            Location::Remote(_) => None,
-        }
-    }
-
     /// The remote URL, if this is one.
     pub fn remote(&self) -> Option<&RemoteUrl> {
         match self {

@@ -73,8 +73,8 @@ fn localized_data(cfg: &RunConfig) -> Result<vigil_config::DataSection, TrainErr
         return Ok(d.clone());
     }
     let cache = cfg.local_dir().join("data-cache");
-    let (data, report) = vigil_data::localize(d, &cache)
-        .map_err(|e| vigil_store::checkpoint::StoreError::Storage(Box::new(e)))?;
+    let (data, report) =
+        vigil_data::localize(d, &cache).map_err(vigil_store::checkpoint::StoreError::from)?;
     tracing::info!(
         cache = %cache.display(),
         fetched = report.fetched,
