@@ -6,7 +6,8 @@
 Prints the same JSON lines as `vigil predict` ({"id", "version", "scores",
 "decisions"}). It reproduces Vigil's preprocessing exactly: the version's
 tokenizer.json through the `tokenizers` package with Vigil's truncation and
-padding (truncate at max_text_len, pad to the longest row, pad id from the file),
+padding (truncate at max_text_len, pad to the longest row, pad id from the file,
+else [PAD], else <pad>),
 images decoded with Pillow and resized with Vigil's triangle filter written out
 in float32 numpy (not Pillow's resize, which rounds to uint8 between passes),
 then ImageNet-normalised. A row without text (absent, null or blank, as Vigil's
@@ -73,6 +74,8 @@ class Tokenizer:
         self.inner = HfTokenizer.from_file(path)
         padding = self.inner.padding
         pad_id = padding["pad_id"] if padding else self.inner.token_to_id("[PAD]")
+        if pad_id is None:
+            pad_id = self.inner.token_to_id("<pad>")
         self.pad_id = 0 if pad_id is None else pad_id
         pad_token = self.inner.id_to_token(self.pad_id) or "[PAD]"
         self.max_len = max_len

@@ -101,7 +101,10 @@ impl Device {
 word_enum! {
     /// Text encoder architecture.
     TextEncoder {
-        /// BERT-family encoder from a Hugging Face directory.
+        /// A pretrained encoder from a Hugging Face directory, of the architecture
+        /// its `config.json`'s `model_type` names (bert, roberta, xlm-roberta,
+        /// distilbert, deberta-v2); `pretrained` is accepted as a synonym.
+        #[serde(alias = "pretrained")]
         Bert = "bert",
         /// Small randomly initialised encoder.
         Scratch = "scratch",

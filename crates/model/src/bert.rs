@@ -55,6 +55,10 @@ pub struct BertConfig {
     /// Position embeddings; only `absolute` is supported.
     #[serde(default = "default_pos")]
     pub position_embedding_type: String,
+    /// Row of the position table of the first token: 0 for BERT, `pad_token_id + 1`
+    /// for RoBERTa and XLM-R (not a Hugging Face field; derived on reading).
+    #[serde(default)]
+    pub position_offset: usize,
 }
 
 fn default_max_positions() -> usize {
@@ -76,69 +80,118 @@ fn default_pos() -> String {
     "absolute".into()
 }
 
-/// The Hugging Face `model_type`s this encoder reads. A `config.json` naming another
-/// one is refused before its tensors are looked at: an XLM-RoBERTa checkpoint fits
-/// BERT's tensor names but not its position ids, and would load without a word and
-/// embed wrongly.
-pub const TEXT_MODEL_TYPES: [&str; 1] = ["bert"];
+/// DistilBERT's `config.json` names for the same architecture.
+#[derive(Deserialize)]
+struct DistilBertFields {
+    vocab_size: usize,
+    dim: usize,
+    n_layers: usize,
+    n_heads: usize,
+    hidden_dim: usize,
+    #[serde(default = "default_max_positions")]
+    max_position_embeddings: usize,
+    #[serde(default = "default_dropout")]
+    dropout: f64,
+    #[serde(default = "default_dropout")]
+    attention_dropout: f64,
+    #[serde(default = "default_act")]
+    activation: String,
+}
 
 impl BertConfig {
-    /// Reads and checks `config.json`: its `model_type` first (a config without one,
-    /// such as the `text_config.json` of a Vigil export, is read as BERT), then the
-    /// fields BERT needs.
-    pub fn from_file(path: &Path) -> Result<Self, ModelError> {
-        let text = std::fs::read_to_string(path).map_err(|e| ModelError::io(path, e))?;
-        let json = |source| ModelError::Json {
+    /// Reads the fields of a BERT or RoBERTa `config.json` (already parsed; the
+    /// caller dispatched on its `model_type`). RoBERTa's positions start after its
+    /// padding id: `roberta` is true for `roberta` and `xlm-roberta`.
+    pub fn from_value(
+        value: serde_json::Value,
+        path: &Path,
+        roberta: bool,
+    ) -> Result<Self, ModelError> {
+        let pad = value
+            .get("pad_token_id")
+            .and_then(serde_json::Value::as_u64)
+            .unwrap_or(1) as usize;
+        let mut config: Self = serde_json::from_value(value).map_err(|source| ModelError::Json {
             path: path.to_path_buf(),
             source,
-        };
-        let value: serde_json::Value = serde_json::from_str(&text).map_err(json)?;
+        })?;
+        if roberta {
+            // `create_position_ids_from_input_ids`: real tokens count from
+            // `padding_idx + 1`.
+            config.position_offset = pad + 1;
+        }
+        config.check(path)
+    }
+
+    /// Reads a DistilBERT `config.json`: BERT's arithmetic without token types,
+    /// under other names.
+    pub fn from_distilbert(value: serde_json::Value, path: &Path) -> Result<Self, ModelError> {
+        let d: DistilBertFields =
+            serde_json::from_value(value).map_err(|source| ModelError::Json {
+                path: path.to_path_buf(),
+                source,
+            })?;
+        Self {
+            vocab_size: d.vocab_size,
+            hidden_size: d.dim,
+            num_hidden_layers: d.n_layers,
+            num_attention_heads: d.n_heads,
+            intermediate_size: d.hidden_dim,
+            max_position_embeddings: d.max_position_embeddings,
+            type_vocab_size: 0,
+            layer_norm_eps: 1e-12,
+            hidden_dropout_prob: d.dropout,
+            attention_probs_dropout_prob: d.attention_dropout,
+            hidden_act: d.activation,
+            position_embedding_type: default_pos(),
+            position_offset: 0,
+        }
+        .check(path)
+    }
+
+    /// Refuses what this encoder does not compute, naming the key.
+    fn check(self, path: &Path) -> Result<Self, ModelError> {
         let bad = |key: &str, message: String| ModelError::BadConfig {
             path: path.to_path_buf(),
             key: key.to_string(),
             message,
         };
-        if let Some(model_type) = value.get("model_type").and_then(|t| t.as_str())
-            && !TEXT_MODEL_TYPES.contains(&model_type)
-        {
-            return Err(bad(
-                "model_type",
-                format!(
-                    "'{model_type}' is not a supported text encoder (supported: {})",
-                    TEXT_MODEL_TYPES.join(", ")
-                ),
-            ));
-        }
-        let config: Self = serde_json::from_value(value).map_err(json)?;
-        if config.hidden_act != "gelu" {
+        if self.hidden_act != "gelu" {
             return Err(bad(
                 "hidden_act",
-                format!("'{}' is not supported (only gelu)", config.hidden_act),
+                format!("'{}' is not supported (only gelu)", self.hidden_act),
             ));
         }
-        if config.position_embedding_type != "absolute" {
+        if self.position_embedding_type != "absolute" {
             return Err(bad(
                 "position_embedding_type",
                 format!(
                     "'{}' is not supported (only absolute)",
-                    config.position_embedding_type
+                    self.position_embedding_type
                 ),
             ));
         }
-        if config.num_attention_heads == 0
-            || !config
-                .hidden_size
-                .is_multiple_of(config.num_attention_heads)
+        if self.num_attention_heads == 0
+            || !self.hidden_size.is_multiple_of(self.num_attention_heads)
         {
             return Err(bad(
                 "num_attention_heads",
                 format!(
                     "{} does not divide hidden_size {}",
-                    config.num_attention_heads, config.hidden_size
+                    self.num_attention_heads, self.hidden_size
                 ),
             ));
         }
-        Ok(config)
+        if self.position_offset >= self.max_position_embeddings {
+            return Err(bad(
+                "pad_token_id",
+                format!(
+                    "positions start at {} but max_position_embeddings is {}",
+                    self.position_offset, self.max_position_embeddings
+                ),
+            ));
+        }
+        Ok(self)
     }
 
     /// A small encoder for the `scratch` tower: FFN 4× hidden, no dropout in attention.
@@ -162,6 +215,7 @@ impl BertConfig {
             attention_probs_dropout_prob: 0.1,
             hidden_act: "gelu".into(),
             position_embedding_type: "absolute".into(),
+            position_offset: 0,
         }
     }
 
@@ -176,7 +230,8 @@ impl BertConfig {
         let embeddings = BertEmbeddings {
             word_embeddings: EmbeddingConfig::new(self.vocab_size, h).init(device),
             position_embeddings: EmbeddingConfig::new(self.max_position_embeddings, h).init(device),
-            token_type_embeddings: EmbeddingConfig::new(self.type_vocab_size, h).init(device),
+            token_type_embeddings: (self.type_vocab_size > 0)
+                .then(|| EmbeddingConfig::new(self.type_vocab_size, h).init(device)),
             layer_norm: norm(),
             dropout: DropoutConfig::new(self.hidden_dropout_prob).init(),
             eps: self.layer_norm_eps,
@@ -212,8 +267,8 @@ pub struct BertEmbeddings<B: Backend> {
     pub word_embeddings: Embedding<B>,
     /// `embeddings.position_embeddings`.
     pub position_embeddings: Embedding<B>,
-    /// `embeddings.token_type_embeddings`.
-    pub token_type_embeddings: Embedding<B>,
+    /// `embeddings.token_type_embeddings` (None for DistilBERT, which has no token types).
+    pub token_type_embeddings: Option<Embedding<B>>,
     /// `embeddings.LayerNorm`.
     pub layer_norm: LayerNorm<B>,
     dropout: Dropout,
@@ -358,9 +413,9 @@ impl<B: Backend> Bert<B> {
         &self.config
     }
 
-    /// Longest sequence the position table allows.
+    /// Longest sequence the position table allows (after RoBERTa's offset).
     pub fn max_positions(&self) -> usize {
-        self.config.max_position_embeddings
+        self.config.max_position_embeddings - self.config.position_offset
     }
 
     /// Token states `[batch, seq, hidden]` for `ids` `[batch, seq]` and float `mask`
@@ -370,14 +425,18 @@ impl<B: Backend> Bert<B> {
     pub fn forward(&self, ids: Tensor<B, 2, Int>, mask: Tensor<B, 2>) -> Tensor<B, 3> {
         let [b, s] = ids.dims();
         let device = ids.device();
-        let positions = Tensor::<B, 1, Int>::arange(0..s as i64, &device)
+        // Real tokens sit at the start of each row, so their positions are
+        // `offset..offset + len` (RoBERTa numbers from `padding_idx + 1`); padding
+        // rows get positions too, which no real token attends to.
+        let offset = self.config.position_offset as i64;
+        let positions = Tensor::<B, 1, Int>::arange(offset..offset + s as i64, &device)
             .reshape([1, s])
             .expand([b, s]);
-        let types = Tensor::<B, 2, Int>::zeros([b, s], &device);
         let e = &self.embeddings;
-        let x = e.word_embeddings.forward(ids)
-            + e.position_embeddings.forward(positions)
-            + e.token_type_embeddings.forward(types);
+        let mut x = e.word_embeddings.forward(ids) + e.position_embeddings.forward(positions);
+        if let Some(types) = &e.token_type_embeddings {
+            x = x + types.forward(Tensor::<B, 2, Int>::zeros([b, s], &device));
+        }
         let x = dropout(&e.dropout, layer_norm(&e.layer_norm, x, e.eps));
         let h = x.dims()[2];
         let x = x.reshape([b * s, h]);
@@ -405,57 +464,5 @@ impl<B: Backend> Bert<B> {
             None => x,
         };
         x.reshape([b, s, h])
-    }
-}
-
-#[cfg(test)]
-mod config_tests {
-    use super::*;
-
-    fn config_file(json: &str) -> (tempfile::TempDir, std::path::PathBuf) {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("config.json");
-        std::fs::write(&path, json).unwrap();
-        (dir, path)
-    }
-
-    #[test]
-    fn another_architecture_is_refused_by_its_model_type() {
-        // XLM-RoBERTa's config has every field BERT reads; DistilBERT's lacks them.
-        for (model_type, json) in [
-            (
-                "xlm-roberta",
-                r#"{"model_type": "xlm-roberta", "vocab_size": 250002, "hidden_size": 32,
-                    "num_hidden_layers": 2, "num_attention_heads": 2,
-                    "intermediate_size": 37, "type_vocab_size": 1}"#,
-            ),
-            (
-                "distilbert",
-                r#"{"model_type": "distilbert", "dim": 32, "n_layers": 2}"#,
-            ),
-        ] {
-            let (_dir, path) = config_file(json);
-            let err = BertConfig::from_file(&path).unwrap_err();
-            let text = err.to_string();
-            assert!(text.contains("config.json: model_type"), "{text}");
-            assert!(
-                text.contains(model_type) && text.contains("supported: bert"),
-                "{text}"
-            );
-            assert!(err.is_user_error());
-        }
-    }
-
-    #[test]
-    fn a_bert_config_with_or_without_model_type_is_read() {
-        let fields = r#""vocab_size": 30, "hidden_size": 32, "num_hidden_layers": 2,
-            "num_attention_heads": 2, "intermediate_size": 37"#;
-        for json in [
-            format!(r#"{{"model_type": "bert", {fields}}}"#),
-            format!("{{{fields}}}"),
-        ] {
-            let (_dir, path) = config_file(&json);
-            assert_eq!(BertConfig::from_file(&path).unwrap().hidden_size, 32);
-        }
     }
 }

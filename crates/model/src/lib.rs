@@ -7,7 +7,10 @@
 //!   ([`ModelInput::from_batch`]: the one road from a loader batch to the model).
 //! - `features.rs`: [`Table`], [`SplitFeatures`] — cached frozen-tower features.
 //! - `tokenizer.rs`: [`TextTokenizer`], `tokenizer.json` → ids + mask.
-//! - `bert.rs`, `text_tower.rs`: the BERT encoder and pooling (Hugging Face loading).
+//! - `text_config.rs`: [`TextEncoderConfig`], the architecture a directory's `model_type` names.
+//! - `bert.rs`, `text_tower.rs`: the BERT-family encoder (BERT, RoBERTa, XLM-R,
+//!   DistilBERT) and pooling (Hugging Face loading).
+//! - `deberta.rs`: DeBERTa-v2/v3. `vision.rs`: ViT, CLIP and SigLIP towers.
 //! - `efficientnet.rs`: torchvision EfficientNet-B0 (`.pth` loading).
 //! - `scratch_cnn.rs`: the small from-scratch image tower.
 //! - `fusion.rs`: concat / gated / interaction fusion with missing-modality placeholders.
@@ -30,6 +33,7 @@
 
 pub mod backend;
 mod bert;
+pub mod deberta;
 mod efficientnet;
 mod error;
 mod features;
@@ -42,8 +46,10 @@ mod moderation;
 pub mod parallel;
 mod params;
 mod scratch_cnn;
+mod text_config;
 mod text_tower;
 mod tokenizer;
+pub mod vision;
 mod weights;
 
 pub use bert::{Bert, BertConfig, BertEmbeddings, BertLayer};
@@ -60,6 +66,10 @@ pub use loss::{Targets, loss_weight, masked_loss};
 pub use moderation::{Embeddings, ImageTower, LoadedModel, ModerationModel};
 pub use params::{ParamGroup, ParamInfo, all_params, trainable_params};
 pub use scratch_cnn::ScratchCnn;
-pub use text_tower::{TextTower, bert_file_key, bert_ignorable, pool};
+pub use text_config::{TEXT_MODEL_TYPES, TextEncoderConfig};
+pub use text_tower::{
+    TextBackbone, TextTower, bert_file_key, bert_ignorable, distilbert_file_key,
+    distilbert_ignorable, pool,
+};
 pub use tokenizer::{TextTokenizer, TokenBatch};
 pub use weights::{KeyMap, WeightsFormat, load_strict, pretrained_cache};

@@ -14,6 +14,7 @@ use burn_store::{ModuleSnapshot, ModuleStore, SafetensorsStore};
 use serde::{Deserialize, Serialize};
 
 use super::bert::BertConfig;
+use super::text_config::TextEncoderConfig;
 use super::efficientnet::{EFFICIENTNET_B0_DIM, EfficientNetB0};
 use super::error::ModelError;
 use super::fusion::{Fusion, Modality};
@@ -152,7 +153,7 @@ impl<B: Backend> ModerationModel<B> {
             serde_json::to_string_pretty(&self.labels).unwrap_or_default(),
         )?;
         if let Some(t) = &self.text {
-            let cfg = serde_json::to_string_pretty(t.encoder.config()).unwrap_or_default();
+            let cfg = serde_json::to_string_pretty(t.config()).unwrap_or_default();
             write("text_config.json", cfg)?;
         }
         if let Some(tok) = tokenizer {
@@ -187,8 +188,8 @@ impl<B: Backend> ModerationModel<B> {
                 let tok = TextTokenizer::from_file(&tok_path, data.max_text_len)?;
                 let tower = match (t.encoder, export) {
                     (_, Some(e)) => {
-                        let cfg = BertConfig::from_file(&e.join("text_config.json"))?;
-                        TextTower::scratch(&cfg, t.pooling, device)
+                        let cfg = TextEncoderConfig::from_export_file(&e.join("text_config.json"))?;
+                        TextTower::from_config(cfg, t.pooling, device)
                     }
                     (TextEncoder::Bert, None) => {
                         let dir = dir.ok_or_else(|| {

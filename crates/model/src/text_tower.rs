@@ -1,5 +1,10 @@
-//! The text tower: a BERT encoder (pretrained from a Hugging Face directory, or
-//! from scratch) followed by pooling into one vector per text.
+//! The text tower: an encoder (pretrained from a Hugging Face directory of any
+//! supported `model_type`, or a BERT from scratch) followed by pooling into one
+//! vector per text.
+//!
+//! [`TextBackbone`] holds the encoder module of the directory's architecture
+//! ([`TextEncoderConfig`] chose it); each architecture brings the mapping from its
+//! burn parameter paths to the file's keys (`bert_file_key`, `distilbert_file_key`).
 //!
 //! Pooling is masked mean (what sentence-transformers' all-MiniLM-L6-v2 was
 //! trained with) or the `[CLS]` state. Freezing follows `train_layers`: `all`,
@@ -13,14 +18,94 @@ use burn::tensor::{Int, Tensor};
 
 use super::bert::{Bert, BertConfig};
 use super::error::ModelError;
+use super::text_config::TextEncoderConfig;
 use super::weights::{KeyMap, WeightsFormat, load_strict};
 use vigil_config::{Pooling, TrainLayers};
+
+/// The encoder module of a text tower, one variant per arithmetic.
+#[derive(Module, Debug)]
+pub enum TextBackbone<B: Backend> {
+    /// BERT, RoBERTa, XLM-RoBERTa, DistilBERT (post-LayerNorm, absolute positions).
+    Bert(Bert<B>),
+}
+
+impl<B: Backend> TextBackbone<B> {
+    /// Builds the encoder `config` describes, with random weights.
+    pub fn init(config: &TextEncoderConfig, device: &B::Device) -> Self {
+        match config {
+            TextEncoderConfig::Bert(c)
+            | TextEncoderConfig::Roberta(c)
+            | TextEncoderConfig::XlmRoberta(c)
+            | TextEncoderConfig::DistilBert(c) => Self::Bert(c.init(device)),
+        }
+    }
+
+    /// Token states `[batch, seq, hidden]` (padding rows: see each encoder).
+    pub fn forward(&self, ids: Tensor<B, 2, Int>, mask: Tensor<B, 2>) -> Tensor<B, 3> {
+        match self {
+            Self::Bert(m) => m.forward(ids, mask),
+        }
+    }
+
+    /// Width of the token states.
+    pub fn hidden_size(&self) -> usize {
+        match self {
+            Self::Bert(m) => m.hidden_size(),
+        }
+    }
+
+    /// Longest sequence the encoder takes.
+    pub fn max_positions(&self) -> usize {
+        match self {
+            Self::Bert(m) => m.max_positions(),
+        }
+    }
+
+    /// Rows of the word-embedding table (ids must stay below it).
+    pub fn vocab_size(&self) -> usize {
+        match self {
+            Self::Bert(m) => m.embeddings.word_embeddings.weight.dims()[0],
+        }
+    }
+
+    /// Number of transformer blocks.
+    pub fn num_layers(&self) -> usize {
+        match self {
+            Self::Bert(m) => m.layers.len(),
+        }
+    }
+
+    /// Freezes the embeddings and the blocks below `keep_from` (bottom first).
+    fn freeze_below(self, keep_from: usize) -> Self {
+        let freeze_layers = |layers: Vec<_>| {
+            layers
+                .into_iter()
+                .enumerate()
+                .map(|(i, l): (usize, super::bert::BertLayer<B>)| {
+                    if i < keep_from { l.no_grad() } else { l }
+                })
+                .collect()
+        };
+        match self {
+            Self::Bert(mut m) => {
+                if keep_from > 0 {
+                    m.embeddings = m.embeddings.no_grad();
+                }
+                m.layers = freeze_layers(std::mem::take(&mut m.layers));
+                Self::Bert(m)
+            }
+        }
+    }
+}
 
 /// A text encoder with pooling.
 #[derive(Module, Debug)]
 pub struct TextTower<B: Backend> {
     /// The encoder.
-    pub encoder: Bert<B>,
+    pub encoder: TextBackbone<B>,
+    /// Its architecture (what an export writes as `text_config.json`).
+    #[module(skip)]
+    config: TextEncoderConfig,
     #[module(skip)]
     pooling: Pooling,
 }
@@ -54,39 +139,111 @@ pub fn bert_file_key(burn_path: &str) -> String {
     }
 }
 
-/// Keys of a Hugging Face BERT file that the encoder does not use.
+/// Keys of a Hugging Face BERT, RoBERTa or XLM-R file that the encoder does not
+/// use (pooler, MLM head, buffers).
 pub fn bert_ignorable(key: &str) -> bool {
-    key.starts_with("pooler.") || key.starts_with("cls.") || key == "embeddings.position_ids"
+    key.starts_with("pooler.")
+        || key.starts_with("cls.")
+        || key.starts_with("lm_head.")
+        || key == "embeddings.position_ids"
+        || key == "embeddings.token_type_ids"
+}
+
+/// The Hugging Face key of one of our BERT parameter paths in a DistilBERT file
+/// (without `distilbert.`).
+pub fn distilbert_file_key(burn_path: &str) -> String {
+    let parts: Vec<&str> = burn_path.split('.').collect();
+    let param = |p: &str, norm: bool| -> String {
+        match (norm, p) {
+            (true, "gamma") => "weight".into(),
+            (true, "beta") => "bias".into(),
+            _ => p.into(),
+        }
+    };
+    match parts.as_slice() {
+        ["embeddings", "layer_norm", p] => format!("embeddings.LayerNorm.{}", param(p, true)),
+        ["embeddings", table, p] => format!("embeddings.{table}.{p}"),
+        ["layers", i, module, p] => {
+            let (hf, norm) = match *module {
+                "query" => ("attention.q_lin", false),
+                "key" => ("attention.k_lin", false),
+                "value" => ("attention.v_lin", false),
+                "attn_out" => ("attention.out_lin", false),
+                "attn_norm" => ("sa_layer_norm", true),
+                "ffn_in" => ("ffn.lin1", false),
+                "ffn_out" => ("ffn.lin2", false),
+                "ffn_norm" => ("output_layer_norm", true),
+                other => (other, false),
+            };
+            format!("transformer.layer.{i}.{hf}.{}", param(p, norm))
+        }
+        _ => burn_path.to_string(),
+    }
+}
+
+/// Keys of a Hugging Face DistilBERT file that the encoder does not use (the MLM
+/// and classification heads, buffers).
+pub fn distilbert_ignorable(key: &str) -> bool {
+    ["vocab_transform.", "vocab_layer_norm.", "vocab_projector.", "pre_classifier.", "classifier."]
+        .iter()
+        .any(|p| key.starts_with(p))
+        || key == "embeddings.position_ids"
 }
 
 impl<B: Backend> TextTower<B> {
-    /// Loads a Hugging Face model directory (`config.json` + `model.safetensors`).
+    /// Loads a Hugging Face model directory (`config.json` + `model.safetensors`),
+    /// of the architecture its `model_type` names.
     pub fn pretrained(
         dir: &Path,
         pooling: Pooling,
         device: &B::Device,
     ) -> Result<Self, ModelError> {
-        let config = BertConfig::from_file(&dir.join("config.json"))?;
-        let encoder = config.init::<B>(device);
-        let encoder = load_strict(
+        let config = TextEncoderConfig::from_hf_file(&dir.join("config.json"))?;
+        let weights = dir.join("model.safetensors");
+        let prefix = Some(config.file_prefix());
+        let encoder = match (TextBackbone::init(&config, device), &config) {
+            (TextBackbone::Bert(m), TextEncoderConfig::DistilBert(_)) => {
+                let keys = KeyMap {
+                    to_file: &distilbert_file_key,
+                    ignorable: &distilbert_ignorable,
+                    optional_prefix: prefix,
+                };
+                TextBackbone::Bert(load_strict(m, &weights, WeightsFormat::Safetensors, &keys)?)
+            }
+            (TextBackbone::Bert(m), _) => {
+                let keys = KeyMap {
+                    to_file: &bert_file_key,
+                    ignorable: &bert_ignorable,
+                    optional_prefix: prefix,
+                };
+                TextBackbone::Bert(load_strict(m, &weights, WeightsFormat::Safetensors, &keys)?)
+            }
+        };
+        Ok(Self {
             encoder,
-            &dir.join("model.safetensors"),
-            WeightsFormat::Safetensors,
-            &KeyMap {
-                to_file: &bert_file_key,
-                ignorable: &bert_ignorable,
-                optional_prefix: Some("bert."),
-            },
-        )?;
-        Ok(Self { encoder, pooling })
+            config,
+            pooling,
+        })
     }
 
-    /// A randomly initialised encoder.
-    pub fn scratch(config: &BertConfig, pooling: Pooling, device: &B::Device) -> Self {
+    /// A randomly initialised encoder of the given architecture (a `scratch` tower,
+    /// or an export's before its weights are loaded).
+    pub fn from_config(config: TextEncoderConfig, pooling: Pooling, device: &B::Device) -> Self {
         Self {
-            encoder: config.init(device),
+            encoder: TextBackbone::init(&config, device),
+            config,
             pooling,
         }
+    }
+
+    /// A randomly initialised BERT encoder.
+    pub fn scratch(config: &BertConfig, pooling: Pooling, device: &B::Device) -> Self {
+        Self::from_config(TextEncoderConfig::Bert(config.clone()), pooling, device)
+    }
+
+    /// The encoder's architecture and shape.
+    pub fn config(&self) -> &TextEncoderConfig {
+        &self.config
     }
 
     /// How token states are pooled.
@@ -105,16 +262,8 @@ impl<B: Backend> TextTower<B> {
             TrainLayers::All => self,
             TrainLayers::None => self.no_grad(),
             TrainLayers::Top(k) => {
-                let n = self.encoder.layers.len();
-                let keep_from = n.saturating_sub(k as usize);
-                if keep_from > 0 {
-                    self.encoder.embeddings = self.encoder.embeddings.no_grad();
-                }
-                self.encoder.layers = std::mem::take(&mut self.encoder.layers)
-                    .into_iter()
-                    .enumerate()
-                    .map(|(i, l)| if i < keep_from { l.no_grad() } else { l })
-                    .collect();
+                let keep_from = self.encoder.num_layers().saturating_sub(k as usize);
+                self.encoder = self.encoder.freeze_below(keep_from);
                 self
             }
         }

@@ -5,7 +5,7 @@
 //! one pads and truncates at 128). Vigil owns those decisions: truncation comes from
 //! `data.max_text_len`, and a batch is padded to its longest row (never beyond
 //! `max_text_len`), so short batches cost less. The pad id is the file's own
-//! padding id, else `[PAD]`, else 0.
+//! padding id, else `[PAD]` (BERT), else `<pad>` (RoBERTa, XLM-R), else 0.
 
 use std::path::{Path, PathBuf};
 
@@ -71,6 +71,7 @@ impl TextTokenizer {
             .get_padding()
             .map(|p| p.pad_id)
             .or_else(|| inner.token_to_id("[PAD]"))
+            .or_else(|| inner.token_to_id("<pad>"))
             .unwrap_or(0);
         let pad_token = inner
             .id_to_token(pad_id)

@@ -22,7 +22,7 @@ fn tiny_hf_bert_loads_every_tensor_with_and_without_prefix() {
         let tensors = write_tiny_bert(dir.path(), prefix);
         let tower = TextTower::<B>::pretrained(dir.path(), Pooling::Mean, &Default::default())
             .unwrap_or_else(|e| panic!("prefix {prefix:?}: {e}"));
-        let e = &tower.encoder;
+        let vigil_model::TextBackbone::Bert(e) = &tower.encoder;
         assert_eq!(
             values(e.embeddings.word_embeddings.weight.val()),
             tensors["embeddings.word_embeddings.weight"].1

@@ -355,6 +355,31 @@ fn onnx_matches_predict_text_only() {
     );
 }
 
+/// The Hugging Face text architectures beyond BERT, on the tiny random checkpoints
+/// of `crates/model/tests/fixtures/encoders` (RoBERTa's position offset, DistilBERT
+/// without token types, XLM-R's `<pad>` id), each fine-tunable weight exported.
+#[test]
+fn onnx_matches_predict_for_each_hugging_face_text_architecture() {
+    for name in ["roberta", "xlm-roberta", "distilbert"] {
+        let dir = repo_root().join("crates/model/tests/fixtures/encoders").join(name);
+        let tmp = tempfile::tempdir().unwrap();
+        let mut m = section(
+            tmp.path(),
+            Some(Pooling::Mean),
+            false,
+            FusionKind::Concat,
+            Task::MultiLabel,
+        );
+        if let Some(t) = &mut m.text {
+            t.encoder = TextEncoder::Bert;
+            t.path = Some(dir.display().to_string());
+            t.tokenizer = None;
+        }
+        eprintln!("{name}:");
+        parity(m, false);
+    }
+}
+
 #[test]
 fn onnx_matches_predict_image_only() {
     let tmp = tempfile::tempdir().unwrap();

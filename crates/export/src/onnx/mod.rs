@@ -23,6 +23,7 @@
 //! at 2 GB and the largest supported model (MiniLM + EfficientNet-B0) is about
 //! 110 MB, so external data files are not needed now.
 
+pub mod deberta;
 pub mod graph;
 pub mod image;
 pub mod model;
@@ -30,6 +31,7 @@ pub mod proto;
 pub mod signature;
 pub mod text;
 pub mod triton;
+pub mod vision;
 
 pub use model::{IR_VERSION, OPSET, to_onnx};
 pub use signature::{ElemType, Signature, TensorSpec};

@@ -1,6 +1,7 @@
-//! The text tower as ONNX: BERT embeddings, post-LayerNorm blocks with the
-//! additive padding mask, exact-erf GELU, then mean or `[CLS]` pooling — the
-//! arithmetic of `model::bert` and `model::text_tower`, op for op.
+//! The text tower as ONNX: BERT-family embeddings (RoBERTa's position offset,
+//! DistilBERT without token types), post-LayerNorm blocks with the additive padding
+//! mask, exact-erf GELU, then mean or `[CLS]` pooling — the arithmetic of
+//! `model::bert` and `model::text_tower`, op for op.
 
 use burn::tensor::backend::Backend;
 
@@ -8,7 +9,7 @@ use super::OnnxError;
 use super::graph::{Graph, attr_i, attr_ints, floats};
 use super::proto::FLOAT;
 use vigil_config::Pooling;
-use vigil_model::{BertLayer, TextTower};
+use vigil_model::{Bert, BertLayer, TextBackbone, TextTower};
 
 /// Pooled text vectors `[batch, hidden]` from `ids` and `mask` (int64 `[batch, seq]`).
 pub fn emit<B: Backend>(
@@ -17,65 +18,25 @@ pub fn emit<B: Backend>(
     ids: &str,
     mask: &str,
 ) -> Result<String, OnnxError> {
-    let cfg = tower.encoder.config().clone();
-    let eps = cfg.layer_norm_eps;
-    let e = &tower.encoder.embeddings;
-    let p = "text.encoder.embeddings";
-    let word = g.param(
-        &format!("{p}.word_embeddings.weight"),
-        &e.word_embeddings.weight,
-    )?;
-    let x = g.node("Gather", &[&word, ids], vec![attr_i("axis", 0)]);
-    // Positions 0..seq: the first `seq` rows of the table.
-    let shape = g.node("Shape", &[ids], vec![]);
-    let (one, two, zero) = (g.ints(&[1]), g.ints(&[2]), g.ints(&[0]));
-    let seq = g.node("Slice", &[&shape, &one, &two], vec![]);
-    let table = g.param(
-        &format!("{p}.position_embeddings.weight"),
-        &e.position_embeddings.weight,
-    )?;
-    let pos = g.node("Slice", &[&table, &zero, &seq, &zero], vec![]);
-    let x = g.node("Add", &[&x, &pos], vec![]);
-    // Token type 0 everywhere: its row of the table.
-    let types = floats(
-        e.token_type_embeddings.weight.val(),
-        "token_type_embeddings",
-    )?;
-    let h = cfg.hidden_size;
-    let type0 = g.init_f32(
-        &format!("{p}.token_type_embeddings.weight[0]"),
-        &[h as i64],
-        &types[..h],
-    );
-    let x = g.node("Add", &[&x, &type0], vec![]);
-    let mut x = g.layer_norm(&x, &e.layer_norm, eps, &format!("{p}.layer_norm"))?;
-    // (mask - 1) · 1e4 as `[batch, 1, 1, seq]`, as `Bert::forward`.
     let maskf = g.node("Cast", &[mask], vec![attr_i("to", i64::from(FLOAT))]);
-    let one_f = g.scalar(1.0);
-    let big = g.scalar(1e4);
-    let bias = g.node("Sub", &[&maskf, &one_f], vec![]);
-    let bias = g.node("Mul", &[&bias, &big], vec![]);
-    let axes = g.ints(&[1, 2]);
-    let bias = g.node("Unsqueeze", &[&bias, &axes], vec![]);
-    for (i, layer) in tower.encoder.layers.iter().enumerate() {
-        x = block(
-            g,
-            layer,
-            &x,
-            &bias,
-            &cfg,
-            &format!("text.encoder.layers.{i}"),
-        )?;
-    }
-    Ok(match tower.pooling() {
+    let x = match &tower.encoder {
+        TextBackbone::Bert(enc) => bert_states(g, enc, ids, &maskf)?,
+    };
+    Ok(pool(g, &x, &maskf, tower.pooling()))
+}
+
+/// Mean or `[CLS]` pooling of token states `x` `[batch, seq, hidden]` with the
+/// float mask.
+fn pool(g: &mut Graph, x: &str, maskf: &str, pooling: Pooling) -> String {
+    match pooling {
         Pooling::Cls => {
             let first = g.int_scalar(0);
-            g.node("Gather", &[&x, &first], vec![attr_i("axis", 1)])
+            g.node("Gather", &[x, &first], vec![attr_i("axis", 1)])
         }
         Pooling::Mean => {
             let axis = g.ints(&[2]);
-            let m = g.node("Unsqueeze", &[&maskf, &axis], vec![]);
-            let masked = g.node("Mul", &[&x, &m], vec![]);
+            let m = g.node("Unsqueeze", &[maskf, &axis], vec![]);
+            let masked = g.node("Mul", &[x, &m], vec![]);
             let seq_axis = g.ints(&[1]);
             let summed = g.node(
                 "ReduceSum",
@@ -87,7 +48,68 @@ pub fn emit<B: Backend>(
             let count = g.node("Max", &[&count, &floor], vec![]);
             g.node("Div", &[&summed, &count], vec![])
         }
-    })
+    }
+}
+
+/// Token states `[batch, seq, hidden]` of a BERT-family encoder.
+fn bert_states<B: Backend>(
+    g: &mut Graph,
+    enc: &Bert<B>,
+    ids: &str,
+    maskf: &str,
+) -> Result<String, OnnxError> {
+    let cfg = enc.config().clone();
+    let eps = cfg.layer_norm_eps;
+    let e = &enc.embeddings;
+    let p = "text.encoder.embeddings";
+    let word = g.param(
+        &format!("{p}.word_embeddings.weight"),
+        &e.word_embeddings.weight,
+    )?;
+    let x = g.node("Gather", &[&word, ids], vec![attr_i("axis", 0)]);
+    // Positions offset..offset + seq (RoBERTa's offset is `padding_idx + 1`): rows
+    // of the table.
+    let shape = g.node("Shape", &[ids], vec![]);
+    let (one, two, zero) = (g.ints(&[1]), g.ints(&[2]), g.ints(&[0]));
+    let seq = g.node("Slice", &[&shape, &one, &two], vec![]);
+    let table = g.param(
+        &format!("{p}.position_embeddings.weight"),
+        &e.position_embeddings.weight,
+    )?;
+    let offset = g.ints(&[cfg.position_offset as i64]);
+    let end = g.node("Add", &[&seq, &offset], vec![]);
+    let pos = g.node("Slice", &[&table, &offset, &end, &zero], vec![]);
+    let mut x = g.node("Add", &[&x, &pos], vec![]);
+    // Token type 0 everywhere: its row of the table (DistilBERT has no table).
+    if let Some(table) = &e.token_type_embeddings {
+        let types = floats(table.weight.val(), "token_type_embeddings")?;
+        let h = cfg.hidden_size;
+        let type0 = g.init_f32(
+            &format!("{p}.token_type_embeddings.weight[0]"),
+            &[h as i64],
+            &types[..h],
+        );
+        x = g.node("Add", &[&x, &type0], vec![]);
+    }
+    let mut x = g.layer_norm(&x, &e.layer_norm, eps, &format!("{p}.layer_norm"))?;
+    // (mask - 1) · 1e4 as `[batch, 1, 1, seq]`, as `Bert::forward`.
+    let one_f = g.scalar(1.0);
+    let big = g.scalar(1e4);
+    let bias = g.node("Sub", &[maskf, &one_f], vec![]);
+    let bias = g.node("Mul", &[&bias, &big], vec![]);
+    let axes = g.ints(&[1, 2]);
+    let bias = g.node("Unsqueeze", &[&bias, &axes], vec![]);
+    for (i, layer) in enc.layers.iter().enumerate() {
+        x = block(
+            g,
+            layer,
+            &x,
+            &bias,
+            &cfg,
+            &format!("text.encoder.layers.{i}"),
+        )?;
+    }
+    Ok(x)
 }
 
 /// `0.5 · x · (1 + erf(x / √2))`.

@@ -1,4 +1,4 @@
-//! A table's key: a sha256 over the tower's tensors, the preprocessing settings
+//! A table's key: a sha256 over the tower's tensors, its architecture, the preprocessing settings
 //! and every row of the dataset (see the parent module's docs). A table whose
 //! stored key differs is recomputed.
 
@@ -13,7 +13,7 @@ use vigil_data::{DataError, Dataset};
 use vigil_model::{ModerationModel, TextTokenizer};
 
 /// Version of the key's recipe; bump when preprocessing code changes meaning.
-const KEY_VERSION: &str = "vigil-feature-cache v1";
+const KEY_VERSION: &str = "vigil-feature-cache v2";
 
 /// The sha256 key of one tower's table over `ds` (see the parent module's docs).
 pub(super) fn table_key<B: Backend>(
@@ -46,6 +46,7 @@ pub(super) fn table_key<B: Backend>(
     match tower {
         Tower::Text => {
             let settings = serde_json::json!({
+                "architecture": model.text.as_ref().map(|t| t.config()),
                 "text": cfg.model.text,
                 "max_text_len": cfg.data.max_text_len,
                 "max_text_chars": cfg.data.max_text_chars,
