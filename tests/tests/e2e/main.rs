@@ -1,6 +1,6 @@
 //! End-to-end tests that run the real `vigil` binary, as one test binary: every
 //! module here links the same dependencies (the trainer among them, for the hooked
-//! `vigil` build), and one link instead of twenty-one saves most of this crate's
+//! `vigil` build), and one link instead of twenty-two saves most of this crate's
 //! build time.
 //!
 //! Three files stay binaries of their own: `serve_hostile.rs` raises its process's
@@ -19,6 +19,7 @@ mod console;
 mod datasets;
 mod device_step;
 mod embed;
+mod encoders;
 mod export_gate;
 mod export_onnx;
 mod feature_cache;

@@ -1,0 +1,144 @@
+//! Each Hugging Face text architecture through the whole pipeline with the real
+//! binary: a 2-worker fine-tune of `configs/tiny.yaml` whose text tower is a tiny
+//! random checkpoint written by transformers (`crates/model/tests/fixtures/encoders`),
+//! a worker SIGKILLed mid-run and restarted by the launcher, an export whose
+//! `model.safetensors` is sha256-identical to an uninterrupted run's and whose
+//! `text_config.json` records the architecture, and that export answering through
+//! `vigil serve` with the scores `vigil predict` gives.
+
+use crate::serve_util::{Served, infer_body, json_scores, post_json, rows};
+use crate::util;
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+const LIMIT: Duration = Duration::from_secs(240);
+const VAL: &str = "datasets/sample/val.jsonl";
+
+fn fixture(name: &str) -> String {
+    util::repo_root()
+        .join("crates/model/tests/fixtures/encoders")
+        .join(name)
+        .display()
+        .to_string()
+}
+
+/// 16 steps, a checkpoint every 4, the whole encoder training.
+fn launch(dir: &Path, name: &str) -> Command {
+    let path = format!("model.text.path={}", fixture(name));
+    let overrides = [
+        "model.text.encoder=bert",
+        path.as_str(),
+        "model.text.tokenizer=null",
+        "model.text.train_layers=all",
+        "data.max_text_len=24",
+        "train.max_steps=16",
+        "train.eval_every=null",
+        "checkpoint.every_steps=4",
+        "logging.interval=4",
+        "logging.histogram_every=null",
+    ];
+    let mut cmd = util::tiny_launch(dir, 2, &overrides);
+    cmd.args(["--max-restarts", "1"]);
+    cmd
+}
+
+fn sha256(path: &Path) -> String {
+    let out = Command::new("sha256sum").arg(path).output().unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string()
+}
+
+fn fine_tune_resume_and_serve(name: &str) {
+    let tmp = tempfile::tempdir().unwrap();
+    let reference = tmp.path().join("reference");
+    let out = util::run_with_timeout(&mut launch(&reference, name), LIMIT);
+    let (so, se) = util::texts(&out);
+    assert!(out.status.success(), "{name}: vigil launch failed\n{so}\n{se}");
+    let version = reference.join("export/tiny/1");
+    let text_config = std::fs::read_to_string(version.join("text_config.json")).unwrap();
+    assert!(
+        text_config.contains(&format!(r#""architecture": "{name}""#)),
+        "{name}: {text_config}"
+    );
+
+    let killed = tmp.path().join("killed");
+    let mut cmd = launch(&killed, name);
+    cmd.env("VIGIL_DEBUG_KILL_AT_STEP", "10")
+        .env("VIGIL_DEBUG_KILL_RANK", "1");
+    let out = util::run_with_timeout(&mut cmd, LIMIT);
+    let (so, se) = util::texts(&out);
+    assert!(out.status.success(), "{name}: killed run failed\n{so}\n{se}");
+    let log = format!("{so}{se}");
+    assert!(log.contains("resuming from checkpoint step 8"), "{name}: {log}");
+    assert_eq!(
+        sha256(&killed.join("export/tiny/1/model.safetensors")),
+        sha256(&version.join("model.safetensors")),
+        "{name}: the resumed run's export differs"
+    );
+
+    // `vigil predict` on the export, then the same rows through `vigil serve`.
+    let val = util::repo_root().join(VAL);
+    let out = util::run_with_timeout(
+        util::vigil()
+            .arg("predict")
+            .arg("--model")
+            .arg(&version)
+            .arg("--input")
+            .arg(&val),
+        LIMIT,
+    );
+    let (so, se) = util::texts(&out);
+    assert!(out.status.success(), "{name}: vigil predict failed\n{se}");
+    let predicted: Vec<Vec<f64>> = so
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            let scores = v["scores"].as_object().unwrap();
+            util::TINY_LABELS
+                .iter()
+                .map(|label| scores[*label].as_f64().unwrap())
+                .collect()
+        })
+        .take(4)
+        .collect();
+    assert_eq!(predicted.len(), 4, "{name}: {so}");
+
+    let repo = reference.join("export/tiny").display().to_string();
+    let mut served = Served::start(
+        &["--model-repository", &repo, "--poll-secs", "0.2"],
+        Duration::from_secs(60),
+    );
+    let reply = post_json(
+        served.addr,
+        "/v2/models/tiny/infer",
+        &infer_body(&rows(&val, 4)),
+    );
+    assert_eq!(
+        reply.status,
+        200,
+        "{name}: {}",
+        String::from_utf8_lossy(&reply.body)
+    );
+    let scores = json_scores(&reply.json(), util::TINY_LABELS.len());
+    for (got, want) in scores.iter().zip(&predicted) {
+        for (g, w) in got.iter().zip(want) {
+            assert!((g - w).abs() < 1e-5, "{name}: served {got:?}, predicted {want:?}");
+        }
+    }
+    served.terminate(Duration::from_secs(30));
+}
+
+#[test]
+fn xlm_roberta_fine_tunes_resumes_exactly_and_serves() {
+    fine_tune_resume_and_serve("xlm-roberta");
+}
+
+#[test]
+fn distilbert_fine_tunes_resumes_exactly_and_serves() {
+    fine_tune_resume_and_serve("distilbert");
+}
