@@ -122,6 +122,28 @@ word_enum! {
 }
 
 word_enum! {
+    /// How an image is brought to the tower's square input (`data.image_transform.resize`).
+    ImageResize {
+        /// Straight to `image_size`² (edges kept: moderation images carry text there).
+        Square = "square",
+        /// The shorter side to `shortest_edge`, then a centred `image_size`² crop (CLIP).
+        ShortestEdge = "shortest_edge",
+    } default Square
+}
+
+word_enum! {
+    /// The resampling filter (`data.image_transform.filter`).
+    ImageFilter {
+        /// Vigil's triangle filter in float (area-weighted when shrinking).
+        Triangle = "triangle",
+        /// Pillow's `BILINEAR`, byte-exact (Hugging Face processors' resample 2).
+        Bilinear = "bilinear",
+        /// Pillow's `BICUBIC`, byte-exact (Hugging Face processors' resample 3).
+        Bicubic = "bicubic",
+    } default Triangle
+}
+
+word_enum! {
     /// Where Triton runs an exported model (`export.triton_instance`).
     TritonInstance {
         /// `KIND_CPU`.

@@ -10,9 +10,9 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::enums::{
-    Backend, ConsoleRanks, Device, ExportWhen, FusionKind, ImageEncoder, LogFormat, MonitorMode,
-    OnBadRow, Pooling, Precision, Resume, Schedule, Task, TextEncoder, TrainLayers, TritonInstance,
-    UnevenTail,
+    Backend, ConsoleRanks, Device, ExportWhen, FusionKind, ImageEncoder, ImageFilter, ImageResize,
+    LogFormat, MonitorMode, OnBadRow, Pooling, Precision, Resume, Schedule, Task, TextEncoder,
+    TrainLayers, TritonInstance, UnevenTail,
 };
 
 /// `run`: what the run is called, where it writes, and its seed.
@@ -254,6 +254,11 @@ pub struct DataSection {
     pub max_text_chars: usize,
     /// Side of the square image fed to the image tower.
     pub image_size: u32,
+    /// How images are resized and normalised; `null`: the image tower's own (a
+    /// Hugging Face directory's `preprocessor_config.json`, else Vigil's square
+    /// triangle resize with ImageNet statistics). Filled in when a run starts, so
+    /// an export records what it trained with.
+    pub image_transform: Option<ImageTransform>,
     /// `fail` stops on a bad row; `skip` drops and reports it.
     pub on_bad_row: OnBadRow,
     /// Image-decoding threads per worker.
@@ -275,10 +280,41 @@ impl Default for DataSection {
             max_text_len: 64,
             max_text_chars: 10_000,
             image_size: 224,
+            image_transform: None,
             on_bad_row: OnBadRow::Fail,
             loader_threads: 2,
             prefetch_batches: 4,
             uneven: UnevenTail::Pad,
+        }
+    }
+}
+
+/// `data.image_transform`: decoded RGB → the tower's `[3, image_size, image_size]`
+/// input.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ImageTransform {
+    /// `square` or `shortest_edge` (resize, then centre crop).
+    pub resize: ImageResize,
+    /// The shorter side before the crop (`shortest_edge`); `null`: `image_size`.
+    pub shortest_edge: Option<u32>,
+    /// Resampling filter.
+    pub filter: ImageFilter,
+    /// Per-channel mean subtracted after scaling to 0–1 (RGB).
+    pub mean: [f32; 3],
+    /// Per-channel standard deviation divided by (RGB).
+    pub std: [f32; 3],
+}
+
+impl Default for ImageTransform {
+    /// Vigil's own: a square triangle resize, ImageNet statistics.
+    fn default() -> Self {
+        Self {
+            resize: ImageResize::Square,
+            shortest_edge: None,
+            filter: ImageFilter::Triangle,
+            mean: [0.485, 0.456, 0.406],
+            std: [0.229, 0.224, 0.225],
         }
     }
 }

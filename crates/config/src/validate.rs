@@ -245,6 +245,19 @@ fn data(c: &RunConfig, p: &mut Problems) {
         "data.image_size",
         "must be in 8..=4096",
     );
+    if let Some(t) = &d.image_transform {
+        p.check(
+            t.std.iter().all(|s| s.is_finite() && *s > 0.0) && t.mean.iter().all(|m| m.is_finite()),
+            "data.image_transform.std",
+            "must be positive (and mean finite) for every channel",
+        );
+        p.check(
+            t.shortest_edge
+                .is_none_or(|e| e >= d.image_size && e <= 8192),
+            "data.image_transform.shortest_edge",
+            "must be at least data.image_size (the crop) and at most 8192",
+        );
+    }
     p.check(
         d.loader_threads >= 1,
         "data.loader_threads",

@@ -49,9 +49,10 @@ pub use batch::Batch;
 pub use bench::{BenchOptions, BenchReport, bench};
 pub use dataset::{Dataset, Example, LoadOptions, LoadReport, Reject, Split, write_rejects};
 pub use error::{BadRow, BadRowKind, DataError};
+pub use imaging::pil::{PilFilter, pil_resize};
 pub use imaging::{
-    IMAGENET_MEAN, IMAGENET_STD, check_header, decode_rgb, load_normalised, normalise_chw,
-    resize_normalise_chw,
+    IMAGENET_MEAN, IMAGENET_STD, check_header, decode_rgb, load_normalised, load_transformed,
+    normalise_chw, resize_normalise_chw, transform_chw,
 };
 pub use loader::{Loader, LoaderOptions};
 pub use paths::ImageRoot;

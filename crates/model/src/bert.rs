@@ -111,10 +111,11 @@ impl BertConfig {
             .get("pad_token_id")
             .and_then(serde_json::Value::as_u64)
             .unwrap_or(1) as usize;
-        let mut config: Self = serde_json::from_value(value).map_err(|source| ModelError::Json {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        let mut config: Self =
+            serde_json::from_value(value).map_err(|source| ModelError::Json {
+                path: path.to_path_buf(),
+                source,
+            })?;
         if roberta {
             // `create_position_ids_from_input_ids`: real tokens count from
             // `padding_idx + 1`.

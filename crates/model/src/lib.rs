@@ -10,7 +10,8 @@
 //! - `text_config.rs`: [`TextEncoderConfig`], the architecture a directory's `model_type` names.
 //! - `bert.rs`, `text_tower.rs`: the BERT-family encoder (BERT, RoBERTa, XLM-R,
 //!   DistilBERT) and pooling (Hugging Face loading).
-//! - `deberta.rs`: DeBERTa-v2/v3. `vision.rs`: ViT, CLIP and SigLIP towers.
+//! - `deberta.rs`: DeBERTa-v2/v3. `vision/`: ViT, CLIP and SigLIP towers, the joint
+//!   image-text model. `preprocessor.rs`: a `preprocessor_config.json` as an image transform.
 //! - `efficientnet.rs`: torchvision EfficientNet-B0 (`.pth` loading).
 //! - `scratch_cnn.rs`: the small from-scratch image tower.
 //! - `fusion.rs`: concat / gated / interaction fusion with missing-modality placeholders.
@@ -45,6 +46,7 @@ mod loss;
 mod moderation;
 pub mod parallel;
 mod params;
+mod preprocessor;
 mod scratch_cnn;
 mod text_config;
 mod text_tower;
@@ -65,6 +67,7 @@ pub use input::{ImageData, ImageInput, ModelInput, TextData, TextInput};
 pub use loss::{Targets, loss_weight, masked_loss};
 pub use moderation::{Embeddings, ImageTower, LoadedModel, ModerationModel};
 pub use params::{ParamGroup, ParamInfo, all_params, trainable_params};
+pub use preprocessor::{ImageProcessing, read_preprocessor};
 pub use scratch_cnn::ScratchCnn;
 pub use text_config::{TEXT_MODEL_TYPES, TextEncoderConfig};
 pub use text_tower::{

@@ -14,7 +14,6 @@ use burn_store::{ModuleSnapshot, ModuleStore, SafetensorsStore};
 use serde::{Deserialize, Serialize};
 
 use super::bert::BertConfig;
-use super::text_config::TextEncoderConfig;
 use super::efficientnet::{EFFICIENTNET_B0_DIM, EfficientNetB0};
 use super::error::ModelError;
 use super::fusion::{Fusion, Modality};
@@ -22,6 +21,7 @@ use super::head::Head;
 use super::input::{ImageData, ModelInput, TextData};
 use super::loss::{Targets, masked_loss};
 use super::scratch_cnn::ScratchCnn;
+use super::text_config::TextEncoderConfig;
 use super::text_tower::TextTower;
 use super::tokenizer::TextTokenizer;
 use vigil_config::{DataSection, ImageEncoder, ModelSection, Task, TextEncoder};

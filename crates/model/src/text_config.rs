@@ -24,7 +24,8 @@ use super::bert::BertConfig;
 use super::error::ModelError;
 
 /// The Hugging Face `model_type`s Vigil reads as text encoders.
-pub const TEXT_MODEL_TYPES: [&str; 5] = ["bert", "roberta", "xlm-roberta", "distilbert", "deberta-v2"];
+pub const TEXT_MODEL_TYPES: [&str; 5] =
+    ["bert", "roberta", "xlm-roberta", "distilbert", "deberta-v2"];
 
 /// A text encoder's architecture and shape, as built and as exported.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -185,23 +186,35 @@ mod tests {
         let (_dir, path) = config_file(&format!(r#"{{"model_type": "xlm-roberta", {FIELDS}}}"#));
         let config = TextEncoderConfig::from_hf_file(&path).unwrap();
         let written = serde_json::to_string(&config).unwrap();
-        assert!(written.contains(r#""architecture":"xlm-roberta""#), "{written}");
+        assert!(
+            written.contains(r#""architecture":"xlm-roberta""#),
+            "{written}"
+        );
         let (_dir2, export) = config_file(&written);
-        assert_eq!(TextEncoderConfig::from_export_file(&export).unwrap(), config);
+        assert_eq!(
+            TextEncoderConfig::from_export_file(&export).unwrap(),
+            config
+        );
         let (_dir3, old) = config_file(&format!("{{{FIELDS}}}"));
         assert_eq!(
-            TextEncoderConfig::from_export_file(&old).unwrap().model_type(),
+            TextEncoderConfig::from_export_file(&old)
+                .unwrap()
+                .model_type(),
             "bert"
         );
     }
 
     #[test]
     fn unsupported_settings_name_their_key() {
-        let (_dir, path) =
-            config_file(&format!(r#"{{"model_type": "bert", "hidden_act": "relu", {FIELDS}}}"#));
+        let (_dir, path) = config_file(&format!(
+            r#"{{"model_type": "bert", "hidden_act": "relu", {FIELDS}}}"#
+        ));
         let text = TextEncoderConfig::from_hf_file(&path)
             .unwrap_err()
             .to_string();
-        assert!(text.contains("hidden_act") && text.contains("relu"), "{text}");
+        assert!(
+            text.contains("hidden_act") && text.contains("relu"),
+            "{text}"
+        );
     }
 }

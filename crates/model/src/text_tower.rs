@@ -81,9 +81,11 @@ impl<B: Backend> TextBackbone<B> {
             layers
                 .into_iter()
                 .enumerate()
-                .map(|(i, l): (usize, super::bert::BertLayer<B>)| {
-                    if i < keep_from { l.no_grad() } else { l }
-                })
+                .map(
+                    |(i, l): (usize, super::bert::BertLayer<B>)| {
+                        if i < keep_from { l.no_grad() } else { l }
+                    },
+                )
                 .collect()
         };
         match self {
@@ -184,9 +186,15 @@ pub fn distilbert_file_key(burn_path: &str) -> String {
 /// Keys of a Hugging Face DistilBERT file that the encoder does not use (the MLM
 /// and classification heads, buffers).
 pub fn distilbert_ignorable(key: &str) -> bool {
-    ["vocab_transform.", "vocab_layer_norm.", "vocab_projector.", "pre_classifier.", "classifier."]
-        .iter()
-        .any(|p| key.starts_with(p))
+    [
+        "vocab_transform.",
+        "vocab_layer_norm.",
+        "vocab_projector.",
+        "pre_classifier.",
+        "classifier.",
+    ]
+    .iter()
+    .any(|p| key.starts_with(p))
         || key == "embeddings.position_ids"
 }
 

@@ -58,7 +58,10 @@ fn fine_tune_resume_and_serve(name: &str) {
     let reference = tmp.path().join("reference");
     let out = util::run_with_timeout(&mut launch(&reference, name), LIMIT);
     let (so, se) = util::texts(&out);
-    assert!(out.status.success(), "{name}: vigil launch failed\n{so}\n{se}");
+    assert!(
+        out.status.success(),
+        "{name}: vigil launch failed\n{so}\n{se}"
+    );
     let version = reference.join("export/tiny/1");
     let text_config = std::fs::read_to_string(version.join("text_config.json")).unwrap();
     assert!(
@@ -72,9 +75,15 @@ fn fine_tune_resume_and_serve(name: &str) {
         .env("VIGIL_DEBUG_KILL_RANK", "1");
     let out = util::run_with_timeout(&mut cmd, LIMIT);
     let (so, se) = util::texts(&out);
-    assert!(out.status.success(), "{name}: killed run failed\n{so}\n{se}");
+    assert!(
+        out.status.success(),
+        "{name}: killed run failed\n{so}\n{se}"
+    );
     let log = format!("{so}{se}");
-    assert!(log.contains("resuming from checkpoint step 8"), "{name}: {log}");
+    assert!(
+        log.contains("resuming from checkpoint step 8"),
+        "{name}: {log}"
+    );
     assert_eq!(
         sha256(&killed.join("export/tiny/1/model.safetensors")),
         sha256(&version.join("model.safetensors")),
@@ -127,7 +136,10 @@ fn fine_tune_resume_and_serve(name: &str) {
     let scores = json_scores(&reply.json(), util::TINY_LABELS.len());
     for (got, want) in scores.iter().zip(&predicted) {
         for (g, w) in got.iter().zip(want) {
-            assert!((g - w).abs() < 1e-5, "{name}: served {got:?}, predicted {want:?}");
+            assert!(
+                (g - w).abs() < 1e-5,
+                "{name}: served {got:?}, predicted {want:?}"
+            );
         }
     }
     served.terminate(Duration::from_secs(30));

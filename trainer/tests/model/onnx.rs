@@ -361,7 +361,9 @@ fn onnx_matches_predict_text_only() {
 #[test]
 fn onnx_matches_predict_for_each_hugging_face_text_architecture() {
     for name in ["roberta", "xlm-roberta", "distilbert"] {
-        let dir = repo_root().join("crates/model/tests/fixtures/encoders").join(name);
+        let dir = repo_root()
+            .join("crates/model/tests/fixtures/encoders")
+            .join(name);
         let tmp = tempfile::tempdir().unwrap();
         let mut m = section(
             tmp.path(),

@@ -1,12 +1,15 @@
 //! Image decoding for the image tower: decode (PNG, JPEG, WebP), convert to RGB,
-//! resize to `S×S`, normalise with the ImageNet mean and standard deviation, and
-//! write channel-major (`[3, S, S]`) floats.
+//! resize to `S×S`, normalise with a per-channel mean and standard deviation, and
+//! write channel-major (`[3, S, S]`) floats. What resize and which statistics is
+//! an [`ImageTransform`] (`data.image_transform`), the same in training and serving.
 //!
-//! Resizing is a direct triangle-filter (bilinear, area-weighted when shrinking)
-//! resize to the square, not a resize-and-centre-crop: moderation images (memes,
-//! screenshots) often carry their message at the edges, which a crop would cut.
-//! Both the pretrained EfficientNet and the scratch CNN see the same transform in
-//! training and serving.
+//! Vigil's own transform (the default, for EfficientNet and the scratch CNN) is a
+//! direct triangle-filter (bilinear, area-weighted when shrinking) resize to the
+//! square, not a resize-and-centre-crop: moderation images (memes, screenshots)
+//! often carry their message at the edges, which a crop would cut. A Hugging Face
+//! tower (ViT, CLIP, SigLIP) was pretrained on its processor's pixels instead:
+//! Pillow's bilinear or bicubic resize ([`pil`], byte-exact), for CLIP of the
+//! shorter side followed by a centre crop, and its own mean and std.
 //!
 //! The resize is our own separable filter fused with the normalisation: it uses
 //! the same kernel and sample positions as `image::imageops::resize(Triangle)`
@@ -14,11 +17,15 @@
 //! writes the normalised CHW output in its second pass, about three times faster
 //! than resizing with the `image` crate and normalising afterwards.
 
+pub mod pil;
+
 use std::path::Path;
 
 use image::{ImageReader, RgbImage};
+use vigil_config::{ImageFilter, ImageResize, ImageTransform};
 
 use super::error::{BadRow, BadRowKind};
+use pil::{PilFilter, pil_resize};
 
 /// ImageNet channel means (RGB), as torchvision normalises.
 pub const IMAGENET_MEAN: [f32; 3] = [0.485, 0.456, 0.406];
@@ -59,16 +66,99 @@ pub fn decode_rgb(path: &Path, rel: &str) -> Result<RgbImage, BadRow> {
     Ok(img.into_rgb8())
 }
 
-/// Decodes, resizes to `size×size` and writes `3·size·size` normalised floats
-/// (CHW) into `out`.
+/// Decodes, resizes to `size×size` and writes `3·size·size` ImageNet-normalised
+/// floats (CHW) into `out` (Vigil's default transform).
 pub fn load_normalised(path: &Path, rel: &str, size: u32, out: &mut [f32]) -> Result<(), BadRow> {
+    load_transformed(path, rel, size, &ImageTransform::default(), out)
+}
+
+/// Decodes and writes the `3·size·size` floats (CHW) `transform` makes of the image.
+pub fn load_transformed(
+    path: &Path,
+    rel: &str,
+    size: u32,
+    transform: &ImageTransform,
+    out: &mut [f32],
+) -> Result<(), BadRow> {
     let rgb = decode_rgb(path, rel)?;
-    if rgb.width() == size && rgb.height() == size {
-        normalise_chw(&rgb, out);
-    } else {
-        resize_normalise_chw(&rgb, size, out);
-    }
+    transform_chw(&rgb, size, transform, out);
     Ok(())
+}
+
+/// The size an image is resized to before the crop, as Hugging Face computes it
+/// (`get_resize_output_image_size` with `default_to_square=False`): the shorter
+/// side becomes `edge`, the longer one `int(edge · long / short)`.
+fn shortest_edge_dims(width: u32, height: u32, edge: u32) -> (u32, u32) {
+    let (short, long) = (width.min(height), width.max(height));
+    let scaled = (f64::from(edge) * f64::from(long) / f64::from(short)) as u32;
+    if width <= height {
+        (edge, scaled.max(edge))
+    } else {
+        (scaled.max(edge), edge)
+    }
+}
+
+/// Brings a decoded image to the tower's `[3, size, size]` input under `transform`.
+pub fn transform_chw(rgb: &RgbImage, size: u32, transform: &ImageTransform, out: &mut [f32]) {
+    let (rw, rh) = match transform.resize {
+        ImageResize::Square => (size, size),
+        ImageResize::ShortestEdge => shortest_edge_dims(
+            rgb.width(),
+            rgb.height(),
+            transform.shortest_edge.unwrap_or(size),
+        ),
+    };
+    // The centred crop of the resized image (`center_crop`: offsets floor-halved).
+    let crop = ((rw - size.min(rw)) / 2, (rh - size.min(rh)) / 2);
+    let stats = Stats::of(transform);
+    let pil = match transform.filter {
+        ImageFilter::Triangle => None,
+        ImageFilter::Bilinear => Some(PilFilter::Bilinear),
+        ImageFilter::Bicubic => Some(PilFilter::Bicubic),
+    };
+    match pil {
+        _ if rgb.width() == rw && rgb.height() == rh => {
+            normalise_window(rgb, crop, size, &stats, out)
+        }
+        None => resize_window(rgb, (rw, rh), crop, size, &stats, out),
+        Some(filter) => {
+            let resized = pil_resize(rgb, rw, rh, filter);
+            normalise_window(&resized, crop, size, &stats, out);
+        }
+    }
+}
+
+/// `v · scale − shift` per channel: `(v / 255 − mean) / std`.
+struct Stats {
+    scale: [f32; 3],
+    shift: [f32; 3],
+}
+
+impl Stats {
+    fn of(t: &ImageTransform) -> Self {
+        Self {
+            scale: std::array::from_fn(|c| 1.0 / (255.0 * t.std[c])),
+            shift: std::array::from_fn(|c| t.mean[c] / t.std[c]),
+        }
+    }
+}
+
+/// Normalises the `size²` window at `crop` of an image already at its final scale.
+fn normalise_window(rgb: &RgbImage, crop: (u32, u32), size: u32, stats: &Stats, out: &mut [f32]) {
+    let n = size as usize;
+    assert_eq!(out.len(), 3 * n * n, "output buffer must be 3*S*S floats");
+    let plane = n * n;
+    let w = rgb.width() as usize;
+    let src = rgb.as_raw();
+    for y in 0..n.min(rgb.height() as usize) {
+        let row = (y + crop.1 as usize) * w;
+        for x in 0..n.min(w) {
+            let p = &src[(row + x + crop.0 as usize) * 3..][..3];
+            for c in 0..3 {
+                out[c * plane + y * n + x] = f32::from(p[c]) * stats.scale[c] - stats.shift[c];
+            }
+        }
+    }
 }
 
 /// Triangle-filter taps: for each output coordinate the first input index and
@@ -98,11 +188,28 @@ fn taps(input: u32, output: u32) -> Vec<(usize, Vec<f32>)> {
 /// Resizes `rgb` to `size×size` (triangle filter) and writes ImageNet-normalised
 /// CHW floats into `out` (`3·size·size`).
 pub fn resize_normalise_chw(rgb: &RgbImage, size: u32, out: &mut [f32]) {
+    let stats = Stats::of(&ImageTransform::default());
+    resize_window(rgb, (size, size), (0, 0), size, &stats, out);
+}
+
+/// Resizes `rgb` to `resized` (triangle filter, in float) and writes the
+/// normalised `size²` window at `crop` as CHW floats into `out` (`3·size·size`).
+fn resize_window(
+    rgb: &RgbImage,
+    resized: (u32, u32),
+    crop: (u32, u32),
+    size: u32,
+    stats: &Stats,
+    out: &mut [f32],
+) {
     let (w, h) = (rgb.width() as usize, rgb.height() as usize);
     let n = size as usize;
     assert_eq!(out.len(), 3 * n * n, "output buffer must be 3*S*S floats");
-    let xs = taps(rgb.width(), size);
-    let ys = taps(rgb.height(), size);
+    let xs = taps(rgb.width(), resized.0);
+    let ys = taps(rgb.height(), resized.1);
+    // Only the columns and rows of the crop are computed.
+    let xs = &xs[crop.0 as usize..crop.0 as usize + n];
+    let ys = &ys[crop.1 as usize..crop.1 as usize + n];
     let src = rgb.as_raw();
     // Pass 1: every input row resized horizontally, interleaved RGB floats.
     let mut rows = vec![0.0f32; h * n * 3];
@@ -122,8 +229,7 @@ pub fn resize_normalise_chw(rgb: &RgbImage, size: u32, out: &mut [f32]) {
     }
     // Pass 2: vertical filter over whole rows (contiguous, vectorisable), then
     // normalise into the three planes.
-    let scale: [f32; 3] = std::array::from_fn(|c| 1.0 / (255.0 * IMAGENET_STD[c]));
-    let shift: [f32; 3] = std::array::from_fn(|c| IMAGENET_MEAN[c] / IMAGENET_STD[c]);
+    let (scale, shift) = (stats.scale, stats.shift);
     let plane = n * n;
     let mut acc = vec![0.0f32; n * 3];
     for (oy, (top, weights)) in ys.iter().enumerate() {
@@ -149,8 +255,7 @@ pub fn normalise_chw(rgb: &RgbImage, out: &mut [f32]) {
     assert_eq!(out.len(), 3 * plane, "output buffer must be 3*H*W floats");
     let (r, rest) = out.split_at_mut(plane);
     let (g, b) = rest.split_at_mut(plane);
-    let scale: [f32; 3] = std::array::from_fn(|c| 1.0 / (255.0 * IMAGENET_STD[c]));
-    let shift: [f32; 3] = std::array::from_fn(|c| IMAGENET_MEAN[c] / IMAGENET_STD[c]);
+    let Stats { scale, shift } = Stats::of(&ImageTransform::default());
     for (i, px) in rgb.as_raw().chunks_exact(3).enumerate() {
         r[i] = f32::from(px[0]) * scale[0] - shift[0];
         g[i] = f32::from(px[1]) * scale[1] - shift[1];
