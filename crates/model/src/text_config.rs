@@ -21,6 +21,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use super::bert::BertConfig;
+use super::deberta::DebertaV2Config;
 use super::error::ModelError;
 
 /// The Hugging Face `model_type`s Vigil reads as text encoders.
@@ -43,6 +44,9 @@ pub enum TextEncoderConfig {
     /// DistilBERT: BERT without token types, under other tensor names.
     #[serde(rename = "distilbert")]
     DistilBert(BertConfig),
+    /// DeBERTa-v2 / v3: disentangled relative-position attention.
+    #[serde(rename = "deberta-v2")]
+    DebertaV2(DebertaV2Config),
 }
 
 impl TextEncoderConfig {
@@ -60,6 +64,7 @@ impl TextEncoderConfig {
             "roberta" => Self::Roberta(BertConfig::from_value(value, path, true)?),
             "xlm-roberta" => Self::XlmRoberta(BertConfig::from_value(value, path, true)?),
             "distilbert" => Self::DistilBert(BertConfig::from_distilbert(value, path)?),
+            "deberta-v2" => Self::DebertaV2(DebertaV2Config::from_value(value, path)?),
             other => {
                 return Err(ModelError::BadConfig {
                     path: path.to_path_buf(),
@@ -93,6 +98,7 @@ impl TextEncoderConfig {
             Self::Roberta(_) => "roberta",
             Self::XlmRoberta(_) => "xlm-roberta",
             Self::DistilBert(_) => "distilbert",
+            Self::DebertaV2(_) => "deberta-v2",
         }
     }
 
@@ -103,6 +109,7 @@ impl TextEncoderConfig {
             Self::Bert(_) => "bert.",
             Self::Roberta(_) | Self::XlmRoberta(_) => "roberta.",
             Self::DistilBert(_) => "distilbert.",
+            Self::DebertaV2(_) => "deberta.",
         }
     }
 }

@@ -17,6 +17,7 @@ use burn::tensor::backend::Backend;
 use burn::tensor::{Int, Tensor};
 
 use super::bert::{Bert, BertConfig};
+use super::deberta::{DebertaV2, deberta_file_key, deberta_ignorable};
 use super::error::ModelError;
 use super::text_config::TextEncoderConfig;
 use super::weights::{KeyMap, WeightsFormat, load_strict};
@@ -27,6 +28,8 @@ use vigil_config::{Pooling, TrainLayers};
 pub enum TextBackbone<B: Backend> {
     /// BERT, RoBERTa, XLM-RoBERTa, DistilBERT (post-LayerNorm, absolute positions).
     Bert(Bert<B>),
+    /// DeBERTa-v2 / v3.
+    DebertaV2(DebertaV2<B>),
 }
 
 impl<B: Backend> TextBackbone<B> {
@@ -37,6 +40,7 @@ impl<B: Backend> TextBackbone<B> {
             | TextEncoderConfig::Roberta(c)
             | TextEncoderConfig::XlmRoberta(c)
             | TextEncoderConfig::DistilBert(c) => Self::Bert(c.init(device)),
+            TextEncoderConfig::DebertaV2(c) => Self::DebertaV2(c.init(device)),
         }
     }
 
@@ -44,6 +48,7 @@ impl<B: Backend> TextBackbone<B> {
     pub fn forward(&self, ids: Tensor<B, 2, Int>, mask: Tensor<B, 2>) -> Tensor<B, 3> {
         match self {
             Self::Bert(m) => m.forward(ids, mask),
+            Self::DebertaV2(m) => m.forward(ids, mask),
         }
     }
 
@@ -51,6 +56,7 @@ impl<B: Backend> TextBackbone<B> {
     pub fn hidden_size(&self) -> usize {
         match self {
             Self::Bert(m) => m.hidden_size(),
+            Self::DebertaV2(m) => m.hidden_size(),
         }
     }
 
@@ -58,6 +64,7 @@ impl<B: Backend> TextBackbone<B> {
     pub fn max_positions(&self) -> usize {
         match self {
             Self::Bert(m) => m.max_positions(),
+            Self::DebertaV2(m) => m.max_positions(),
         }
     }
 
@@ -65,6 +72,7 @@ impl<B: Backend> TextBackbone<B> {
     pub fn vocab_size(&self) -> usize {
         match self {
             Self::Bert(m) => m.embeddings.word_embeddings.weight.dims()[0],
+            Self::DebertaV2(m) => m.embeddings.word_embeddings.weight.dims()[0],
         }
     }
 
@@ -72,29 +80,37 @@ impl<B: Backend> TextBackbone<B> {
     pub fn num_layers(&self) -> usize {
         match self {
             Self::Bert(m) => m.layers.len(),
+            Self::DebertaV2(m) => m.layers.len(),
         }
     }
 
     /// Freezes the embeddings and the blocks below `keep_from` (bottom first).
+    /// DeBERTa's relative-position table and its norm serve every block: they
+    /// freeze with the embeddings.
     fn freeze_below(self, keep_from: usize) -> Self {
-        let freeze_layers = |layers: Vec<_>| {
+        fn below<B: Backend, M: Module<B>>(layers: Vec<M>, keep_from: usize) -> Vec<M> {
             layers
                 .into_iter()
                 .enumerate()
-                .map(
-                    |(i, l): (usize, super::bert::BertLayer<B>)| {
-                        if i < keep_from { l.no_grad() } else { l }
-                    },
-                )
+                .map(|(i, l)| if i < keep_from { l.no_grad() } else { l })
                 .collect()
-        };
+        }
         match self {
             Self::Bert(mut m) => {
                 if keep_from > 0 {
                     m.embeddings = m.embeddings.no_grad();
                 }
-                m.layers = freeze_layers(std::mem::take(&mut m.layers));
+                m.layers = below(std::mem::take(&mut m.layers), keep_from);
                 Self::Bert(m)
+            }
+            Self::DebertaV2(mut m) => {
+                if keep_from > 0 {
+                    m.embeddings = m.embeddings.no_grad();
+                    m.rel_embeddings = m.rel_embeddings.no_grad();
+                    m.rel_norm = m.rel_norm.no_grad();
+                }
+                m.layers = below(std::mem::take(&mut m.layers), keep_from);
+                Self::DebertaV2(m)
             }
         }
     }
@@ -225,6 +241,19 @@ impl<B: Backend> TextTower<B> {
                     optional_prefix: prefix,
                 };
                 TextBackbone::Bert(load_strict(m, &weights, WeightsFormat::Safetensors, &keys)?)
+            }
+            (TextBackbone::DebertaV2(m), _) => {
+                let keys = KeyMap {
+                    to_file: &deberta_file_key,
+                    ignorable: &deberta_ignorable,
+                    optional_prefix: prefix,
+                };
+                TextBackbone::DebertaV2(load_strict(
+                    m,
+                    &weights,
+                    WeightsFormat::Safetensors,
+                    &keys,
+                )?)
             }
         };
         Ok(Self {

@@ -1,6 +1,6 @@
-//! Parity of the BERT-family text encoders with transformers, on the tiny random
+//! Parity of the Hugging Face text encoders with transformers, on the tiny random
 //! checkpoints `fixtures/encoders/generate.py` wrote (`BertModel`, `RobertaModel`,
-//! `XLMRobertaModel`, `DistilBertModel`): the directory's `model_type` picks the
+//! `XLMRobertaModel`, `DistilBertModel`, `DebertaV2Model`): the directory's `model_type` picks the
 //! architecture, the tokenizer gives the reference's ids (padding, one row
 //! truncated), and every real token's last hidden state is within 1e-4.
 
@@ -71,8 +71,8 @@ fn compare(tower: &TextTower<B>, r: &Reference) -> (f32, f32) {
 }
 
 #[test]
-fn each_bert_family_directory_embeds_at_parity_with_transformers() {
-    for name in ["bert", "roberta", "xlm-roberta", "distilbert"] {
+fn each_text_directory_embeds_at_parity_with_transformers() {
+    for name in ["bert", "roberta", "xlm-roberta", "distilbert", "deberta-v2"] {
         let (dir, r) = fixture(name);
         let tower = TextTower::<B>::pretrained(&dir, Pooling::Mean, &Default::default())
             .unwrap_or_else(|e| panic!("{name}: {e}"));

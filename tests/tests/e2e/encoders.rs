@@ -154,3 +154,8 @@ fn xlm_roberta_fine_tunes_resumes_exactly_and_serves() {
 fn distilbert_fine_tunes_resumes_exactly_and_serves() {
     fine_tune_resume_and_serve("distilbert");
 }
+
+#[test]
+fn deberta_v3_fine_tunes_resumes_exactly_and_serves() {
+    fine_tune_resume_and_serve("deberta-v2");
+}

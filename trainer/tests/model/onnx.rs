@@ -360,7 +360,7 @@ fn onnx_matches_predict_text_only() {
 /// without token types, XLM-R's `<pad>` id), each fine-tunable weight exported.
 #[test]
 fn onnx_matches_predict_for_each_hugging_face_text_architecture() {
-    for name in ["roberta", "xlm-roberta", "distilbert"] {
+    for name in ["roberta", "xlm-roberta", "distilbert", "deberta-v2"] {
         let dir = repo_root()
             .join("crates/model/tests/fixtures/encoders")
             .join(name);
