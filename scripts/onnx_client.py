@@ -118,10 +118,33 @@ def taps(size_in, size_out):
     return out
 
 
-def load_image(path, size, mean, std):
-    """Decode, resize to size×size with Vigil's filter, normalise; [3, size, size]."""
+def load_image(path, size, mean, std, transform=None):
+    """Decode, resize and normalise as the export's image transform says; [3, size, size].
+
+    Vigil's own transform (filter "triangle", square) is its float triangle filter,
+    written out below. A Hugging Face tower's (filter "bilinear" / "bicubic") is
+    Pillow's resize itself (Vigil reproduces Pillow 13 byte for byte), for
+    "shortest_edge" of the shorter side followed by a centre crop."""
     from PIL import Image
 
+    if transform is not None and transform["filter"] != "triangle":
+        resample = {"bilinear": Image.BILINEAR, "bicubic": Image.BICUBIC}[transform["filter"]]
+        with Image.open(path) as img:
+            img = img.convert("RGB")
+            w, h = img.size
+            if transform["resize"] == "shortest_edge":
+                edge = transform.get("shortest_edge") or size
+                short, long = min(w, h), max(w, h)
+                scaled = max(int(edge * long / short), edge)
+                rw, rh = (edge, scaled) if w <= h else (scaled, edge)
+            else:
+                rw, rh = size, size
+            if (rw, rh) != (w, h):
+                img = img.resize((rw, rh), resample=resample)
+            top, left = (rh - size) // 2, (rw - size) // 2
+            rgb = np.asarray(img, dtype=np.uint8)[top:top + size, left:left + size]
+        scale = np.float32(1.0) / (np.float32(255.0) * std)
+        return (rgb.astype(np.float32) * scale - mean / std).transpose(2, 0, 1)
     with Image.open(path) as img:
         rgb = np.asarray(img.convert("RGB"), dtype=np.uint8).astype(np.float32)
     h, w, _ = rgb.shape
@@ -177,6 +200,7 @@ def main():
     size = pre["image_size"]
     mean = np.array(pre["image_mean"], dtype=np.float32)
     std = np.array(pre["image_std"], dtype=np.float32)
+    transform = pre.get("image_transform")
 
     rows = []
     base = os.path.dirname(os.path.abspath(args.input))
@@ -208,7 +232,8 @@ def main():
             present = np.zeros(len(batch), dtype=bool)
             for i, r in enumerate(batch):
                 if r.get("image") is not None:
-                    pixels[i] = load_image(os.path.join(base, r["image"]), size, mean, std)
+                    pixels[i] = load_image(os.path.join(base, r["image"]), size, mean, std,
+                                           transform)
                     present[i] = True
             feed.update(pixel_values=pixels, has_image=present)
         (scores,) = session.run(["scores"], feed)

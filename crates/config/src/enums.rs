@@ -118,6 +118,10 @@ word_enum! {
         EfficientnetB0 = "efficientnet_b0",
         /// Small randomly initialised CNN.
         ScratchCnn = "scratch_cnn",
+        /// A Hugging Face vision directory, of the architecture its `config.json`'s
+        /// `model_type` names: `vit`, `clip` / `clip_vision_model` (the vision half),
+        /// `siglip` / `siglip_vision_model`.
+        Pretrained = "pretrained",
     } default EfficientnetB0
 }
 

@@ -291,7 +291,7 @@ impl Default for DataSection {
 
 /// `data.image_transform`: decoded RGB → the tower's `[3, image_size, image_size]`
 /// input.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ImageTransform {
     /// `square` or `shortest_edge` (resize, then centre crop).

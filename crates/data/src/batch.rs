@@ -6,7 +6,7 @@
 
 use super::dataset::Dataset;
 use super::error::BadRow;
-use super::imaging;
+use super::imaging::ImageSpec;
 use super::sampler::Position;
 
 /// A batch of `B` examples with `L` labels and images of side `S`.
@@ -48,17 +48,17 @@ impl Batch {
         self.ids.is_empty()
     }
 
-    /// Builds the batch of `rows`, decoding images at `image_size` (`None`: skip
+    /// Builds the batch of `rows`, decoding images as `image` says (`None`: skip
     /// images). A decode failure returns the row's line and reason.
     pub fn build(
         dataset: &Dataset,
         rows: &[usize],
         position: Position,
-        image_size: Option<u32>,
+        image: Option<ImageSpec>,
     ) -> Result<Self, (usize, BadRow)> {
         let num_labels = dataset.labels().len();
         let b = rows.len();
-        let side = image_size.unwrap_or(0) as usize;
+        let side = image.map_or(0, |i| i.size as usize);
         let plane = 3 * side * side;
         let mut batch = Batch {
             position,
@@ -81,9 +81,9 @@ impl Batch {
                 batch.labels.push(if *l == Some(true) { 1.0 } else { 0.0 });
                 batch.label_known.push(l.is_some());
             }
-            if let (Some(size), Some(path), Some(rel)) = (image_size, &ex.image, &ex.image_rel) {
+            if let (Some(spec), Some(path), Some(rel)) = (&image, &ex.image, &ex.image_rel) {
                 let out = &mut batch.images[slot * plane..(slot + 1) * plane];
-                imaging::load_normalised(path, rel, size, out).map_err(|e| (ex.line, e))?;
+                spec.load(path, rel, out).map_err(|e| (ex.line, e))?;
             }
         }
         Ok(batch)

@@ -72,7 +72,10 @@ pub fn bench(file: &Path, opts: &BenchOptions) -> Result<BenchReport, DataError>
             epoch,
             0,
             LoaderOptions {
-                image_size: Some(opts.image_size),
+                image: Some(crate::ImageSpec {
+                    size: opts.image_size,
+                    transform: Default::default(),
+                }),
                 threads: opts.threads,
                 prefetch: opts.prefetch,
             },

@@ -51,8 +51,8 @@ pub use dataset::{Dataset, Example, LoadOptions, LoadReport, Reject, Split, writ
 pub use error::{BadRow, BadRowKind, DataError};
 pub use imaging::pil::{PilFilter, pil_resize};
 pub use imaging::{
-    IMAGENET_MEAN, IMAGENET_STD, check_header, decode_rgb, load_normalised, load_transformed,
-    normalise_chw, resize_normalise_chw, transform_chw,
+    IMAGENET_MEAN, IMAGENET_STD, ImageSpec, check_header, decode_rgb, load_normalised,
+    load_transformed, normalise_chw, resize_normalise_chw, transform_chw,
 };
 pub use loader::{Loader, LoaderOptions};
 pub use paths::ImageRoot;

@@ -20,14 +20,15 @@ use std::thread::JoinHandle;
 use super::batch::Batch;
 use super::dataset::Dataset;
 use super::error::DataError;
+use super::imaging::ImageSpec;
 use super::sampler::{Position, ShardSampler};
 use vigil_config::DataSection;
 
 /// How batches are built.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct LoaderOptions {
-    /// Image side; `None` skips images (text-only model).
-    pub image_size: Option<u32>,
+    /// Image side and transform; `None` skips images (text-only model).
+    pub image: Option<ImageSpec>,
     /// Decoding threads.
     pub threads: usize,
     /// Batches prepared ahead of the consumer.
@@ -39,7 +40,7 @@ impl LoaderOptions {
     /// tower (images are then not decoded at all).
     pub fn from_section(data: &DataSection, with_images: bool) -> Self {
         Self {
-            image_size: with_images.then_some(data.image_size),
+            image: with_images.then(|| ImageSpec::of(data)),
             threads: data.loader_threads.max(1),
             prefetch: data.prefetch_batches.max(1),
         }
@@ -192,13 +193,14 @@ fn work(
             epoch,
             batch: (start + index) as u64,
         };
-        let built = Batch::build(dataset, &plan[index], position, opts.image_size).map_err(
-            |(line, reason)| DataError::ImageDecode {
-                file: dataset.file().to_path_buf(),
-                line,
-                reason,
-            },
-        );
+        let built =
+            Batch::build(dataset, &plan[index], position, opts.image).map_err(|(line, reason)| {
+                DataError::ImageDecode {
+                    file: dataset.file().to_path_buf(),
+                    line,
+                    reason,
+                }
+            });
         let Ok(mut s) = shared.state.lock() else {
             return;
         };

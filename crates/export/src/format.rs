@@ -30,8 +30,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use vigil_config::{DataSection, Task};
-use vigil_data::{IMAGENET_MEAN, IMAGENET_STD};
+use vigil_config::{DataSection, ImageFilter, ImageResize, ImageTransform, Task};
 
 pub use vigil_store::repo::files::{
     CONFIG_FILE, EXPORT_FILES, LABELS_FILE, METRICS_FILE, MODEL_FILE, ONNX_FILE, TEXT_CONFIG_FILE,
@@ -77,6 +76,8 @@ pub struct ServingInfo {
     pub max_text_len: usize,
     /// `data.image_size`.
     pub image_size: u32,
+    /// `data.image_transform` as trained (Vigil's own when unset).
+    pub image_transform: ImageTransform,
     /// Whether the model has a text tower (and so a real `tokenizer.json`).
     pub has_tokenizer: bool,
 }
@@ -211,13 +212,32 @@ fn serving_config(model_config: &[u8], info: &ServingInfo) -> Result<Vec<u8>, Ex
 /// The preprocessing a client must reproduce: `config.json`'s `"preprocessing"`
 /// and the ONNX file's metadata.
 pub fn preprocessing(info: &ServingInfo) -> serde_json::Value {
+    let t = &info.image_transform;
     serde_json::json!({
         "max_text_len": info.max_text_len,
         "tokenizer": info.has_tokenizer.then_some(TOKENIZER_FILE),
         "image_size": info.image_size,
-        "image_resize": "exact square, bilinear",
-        "image_mean": IMAGENET_MEAN.map(decimal),
-        "image_std": IMAGENET_STD.map(decimal),
+        "image_resize": match t.resize {
+            ImageResize::Square => "exact square".to_string(),
+            ImageResize::ShortestEdge => format!(
+                "shortest edge to {}, centre crop",
+                t.shortest_edge.unwrap_or(info.image_size)
+            ),
+        },
+        "image_filter": match t.filter {
+            ImageFilter::Triangle => "triangle (Vigil's, float)",
+            ImageFilter::Bilinear => "bilinear (Pillow)",
+            ImageFilter::Bicubic => "bicubic (Pillow)",
+        },
+        // The words of `data.image_transform` (its mean and std are the two
+        // decimal lists above).
+        "image_transform": {
+            "resize": t.resize.as_str(),
+            "shortest_edge": t.shortest_edge,
+            "filter": t.filter.as_str(),
+        },
+        "image_mean": t.mean.map(decimal),
+        "image_std": t.std.map(decimal),
     })
 }
 
@@ -295,6 +315,7 @@ mod tests {
             task: Task::MultiLabel,
             max_text_len: 64,
             image_size: 96,
+            image_transform: Default::default(),
             has_tokenizer,
         }
     }

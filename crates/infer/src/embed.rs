@@ -31,8 +31,8 @@ use super::error::ServeError;
 use vigil_config::{DataSection, OnBadRow, Pooling};
 use vigil_data::format::{RawRow, RowFormat, id_field, object, path_field, text_field};
 use vigil_data::{
-    BadRow, Batch, DataError, Dataset, LoadOptions, Loader, LoaderOptions, Position, ShardSampler,
-    Split,
+    BadRow, Batch, DataError, Dataset, ImageSpec, LoadOptions, Loader, LoaderOptions, Position,
+    ShardSampler, Split,
 };
 use vigil_export::{TOKENIZER_FILE, format::read_data_section};
 use vigil_model::{
@@ -331,7 +331,7 @@ fn embed_with_encoders<B: Backend>(
     device: &B::Device,
 ) -> Result<Vec<Vectors>, ServeError> {
     let mut out: Vec<Vectors> = chunk.iter().map(|_| Vectors::default()).collect();
-    let sub_batch = |keep: &dyn Fn(usize) -> bool, size: Option<u32>| {
+    let sub_batch = |keep: &dyn Fn(usize) -> bool, size: Option<ImageSpec>| {
         let slots: Vec<usize> = (0..chunk.len()).filter(|&k| keep(chunk[k])).collect();
         let rows: Vec<usize> = slots.iter().map(|&k| chunk[k]).collect();
         let batch =
@@ -356,7 +356,11 @@ fn embed_with_encoders<B: Backend>(
         }
     }
     if let Some(net) = image {
-        let (slots, batch) = sub_batch(&|r| ds.example(r).image.is_some(), Some(image_size))?;
+        let spec = ImageSpec {
+            size: image_size,
+            transform: Default::default(),
+        };
+        let (slots, batch) = sub_batch(&|r| ds.example(r).image.is_some(), Some(spec))?;
         if !slots.is_empty() {
             let (input, _) = ModelInput::<B>::from_batch(None, &batch, None, device)?;
             if let Some(ImageData::Pixels(pixels)) = input.image.map(|i| i.data) {

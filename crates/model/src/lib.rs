@@ -65,7 +65,9 @@ pub use fusion::{FUSION_NORM_EPS, Fusion, Modality, Standardize};
 pub use head::Head;
 pub use input::{ImageData, ImageInput, ModelInput, TextData, TextInput};
 pub use loss::{Targets, loss_weight, masked_loss};
-pub use moderation::{Embeddings, ImageTower, LoadedModel, ModerationModel};
+pub use moderation::{
+    Embeddings, IMAGE_CONFIG_FILE, ImageTower, LoadedModel, ModerationModel, image_transform,
+};
 pub use params::{ParamGroup, ParamInfo, all_params, trainable_params};
 pub use preprocessor::{ImageProcessing, read_preprocessor};
 pub use scratch_cnn::ScratchCnn;

@@ -20,13 +20,19 @@ use super::fusion::{Fusion, Modality};
 use super::head::Head;
 use super::input::{ImageData, ModelInput, TextData};
 use super::loss::{Targets, masked_loss};
+use super::preprocessor::read_preprocessor;
 use super::scratch_cnn::ScratchCnn;
 use super::text_config::TextEncoderConfig;
 use super::text_tower::TextTower;
 use super::tokenizer::TextTokenizer;
-use vigil_config::{DataSection, ImageEncoder, ModelSection, Task, TextEncoder};
+use super::vision::{VisionTransformer, VitConfig, load_vision_tower};
+use vigil_config::{DataSection, ImageEncoder, ImageTransform, ModelSection, Task, TextEncoder};
 
-/// The image tower: pretrained EfficientNet-B0 or the scratch CNN.
+/// An export's image-tower architecture (a Vision Transformer's `VitConfig`).
+pub const IMAGE_CONFIG_FILE: &str = "image_config.json";
+
+/// The image tower: pretrained EfficientNet-B0, a Vision Transformer (ViT, CLIP's
+/// or SigLIP's vision half) or the scratch CNN.
 // One instance per model: the size difference between variants costs nothing.
 #[allow(clippy::large_enum_variant)]
 #[derive(Module, Debug)]
@@ -35,6 +41,8 @@ pub enum ImageTower<B: Backend> {
     EfficientNet(EfficientNetB0<B>),
     /// Small CNN from scratch.
     Cnn(ScratchCnn<B>),
+    /// A Hugging Face ViT, CLIP or SigLIP vision tower.
+    Vit(VisionTransformer<B>),
 }
 
 impl<B: Backend> ImageTower<B> {
@@ -43,6 +51,7 @@ impl<B: Backend> ImageTower<B> {
         match self {
             Self::EfficientNet(m) => m.forward(images),
             Self::Cnn(m) => m.forward(images),
+            Self::Vit(m) => m.forward(images),
         }
     }
 
@@ -51,8 +60,60 @@ impl<B: Backend> ImageTower<B> {
         match self {
             Self::EfficientNet(_) => EFFICIENTNET_B0_DIM,
             Self::Cnn(m) => m.output_dim(),
+            Self::Vit(m) => m.output_dim(),
         }
     }
+
+    /// The architecture and shape (a feature-cache key records it).
+    pub fn architecture(&self) -> serde_json::Value {
+        match self {
+            Self::EfficientNet(_) => "efficientnet_b0".into(),
+            Self::Cnn(m) => serde_json::json!({"scratch_cnn": m.output_dim()}),
+            Self::Vit(m) => serde_json::to_value(m.config()).unwrap_or_default(),
+        }
+    }
+}
+
+/// The image input a model's image tower expects: `data.image_transform` when the
+/// config sets it, else the tower's own — a Hugging Face directory's
+/// `preprocessor_config.json` (whose output side must be `data.image_size`), else
+/// Vigil's square triangle resize with ImageNet statistics.
+pub fn image_transform(
+    model: &ModelSection,
+    data: &DataSection,
+) -> Result<ImageTransform, ModelError> {
+    if let Some(t) = data.image_transform {
+        return Ok(t);
+    }
+    let Some(i) = model
+        .image
+        .as_ref()
+        .filter(|i| i.encoder == ImageEncoder::Pretrained)
+    else {
+        return Ok(ImageTransform::default());
+    };
+    let Some(dir) = i.path.as_deref().map(Path::new) else {
+        return Ok(ImageTransform::default());
+    };
+    let path = dir.join("preprocessor_config.json");
+    if !path.is_file() {
+        return Ok(ImageTransform::default());
+    }
+    let processing = read_preprocessor(&path)?;
+    if processing.image_size != data.image_size {
+        return Err(ModelError::config(
+            "data.image_size",
+            format!(
+                "is {} but {} gives the image tower {}×{} inputs; set data.image_size: {}",
+                data.image_size,
+                path.display(),
+                processing.image_size,
+                processing.image_size,
+                processing.image_size
+            ),
+        ));
+    }
+    Ok(processing.transform)
 }
 
 /// Per-row vectors for `vigil embed` and retrieval.
@@ -125,7 +186,8 @@ impl<B: Backend> ModerationModel<B> {
         Ok(loaded)
     }
 
-    /// Writes `config.json`, `text_config.json` (with a text tower), `tokenizer.json`,
+    /// Writes `config.json`, `text_config.json` (with a text tower), `image_config.json`
+    /// (with a Vision Transformer image tower), `tokenizer.json`,
     /// `labels.json` and `model.safetensors` into `dir` — what [`Self::from_export`]
     /// reads back. Not atomic: the caller publishes the directory.
     pub fn write_model_files(
@@ -155,6 +217,10 @@ impl<B: Backend> ModerationModel<B> {
         if let Some(t) = &self.text {
             let cfg = serde_json::to_string_pretty(t.config()).unwrap_or_default();
             write("text_config.json", cfg)?;
+        }
+        if let Some(ImageTower::Vit(m)) = &self.image {
+            let cfg = serde_json::to_string_pretty(m.config()).unwrap_or_default();
+            write(IMAGE_CONFIG_FILE, cfg)?;
         }
         if let Some(tok) = tokenizer {
             let dst = dir.join("tokenizer.json");
@@ -252,6 +318,42 @@ impl<B: Backend> ModerationModel<B> {
                 }
                 ImageEncoder::ScratchCnn => {
                     ImageTower::Cnn(ScratchCnn::new(i.channels, device).freeze(i.train_layers))
+                }
+                ImageEncoder::Pretrained => {
+                    let tower = match export {
+                        Some(e) => {
+                            let path = e.join(IMAGE_CONFIG_FILE);
+                            let text = std::fs::read_to_string(&path)
+                                .map_err(|err| ModelError::io(&path, err))?;
+                            let config: VitConfig = serde_json::from_str(&text)
+                                .map_err(|source| ModelError::Json { path, source })?;
+                            config.init(device)
+                        }
+                        None => {
+                            let dir = i.path.as_deref().ok_or_else(|| {
+                                ModelError::config(
+                                    "model.image.path",
+                                    "is required for encoder: pretrained (a Hugging Face \
+                                     ViT, CLIP or SigLIP directory)",
+                                )
+                            })?;
+                            load_vision_tower(Path::new(dir), device)?
+                        }
+                    };
+                    if tower.image_size() != data.image_size as usize {
+                        return Err(ModelError::config(
+                            "data.image_size",
+                            format!(
+                                "is {} but the image tower takes {}×{} images (its config.json); \
+                                 set data.image_size: {}",
+                                data.image_size,
+                                tower.image_size(),
+                                tower.image_size(),
+                                tower.image_size()
+                            ),
+                        ));
+                    }
+                    ImageTower::Vit(tower.freeze(i.train_layers))
                 }
             }),
         };

@@ -1,10 +1,11 @@
-//! Each Hugging Face text architecture through the whole pipeline with the real
-//! binary: a 2-worker fine-tune of `configs/tiny.yaml` whose text tower is a tiny
+//! Each Hugging Face architecture through the whole pipeline with the real binary:
+//! a 2-worker fine-tune of `configs/tiny.yaml` whose text or image tower is a tiny
 //! random checkpoint written by transformers (`crates/model/tests/fixtures/encoders`),
 //! a worker SIGKILLed mid-run and restarted by the launcher, an export whose
 //! `model.safetensors` is sha256-identical to an uninterrupted run's and whose
-//! `text_config.json` records the architecture, and that export answering through
-//! `vigil serve` with the scores `vigil predict` gives.
+//! `text_config.json` / `image_config.json` records the architecture (and whose
+//! `config.json` the image transform of the tower's `preprocessor_config.json`), and
+//! that export answering through `vigil serve` with the scores `vigil predict` gives.
 
 use crate::serve_util::{Served, infer_body, json_scores, post_json, rows};
 use crate::util;
@@ -24,21 +25,37 @@ fn fixture(name: &str) -> String {
         .to_string()
 }
 
+/// Which tower the fixture replaces.
+#[derive(Clone, Copy, PartialEq)]
+enum Tower {
+    Text,
+    Image,
+}
+
 /// 16 steps, a checkpoint every 4, the whole encoder training.
-fn launch(dir: &Path, name: &str) -> Command {
-    let path = format!("model.text.path={}", fixture(name));
-    let overrides = [
-        "model.text.encoder=bert",
-        path.as_str(),
-        "model.text.tokenizer=null",
-        "model.text.train_layers=all",
+fn launch(dir: &Path, name: &str, tower: Tower) -> Command {
+    let tower_overrides = match tower {
+        Tower::Text => vec![
+            "model.text.encoder=bert".to_string(),
+            format!("model.text.path={}", fixture(name)),
+            "model.text.tokenizer=null".into(),
+            "model.text.train_layers=all".into(),
+        ],
+        Tower::Image => vec![
+            "model.image.encoder=pretrained".to_string(),
+            format!("model.image.path={}", fixture(name)),
+            "model.image.train_layers=all".into(),
+        ],
+    };
+    let mut overrides: Vec<&str> = tower_overrides.iter().map(String::as_str).collect();
+    overrides.extend([
         "data.max_text_len=24",
         "train.max_steps=16",
         "train.eval_every=null",
         "checkpoint.every_steps=4",
         "logging.interval=4",
         "logging.histogram_every=null",
-    ];
+    ]);
     let mut cmd = util::tiny_launch(dir, 2, &overrides);
     cmd.args(["--max-restarts", "1"]);
     cmd
@@ -53,24 +70,42 @@ fn sha256(path: &Path) -> String {
         .to_string()
 }
 
-fn fine_tune_resume_and_serve(name: &str) {
+fn fine_tune_resume_and_serve(name: &str, tower: Tower) {
     let tmp = tempfile::tempdir().unwrap();
     let reference = tmp.path().join("reference");
-    let out = util::run_with_timeout(&mut launch(&reference, name), LIMIT);
+    let out = util::run_with_timeout(&mut launch(&reference, name, tower), LIMIT);
     let (so, se) = util::texts(&out);
     assert!(
         out.status.success(),
         "{name}: vigil launch failed\n{so}\n{se}"
     );
     let version = reference.join("export/tiny/1");
-    let text_config = std::fs::read_to_string(version.join("text_config.json")).unwrap();
-    assert!(
-        text_config.contains(&format!(r#""architecture": "{name}""#)),
-        "{name}: {text_config}"
-    );
+    if tower == Tower::Text {
+        let text_config = std::fs::read_to_string(version.join("text_config.json")).unwrap();
+        assert!(
+            text_config.contains(&format!(r#""architecture": "{name}""#)),
+            "{name}: {text_config}"
+        );
+    } else {
+        let image_config = std::fs::read_to_string(version.join("image_config.json")).unwrap();
+        assert!(image_config.contains(r#""kind""#), "{name}: {image_config}");
+        let read = |p: &Path| -> serde_json::Value {
+            serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap()
+        };
+        let config = read(&version.join("config.json"));
+        let processor = read(&Path::new(&fixture(name)).join("preprocessor_config.json"));
+        let filter = match processor["resample"].as_u64() {
+            Some(2) => "bilinear",
+            _ => "bicubic",
+        };
+        assert_eq!(
+            config["data"]["image_transform"]["filter"], filter,
+            "{name}: the export records the processor's transform"
+        );
+    }
 
     let killed = tmp.path().join("killed");
-    let mut cmd = launch(&killed, name);
+    let mut cmd = launch(&killed, name, tower);
     cmd.env("VIGIL_DEBUG_KILL_AT_STEP", "10")
         .env("VIGIL_DEBUG_KILL_RANK", "1");
     let out = util::run_with_timeout(&mut cmd, LIMIT);
@@ -147,15 +182,30 @@ fn fine_tune_resume_and_serve(name: &str) {
 
 #[test]
 fn xlm_roberta_fine_tunes_resumes_exactly_and_serves() {
-    fine_tune_resume_and_serve("xlm-roberta");
+    fine_tune_resume_and_serve("xlm-roberta", Tower::Text);
 }
 
 #[test]
 fn distilbert_fine_tunes_resumes_exactly_and_serves() {
-    fine_tune_resume_and_serve("distilbert");
+    fine_tune_resume_and_serve("distilbert", Tower::Text);
 }
 
 #[test]
 fn deberta_v3_fine_tunes_resumes_exactly_and_serves() {
-    fine_tune_resume_and_serve("deberta-v2");
+    fine_tune_resume_and_serve("deberta-v2", Tower::Text);
+}
+
+#[test]
+fn vit_fine_tunes_resumes_exactly_and_serves() {
+    fine_tune_resume_and_serve("vit", Tower::Image);
+}
+
+#[test]
+fn clip_vision_tower_fine_tunes_resumes_exactly_and_serves() {
+    fine_tune_resume_and_serve("clip", Tower::Image);
+}
+
+#[test]
+fn siglip_vision_tower_fine_tunes_resumes_exactly_and_serves() {
+    fine_tune_resume_and_serve("siglip", Tower::Image);
 }

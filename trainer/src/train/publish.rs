@@ -288,6 +288,7 @@ pub fn version_files<B: Backend>(
         task: cfg.model.task,
         max_text_len: cfg.data.max_text_len,
         image_size: cfg.data.image_size,
+        image_transform: cfg.data.image_transform.unwrap_or_default(),
         has_tokenizer: tokenizer.is_some(),
     };
     let bad_config = |_| TrainError::Protocol {

@@ -53,6 +53,14 @@ pub enum Outcome {
 
 /// Runs one worker of `cfg` on the configured device.
 pub fn run(cfg: &RunConfig) -> Result<Outcome, TrainError> {
+    // The image transform is fixed once, here: the config's, else the image
+    // tower's own (a Hugging Face `preprocessor_config.json`). The resolved config,
+    // the feature cache's key and every export then record what training used.
+    let mut cfg = cfg.clone();
+    if cfg.model.image.is_some() {
+        cfg.data.image_transform = Some(vigil_model::image_transform(&cfg.model, &cfg.data)?);
+    }
+    let cfg = &cfg;
     match cfg.launch.device {
         vigil_config::Device::Cpu => {
             let device = Default::default();

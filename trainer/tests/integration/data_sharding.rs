@@ -97,7 +97,10 @@ fn dataset(rows: usize) -> (tempfile::TempDir, Arc<Dataset>) {
 
 fn opts(threads: usize) -> LoaderOptions {
     LoaderOptions {
-        image_size: Some(16),
+        image: Some(vigil_data::ImageSpec {
+            size: 16,
+            transform: Default::default(),
+        }),
         threads,
         prefetch: 2,
     }
@@ -155,7 +158,7 @@ fn batches_hold_what_the_trainer_needs() {
     assert!(loader.next().is_none());
     // Without images nothing is decoded.
     let no_images = LoaderOptions {
-        image_size: None,
+        image: None,
         ..opts(1)
     };
     let b = Loader::new(ds, &s, 0, 0, no_images)

@@ -293,11 +293,13 @@ fn assert_same(rust: &[serde_json::Value], onnx: &[serde_json::Value]) -> f64 {
 
 /// Builds, exports and compares one architecture.
 fn parity(m: ModelSection, standardize: bool) {
+    parity_with(m, data(), standardize);
+}
+
+fn parity_with(m: ModelSection, d: DataSection, standardize: bool) {
     let Some(py) = python_or_skip() else { return };
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    let m = ModelSection { ..m };
-    let d = data();
     let device = Default::default();
     let mut loaded = ModerationModel::<B>::from_config(&m, &d, &device).unwrap();
     if standardize {
@@ -379,6 +381,36 @@ fn onnx_matches_predict_for_each_hugging_face_text_architecture() {
         }
         eprintln!("{name}:");
         parity(m, false);
+    }
+}
+
+/// The Hugging Face image towers (ViT, CLIP's and SigLIP's vision halves) on the
+/// tiny fixtures, with their processors' transforms (Pillow bilinear / bicubic,
+/// CLIP's shortest-edge resize and centre crop): the client reproduces them with
+/// Pillow, the scores agree with `vigil predict`.
+#[test]
+fn onnx_matches_predict_for_each_hugging_face_image_architecture() {
+    for name in ["vit", "clip", "siglip"] {
+        let dir = repo_root()
+            .join("crates/model/tests/fixtures/encoders")
+            .join(name);
+        let tmp = tempfile::tempdir().unwrap();
+        let mut m = section(
+            tmp.path(),
+            Some(Pooling::Mean),
+            true,
+            FusionKind::Gated,
+            Task::MultiLabel,
+        );
+        if let Some(i) = &mut m.image {
+            i.encoder = ImageEncoder::Pretrained;
+            i.path = Some(dir.display().to_string());
+        }
+        let mut d = data();
+        d.image_size = 32;
+        d.image_transform = Some(vigil_model::image_transform(&m, &d).unwrap());
+        eprintln!("{name}: {:?}", d.image_transform);
+        parity_with(m, d, false);
     }
 }
 

@@ -66,6 +66,40 @@ pub fn decode_rgb(path: &Path, rel: &str) -> Result<RgbImage, BadRow> {
     Ok(img.into_rgb8())
 }
 
+/// The tower's input: a side and how images are brought to it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ImageSpec {
+    /// Side of the square input (`data.image_size`).
+    pub size: u32,
+    /// Resize, filter and statistics (`data.image_transform`).
+    pub transform: ImageTransform,
+}
+
+impl ImageSpec {
+    /// The spec of `data`: its side and transform (Vigil's own when unset).
+    pub fn of(data: &vigil_config::DataSection) -> Self {
+        Self {
+            size: data.image_size,
+            transform: data.image_transform.unwrap_or_default(),
+        }
+    }
+
+    /// Floats per image (`3·size²`).
+    pub fn floats(&self) -> usize {
+        3 * self.size as usize * self.size as usize
+    }
+
+    /// Decodes the file and writes its `3·size²` floats into `out`.
+    pub fn load(&self, path: &Path, rel: &str, out: &mut [f32]) -> Result<(), BadRow> {
+        load_transformed(path, rel, self.size, &self.transform, out)
+    }
+
+    /// Writes the `3·size²` floats of a decoded image into `out`.
+    pub fn apply(&self, rgb: &RgbImage, out: &mut [f32]) {
+        transform_chw(rgb, self.size, &self.transform, out);
+    }
+}
+
 /// Decodes, resizes to `size×size` and writes `3·size·size` ImageNet-normalised
 /// floats (CHW) into `out` (Vigil's default transform).
 pub fn load_normalised(path: &Path, rel: &str, size: u32, out: &mut [f32]) -> Result<(), BadRow> {

@@ -18,6 +18,7 @@ pub fn emit<B: Backend>(
     match tower {
         ImageTower::Cnn(m) => cnn(g, m, pixels),
         ImageTower::EfficientNet(m) => efficientnet(g, m, pixels),
+        ImageTower::Vit(m) => super::vision::emit_image(g, m, pixels, "image"),
     }
 }
 

@@ -21,7 +21,9 @@ pub fn emit<B: Backend>(
     let maskf = g.node("Cast", &[mask], vec![attr_i("to", i64::from(FLOAT))]);
     let x = match &tower.encoder {
         TextBackbone::Bert(enc) => bert_states(g, enc, ids, &maskf)?,
-        TextBackbone::DebertaV2(enc) => super::deberta::emit_states(g, enc, ids, mask, "text.encoder")?,
+        TextBackbone::DebertaV2(enc) => {
+            super::deberta::emit_states(g, enc, ids, mask, "text.encoder")?
+        }
     };
     Ok(pool(g, &x, &maskf, tower.pooling()))
 }

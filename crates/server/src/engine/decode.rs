@@ -5,7 +5,7 @@
 use std::io::Cursor;
 
 use image::ImageReader;
-use vigil_data::{normalise_chw, resize_normalise_chw};
+use vigil_data::ImageSpec;
 
 /// The pixel count of an encoded image, read from its header only (no pixel is
 /// decoded): refused when it is not a PNG, JPEG or WebP file, empty, or more than
@@ -33,12 +33,13 @@ pub fn check_image_header(bytes: &[u8], max_pixels: u64) -> Result<(u32, u32), S
 }
 
 /// Decodes an encoded image, checks its pixel count from the header first, and
-/// writes `3·size·size` normalised floats (as the data layer does for files). The
+/// writes the `3·size·size` floats `spec` makes of it (as the data layer does for
+/// files: the export's side and image transform). The
 /// decoder may allocate at most `max_alloc` bytes (a PNG whose header is within
 /// the pixel bound but whose pixels are wide is refused, not decoded).
 pub fn decode_image(
     bytes: &[u8],
-    size: u32,
+    spec: &ImageSpec,
     max_pixels: u64,
     max_alloc: u64,
     out: &mut [f32],
@@ -62,16 +63,19 @@ pub fn decode_image(
             e => format!("the image is corrupt: {e}"),
         })?
         .into_rgb8();
-    if rgb.width() == size && rgb.height() == size {
-        normalise_chw(&rgb, out);
-    } else {
-        resize_normalise_chw(&rgb, size, out);
-    }
+    spec.apply(&rgb, out);
     Ok(())
 }
 
 #[cfg(test)]
 mod tests {
+    fn spec8() -> vigil_data::ImageSpec {
+        vigil_data::ImageSpec {
+            size: 8,
+            transform: Default::default(),
+        }
+    }
+
     use std::time::{Duration, Instant};
 
     use super::*;
@@ -113,7 +117,13 @@ mod tests {
         assert!(err.contains("5000×5000 = 25000000 pixels"), "{err}");
         let mut out = vec![0.0; 3 * 8 * 8];
         let l = crate::Limits::default();
-        let err = decode_image(&bomb, 8, l.max_image_pixels, l.max_image_alloc(), &mut out);
+        let err = decode_image(
+            &bomb,
+            &spec8(),
+            l.max_image_pixels,
+            l.max_image_alloc(),
+            &mut out,
+        );
         assert!(err.is_err());
         assert!(
             started.elapsed() < Duration::from_secs(1),
@@ -128,18 +138,18 @@ mod tests {
     #[test]
     fn images_decode_like_files_and_bad_ones_are_refused() {
         let mut out = vec![0.0; 3 * 8 * 8];
-        decode_image(&png(16, 12), 8, 1000, 4000, &mut out).unwrap();
+        decode_image(&png(16, 12), &spec8(), 1000, 4000, &mut out).unwrap();
         let expect = (200.0 / 255.0 - vigil_data::IMAGENET_MEAN[0]) / vigil_data::IMAGENET_STD[0];
         assert!((out[0] - expect).abs() < 1e-4);
-        let err = decode_image(&png(40, 30), 8, 1000, 4000, &mut out).unwrap_err();
+        let err = decode_image(&png(40, 30), &spec8(), 1000, 4000, &mut out).unwrap_err();
         assert!(err.contains("--max-image-pixels 1000"), "{err}");
-        let err = decode_image(b"not an image", 8, 1000, 4000, &mut out).unwrap_err();
+        let err = decode_image(b"not an image", &spec8(), 1000, 4000, &mut out).unwrap_err();
         assert!(err.contains("not a PNG"), "{err}");
         let mut broken = png(16, 12);
         broken.truncate(broken.len() / 2);
-        assert!(decode_image(&broken, 8, 1000, 4000, &mut out).is_err());
+        assert!(decode_image(&broken, &spec8(), 1000, 4000, &mut out).is_err());
         // Within the pixel bound, but the decoder may not allocate its pixels.
-        let err = decode_image(&png(16, 12), 8, 1000, 100, &mut out).unwrap_err();
+        let err = decode_image(&png(16, 12), &spec8(), 1000, 100, &mut out).unwrap_err();
         assert!(err.contains("allocate more than 100 bytes"), "{err}");
     }
 }

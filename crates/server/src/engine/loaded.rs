@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, RwLock};
 
 use vigil_config::Task;
+use vigil_data::ImageSpec;
 use vigil_infer::{ServeError, ServedModel};
 use vigil_model::backend::CpuBackend;
 use vigil_model::{ModelInput, ModerationModel, TextTokenizer};
@@ -33,7 +34,7 @@ pub struct Loaded {
     pub skipped: Skipped,
     replicas: Vec<Mutex<ModerationModel<B>>>,
     tokenizer: Option<TextTokenizer>,
-    pub(super) image_size: u32,
+    pub(super) image: ImageSpec,
     pub(super) task: Task,
     pub(super) thresholds: Vec<f32>,
 }
@@ -64,7 +65,7 @@ impl Loaded {
             replicas,
             task: served.task(),
             tokenizer: served.tokenizer,
-            image_size: served.data.image_size,
+            image: ImageSpec::of(&served.data),
             thresholds: served.thresholds,
         })
     }
@@ -85,7 +86,7 @@ impl Loaded {
             texts,
             images,
             present,
-            self.image_size as usize,
+            self.image.size as usize,
             &device,
         )
         .map_err(|e| error_chain(&e))?;

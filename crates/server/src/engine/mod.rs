@@ -12,8 +12,8 @@
 //! export's tokenizer inside
 //! [`ModelInput::from_vecs`](vigil_model::ModelInput::from_vecs), images decoded
 //! (PNG, JPEG, WebP), resized and normalised by the data layer's functions
-//! ([`resize_normalise_chw`](vigil_data::resize_normalise_chw)) at the export's
-//! `data.image_size`, and scored by the model in inference mode.
+//! ([`ImageSpec`](vigil_data::ImageSpec)) at the export's
+//! `data.image_size` and `data.image_transform`, and scored by the model in inference mode.
 //!
 //! # Layout
 //! - `loaded.rs`: [`Loaded`] — one version with its replicas, scoring rows — and

@@ -175,7 +175,7 @@ impl Engine {
         let Some(model) = jobs.first().map(|j| j.model.clone()) else {
             return;
         };
-        let side = model.image_size as usize;
+        let side = model.image.size as usize;
         let plane = if model.towers.image {
             3 * side * side
         } else {
@@ -194,7 +194,7 @@ impl Engine {
                         let out = &mut images[start + row * plane..start + (row + 1) * plane];
                         if let Err(message) = decode_image(
                             bytes,
-                            model.image_size,
+                            &model.image,
                             self.settings.max_image_pixels,
                             self.settings.max_image_alloc,
                             out,

@@ -122,15 +122,14 @@ fn encode_chunk<B: Backend>(
     cfg: &RunConfig,
     device: &B::Device,
 ) -> Result<(Vec<f32>, usize), TrainError> {
-    let image_size = (tower == Tower::Image).then_some(cfg.data.image_size);
-    let batch =
-        Batch::build(ds, chunk, Position::default(), image_size).map_err(|(line, reason)| {
-            DataError::ImageDecode {
-                file: ds.file().to_path_buf(),
-                line,
-                reason,
-            }
-        })?;
+    let image = (tower == Tower::Image).then(|| vigil_data::ImageSpec::of(&cfg.data));
+    let batch = Batch::build(ds, chunk, Position::default(), image).map_err(|(line, reason)| {
+        DataError::ImageDecode {
+            file: ds.file().to_path_buf(),
+            line,
+            reason,
+        }
+    })?;
     // The batch goes through the same ModelInput conversion training uses.
     let (input, _) = ModelInput::<B>::from_batch(
         tokenizer.filter(|_| tower == Tower::Text),

@@ -61,7 +61,14 @@ pub(super) fn table_key<B: Backend>(
                 field(&mut h, &bytes);
             }
         }
-        Tower::Image => field(&mut h, &cfg.data.image_size.to_le_bytes()),
+        Tower::Image => {
+            field(&mut h, &cfg.data.image_size.to_le_bytes());
+            let transform = serde_json::json!({
+                "architecture": model.image.as_ref().map(|t| t.architecture()),
+                "transform": cfg.data.image_transform.unwrap_or_default(),
+            });
+            field(&mut h, transform.to_string().as_bytes());
+        }
     }
     for e in ds.examples() {
         field(&mut h, e.id.as_bytes());
