@@ -58,10 +58,14 @@ def main():
     lengths = rng.integers(1, max_len + 1, size=n)
     lengths[0], lengths[1] = 1, max_len
     if "input_ids" in names:
+        # BERT-family and DeBERTa: word_embeddings; CLIP / SigLIP: token_embedding.
         table = next(t for t in model.graph.initializer
-                     if t.name == "text.encoder.embeddings.word_embeddings.weight")
+                     if t.name in ("text.encoder.embeddings.word_embeddings.weight",
+                                   "text.encoder.token_embedding.weight"))
         vocab = table.dims[0]
-        seq = int(lengths.max())
+        # SigLIP reads rows padded to max_text_len (it attends to its padding).
+        full = pre.get("text_padding") == "max_length"
+        seq = max_len if full else int(lengths.max())
         ids = rng.integers(0, vocab, size=(n, seq)).astype(np.int64)
         mask = (np.arange(seq)[None, :] < lengths[:, None]).astype(np.int64)
         ids = ids * mask
@@ -77,13 +81,13 @@ def main():
         row = {}
         for k, val in feed.items():
             row[k] = val[r:r + 1]
-        if "input_ids" in row:
+        if "input_ids" in row and not full:
             cut = int(lengths[r])
             row["input_ids"] = row["input_ids"][:, :cut]
             row["attention_mask"] = row["attention_mask"][:, :cut]
         (one,) = sess.run(["scores"], row)
         worst = max(worst, float(np.abs(one[0] - whole[r]).max()))
-    if "input_ids" in names and feed["input_ids"].shape[1] < max_len:
+    if "input_ids" in names and not full and feed["input_ids"].shape[1] < max_len:
         padded = dict(feed)
         extra = max_len - feed["input_ids"].shape[1]
         padded["input_ids"] = np.pad(feed["input_ids"], ((0, 0), (0, extra)))

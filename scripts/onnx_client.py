@@ -7,7 +7,7 @@ Prints the same JSON lines as `vigil predict` ({"id", "version", "scores",
 "decisions"}). It reproduces Vigil's preprocessing exactly: the version's
 tokenizer.json through the `tokenizers` package with Vigil's truncation and
 padding (truncate at max_text_len, pad to the longest row, pad id from the file,
-else [PAD], else <pad>),
+else [PAD], else <pad>, else <|endoftext|>),
 images decoded with Pillow and resized with Vigil's triangle filter written out
 in float32 numpy (not Pillow's resize, which rounds to uint8 between passes),
 then ImageNet-normalised. A row without text (absent, null or blank, as Vigil's
@@ -76,6 +76,8 @@ class Tokenizer:
         pad_id = padding["pad_id"] if padding else self.inner.token_to_id("[PAD]")
         if pad_id is None:
             pad_id = self.inner.token_to_id("<pad>")
+        if pad_id is None:
+            pad_id = self.inner.token_to_id("<|endoftext|>")
         self.pad_id = 0 if pad_id is None else pad_id
         pad_token = self.inner.id_to_token(self.pad_id) or "[PAD]"
         self.max_len = max_len
@@ -197,6 +199,8 @@ def main():
     tok = None
     if "input_ids" in wanted:
         tok = Tokenizer(os.path.join(version_dir, pre["tokenizer"]), pre["max_text_len"])
+        # SigLIP's text tower reads rows padded to max_text_len, as it was trained.
+        pad_all = pre.get("text_padding") == "max_length"
     size = pre["image_size"]
     mean = np.array(pre["image_mean"], dtype=np.float32)
     std = np.array(pre["image_std"], dtype=np.float32)
@@ -221,7 +225,7 @@ def main():
             texts = [r.get("text") if isinstance(r.get("text"), str) and r["text"].strip()
                      else None for r in batch]
             ids, mask = tok.encode([t if t is not None else "" for t in texts])
-            if args.pad_to_max and ids.shape[1] < tok.max_len:
+            if (args.pad_to_max or pad_all) and ids.shape[1] < tok.max_len:
                 extra = tok.max_len - ids.shape[1]
                 ids = np.pad(ids, ((0, 0), (0, extra)), constant_values=tok.pad_id)
                 mask = np.pad(mask, ((0, 0), (0, extra)))

@@ -80,6 +80,9 @@ pub struct ServingInfo {
     pub image_transform: ImageTransform,
     /// Whether the model has a text tower (and so a real `tokenizer.json`).
     pub has_tokenizer: bool,
+    /// Whether rows are padded to `max_text_len` (SigLIP) rather than to the
+    /// batch's longest row.
+    pub pad_to_max_len: bool,
 }
 
 /// The files of one version, by name.
@@ -215,6 +218,7 @@ pub fn preprocessing(info: &ServingInfo) -> serde_json::Value {
     let t = &info.image_transform;
     serde_json::json!({
         "max_text_len": info.max_text_len,
+        "text_padding": if info.pad_to_max_len { "max_length" } else { "longest" },
         "tokenizer": info.has_tokenizer.then_some(TOKENIZER_FILE),
         "image_size": info.image_size,
         "image_resize": match t.resize {
@@ -316,6 +320,7 @@ mod tests {
             max_text_len: 64,
             image_size: 96,
             image_transform: Default::default(),
+            pad_to_max_len: false,
             has_tokenizer,
         }
     }

@@ -295,6 +295,23 @@ impl<B: Backend> ModerationModel<B> {
                         ),
                     ));
                 }
+                let tok = if tower.pads_to_max_length() {
+                    if data.max_text_len != tower.encoder.max_positions() {
+                        return Err(ModelError::config(
+                            "data.max_text_len",
+                            format!(
+                                "is {} but SigLIP's text tower reads rows padded to exactly {} \
+                                 tokens (as it was trained); set data.max_text_len: {}",
+                                data.max_text_len,
+                                tower.encoder.max_positions(),
+                                tower.encoder.max_positions()
+                            ),
+                        ));
+                    }
+                    tok.with_max_length_padding()
+                } else {
+                    tok
+                };
                 tokenizer = Some(tok);
                 Some(tower.freeze(t.train_layers))
             }

@@ -9,7 +9,8 @@
 //! BERT, RoBERTa, XLM-RoBERTa and DistilBERT are one arithmetic (post-LayerNorm
 //! blocks, absolute positions) with different names, position offsets and token
 //! types: they share [`Bert`](super::Bert). DeBERTa-v2/v3 (disentangled relative
-//! attention) is its own module.
+//! attention) is its own module, and so is the text half of a CLIP or SigLIP
+//! directory (pre-LayerNorm blocks, pooled at the last token into the joint space).
 //!
 //! An export writes the architecture it trained as `text_config.json` in Vigil's
 //! own form (`{"architecture": .., "config": ..}`), so reading it back never
@@ -23,10 +24,18 @@ use serde::{Deserialize, Serialize};
 use super::bert::BertConfig;
 use super::deberta::DebertaV2Config;
 use super::error::ModelError;
+use super::vision::{JointKind, JointTextConfig};
 
 /// The Hugging Face `model_type`s Vigil reads as text encoders.
-pub const TEXT_MODEL_TYPES: [&str; 5] =
-    ["bert", "roberta", "xlm-roberta", "distilbert", "deberta-v2"];
+pub const TEXT_MODEL_TYPES: [&str; 7] = [
+    "bert",
+    "roberta",
+    "xlm-roberta",
+    "distilbert",
+    "deberta-v2",
+    "clip",
+    "siglip",
+];
 
 /// A text encoder's architecture and shape, as built and as exported.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -47,6 +56,10 @@ pub enum TextEncoderConfig {
     /// DeBERTa-v2 / v3: disentangled relative-position attention.
     #[serde(rename = "deberta-v2")]
     DebertaV2(DebertaV2Config),
+    /// The text half of a CLIP or SigLIP directory, with its projection into the
+    /// joint image-text space.
+    #[serde(rename = "joint")]
+    Joint(JointTextConfig),
 }
 
 impl TextEncoderConfig {
@@ -65,6 +78,7 @@ impl TextEncoderConfig {
             "xlm-roberta" => Self::XlmRoberta(BertConfig::from_value(value, path, true)?),
             "distilbert" => Self::DistilBert(BertConfig::from_distilbert(value, path)?),
             "deberta-v2" => Self::DebertaV2(DebertaV2Config::from_value(value, path)?),
+            "clip" | "siglip" => Self::Joint(JointTextConfig::from_value(&value, path)?),
             other => {
                 return Err(ModelError::BadConfig {
                     path: path.to_path_buf(),
@@ -99,6 +113,10 @@ impl TextEncoderConfig {
             Self::XlmRoberta(_) => "xlm-roberta",
             Self::DistilBert(_) => "distilbert",
             Self::DebertaV2(_) => "deberta-v2",
+            Self::Joint(c) => match c.kind {
+                JointKind::Clip => "clip",
+                JointKind::Siglip => "siglip",
+            },
         }
     }
 
@@ -110,6 +128,7 @@ impl TextEncoderConfig {
             Self::Roberta(_) | Self::XlmRoberta(_) => "roberta.",
             Self::DistilBert(_) => "distilbert.",
             Self::DebertaV2(_) => "deberta.",
+            Self::Joint(_) => "text_model.",
         }
     }
 }
@@ -144,7 +163,9 @@ mod tests {
         assert!(text.contains("config.json: model_type"), "{text}");
         assert!(text.contains("'electra'"), "{text}");
         assert!(
-            text.contains("supported: bert, roberta, xlm-roberta, distilbert, deberta-v2"),
+            text.contains(
+                "supported: bert, roberta, xlm-roberta, distilbert, deberta-v2, clip, siglip"
+            ),
             "{text}"
         );
         assert!(err.is_user_error());

@@ -20,6 +20,7 @@ use super::bert::{Bert, BertConfig};
 use super::deberta::{DebertaV2, deberta_file_key, deberta_ignorable};
 use super::error::ModelError;
 use super::text_config::TextEncoderConfig;
+use super::vision::{JointKind, JointTextTransformer, joint_text_file_key, joint_text_ignorable};
 use super::weights::{KeyMap, WeightsFormat, load_strict};
 use vigil_config::{Pooling, TrainLayers};
 
@@ -30,6 +31,8 @@ pub enum TextBackbone<B: Backend> {
     Bert(Bert<B>),
     /// DeBERTa-v2 / v3.
     DebertaV2(DebertaV2<B>),
+    /// CLIP's or SigLIP's text tower with its projection (it pools itself).
+    Joint(JointTextTransformer<B>),
 }
 
 impl<B: Backend> TextBackbone<B> {
@@ -41,6 +44,7 @@ impl<B: Backend> TextBackbone<B> {
             | TextEncoderConfig::XlmRoberta(c)
             | TextEncoderConfig::DistilBert(c) => Self::Bert(c.init(device)),
             TextEncoderConfig::DebertaV2(c) => Self::DebertaV2(c.init(device)),
+            TextEncoderConfig::Joint(c) => Self::Joint(c.init(device)),
         }
     }
 
@@ -49,6 +53,7 @@ impl<B: Backend> TextBackbone<B> {
         match self {
             Self::Bert(m) => m.forward(ids, mask),
             Self::DebertaV2(m) => m.forward(ids, mask),
+            Self::Joint(m) => m.token_states(ids, mask),
         }
     }
 
@@ -57,6 +62,7 @@ impl<B: Backend> TextBackbone<B> {
         match self {
             Self::Bert(m) => m.hidden_size(),
             Self::DebertaV2(m) => m.hidden_size(),
+            Self::Joint(m) => m.config().hidden_size,
         }
     }
 
@@ -65,6 +71,7 @@ impl<B: Backend> TextBackbone<B> {
         match self {
             Self::Bert(m) => m.max_positions(),
             Self::DebertaV2(m) => m.max_positions(),
+            Self::Joint(m) => m.max_positions(),
         }
     }
 
@@ -73,6 +80,7 @@ impl<B: Backend> TextBackbone<B> {
         match self {
             Self::Bert(m) => m.embeddings.word_embeddings.weight.dims()[0],
             Self::DebertaV2(m) => m.embeddings.word_embeddings.weight.dims()[0],
+            Self::Joint(m) => m.token_embedding.weight.dims()[0],
         }
     }
 
@@ -81,6 +89,7 @@ impl<B: Backend> TextBackbone<B> {
         match self {
             Self::Bert(m) => m.layers.len(),
             Self::DebertaV2(m) => m.layers.len(),
+            Self::Joint(m) => m.layers.len(),
         }
     }
 
@@ -111,6 +120,10 @@ impl<B: Backend> TextBackbone<B> {
                 }
                 m.layers = below(std::mem::take(&mut m.layers), keep_from);
                 Self::DebertaV2(m)
+            }
+            Self::Joint(m) => {
+                let top = m.layers.len().saturating_sub(keep_from) as u32;
+                Self::Joint(m.freeze(TrainLayers::Top(top)))
             }
         }
     }
@@ -242,6 +255,17 @@ impl<B: Backend> TextTower<B> {
                 };
                 TextBackbone::Bert(load_strict(m, &weights, WeightsFormat::Safetensors, &keys)?)
             }
+            (TextBackbone::Joint(m), TextEncoderConfig::Joint(c)) => {
+                let kind = c.kind;
+                let to_file = move |p: &str| joint_text_file_key(kind, p);
+                let keys = KeyMap {
+                    to_file: &to_file,
+                    ignorable: &joint_text_ignorable,
+                    optional_prefix: None,
+                };
+                TextBackbone::Joint(load_strict(m, &weights, WeightsFormat::Safetensors, &keys)?)
+            }
+            (TextBackbone::Joint(m), _) => TextBackbone::Joint(m),
             (TextBackbone::DebertaV2(m), _) => {
                 let keys = KeyMap {
                     to_file: &deberta_file_key,
@@ -290,7 +314,17 @@ impl<B: Backend> TextTower<B> {
 
     /// Width of the pooled vector.
     pub fn output_dim(&self) -> usize {
-        self.encoder.hidden_size()
+        match &self.encoder {
+            TextBackbone::Joint(m) => m.output_dim(),
+            other => other.hidden_size(),
+        }
+    }
+
+    /// Whether this is SigLIP's text tower, which was trained on rows padded to its
+    /// full length and attending to the padding (the tokenizer must pad so and the
+    /// mask is ignored).
+    pub fn pads_to_max_length(&self) -> bool {
+        matches!(&self.encoder, TextBackbone::Joint(m) if m.config().kind == JointKind::Siglip)
     }
 
     /// Freezes according to `train_layers` (on an autodiff backend).
@@ -314,8 +348,13 @@ impl<B: Backend> TextTower<B> {
 
     /// Pooled text vectors `[batch, hidden]`.
     pub fn forward(&self, ids: Tensor<B, 2, Int>, mask: Tensor<B, 2>) -> Tensor<B, 2> {
-        let states = self.encoder.forward(ids, mask.clone());
-        pool(states, mask, self.pooling)
+        match &self.encoder {
+            // CLIP pools at the last real token, SigLIP at the last position (over
+            // padding it attends to, as trained), both then project.
+            TextBackbone::Joint(m) if self.pads_to_max_length() => m.forward(ids, mask.ones_like()),
+            TextBackbone::Joint(m) => m.forward(ids, mask),
+            encoder => pool(encoder.forward(ids, mask.clone()), mask, self.pooling),
+        }
     }
 }
 

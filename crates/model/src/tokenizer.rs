@@ -5,7 +5,8 @@
 //! one pads and truncates at 128). Vigil owns those decisions: truncation comes from
 //! `data.max_text_len`, and a batch is padded to its longest row (never beyond
 //! `max_text_len`), so short batches cost less. The pad id is the file's own
-//! padding id, else `[PAD]` (BERT), else `<pad>` (RoBERTa, XLM-R), else 0.
+//! padding id, else `[PAD]` (BERT), else `<pad>` (RoBERTa, XLM-R, SigLIP), else
+//! `<|endoftext|>` (CLIP pads with its end token), else 0.
 
 use std::path::{Path, PathBuf};
 
@@ -36,6 +37,7 @@ pub struct TextTokenizer {
     path: PathBuf,
     max_len: usize,
     pad_id: u32,
+    pad_to_max: bool,
 }
 
 impl std::fmt::Debug for TextTokenizer {
@@ -72,6 +74,7 @@ impl TextTokenizer {
             .map(|p| p.pad_id)
             .or_else(|| inner.token_to_id("[PAD]"))
             .or_else(|| inner.token_to_id("<pad>"))
+            .or_else(|| inner.token_to_id("<|endoftext|>"))
             .unwrap_or(0);
         let pad_token = inner
             .id_to_token(pad_id)
@@ -100,6 +103,7 @@ impl TextTokenizer {
             path: path.to_path_buf(),
             max_len,
             pad_id,
+            pad_to_max: false,
         })
     }
 
@@ -111,6 +115,18 @@ impl TextTokenizer {
     /// Truncation length.
     pub fn max_len(&self) -> usize {
         self.max_len
+    }
+
+    /// Pads every batch to `max_len` instead of its longest row (SigLIP's text
+    /// tower was trained so).
+    pub fn with_max_length_padding(mut self) -> Self {
+        self.pad_to_max = true;
+        self
+    }
+
+    /// Whether every batch is padded to `max_len`.
+    pub fn pads_to_max(&self) -> bool {
+        self.pad_to_max
     }
 
     /// Id used for padding.
@@ -139,6 +155,11 @@ impl TextTokenizer {
             .max()
             .unwrap_or(0)
             .clamp(1, self.max_len);
+        let seq_len = if self.pad_to_max {
+            self.max_len
+        } else {
+            seq_len
+        };
         let batch = encodings.len();
         let mut ids = Vec::with_capacity(batch * seq_len);
         let mut mask = Vec::with_capacity(batch * seq_len);

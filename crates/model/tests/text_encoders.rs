@@ -126,3 +126,52 @@ fn xlm_roberta_read_as_bert_would_embed_wrongly() {
         "positions from 0 should differ, got {token_diff}"
     );
 }
+
+#[derive(Deserialize)]
+struct JointReference {
+    max_text_len: usize,
+    sentences: Vec<String>,
+    token_ids: Vec<Vec<i64>>,
+    text_embeds: Vec<Vec<f32>>,
+}
+
+#[test]
+fn clip_and_siglip_directories_as_text_towers_give_the_joint_text_embeddings() {
+    // `model.text` pointing at a CLIP or SigLIP directory: its text half with the
+    // projection; normalised, the vectors are transformers' `text_embeds`.
+    for name in ["clip", "siglip"] {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/encoders")
+            .join(name);
+        let r: JointReference =
+            serde_json::from_str(&std::fs::read_to_string(dir.join("reference.json")).unwrap())
+                .unwrap();
+        let tower = TextTower::<B>::pretrained(&dir, Pooling::Mean, &Default::default()).unwrap();
+        assert_eq!(tower.config().model_type(), name);
+        let mut tok =
+            TextTokenizer::from_file(&dir.join("tokenizer.json"), r.max_text_len).unwrap();
+        if tower.pads_to_max_length() {
+            tok = tok.with_max_length_padding();
+        }
+        assert_eq!(tower.pads_to_max_length(), name == "siglip");
+        let texts: Vec<&str> = r.sentences.iter().map(String::as_str).collect();
+        let enc = tok.encode_batch(&texts).unwrap();
+        assert_eq!(enc.ids, r.token_ids.concat(), "{name}: token ids");
+        let device = Default::default();
+        let ids = Tensor::<B, 2, Int>::from_data(
+            TensorData::new(enc.ids, [enc.batch, enc.seq_len]),
+            &device,
+        );
+        let mask =
+            Tensor::<B, 2>::from_data(TensorData::new(enc.mask, [enc.batch, enc.seq_len]), &device);
+        let embeds = vigil_model::vision::l2_normalize(tower.forward(ids, mask));
+        let ours: Vec<f32> = embeds.into_data().into_vec().unwrap();
+        let worst = ours
+            .iter()
+            .zip(r.text_embeds.concat())
+            .map(|(a, b)| (a - b).abs())
+            .fold(0f32, f32::max);
+        println!("{name}: text_embeds max |diff| {worst:.2e}");
+        assert!(worst <= 1e-4, "{name}: {worst}");
+    }
+}

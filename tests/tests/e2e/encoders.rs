@@ -30,6 +30,8 @@ fn fixture(name: &str) -> String {
 enum Tower {
     Text,
     Image,
+    /// Both towers from one CLIP / SigLIP directory.
+    Both,
 }
 
 /// 16 steps, a checkpoint every 4, the whole encoder training.
@@ -45,6 +47,13 @@ fn launch(dir: &Path, name: &str, tower: Tower) -> Command {
             "model.image.encoder=pretrained".to_string(),
             format!("model.image.path={}", fixture(name)),
             "model.image.train_layers=all".into(),
+        ],
+        Tower::Both => vec![
+            "model.text.encoder=bert".to_string(),
+            format!("model.text.path={}", fixture(name)),
+            "model.text.tokenizer=null".into(),
+            "model.image.encoder=pretrained".into(),
+            format!("model.image.path={}", fixture(name)),
         ],
     };
     let mut overrides: Vec<&str> = tower_overrides.iter().map(String::as_str).collect();
@@ -80,13 +89,17 @@ fn fine_tune_resume_and_serve(name: &str, tower: Tower) {
         "{name}: vigil launch failed\n{so}\n{se}"
     );
     let version = reference.join("export/tiny/1");
-    if tower == Tower::Text {
+    if tower != Tower::Image {
         let text_config = std::fs::read_to_string(version.join("text_config.json")).unwrap();
         assert!(
-            text_config.contains(&format!(r#""architecture": "{name}""#)),
+            text_config.contains(&format!(
+                r#""architecture": "{}""#,
+                if tower == Tower::Both { "joint" } else { name }
+            )),
             "{name}: {text_config}"
         );
-    } else {
+    }
+    if tower != Tower::Text {
         let image_config = std::fs::read_to_string(version.join("image_config.json")).unwrap();
         assert!(image_config.contains(r#""kind""#), "{name}: {image_config}");
         let read = |p: &Path| -> serde_json::Value {
@@ -203,6 +216,11 @@ fn vit_fine_tunes_resumes_exactly_and_serves() {
 #[test]
 fn clip_vision_tower_fine_tunes_resumes_exactly_and_serves() {
     fine_tune_resume_and_serve("clip", Tower::Image);
+}
+
+#[test]
+fn clip_as_both_towers_fine_tunes_resumes_exactly_and_serves() {
+    fine_tune_resume_and_serve("clip", Tower::Both);
 }
 
 #[test]

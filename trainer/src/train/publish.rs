@@ -290,6 +290,7 @@ pub fn version_files<B: Backend>(
         image_size: cfg.data.image_size,
         image_transform: cfg.data.image_transform.unwrap_or_default(),
         has_tokenizer: tokenizer.is_some(),
+        pad_to_max_len: tokenizer.is_some_and(|t| t.pads_to_max()),
     };
     let bad_config = |_| TrainError::Protocol {
         what: "the model wrote a bad config.json",

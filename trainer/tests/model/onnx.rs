@@ -414,6 +414,41 @@ fn onnx_matches_predict_for_each_hugging_face_image_architecture() {
     }
 }
 
+/// A CLIP or SigLIP directory as both towers (its text half with the text
+/// projection, its vision half with the visual one): CLIP's causal text mask and
+/// last-token pooling, SigLIP's rows padded to their full length.
+#[test]
+fn onnx_matches_predict_for_clip_and_siglip_as_both_towers() {
+    for name in ["clip", "siglip"] {
+        let dir = repo_root()
+            .join("crates/model/tests/fixtures/encoders")
+            .join(name);
+        let tmp = tempfile::tempdir().unwrap();
+        let mut m = section(
+            tmp.path(),
+            Some(Pooling::Mean),
+            true,
+            FusionKind::Interaction,
+            Task::MultiLabel,
+        );
+        if let Some(t) = &mut m.text {
+            t.encoder = TextEncoder::Bert;
+            t.path = Some(dir.display().to_string());
+            t.tokenizer = None;
+        }
+        if let Some(i) = &mut m.image {
+            i.encoder = ImageEncoder::Pretrained;
+            i.path = Some(dir.display().to_string());
+        }
+        let mut d = data();
+        d.image_size = 32;
+        d.max_text_len = 24;
+        d.image_transform = Some(vigil_model::image_transform(&m, &d).unwrap());
+        eprintln!("{name}:");
+        parity_with(m, d, false);
+    }
+}
+
 #[test]
 fn onnx_matches_predict_image_only() {
     let tmp = tempfile::tempdir().unwrap();

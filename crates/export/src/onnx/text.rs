@@ -18,12 +18,25 @@ pub fn emit<B: Backend>(
     ids: &str,
     mask: &str,
 ) -> Result<String, OnnxError> {
+    if let TextBackbone::Joint(enc) = &tower.encoder {
+        // CLIP and SigLIP pool and project themselves; SigLIP attends to its
+        // padding as trained (the mask becomes all ones, as `TextTower::forward`).
+        let mask = if tower.pads_to_max_length() {
+            let zeros = g.node("Sub", &[mask, mask], vec![]);
+            let one = g.ints(&[1]);
+            g.node("Add", &[&zeros, &one], vec![])
+        } else {
+            mask.to_string()
+        };
+        return super::vision::emit_text(g, enc, ids, &mask, "text.encoder");
+    }
     let maskf = g.node("Cast", &[mask], vec![attr_i("to", i64::from(FLOAT))]);
     let x = match &tower.encoder {
         TextBackbone::Bert(enc) => bert_states(g, enc, ids, &maskf)?,
         TextBackbone::DebertaV2(enc) => {
             super::deberta::emit_states(g, enc, ids, mask, "text.encoder")?
         }
+        TextBackbone::Joint(_) => unreachable!("returned above"),
     };
     Ok(pool(g, &x, &maskf, tower.pooling()))
 }
