@@ -1,9 +1,13 @@
 //! The logic of `vigil embed`: JSONL rows in, one JSON object of vectors per row out.
 //!
 //! Sources: a Hugging Face text encoder directory (mean-pooled `text_embedding`),
-//! a torchvision EfficientNet-B0 `.pth` (pooled `image_embedding`), both at once,
-//! or a trained model's export directory (`text_embedding`, `image_embedding` and
-//! the fused `embedding` that the head sees). Input rows are
+//! an image encoder (`image_embedding`: a torchvision EfficientNet-B0 `.pth`, or a
+//! ViT / CLIP / SigLIP directory with its own preprocessing), both at once, or a
+//! trained model's export directory (`text_embedding`, `image_embedding` and the
+//! fused `embedding` that the head sees). A CLIP or SigLIP directory given as the
+//! text and image encoder puts both vectors in its joint image-text space,
+//! L2-normalised as `CLIPModel` / `SiglipModel` return them: a dot product is the
+//! cosine their logits scale ([`vigil_model::vision::JointModel`]). Input rows are
 //! `{"id": …, "text"?: "…", "image"?: "path"}`, image paths relative to the input
 //! file. A row the source cannot embed (no text for a text encoder) is written
 //! with its `id` only, as it appeared (a string or an integer).
@@ -35,8 +39,10 @@ use vigil_data::{
     ShardSampler, Split,
 };
 use vigil_export::{TOKENIZER_FILE, format::read_data_section};
+use vigil_model::vision::{VisionKind, l2_normalize, load_vision_tower};
 use vigil_model::{
-    EfficientNetB0, ImageData, ModelInput, ModerationModel, TextData, TextTokenizer, TextTower,
+    EfficientNetB0, ImageData, ImageTower, ModelInput, ModerationModel, TextData, TextTokenizer,
+    TextTower, read_preprocessor,
 };
 
 /// What to embed with.
@@ -46,7 +52,8 @@ pub enum EmbedSource {
     Encoders {
         /// Hugging Face model directory (text).
         text: Option<PathBuf>,
-        /// torchvision EfficientNet-B0 `.pth` (images).
+        /// torchvision EfficientNet-B0 `.pth`, or a Hugging Face ViT / CLIP /
+        /// SigLIP directory (images).
         image: Option<PathBuf>,
     },
     /// A trained model's export directory.
@@ -122,8 +129,8 @@ impl RowFormat for EmbedRows {
 enum Embedder<B: Backend> {
     Encoders {
         text: Option<Box<(TextTower<B>, TextTokenizer)>>,
-        image: Option<Box<EfficientNetB0<B>>>,
-        image_size: u32,
+        image: Option<Box<ImageTower<B>>>,
+        image_spec: ImageSpec,
     },
     Model {
         model: Box<ModerationModel<B>>,
@@ -143,20 +150,43 @@ impl<B: Backend> Embedder<B> {
                     });
                 }
                 let text = match text {
-                    Some(dir) => Some(Box::new((
-                        TextTower::<B>::pretrained(dir, Pooling::Mean, device)?,
-                        TextTokenizer::from_file(&dir.join(TOKENIZER_FILE), opts.max_text_len)?,
-                    ))),
+                    Some(dir) => {
+                        let tower = TextTower::<B>::pretrained(dir, Pooling::Mean, device)?;
+                        let tokenizer = dir.join(TOKENIZER_FILE);
+                        // SigLIP reads rows padded to its full length, as trained.
+                        let tokenizer = if tower.pads_to_max_length() {
+                            TextTokenizer::from_file(&tokenizer, tower.encoder.max_positions())?
+                                .with_max_length_padding()
+                        } else {
+                            TextTokenizer::from_file(&tokenizer, opts.max_text_len)?
+                        };
+                        Some(Box::new((tower, tokenizer)))
+                    }
                     None => None,
                 };
+                let mut image_spec = ImageSpec {
+                    size: opts.image_size,
+                    transform: Default::default(),
+                };
                 let image = match image {
-                    Some(p) => Some(Box::new(EfficientNetB0::<B>::from_pth(p, device)?)),
+                    Some(p) if p.is_dir() => {
+                        let tower = load_vision_tower::<B>(p, device)?;
+                        image_spec.size = tower.image_size() as u32;
+                        let processor = p.join("preprocessor_config.json");
+                        if processor.is_file() {
+                            image_spec.transform = read_preprocessor(&processor)?.transform;
+                        }
+                        Some(Box::new(ImageTower::Vit(tower)))
+                    }
+                    Some(p) => Some(Box::new(ImageTower::EfficientNet(
+                        EfficientNetB0::<B>::from_pth(p, device)?,
+                    ))),
                     None => None,
                 };
                 Self::Encoders {
                     text,
                     image,
-                    image_size: opts.image_size,
+                    image_spec,
                 }
             }
             EmbedSource::Model(dir) => {
@@ -269,7 +299,7 @@ pub fn run_embed<B: Backend>(
         Embedder::Encoders {
             text,
             image,
-            image_size,
+            image_spec,
         } => {
             let all: Vec<usize> = (0..ds.len()).collect();
             let encoders = (text.clone(), image.clone());
@@ -280,7 +310,7 @@ pub fn run_embed<B: Backend>(
                     let vectors = embed_with_encoders(
                         text.as_deref(),
                         image.as_deref(),
-                        *image_size,
+                        *image_spec,
                         &ds,
                         chunk,
                         device,
@@ -324,8 +354,8 @@ fn embed_with_model<B: Backend>(
 /// Pretrained encoders: each runs on the rows of `chunk` that have its modality.
 fn embed_with_encoders<B: Backend>(
     text: Option<&(TextTower<B>, TextTokenizer)>,
-    image: Option<&EfficientNetB0<B>>,
-    image_size: u32,
+    image: Option<&ImageTower<B>>,
+    image_spec: ImageSpec,
     ds: &Dataset,
     chunk: &[usize],
     device: &B::Device,
@@ -349,22 +379,32 @@ fn embed_with_encoders<B: Backend>(
         if !slots.is_empty() {
             let (input, _) = ModelInput::<B>::from_batch(Some(tok), &batch, None, device)?;
             if let Some(TextData::Tokens { ids, mask }) = input.text.map(|t| t.data) {
-                for (k, v) in rows_of(tower.forward(ids, mask)).into_iter().enumerate() {
+                let vectors = tower.forward(ids, mask);
+                let vectors = if tower.config().is_joint() {
+                    l2_normalize(vectors)
+                } else {
+                    vectors
+                };
+                for (k, v) in rows_of(vectors).into_iter().enumerate() {
                     out[slots[k]].text = Some(v);
                 }
             }
         }
     }
     if let Some(net) = image {
-        let spec = ImageSpec {
-            size: image_size,
-            transform: Default::default(),
-        };
-        let (slots, batch) = sub_batch(&|r| ds.example(r).image.is_some(), Some(spec))?;
+        let (slots, batch) = sub_batch(&|r| ds.example(r).image.is_some(), Some(image_spec))?;
         if !slots.is_empty() {
             let (input, _) = ModelInput::<B>::from_batch(None, &batch, None, device)?;
             if let Some(ImageData::Pixels(pixels)) = input.image.map(|i| i.data) {
-                for (k, v) in rows_of(net.forward(pixels)).into_iter().enumerate() {
+                let vectors = net.forward(pixels);
+                // CLIP's and SigLIP's vision towers embed into the joint space.
+                let vectors = match net {
+                    ImageTower::Vit(m) if m.config().kind != VisionKind::Vit => {
+                        l2_normalize(vectors)
+                    }
+                    _ => vectors,
+                };
+                for (k, v) in rows_of(vectors).into_iter().enumerate() {
                     out[slots[k]].image = Some(v);
                 }
             }

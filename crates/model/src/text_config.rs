@@ -120,6 +120,11 @@ impl TextEncoderConfig {
         }
     }
 
+    /// Whether this is the text half of a joint image-text model (CLIP, SigLIP).
+    pub fn is_joint(&self) -> bool {
+        matches!(self, Self::Joint(_))
+    }
+
     /// The prefix a task model's file puts before the encoder's keys
     /// (`bert.` in `BertForSequenceClassification`).
     pub fn file_prefix(&self) -> &'static str {

@@ -17,8 +17,10 @@ pub struct EmbedArgs {
     /// Hugging Face text encoder directory (config.json, model.safetensors, tokenizer.json).
     #[arg(long, value_name = "DIR", conflicts_with = "model")]
     text_encoder: Option<PathBuf>,
-    /// torchvision EfficientNet-B0 state_dict (.pth).
-    #[arg(long, value_name = "PTH", conflicts_with = "model")]
+    /// Image encoder: a torchvision EfficientNet-B0 state_dict (.pth), or a Hugging
+    /// Face ViT, CLIP or SigLIP directory (its own image size and preprocessing). A
+    /// CLIP or SigLIP directory as both encoders gives joint-space vectors.
+    #[arg(long, value_name = "PTH|DIR", conflicts_with = "model")]
     image_encoder: Option<PathBuf>,
     /// A trained model's export directory (adds the fused `embedding`).
     #[arg(long, value_name = "EXPORT_DIR")]
@@ -35,7 +37,7 @@ pub struct EmbedArgs {
     /// Token limit of the pretrained text encoder.
     #[arg(long, default_value_t = 128)]
     max_text_len: usize,
-    /// Image side for the pretrained image encoder.
+    /// Image side for the EfficientNet image encoder (a directory sets its own).
     #[arg(long, default_value_t = 224)]
     image_size: u32,
     /// Batches embedded at once, one per thread (default: every available core).
@@ -49,7 +51,9 @@ pub fn run(args: EmbedArgs) -> anyhow::Result<ExitCode> {
     let source = match args.model {
         Some(dir) => EmbedSource::Model(dir),
         None if args.text_encoder.is_none() && args.image_encoder.is_none() => {
-            anyhow::bail!("give --text-encoder DIR, --image-encoder PTH, or --model EXPORT_DIR");
+            anyhow::bail!(
+                "give --text-encoder DIR, --image-encoder PTH|DIR, or --model EXPORT_DIR"
+            );
         }
         None => EmbedSource::Encoders {
             text: args.text_encoder,

@@ -227,3 +227,70 @@ fn clip_as_both_towers_fine_tunes_resumes_exactly_and_serves() {
 fn siglip_vision_tower_fine_tunes_resumes_exactly_and_serves() {
     fine_tune_resume_and_serve("siglip", Tower::Image);
 }
+
+/// `vigil embed` with a CLIP or SigLIP directory as both encoders writes
+/// transformers' `text_embeds` and `image_embeds` (joint space, L2-normalised).
+#[test]
+fn embed_with_a_joint_directory_gives_the_joint_space_vectors() {
+    for name in ["clip", "siglip"] {
+        let dir = Path::new(&fixture(name)).to_path_buf();
+        let read = |p: &Path| -> serde_json::Value {
+            serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap()
+        };
+        let r = read(&dir.join("reference.json"));
+        let tmp = tempfile::tempdir().unwrap();
+        let mut rows = String::new();
+        let sentences = r["sentences"].as_array().unwrap();
+        let images = r["images"].as_array().unwrap();
+        for (i, text) in sentences.iter().enumerate() {
+            rows.push_str(&format!(
+                "{}\n",
+                serde_json::json!({"id": format!("t{i}"), "text": text})
+            ));
+        }
+        for (i, image) in images.iter().enumerate() {
+            let src = dir.parent().unwrap().join(image.as_str().unwrap());
+            std::fs::copy(&src, tmp.path().join(format!("{i}.png"))).unwrap();
+            rows.push_str(&format!(
+                "{}\n",
+                serde_json::json!({"id": format!("i{i}"), "image": format!("{i}.png")})
+            ));
+        }
+        let input = tmp.path().join("rows.jsonl");
+        std::fs::write(&input, rows).unwrap();
+        let out = util::run_with_timeout(
+            util::vigil()
+                .arg("embed")
+                .arg("--text-encoder")
+                .arg(&dir)
+                .arg("--image-encoder")
+                .arg(&dir)
+                .arg("--input")
+                .arg(&input)
+                .args(["--max-text-len", &r["max_text_len"].to_string()]),
+            LIMIT,
+        );
+        let (so, se) = util::texts(&out);
+        assert!(out.status.success(), "{name}: vigil embed failed\n{se}");
+        let lines: Vec<serde_json::Value> = so
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        let mut worst = 0f64;
+        for (line, (key, row)) in lines.iter().zip(
+            (0..sentences.len())
+                .map(|i| ("text_embedding", ("text_embeds", i)))
+                .chain((0..images.len()).map(|i| ("image_embedding", ("image_embeds", i)))),
+        ) {
+            let got = line[key]
+                .as_array()
+                .unwrap_or_else(|| panic!("{name}: {line}"));
+            let want = r[row.0][row.1].as_array().unwrap();
+            assert_eq!(got.len(), want.len());
+            for (g, w) in got.iter().zip(want) {
+                worst = worst.max((g.as_f64().unwrap() - w.as_f64().unwrap()).abs());
+            }
+        }
+        assert!(worst < 1e-4, "{name}: joint vectors differ by {worst}");
+    }
+}
