@@ -25,6 +25,8 @@ use super::weights::{KeyMap, WeightsFormat, load_strict};
 use vigil_config::{Pooling, TrainLayers};
 
 /// The encoder module of a text tower, one variant per arithmetic.
+// One instance per model: the size difference between variants costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Module, Debug)]
 pub enum TextBackbone<B: Backend> {
     /// BERT, RoBERTa, XLM-RoBERTa, DistilBERT (post-LayerNorm, absolute positions).
