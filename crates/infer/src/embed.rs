@@ -155,7 +155,7 @@ impl<B: Backend> Embedder<B> {
                         let tokenizer = dir.join(TOKENIZER_FILE);
                         // SigLIP reads rows padded to its full length, as trained.
                         let tokenizer = if tower.pads_to_max_length() {
-                            TextTokenizer::from_file(&tokenizer, tower.encoder.max_positions())?
+                            TextTokenizer::from_file(&tokenizer, tower.backbone().max_positions())?
                                 .with_max_length_padding()
                         } else {
                             TextTokenizer::from_file(&tokenizer, opts.max_text_len)?

@@ -285,26 +285,26 @@ impl<B: Backend> ModerationModel<B> {
                         TextTower::scratch(&cfg, t.pooling, device)
                     }
                 };
-                if tower.encoder.max_positions() < data.max_text_len {
+                if tower.backbone().max_positions() < data.max_text_len {
                     return Err(ModelError::config(
                         "data.max_text_len",
                         format!(
                             "{} exceeds the text encoder's {} positions",
                             data.max_text_len,
-                            tower.encoder.max_positions()
+                            tower.backbone().max_positions()
                         ),
                     ));
                 }
                 let tok = if tower.pads_to_max_length() {
-                    if data.max_text_len != tower.encoder.max_positions() {
+                    if data.max_text_len != tower.backbone().max_positions() {
                         return Err(ModelError::config(
                             "data.max_text_len",
                             format!(
                                 "is {} but SigLIP's text tower reads rows padded to exactly {} \
                                  tokens (as it was trained); set data.max_text_len: {}",
                                 data.max_text_len,
-                                tower.encoder.max_positions(),
-                                tower.encoder.max_positions()
+                                tower.backbone().max_positions(),
+                                tower.backbone().max_positions()
                             ),
                         ));
                     }

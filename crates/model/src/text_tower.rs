@@ -24,32 +24,19 @@ use super::vision::{JointKind, JointTextTransformer, joint_text_file_key, joint_
 use super::weights::{KeyMap, WeightsFormat, load_strict};
 use vigil_config::{Pooling, TrainLayers};
 
-/// The encoder module of a text tower, one variant per arithmetic.
-// One instance per model: the size difference between variants costs nothing.
-#[allow(clippy::large_enum_variant)]
-#[derive(Module, Debug)]
-pub enum TextBackbone<B: Backend> {
+/// The encoder of a text tower, one variant per arithmetic (a view of the
+/// tower's one present encoder field, [`TextTower::backbone`]).
+#[derive(Debug, Clone, Copy)]
+pub enum TextBackbone<'a, B: Backend> {
     /// BERT, RoBERTa, XLM-RoBERTa, DistilBERT (post-LayerNorm, absolute positions).
-    Bert(Bert<B>),
+    Bert(&'a Bert<B>),
     /// DeBERTa-v2 / v3.
-    DebertaV2(DebertaV2<B>),
+    DebertaV2(&'a DebertaV2<B>),
     /// CLIP's or SigLIP's text tower with its projection (it pools itself).
-    Joint(JointTextTransformer<B>),
+    Joint(&'a JointTextTransformer<B>),
 }
 
-impl<B: Backend> TextBackbone<B> {
-    /// Builds the encoder `config` describes, with random weights.
-    pub fn init(config: &TextEncoderConfig, device: &B::Device) -> Self {
-        match config {
-            TextEncoderConfig::Bert(c)
-            | TextEncoderConfig::Roberta(c)
-            | TextEncoderConfig::XlmRoberta(c)
-            | TextEncoderConfig::DistilBert(c) => Self::Bert(c.init(device)),
-            TextEncoderConfig::DebertaV2(c) => Self::DebertaV2(c.init(device)),
-            TextEncoderConfig::Joint(c) => Self::Joint(c.init(device)),
-        }
-    }
-
+impl<B: Backend> TextBackbone<'_, B> {
     /// Token states `[batch, seq, hidden]` (padding rows: see each encoder).
     pub fn forward(&self, ids: Tensor<B, 2, Int>, mask: Tensor<B, 2>) -> Tensor<B, 3> {
         match self {
@@ -94,48 +81,23 @@ impl<B: Backend> TextBackbone<B> {
             Self::Joint(m) => m.layers.len(),
         }
     }
-
-    /// Freezes the embeddings and the blocks below `keep_from` (bottom first).
-    /// DeBERTa's relative-position table and its norm serve every block: they
-    /// freeze with the embeddings.
-    fn freeze_below(self, keep_from: usize) -> Self {
-        fn below<B: Backend, M: Module<B>>(layers: Vec<M>, keep_from: usize) -> Vec<M> {
-            layers
-                .into_iter()
-                .enumerate()
-                .map(|(i, l)| if i < keep_from { l.no_grad() } else { l })
-                .collect()
-        }
-        match self {
-            Self::Bert(mut m) => {
-                if keep_from > 0 {
-                    m.embeddings = m.embeddings.no_grad();
-                }
-                m.layers = below(std::mem::take(&mut m.layers), keep_from);
-                Self::Bert(m)
-            }
-            Self::DebertaV2(mut m) => {
-                if keep_from > 0 {
-                    m.embeddings = m.embeddings.no_grad();
-                    m.rel_embeddings = m.rel_embeddings.no_grad();
-                    m.rel_norm = m.rel_norm.no_grad();
-                }
-                m.layers = below(std::mem::take(&mut m.layers), keep_from);
-                Self::DebertaV2(m)
-            }
-            Self::Joint(m) => {
-                let top = m.layers.len().saturating_sub(keep_from) as u32;
-                Self::Joint(m.freeze(TrainLayers::Top(top)))
-            }
-        }
-    }
 }
 
 /// A text encoder with pooling.
+///
+/// Exactly one encoder field is present, the one of the architecture. They are
+/// separate fields (not one enum module) because burn names an enum module's
+/// parameters after its variant: BERT's weights keep the names every export has
+/// had (`text.encoder.embeddings.…`, `text.encoder.layers.N.…`), DeBERTa's are
+/// `text.deberta.…`, CLIP's and SigLIP's `text.joint.…`.
 #[derive(Module, Debug)]
 pub struct TextTower<B: Backend> {
-    /// The encoder.
-    pub encoder: TextBackbone<B>,
+    /// A BERT-family encoder (BERT, RoBERTa, XLM-R, DistilBERT).
+    pub encoder: Option<Bert<B>>,
+    /// A DeBERTa-v2/v3 encoder.
+    pub deberta: Option<DebertaV2<B>>,
+    /// CLIP's or SigLIP's text half.
+    pub joint: Option<JointTextTransformer<B>>,
     /// Its architecture (what an export writes as `text_config.json`).
     #[module(skip)]
     config: TextEncoderConfig,
@@ -240,60 +202,72 @@ impl<B: Backend> TextTower<B> {
         let config = TextEncoderConfig::from_hf_file(&dir.join("config.json"))?;
         let weights = dir.join("model.safetensors");
         let prefix = Some(config.file_prefix());
-        let encoder = match (TextBackbone::init(&config, device), &config) {
-            (TextBackbone::Bert(m), TextEncoderConfig::DistilBert(_)) => {
-                let keys = KeyMap {
-                    to_file: &distilbert_file_key,
-                    ignorable: &distilbert_ignorable,
-                    optional_prefix: prefix,
-                };
-                TextBackbone::Bert(load_strict(m, &weights, WeightsFormat::Safetensors, &keys)?)
-            }
-            (TextBackbone::Bert(m), _) => {
-                let keys = KeyMap {
-                    to_file: &bert_file_key,
-                    ignorable: &bert_ignorable,
-                    optional_prefix: prefix,
-                };
-                TextBackbone::Bert(load_strict(m, &weights, WeightsFormat::Safetensors, &keys)?)
-            }
-            (TextBackbone::Joint(m), TextEncoderConfig::Joint(c)) => {
-                let kind = c.kind;
-                let to_file = move |p: &str| joint_text_file_key(kind, p);
-                let keys = KeyMap {
-                    to_file: &to_file,
-                    ignorable: &joint_text_ignorable,
-                    optional_prefix: None,
-                };
-                TextBackbone::Joint(load_strict(m, &weights, WeightsFormat::Safetensors, &keys)?)
-            }
-            (TextBackbone::Joint(m), _) => TextBackbone::Joint(m),
-            (TextBackbone::DebertaV2(m), _) => {
-                let keys = KeyMap {
-                    to_file: &deberta_file_key,
-                    ignorable: &deberta_ignorable,
-                    optional_prefix: prefix,
-                };
-                TextBackbone::DebertaV2(load_strict(
-                    m,
-                    &weights,
-                    WeightsFormat::Safetensors,
-                    &keys,
-                )?)
-            }
+        let mut tower = Self::from_config(config, pooling, device);
+        let bert_keys = |distil: bool| KeyMap {
+            to_file: if distil {
+                &distilbert_file_key
+            } else {
+                &bert_file_key
+            },
+            ignorable: if distil {
+                &distilbert_ignorable
+            } else {
+                &bert_ignorable
+            },
+            optional_prefix: prefix,
         };
-        Ok(Self {
-            encoder,
-            config,
-            pooling,
-        })
+        let format = WeightsFormat::Safetensors;
+        if let Some(m) = tower.encoder.take() {
+            let distil = matches!(tower.config, TextEncoderConfig::DistilBert(_));
+            tower.encoder = Some(load_strict(m, &weights, format, &bert_keys(distil))?);
+        }
+        if let Some(m) = tower.deberta.take() {
+            let keys = KeyMap {
+                to_file: &deberta_file_key,
+                ignorable: &deberta_ignorable,
+                optional_prefix: prefix,
+            };
+            tower.deberta = Some(load_strict(m, &weights, format, &keys)?);
+        }
+        if let (Some(m), TextEncoderConfig::Joint(c)) = (tower.joint.take(), &tower.config) {
+            let kind = c.kind;
+            let to_file = move |p: &str| joint_text_file_key(kind, p);
+            let keys = KeyMap {
+                to_file: &to_file,
+                ignorable: &joint_text_ignorable,
+                optional_prefix: None,
+            };
+            tower.joint = Some(load_strict(m, &weights, format, &keys)?);
+        }
+        Ok(tower)
+    }
+
+    /// The encoder, as a view of the one present field.
+    pub fn backbone(&self) -> TextBackbone<'_, B> {
+        match (&self.encoder, &self.deberta, &self.joint) {
+            (_, Some(m), _) => TextBackbone::DebertaV2(m),
+            (_, _, Some(m)) => TextBackbone::Joint(m),
+            (Some(m), _, _) => TextBackbone::Bert(m),
+            (None, None, None) => unreachable!("every constructor sets one encoder"),
+        }
     }
 
     /// A randomly initialised encoder of the given architecture (a `scratch` tower,
     /// or an export's before its weights are loaded).
     pub fn from_config(config: TextEncoderConfig, pooling: Pooling, device: &B::Device) -> Self {
+        let (mut encoder, mut deberta, mut joint) = (None, None, None);
+        match &config {
+            TextEncoderConfig::Bert(c)
+            | TextEncoderConfig::Roberta(c)
+            | TextEncoderConfig::XlmRoberta(c)
+            | TextEncoderConfig::DistilBert(c) => encoder = Some(c.init(device)),
+            TextEncoderConfig::DebertaV2(c) => deberta = Some(c.init(device)),
+            TextEncoderConfig::Joint(c) => joint = Some(c.init(device)),
+        }
         Self {
-            encoder: TextBackbone::init(&config, device),
+            encoder,
+            deberta,
+            joint,
             config,
             pooling,
         }
@@ -316,7 +290,7 @@ impl<B: Backend> TextTower<B> {
 
     /// Width of the pooled vector.
     pub fn output_dim(&self) -> usize {
-        match &self.encoder {
+        match self.backbone() {
             TextBackbone::Joint(m) => m.output_dim(),
             other => other.hidden_size(),
         }
@@ -326,7 +300,7 @@ impl<B: Backend> TextTower<B> {
     /// full length and attending to the padding (the tokenizer must pad so and the
     /// mask is ignored).
     pub fn pads_to_max_length(&self) -> bool {
-        matches!(&self.encoder, TextBackbone::Joint(m) if m.config().kind == JointKind::Siglip)
+        matches!(&self.joint, Some(m) if m.config().kind == JointKind::Siglip)
     }
 
     /// Freezes according to `train_layers` (on an autodiff backend).
@@ -335,8 +309,33 @@ impl<B: Backend> TextTower<B> {
             TrainLayers::All => self,
             TrainLayers::None => self.no_grad(),
             TrainLayers::Top(k) => {
-                let keep_from = self.encoder.num_layers().saturating_sub(k as usize);
-                self.encoder = self.encoder.freeze_below(keep_from);
+                // The embeddings (and DeBERTa's relative-position table, which every
+                // block reads) freeze as soon as any block does.
+                let keep_from = self.backbone().num_layers().saturating_sub(k as usize);
+                fn below<B: Backend, M: Module<B>>(layers: Vec<M>, keep_from: usize) -> Vec<M> {
+                    layers
+                        .into_iter()
+                        .enumerate()
+                        .map(|(i, l)| if i < keep_from { l.no_grad() } else { l })
+                        .collect()
+                }
+                if let Some(mut m) = self.encoder.take() {
+                    if keep_from > 0 {
+                        m.embeddings = m.embeddings.no_grad();
+                    }
+                    m.layers = below(std::mem::take(&mut m.layers), keep_from);
+                    self.encoder = Some(m);
+                }
+                if let Some(mut m) = self.deberta.take() {
+                    if keep_from > 0 {
+                        m.embeddings = m.embeddings.no_grad();
+                        m.rel_embeddings = m.rel_embeddings.no_grad();
+                        m.rel_norm = m.rel_norm.no_grad();
+                    }
+                    m.layers = below(std::mem::take(&mut m.layers), keep_from);
+                    self.deberta = Some(m);
+                }
+                self.joint = self.joint.take().map(|m| m.freeze(train));
                 self
             }
         }
@@ -345,12 +344,12 @@ impl<B: Backend> TextTower<B> {
     /// Token states `[batch, seq, hidden]` (zeros at padding on host backends; see
     /// [`Bert::forward`]).
     pub fn token_states(&self, ids: Tensor<B, 2, Int>, mask: Tensor<B, 2>) -> Tensor<B, 3> {
-        self.encoder.forward(ids, mask)
+        self.backbone().forward(ids, mask)
     }
 
     /// Pooled text vectors `[batch, hidden]`.
     pub fn forward(&self, ids: Tensor<B, 2, Int>, mask: Tensor<B, 2>) -> Tensor<B, 2> {
-        match &self.encoder {
+        match self.backbone() {
             // CLIP pools at the last real token, SigLIP at the last position (over
             // padding it attends to, as trained), both then project.
             TextBackbone::Joint(m) if self.pads_to_max_length() => m.forward(ids, mask.ones_like()),

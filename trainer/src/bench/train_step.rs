@@ -105,7 +105,7 @@ pub fn train_step_bench<B: AutodiffBackend>(
         None => TextTower::scratch(&minilm_config(), Pooling::Mean, device),
     };
     let hidden = tower.output_dim();
-    let vocab = tower.encoder.vocab_size() as i64;
+    let vocab = tower.backbone().vocab_size() as i64;
     let mut model = StepModel {
         tower,
         head: LinearConfig::new(hidden, 5).init(device),

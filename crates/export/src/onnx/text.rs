@@ -18,7 +18,7 @@ pub fn emit<B: Backend>(
     ids: &str,
     mask: &str,
 ) -> Result<String, OnnxError> {
-    if let TextBackbone::Joint(enc) = &tower.encoder {
+    if let TextBackbone::Joint(enc) = tower.backbone() {
         // CLIP and SigLIP pool and project themselves; SigLIP attends to its
         // padding as trained (the mask becomes all ones, as `TextTower::forward`).
         let mask = if tower.pads_to_max_length() {
@@ -31,7 +31,7 @@ pub fn emit<B: Backend>(
         return super::vision::emit_text(g, enc, ids, &mask, "text.encoder");
     }
     let maskf = g.node("Cast", &[mask], vec![attr_i("to", i64::from(FLOAT))]);
-    let x = match &tower.encoder {
+    let x = match tower.backbone() {
         TextBackbone::Bert(enc) => bert_states(g, enc, ids, &maskf)?,
         TextBackbone::DebertaV2(enc) => {
             super::deberta::emit_states(g, enc, ids, mask, "text.encoder")?
