@@ -294,3 +294,97 @@ fn embed_with_a_joint_directory_gives_the_joint_space_vectors() {
         assert!(worst < 1e-4, "{name}: joint vectors differ by {worst}");
     }
 }
+
+/// A directory of an architecture Vigil does not compute stops the run before
+/// anything is written: exit 2, naming the file, the type and the supported list.
+#[test]
+fn an_unsupported_model_type_exits_2_naming_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("electra");
+    std::fs::create_dir_all(&dir).unwrap();
+    let src = Path::new(&fixture("bert")).to_path_buf();
+    for file in ["model.safetensors", "tokenizer.json"] {
+        std::fs::copy(src.join(file), dir.join(file)).unwrap();
+    }
+    let config = std::fs::read_to_string(src.join("config.json"))
+        .unwrap()
+        .replace(r#""model_type": "bert""#, r#""model_type": "electra""#);
+    std::fs::write(dir.join("config.json"), config).unwrap();
+    let run = tmp.path().join("run");
+    let path = format!("model.text.path={}", dir.display());
+    let out = util::run_with_timeout(
+        &mut util::tiny_launch(
+            &run,
+            1,
+            &[
+                "model.text.encoder=bert",
+                &path,
+                "model.text.tokenizer=null",
+            ],
+        ),
+        LIMIT,
+    );
+    let (so, se) = util::texts(&out);
+    assert_eq!(out.status.code(), Some(2), "{so}{se}");
+    assert!(
+        se.contains("config.json: model_type: 'electra' is not a supported text encoder")
+            && se.contains("supported: bert, roberta, xlm-roberta"),
+        "{se}"
+    );
+    assert!(!run.join("export").exists(), "nothing is exported");
+}
+
+/// Frozen Hugging Face towers take the feature cache (keyed by architecture and
+/// image transform), and bf16 trains them.
+#[test]
+fn frozen_hf_towers_use_the_feature_cache_and_bf16_trains() {
+    let tmp = tempfile::tempdir().unwrap();
+    let text = format!("model.text.path={}", fixture("xlm-roberta"));
+    let image = format!("model.image.path={}", fixture("clip"));
+    let base = [
+        "model.text.encoder=bert",
+        text.as_str(),
+        "model.text.tokenizer=null",
+        "model.image.encoder=pretrained",
+        image.as_str(),
+        "data.max_text_len=24",
+        "train.max_steps=8",
+        "train.eval_every=null",
+        "checkpoint.every_steps=null",
+        "logging.histogram_every=null",
+    ];
+    let frozen = [
+        &base[..],
+        &[
+            "model.text.train_layers=none",
+            "model.image.train_layers=none",
+        ],
+    ]
+    .concat();
+    let out = util::run_with_timeout(
+        &mut util::tiny_launch(&tmp.path().join("cached"), 2, &frozen),
+        LIMIT,
+    );
+    let (so, se) = util::texts(&out);
+    assert!(out.status.success(), "{so}{se}");
+    for tower in ["text", "image"] {
+        assert!(
+            so.contains(&format!(
+                r#""event":"feature_cache","split":"train","tower":"{tower}""#
+            )),
+            "the frozen {tower} tower should be cached:\n{so}"
+        );
+    }
+    let bf16 = [&base[..], &["train.precision=bf16"]].concat();
+    let out = util::run_with_timeout(
+        &mut util::tiny_launch(&tmp.path().join("bf16"), 2, &bf16),
+        LIMIT,
+    );
+    let (so, se) = util::texts(&out);
+    assert!(out.status.success(), "{so}{se}");
+    assert!(
+        tmp.path()
+            .join("bf16/export/tiny/1/model.safetensors")
+            .is_file()
+    );
+}
