@@ -20,7 +20,8 @@
 //! - `error.rs`: [`DataError`], [`BadRow`] and its kinds.
 //! - `format/`: one module per JSONL dialect (Vigil, Hateful Memes).
 //! - `paths.rs`: image paths confined to the image root.
-//! - `imaging.rs`: decode, resize, ImageNet-normalise.
+//! - `imaging/`: decode, resize and normalise as an [`ImageSpec`] says (Vigil's
+//!   triangle filter, or Pillow's bilinear / bicubic byte for byte in `pil.rs`).
 //! - `dataset.rs`: loading with the bad-row policy; the rejects file.
 //! - `sampler.rs`, `batch.rs`, `loader.rs`: sharding, batches, prefetching.
 //! - `stats.rs`: counts and text-length percentiles for logs.
