@@ -28,6 +28,8 @@ enum BenchCommand {
     FeatureCache(super::bench_cache::FeatureCacheArgs),
     /// EfficientNet-B0 on one thread: frozen forward ms/image and training step images/s.
     Image(super::bench_image::ImageArgs),
+    /// XLM-R-base and ViT-B/16 fine-tuning steps and a CLIP-ViT-B/32 image forward, one thread.
+    Encoders(super::bench_encoders::EncodersArgs),
     /// `vigil serve` throughput and p50/p99 at concurrency 1 and 16, batching on and off.
     Serve(super::bench_serve::ServeBenchArgs),
     /// Internal: one rank of `vigil bench allreduce`.
@@ -147,6 +149,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         BenchCommand::Allreduce(a) => allreduce(a),
         BenchCommand::FeatureCache(a) => super::bench_cache::run(a),
         BenchCommand::Image(a) => super::bench_image::run(a),
+        BenchCommand::Encoders(a) => super::bench_encoders::run(a),
         BenchCommand::Serve(a) => super::bench_serve::run(a),
         BenchCommand::AllreduceRank => {
             vigil_collective::bench::run_rank_from_env()?;

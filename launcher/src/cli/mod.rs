@@ -6,6 +6,7 @@ use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 mod bench;
 mod bench_cache;
+mod bench_encoders;
 mod bench_image;
 mod bench_serve;
 mod datasets;
