@@ -108,6 +108,27 @@ pub fn gelu_grad(x: f32) -> f32 {
     cdf + x * pdf
 }
 
+/// `σ(z) = 1 / (1 + e^-z)` through [`exp_neg`] of `-|z|` (no overflow either side).
+#[inline(always)]
+pub fn sigmoid(z: f32) -> f32 {
+    let e = exp_neg(-z.abs());
+    let s = 1.0 / (1.0 + e);
+    if z >= 0.0 { s } else { e * s }
+}
+
+/// CLIP's quick GELU, `x·σ(1.702·x)`.
+#[inline(always)]
+pub fn quick_gelu(x: f32) -> f32 {
+    x * sigmoid(1.702 * x)
+}
+
+/// `d quick_gelu / dx`: `σ(1.702x) + 1.702·x·σ(1.702x)·(1 − σ(1.702x))`.
+#[inline(always)]
+pub fn quick_gelu_grad(x: f32) -> f32 {
+    let s = sigmoid(1.702 * x);
+    s + 1.702 * x * s * (1.0 - s)
+}
+
 /// Defines `pub fn $name` whose body is compiled for AVX-512, AVX2+FMA and the
 /// baseline, picking the best the CPU has at run time.
 macro_rules! multiversion {
@@ -172,6 +193,37 @@ multiversion!(
         assert_eq!(x.len(), out.len());
         for ((o, &g), &v) in out.iter_mut().zip(grad).zip(x) {
             *o = g * gelu_grad(v);
+        }
+    }
+);
+
+multiversion!(
+    /// `out[i] = quick_gelu(x[i])`.
+    quick_gelu_slice(x: &[f32], out: &mut [f32]) {
+        assert_eq!(x.len(), out.len());
+        for (o, &v) in out.iter_mut().zip(x) {
+            *o = quick_gelu(v);
+        }
+    }
+);
+
+multiversion!(
+    /// `grad[i] *= quick_gelu'(x[i])` (in place on the incoming gradient).
+    quick_gelu_backward_inplace(x: &[f32], grad: &mut [f32]) {
+        assert_eq!(x.len(), grad.len());
+        for (g, &v) in grad.iter_mut().zip(x) {
+            *g *= quick_gelu_grad(v);
+        }
+    }
+);
+
+multiversion!(
+    /// `out[i] = grad[i] * quick_gelu'(x[i])`.
+    quick_gelu_backward_slice(x: &[f32], grad: &[f32], out: &mut [f32]) {
+        assert_eq!(x.len(), grad.len());
+        assert_eq!(x.len(), out.len());
+        for ((o, &g), &v) in out.iter_mut().zip(grad).zip(x) {
+            *o = g * quick_gelu_grad(v);
         }
     }
 );

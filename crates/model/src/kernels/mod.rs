@@ -46,7 +46,7 @@ pub use affine_act::channel_affine;
 pub use channel_scale::channel_scale;
 pub use depthwise::depthwise_conv2d;
 pub use dropout::dropout;
-pub use gelu::gelu;
+pub use gelu::{gelu, quick_gelu};
 pub use layer_norm::layer_norm;
 pub use softmax::attention_probs;
 

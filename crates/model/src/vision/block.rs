@@ -10,17 +10,17 @@
 use burn::module::Module;
 use burn::nn::{Dropout, DropoutConfig, LayerNorm, LayerNormConfig, Linear, LinearConfig};
 use burn::tensor::Tensor;
-use burn::tensor::activation::{gelu_approximate, sigmoid};
+use burn::tensor::activation::gelu_approximate;
 use burn::tensor::backend::Backend;
 
 use super::config::Activation;
-use crate::kernels::{attention_probs, dropout, gelu, layer_norm};
+use crate::kernels::{attention_probs, dropout, gelu, layer_norm, quick_gelu};
 
 /// `act(x)` for one of the supported activations.
 pub fn activate<B: Backend, const D: usize>(act: Activation, x: Tensor<B, D>) -> Tensor<B, D> {
     match act {
         Activation::Gelu => gelu(x),
-        Activation::QuickGelu => x.clone() * sigmoid(x.mul_scalar(1.702)),
+        Activation::QuickGelu => quick_gelu(x),
         Activation::GeluTanh => gelu_approximate(x),
     }
 }
