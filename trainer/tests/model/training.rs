@@ -185,7 +185,10 @@ fn one_step(fusion: FusionKind, task: Task, pretrained: bool) {
     let mut optim = AdamWConfig::new()
         .with_weight_decay(0.0)
         .init::<AB, ModerationModel<AB>>();
-    let model = optim.step(1e-2, model, grads);
+    // Small enough that Adam's first (sign-like) step is first-order for any
+    // initialisation: the global RNG is shared with the tests running beside this
+    // one, so the weights drawn after `seed` are not always the same.
+    let model = optim.step(1e-3, model, grads);
 
     let after_loss = eval_loss(&model, tok.as_ref());
     assert!(
