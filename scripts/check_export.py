@@ -83,11 +83,19 @@ def norm(out: dict, name: str, width: int) -> None:
 
 
 def text_tensors(out: dict, cfg: dict) -> int:
+    # text_config.json: {"architecture", "config"} (a bare BERT config in older
+    # exports). The BERT family (bert, roberta, xlm-roberta, distilbert) shares
+    # the tensors below; DistilBERT has no token-type table.
+    arch = cfg.get("architecture", "bert")
+    cfg = cfg.get("config", cfg)
+    if arch not in ("bert", "roberta", "xlm-roberta", "distilbert"):
+        raise SystemExit(f"check_export.py: text architecture {arch!r} is not checked here")
     h, inter = cfg["hidden_size"], cfg["intermediate_size"]
     e = "text.encoder.embeddings"
     out[f"{e}.word_embeddings.weight"] = (cfg["vocab_size"], h)
     out[f"{e}.position_embeddings.weight"] = (cfg["max_position_embeddings"], h)
-    out[f"{e}.token_type_embeddings.weight"] = (cfg["type_vocab_size"], h)
+    if cfg["type_vocab_size"] > 0:
+        out[f"{e}.token_type_embeddings.weight"] = (cfg["type_vocab_size"], h)
     norm(out, f"{e}.layer_norm", h)
     for i in range(cfg["num_hidden_layers"]):
         p = f"text.encoder.layers.{i}"
