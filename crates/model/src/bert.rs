@@ -356,16 +356,7 @@ impl<B: Backend> BertLayer<B> {
         let [b, _, _, s] = mask_bias.dims();
         let heads = self.heads;
         let dh = h / heads;
-        let device = x.device();
-        let pad = |t: Tensor<B, 2>| match rows {
-            Some(rows) => Tensor::<B, 2>::zeros([b * s, h], &device).select_assign(
-                0,
-                rows.clone(),
-                t,
-                IndexingUpdateOp::Add,
-            ),
-            None => t,
-        };
+        let pad = |t: Tensor<B, 2>| unpack_rows(t, rows, b * s);
         // `[b*s, h]` -> `[b, heads, s, dh]` as a strided view (no copy): burn-flex's
         // batched matmul takes the strides as they are.
         let split = |t: Tensor<B, 2>| pad(t).reshape([b, s, heads, dh]).swap_dims(1, 2);
@@ -387,9 +378,32 @@ impl<B: Backend> BertLayer<B> {
     }
 }
 
+/// The packed rows `x` (`[n, hidden]`, rows `rows` of the padded layout) back in
+/// the padded `[total, hidden]` layout, zeros at padding; `x` itself when `rows`
+/// is None (nothing was packed). Shared with the DeBERTa encoder.
+pub(crate) fn unpack_rows<B: Backend>(
+    x: Tensor<B, 2>,
+    rows: Option<&Tensor<B, 1, Int>>,
+    total: usize,
+) -> Tensor<B, 2> {
+    match rows {
+        Some(rows) => {
+            let h = x.dims()[1];
+            Tensor::<B, 2>::zeros([total, h], &x.device()).select_assign(
+                0,
+                rows.clone(),
+                x,
+                IndexingUpdateOp::Add,
+            )
+        }
+        None => x,
+    }
+}
+
 /// Indices of the real tokens in the `[batch * seq]` rows when there is padding
 /// and the backend is a host one (reading the mask is free there); None otherwise.
-fn real_rows<B: Backend>(mask: &Tensor<B, 2>) -> Option<Tensor<B, 1, Int>> {
+/// Shared with the DeBERTa encoder.
+pub(crate) fn real_rows<B: Backend>(mask: &Tensor<B, 2>) -> Option<Tensor<B, 1, Int>> {
     if !kernels::on_host::<B>() {
         return None;
     }
@@ -455,15 +469,6 @@ impl<B: Backend> Bert<B> {
         for layer in &self.layers {
             x = layer.forward_packed(x, rows.as_ref(), mask_bias.clone());
         }
-        let x = match rows {
-            Some(rows) => Tensor::<B, 2>::zeros([b * s, h], &device).select_assign(
-                0,
-                rows,
-                x,
-                IndexingUpdateOp::Add,
-            ),
-            None => x,
-        };
-        x.reshape([b, s, h])
+        unpack_rows(x, rows.as_ref(), b * s).reshape([b, s, h])
     }
 }

@@ -68,11 +68,12 @@ use burn::nn::{
     LinearConfig,
 };
 use burn::tensor::backend::Backend;
-use burn::tensor::{IndexingUpdateOp, Int, Tensor, TensorData};
+use burn::tensor::{Int, Tensor, TensorData};
 use serde::{Deserialize, Deserializer, Serialize};
 
+use super::bert::{real_rows, unpack_rows};
 use super::error::ModelError;
-use super::kernels::{self, attention_probs, dropout, gelu, layer_norm};
+use super::kernels::{attention_probs, dropout, gelu, layer_norm};
 
 /// The Hugging Face `model_type` of DeBERTa-v2 and v3 checkpoints.
 pub const DEBERTA_V2_MODEL_TYPE: &str = "deberta-v2";
@@ -562,16 +563,7 @@ impl<B: Backend> DebertaV2Layer<B> {
         let [b, _, _, s] = mask_bias.dims();
         let heads = self.heads;
         let dh = h / heads;
-        let device = x.device();
-        let pad = |t: Tensor<B, 2>| match rows {
-            Some(rows) => Tensor::<B, 2>::zeros([b * s, h], &device).select_assign(
-                0,
-                rows.clone(),
-                t,
-                IndexingUpdateOp::Add,
-            ),
-            None => t,
-        };
+        let pad = |t: Tensor<B, 2>| unpack_rows(t, rows, b * s);
         // `[b*s, h]` -> `[b, heads, s, dh]`, and -> `[heads, b*s, dh]` for the
         // products with the relative table; strided views, no copies.
         let split = |t: Tensor<B, 2>| t.reshape([b, s, heads, dh]).swap_dims(1, 2);
@@ -624,22 +616,6 @@ impl<B: Backend> DebertaV2Layer<B> {
         let ffn = self.ffn_out.forward(gelu(self.ffn_in.forward(x.clone())));
         layer_norm(&self.ffn_norm, dropout(&self.dropout, ffn) + x, self.eps)
     }
-}
-
-/// Indices of the real tokens in the `[batch * seq]` rows when there is padding
-/// and the backend is a host one (reading the mask is free there); None otherwise.
-fn real_rows<B: Backend>(mask: &Tensor<B, 2>) -> Option<Tensor<B, 1, Int>> {
-    if !kernels::on_host::<B>() {
-        return None;
-    }
-    let values = mask.to_data().convert::<f32>().to_vec::<f32>().ok()?;
-    let rows: Vec<i64> = (0..values.len() as i64)
-        .filter(|&i| values[i as usize] > 0.5)
-        .collect();
-    (rows.len() < values.len()).then(|| {
-        let n = rows.len();
-        Tensor::from_data(TensorData::new(rows, [n]), &mask.device())
-    })
 }
 
 /// For each `(row, col)` of an `s × s` grid, row-major, the flat position
@@ -741,16 +717,7 @@ impl<B: Backend> DebertaV2<B> {
         for layer in &self.layers {
             x = layer.forward_packed(x, rows.as_ref(), mask_bias.clone(), &rel);
         }
-        let x = match rows {
-            Some(rows) => Tensor::<B, 2>::zeros([b * s, h], &device).select_assign(
-                0,
-                rows,
-                x,
-                IndexingUpdateOp::Add,
-            ),
-            None => x,
-        };
-        x.reshape([b, s, h])
+        unpack_rows(x, rows.as_ref(), b * s).reshape([b, s, h])
     }
 }
 
