@@ -25,6 +25,7 @@ use burn::tensor::backend::Backend;
 use super::OnnxError;
 use super::graph::{Graph, attr_i, attr_ints, floats};
 use super::proto::FLOAT;
+use super::text::gelu;
 use vigil_model::deberta::{DebertaV2, DebertaV2Config, DebertaV2Layer};
 
 /// Token states `[batch, seq, hidden]` of `enc` for `ids` and `mask` (int64
@@ -162,17 +163,6 @@ fn relative_index(
         vec![attr_i("axis", 0)],
     );
     g.node("Expand", &[&index, &target], vec![])
-}
-
-/// `0.5 · x · (1 + erf(x / √2))`.
-fn gelu(g: &mut Graph, x: &str) -> String {
-    let r = g.scalar(std::f32::consts::FRAC_1_SQRT_2);
-    let (one, half) = (g.scalar(1.0), g.scalar(0.5));
-    let s = g.node("Mul", &[x, &r], vec![]);
-    let e = g.node("Erf", &[&s], vec![]);
-    let e = g.node("Add", &[&e, &one], vec![]);
-    let y = g.node("Mul", &[x, &e], vec![]);
-    g.node("Mul", &[&y, &half], vec![])
 }
 
 /// A Linear layer's initializers (weight `[in, out]`, optional bias), written once

@@ -128,8 +128,8 @@ fn bert_states<B: Backend>(
     Ok(x)
 }
 
-/// `0.5 · x · (1 + erf(x / √2))`.
-fn gelu(g: &mut Graph, x: &str) -> String {
+/// Exact GELU, `0.5 · x · (1 + erf(x / √2))` (BERT's, DeBERTa's, ViT's).
+pub(super) fn gelu(g: &mut Graph, x: &str) -> String {
     let r = g.scalar(std::f32::consts::FRAC_1_SQRT_2);
     let (one, half) = (g.scalar(1.0), g.scalar(0.5));
     let s = g.node("Mul", &[x, &r], vec![]);

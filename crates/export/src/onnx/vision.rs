@@ -200,15 +200,7 @@ pub fn emit_text<B: Backend>(
 /// `act(x)` written with ONNX operators.
 fn activation(g: &mut Graph, act: Activation, x: &str) -> String {
     match act {
-        Activation::Gelu => {
-            let r = g.scalar(std::f32::consts::FRAC_1_SQRT_2);
-            let (one, half) = (g.scalar(1.0), g.scalar(0.5));
-            let s = g.node("Mul", &[x, &r], vec![]);
-            let e = g.node("Erf", &[&s], vec![]);
-            let e = g.node("Add", &[&e, &one], vec![]);
-            let y = g.node("Mul", &[x, &e], vec![]);
-            g.node("Mul", &[&y, &half], vec![])
-        }
+        Activation::Gelu => super::text::gelu(g, x),
         Activation::QuickGelu => {
             let k = g.scalar(1.702);
             let s = g.node("Mul", &[x, &k], vec![]);
