@@ -34,6 +34,7 @@ BURN_FREE = [
     "vigil-eval",
     "vigil-report",
     "vigil-launch",
+    "vigil-curate",
 ]
 
 # (crate, forbidden dependency, direct only, why)

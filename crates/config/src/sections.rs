@@ -400,6 +400,10 @@ pub struct TrainSection {
     /// Compute a frozen tower's features once per dataset, cache them under the
     /// run directory, and train on them (`false`: run the tower every step).
     pub feature_cache: bool,
+    /// Other runs' `feature-cache/` directories: a table this run lacks is gathered
+    /// row by row from their tables of the same tower (same weights and
+    /// preprocessing) before any row is computed. Empty: compute.
+    pub feature_cache_search: Vec<String>,
 }
 
 impl Default for TrainSection {
@@ -414,6 +418,7 @@ impl Default for TrainSection {
             early_stopping: None,
             resume: Resume::Auto,
             feature_cache: true,
+            feature_cache_search: Vec::new(),
         }
     }
 }

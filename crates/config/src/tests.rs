@@ -233,6 +233,30 @@ fn unknown_schemes_and_url_local_dirs_are_config_errors() {
     }
 }
 #[test]
+fn feature_cache_search_takes_a_flow_list_of_local_directories() {
+    assert!(
+        load(MINIMAL, &[])
+            .unwrap()
+            .train
+            .feature_cache_search
+            .is_empty()
+    );
+    let c = load(
+        MINIMAL,
+        &[r#"train.feature_cache_search=["/r/fold-0/feature-cache", "b, c"]"#],
+    )
+    .unwrap();
+    assert_eq!(
+        c.train.feature_cache_search,
+        ["/r/fold-0/feature-cache", "b, c"]
+    );
+    let e = error_text(MINIMAL, &["train.feature_cache_search=[a, s3://b/fc, '']"]);
+    assert!(e.contains("train.feature_cache_search[1]"), "{e}");
+    assert!(e.contains("train.feature_cache_search[2]"), "{e}");
+    assert!(!e.contains("train.feature_cache_search[0]"), "{e}");
+}
+
+#[test]
 fn retention_ignores_keep_best_without_monitor() {
     use vigil_store::checkpoint::Ranking;
     let mut c = CheckpointSection {

@@ -65,6 +65,15 @@ fn storage_urls(c: &RunConfig, p: &mut Problems) {
             "must be a local directory, not a URL",
         );
     }
+    for (i, d) in c.train.feature_cache_search.iter().enumerate() {
+        let key = format!("train.feature_cache_search[{i}]");
+        p.check(!d.trim().is_empty(), &key, "must not be empty");
+        p.check(
+            !vigil_store::storage::is_url(d),
+            &key,
+            "must be a local directory (another run's feature-cache/), not a URL",
+        );
+    }
 }
 
 fn run_and_launch(c: &RunConfig, p: &mut Problems) {

@@ -274,19 +274,7 @@ fn discover_labels(file: &Path) -> Result<Vec<String>, DataError> {
         path: file.to_path_buf(),
         source,
     })?;
-    let mut names: Vec<String> = Vec::new();
-    for line in String::from_utf8_lossy(&text).lines() {
-        let Ok(serde_json::Value::Object(map)) = serde_json::from_str(line) else {
-            continue;
-        };
-        if let Some(serde_json::Value::Object(l)) = map.get("labels") {
-            for k in l.keys() {
-                if !names.contains(k) {
-                    names.push(k.clone());
-                }
-            }
-        }
-    }
+    let mut names = format::Vigil::label_names(&String::from_utf8_lossy(&text));
     if names.is_empty() {
         names.push("label".into());
     }

@@ -61,6 +61,9 @@ pub struct Example {
     /// The row's `meta` object, if it had one (reports slice on it; training
     /// ignores it).
     pub meta: Option<serde_json::Map<String, serde_json::Value>>,
+    /// Why the row has its labels, if the row says (reports and the annotation
+    /// queue show it; training ignores it).
+    pub rationale: Option<String>,
 }
 
 /// A dropped row.
@@ -506,6 +509,7 @@ fn check_row(
         image,
         labels: raw.labels,
         meta: raw.meta,
+        rationale: raw.rationale,
     })
 }
 

@@ -5,12 +5,12 @@
 //!
 //! ```json
 //! {"id": "s1", "line": 3, "text": "…", "image": "/abs/img/1.png",
-//!  "meta": {"language": "en"}, "scores": {"hate": 0.91, "spam": 0.02},
-//!  "labels": {"hate": 1, "spam": null}}
+//!  "meta": {"language": "en"}, "rationale": "a slur, quoted approvingly",
+//!  "scores": {"hate": 0.91, "spam": 0.02}, "labels": {"hate": 1, "spam": null}}
 //! ```
 //!
 //! `labels` is the target per label, `null` where unknown (the known mask);
-//! `text`, `image` and `meta` are omitted when the row has none. Writing the rows
+//! `text`, `image`, `meta` and `rationale` are omitted when the row has none. Writing the rows
 //! out is the choice behind the report: it then needs no model, no re-scoring
 //! and no backend, and shows exactly the numbers the run's evaluation computed.
 //! The image path is made absolute when written so the report can be made from
@@ -63,6 +63,8 @@ pub struct ScoredRow {
     pub image: Option<PathBuf>,
     /// The row's `meta` object, if any.
     pub meta: Option<Map<String, Value>>,
+    /// Why the row has its labels (the data row's `rationale`), if any.
+    pub rationale: Option<String>,
     /// Probability per label, in label order.
     pub scores: Vec<f32>,
     /// Target per label: `Some(positive)` or `None` (unknown).
@@ -89,6 +91,8 @@ struct Line {
     image: Option<PathBuf>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     meta: Option<Map<String, Value>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    rationale: Option<String>,
     scores: BTreeMap<String, f32>,
     labels: BTreeMap<String, Option<u8>>,
 }
@@ -130,6 +134,7 @@ impl ScoredRows {
                         .as_ref()
                         .map(|p| std::fs::canonicalize(p).unwrap_or_else(|_| p.clone())),
                     meta: e.meta.clone(),
+                    rationale: e.rationale.clone(),
                     scores: scores.probs[range.clone()].to_vec(),
                     labels: scores.targets[range.clone()]
                         .iter()
@@ -219,6 +224,7 @@ impl ScoredRows {
                 text: r.text.clone(),
                 image: r.image.clone(),
                 meta: r.meta.clone(),
+                rationale: r.rationale.clone(),
                 scores: self
                     .labels
                     .iter()
@@ -284,6 +290,7 @@ impl ScoredRows {
                 text: l.text,
                 image: l.image,
                 meta: l.meta,
+                rationale: l.rationale,
                 scores,
                 labels: targets,
             });
@@ -312,6 +319,7 @@ mod tests {
                     text: Some("<script>alert(1)</script>".into()),
                     image: None,
                     meta: Some(meta),
+                    rationale: Some("quoted \"slur\", not endorsed".into()),
                     scores: vec![0.25, 0.5],
                     labels: vec![Some(true), None],
                 },
@@ -321,6 +329,7 @@ mod tests {
                     text: None,
                     image: Some("/tmp/i.png".into()),
                     meta: None,
+                    rationale: None,
                     scores: vec![0.75, 0.125],
                     labels: vec![Some(false), Some(true)],
                 },
@@ -328,7 +337,10 @@ mod tests {
         };
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("s.jsonl");
-        std::fs::write(&path, rows.to_jsonl()).unwrap();
+        let text = rows.to_jsonl();
+        // Written only when present.
+        assert_eq!(text.matches("\"rationale\"").count(), 1, "{text}");
+        std::fs::write(&path, text).unwrap();
         let back = ScoredRows::read(&path, &rows.labels).unwrap();
         assert_eq!(back, rows);
         let s = back.scores();

@@ -120,6 +120,7 @@ impl RowFormat for EmbedRows {
             image: path_field(&map, "image")?,
             labels: vec![None; labels.len()],
             meta: None,
+            rationale: None,
         })
     }
 }

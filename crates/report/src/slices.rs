@@ -135,6 +135,7 @@ mod tests {
                 m.insert("language".into(), Value::from(l));
                 m
             }),
+            rationale: None,
             scores: vec![score],
             labels: vec![y],
         }

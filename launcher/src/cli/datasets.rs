@@ -1,5 +1,6 @@
-//! `vigil datasets synth|audit|bench`: generate, inspect and time datasets. The
-//! logic lives in `vigil_data`; this file only maps flags onto it.
+//! `vigil datasets synth|audit|bench|issues|apply-labels`: generate, inspect, time,
+//! clean and relabel datasets. The logic lives in `vigil_data` and `vigil_curate`;
+//! this file (and `datasets_issues.rs`, `datasets_apply.rs`) only maps flags onto it.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -25,6 +26,11 @@ enum DatasetsCommand {
     Audit(AuditArgs),
     /// Measure loader throughput (rows/s with images decoded and resized).
     Bench(BenchArgs),
+    /// Find likely label errors (confident learning on out-of-fold scores), near- and
+    /// conflicting duplicates and outliers (embeddings); JSONL with a reason per row.
+    Issues(super::datasets_issues::IssuesArgs),
+    /// Fold reviewed labels back into a new dataset file with provenance (never in place).
+    ApplyLabels(super::datasets_apply::ApplyLabelsArgs),
 }
 
 #[derive(Debug, Args)]
@@ -101,6 +107,8 @@ struct BenchArgs {
 /// Runs a `vigil datasets` subcommand.
 pub fn run(args: DatasetsArgs) -> anyhow::Result<ExitCode> {
     match args.command {
+        DatasetsCommand::Issues(a) => super::datasets_issues::run(a),
+        DatasetsCommand::ApplyLabels(a) => super::datasets_apply::run(a),
         DatasetsCommand::Synth(a) => {
             let opts = SynthOptions {
                 rows: a.rows,

@@ -43,6 +43,8 @@ pub fn code_for(err: &anyhow::Error) -> u8 {
                 .is_some_and(LocateError::is_user_error)
             || e.downcast_ref::<ReportError>()
                 .is_some_and(ReportError::is_user_error)
+            || e.downcast_ref::<vigil_curate::CurateError>()
+                .is_some_and(vigil_curate::CurateError::is_usage)
             || matches!(
                 e.downcast_ref::<LaunchError>(),
                 Some(LaunchError::NoToken { .. } | LaunchError::DuplicateNode { .. })

@@ -9,7 +9,10 @@ mod bench_cache;
 mod bench_encoders;
 mod bench_image;
 mod bench_serve;
+mod crossval;
 mod datasets;
+mod datasets_apply;
+mod datasets_issues;
 mod embed;
 pub mod errors;
 mod eval;
@@ -18,6 +21,7 @@ mod guard;
 mod help_markdown;
 pub(crate) mod launch;
 mod predict;
+mod queue;
 mod render;
 mod report;
 mod serve;
@@ -49,6 +53,8 @@ enum Command {
         checkpointed: requeue)."
     )]
     Launch(vigil_launch::resolve::LaunchArgs),
+    /// Train K models on seeded, grouped folds and write every training row's out-of-fold scores.
+    Crossval(crossval::CrossvalArgs),
     /// Print a cluster job for a config: a Slurm batch script or a Kubernetes CronJob.
     #[command(subcommand)]
     Render(render::RenderCommand),
@@ -62,6 +68,8 @@ enum Command {
     HelpMarkdown(help_markdown::HelpMarkdownArgs),
     /// Generate (`synth`), inspect (`audit`) or time (`bench`) datasets.
     Datasets(datasets::DatasetsArgs),
+    /// Build one deduplicated, budgeted annotation queue (Label Studio, Argilla, JSONL).
+    Queue(queue::QueueArgs),
     /// Write text / image / fused embeddings of JSONL rows (pretrained encoders or a trained model).
     Embed(embed::EmbedArgs),
     /// Score JSONL rows with an exported model version; rank them for review or annotation.
@@ -100,11 +108,13 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Validate(args) => validate::run(args),
         Command::Launch(args) => launch::run(args),
+        Command::Crossval(args) => crossval::run(args),
         Command::Render(cmd) => render::run(cmd),
         Command::Worker(args) => worker::run(args),
         Command::Guard => guard::run(),
         Command::HelpMarkdown(args) => help_markdown::run(args),
         Command::Datasets(args) => datasets::run(args),
+        Command::Queue(args) => queue::run(args),
         Command::Embed(args) => embed::run(args),
         Command::Predict(args) => predict::run(args),
         Command::Eval(args) => eval::run(args),

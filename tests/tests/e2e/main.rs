@@ -16,6 +16,8 @@ mod util;
 mod serve_util;
 
 mod console;
+mod crossval;
+mod data_loop;
 mod datasets;
 mod device_step;
 mod embed;

@@ -48,6 +48,7 @@ impl RowFormat for HatefulMemes {
             image,
             labels: values,
             meta: None,
+            rationale: None,
         })
     }
 }

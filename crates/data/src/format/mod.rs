@@ -7,7 +7,8 @@
 //! [`for_config`].
 //!
 //! # Layout
-//! - `vigil.rs`: `{"id", "text", "image", "labels": {name: 0|1|null}}` (default).
+//! - `vigil.rs`: `{"id", "text", "image", "labels": {name: 0|1|null}, "meta",
+//!   "rationale"}` (default).
 //! - `hateful_memes.rs`: `{"id", "img", "label", "text"}`, one binary label.
 
 mod hateful_memes;
@@ -35,6 +36,9 @@ pub struct RawRow {
     /// The row's `meta` object (provenance, language, source, ...), carried
     /// through untouched for slicing reports; `None` when absent or not an object.
     pub meta: Option<serde_json::Map<String, Value>>,
+    /// Why the row has its labels (a reviewer's or a model's reason), if given;
+    /// carried to the scores, the report and the annotation queue, never trained on.
+    pub rationale: Option<String>,
 }
 
 /// A JSONL dialect.

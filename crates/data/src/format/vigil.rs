@@ -6,6 +6,8 @@
 //! used for training, so pipelines can carry provenance without tripping the
 //! unknown-field check; an object `meta` is carried through to the scored rows
 //! (`eval/step-<S>.scores.jsonl`) so `vigil report --slice-by meta.FIELD` can slice on it.
+//! `rationale` (a string: why the row has its labels) is carried the same way and
+//! shown beside the row in the report and the annotation queue; training ignores it.
 
 use serde_json::Value;
 
@@ -19,6 +21,27 @@ use crate::error::{BadRow, BadRowKind};
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Vigil;
 
+impl Vigil {
+    /// Every label name the rows' `labels` objects use, in order of first use; lines
+    /// that are not JSON objects are passed over (loading reports them).
+    pub fn label_names(text: &str) -> Vec<String> {
+        let mut names: Vec<String> = Vec::new();
+        for line in text.lines() {
+            let Ok(Value::Object(map)) = serde_json::from_str(line) else {
+                continue;
+            };
+            if let Some(Value::Object(l)) = map.get("labels") {
+                for k in l.keys() {
+                    if !names.contains(k) {
+                        names.push(k.clone());
+                    }
+                }
+            }
+        }
+        names
+    }
+}
+
 impl RowFormat for Vigil {
     fn name(&self) -> &'static str {
         "vigil"
@@ -26,7 +49,10 @@ impl RowFormat for Vigil {
 
     fn parse(&self, line: &str, labels: &[String]) -> Result<RawRow, BadRow> {
         let map = object(line)?;
-        only_fields(&map, &["id", "text", "image", "labels", "meta"])?;
+        only_fields(
+            &map,
+            &["id", "text", "image", "labels", "meta", "rationale"],
+        )?;
         let id = id_field(&map)?;
         let text = text_field(&map, "text")?;
         let image = path_field(&map, "image")?;
@@ -58,12 +84,14 @@ impl RowFormat for Vigil {
             Some(Value::Object(m)) => Some(m.clone()),
             _ => None,
         };
+        let rationale = text_field(&map, "rationale")?;
         Ok(RawRow {
             id,
             text,
             image,
             labels: values,
             meta,
+            rationale,
         })
     }
 }
@@ -111,6 +139,30 @@ mod tests {
         let r = r.unwrap();
         assert_eq!(r.labels, vec![None; 3]);
         assert_eq!(r.meta.unwrap()["src"], 1);
+        assert_eq!(r.rationale, None);
+    }
+
+    #[test]
+    fn a_rationale_is_carried_and_must_be_a_string() {
+        let r = Vigil
+            .parse(
+                r#"{"id": "a", "text": "x", "labels": {"hate": 0}, "rationale": "quoted, not endorsed"}"#,
+                &labels(),
+            )
+            .unwrap();
+        assert_eq!(r.rationale.as_deref(), Some("quoted, not endorsed"));
+        let r = Vigil
+            .parse(r#"{"id": "a", "text": "x", "rationale": null}"#, &labels())
+            .unwrap();
+        assert_eq!(r.rationale, None);
+        assert_eq!(
+            kind(r#"{"id": "a", "text": "x", "rationale": 3}"#),
+            BadRowKind::MalformedRow
+        );
+        assert_eq!(
+            kind(r#"{"id": "a", "text": "x", "rationale": ["why"]}"#),
+            BadRowKind::MalformedRow
+        );
     }
 
     #[test]

@@ -93,6 +93,40 @@ pub struct LaunchArgs {
     pub(super) command: Vec<OsString>,
 }
 
+impl LaunchArgs {
+    /// The run config file, when one was given.
+    pub fn config_file(&self) -> Option<&std::path::Path> {
+        self.config.as_deref()
+    }
+
+    /// Whether a command after `--` (or `-m MODULE`) replaces `vigil worker CONFIG`.
+    pub fn runs_a_command(&self) -> bool {
+        !self.command.is_empty() || self.module.is_some()
+    }
+
+    /// The overrides the run config is loaded with by [`super::resolve`] that decide
+    /// what a run trains and where it writes: `--set` in order, then `--output-dir`
+    /// as `run.output_dir` (launch-only flags such as the worker count are left out).
+    pub fn config_overrides(&self) -> Vec<String> {
+        let mut o = self.overrides.clone();
+        if let Some(dir) = &self.output_dir {
+            o.push(format!("run.output_dir={}", dir.display()));
+        }
+        o
+    }
+
+    /// The same launch of another run: `extra` overrides after the user's (a later
+    /// override wins), and `--output-dir` dropped, since the run directory is then
+    /// `extra`'s to say (`vigil crossval` launches each fold this way).
+    pub fn with_overrides(&self, extra: impl IntoIterator<Item = String>) -> Self {
+        let mut a = self.clone();
+        a.overrides = self.config_overrides();
+        a.overrides.extend(extra);
+        a.output_dir = None;
+        a
+    }
+}
+
 /// A `--nproc-per-node` value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Nproc {

@@ -1,5 +1,7 @@
 //! `#errors`: confusion at the shipped thresholds and, per label, the top false
-//! positives and negatives with their id, score, thumbnail, text and other labels.
+//! positives and negatives with their id, score, thumbnail, text, other labels and
+//! the row's rationale (why it has its labels: often the first thing a reviewer of a
+//! miss wants to read).
 
 use maud::{Markup, html};
 
@@ -49,7 +51,7 @@ pub(super) fn section(input: &ReportInput, errors: &[LabelErrors]) -> Markup {
                         table class="misses" data-kind=(class) data-label=(e.label) {
                             tr {
                                 th { "id" } th { "score" } th { "image" } th { "text" }
-                                th { "other positive labels" }
+                                th { "other positive labels" } th { "rationale" }
                             }
                             @for m in list {
                                 (miss_row(input, &m.id, m.score, l))
@@ -102,6 +104,15 @@ fn miss_row(input: &ReportInput, id: &str, score: f32, l: usize) -> Markup {
             }
             td {
                 @if others.is_empty() { "—" } @else { (others.join(", ")) }
+            }
+            td class="row-text rationale" {
+                @match &row.rationale {
+                    Some(r) => {
+                        (r.chars().take(TEXT_CHARS).collect::<String>())
+                        @if r.chars().count() > TEXT_CHARS { "…" }
+                    },
+                    None => "—",
+                }
             }
         }
     }

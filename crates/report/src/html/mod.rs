@@ -32,6 +32,7 @@ mod cells;
 mod curves;
 mod decision;
 mod errors;
+mod issues;
 mod labels;
 mod options;
 mod run;
@@ -39,13 +40,14 @@ mod slices;
 #[cfg(test)]
 mod tests;
 
-use maud::{DOCTYPE, PreEscaped, html};
+use maud::{DOCTYPE, Markup, PreEscaped, html};
 
 use super::error::ReportError;
 use super::input::ReportInput;
 use vigil_eval::EvalReport;
 use vigil_eval::label_errors;
 
+pub use issues::render_issues;
 pub use options::{ReportOptions, parse_slice_by};
 
 /// The page's policy: no scripts, no network; inline styles and `data:` images only.
@@ -68,22 +70,31 @@ pub fn render(input: &ReportInput, opts: &ReportOptions) -> Result<String, Repor
         slices::section(input, opts),
         decision::section(input, opts),
     ];
+    Ok(page(
+        &input.title,
+        html! { @for s in &sections { (s) "\n" } },
+    ))
+}
+
+/// A whole page around `body`: the policy, the stylesheet, and `title` as both the
+/// `<title>` and the `<h1>`. The evaluation report and the issues page share it.
+fn page(title: &str, body: Markup) -> String {
     let page = html! {
         (DOCTYPE) "\n"
         html lang="en" {
             head {
                 meta charset="utf-8";
                 meta http-equiv="Content-Security-Policy" content=(CSP);
-                title { (input.title) }
+                title { (title) }
                 // Trusted: a constant of this crate.
                 style { (PreEscaped(cells::STYLE)) }
             }
             body {
-                "\n" h1 { (input.title) } "\n"
-                @for s in &sections { (s) "\n" }
+                "\n" h1 { (title) } "\n"
+                (body)
             }
         }
         "\n"
     };
-    Ok(page.into_string())
+    page.into_string()
 }

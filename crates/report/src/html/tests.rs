@@ -22,6 +22,7 @@ fn input(labels: [&str; 2], id: &str, text: &str, meta_value: &str) -> ReportInp
         text: Some(text.into()),
         image: image.map(Into::into),
         meta: Some(meta.clone()),
+        rationale: Some(format!("why {text}")),
         scores: vec![s, 0.5],
         labels: vec![Some(y), None],
     };
@@ -121,6 +122,10 @@ fn dataset_strings_with_script_and_quotes_are_escaped_by_construction() {
     // The row's text in the errors table, its id as a cell and in the thumbnail's place.
     assert!(html.contains(&format!("<td class=\"row-text\">{HOSTILE_ESCAPED}</td>")));
     assert!(html.contains(&format!("<tr class=\"miss\"><td>{HOSTILE_ESCAPED} id</td>")));
+    // The row's rationale beside it, escaped like its text.
+    assert!(html.contains(&format!(
+        "<td class=\"row-text rationale\">why {HOSTILE_ESCAPED}</td>"
+    )));
     assert!(html.contains("no thumbnail: missing/&lt;img&gt;.jpg"));
     // The meta value as a slice, in each label's slice table.
     assert_eq!(

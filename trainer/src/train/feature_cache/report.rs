@@ -15,8 +15,11 @@ pub struct BuildReport {
     pub rows: usize,
     /// Rows that have the modality (the ones run through the tower).
     pub encoded: usize,
-    /// Computed now (false: loaded from disk).
+    /// Computed now (false: loaded from disk, or gathered).
     pub computed: bool,
+    /// Gathered from other runs' tables (`train.feature_cache_search`): how many
+    /// tables the rows came from.
+    pub gathered_from: Option<usize>,
     /// Wall time of the build or load, hashing included.
     pub elapsed: Duration,
     /// The file.
@@ -34,7 +37,7 @@ impl BuildReport {
             .remote
             .as_ref()
             .map(|r| {
-                let how = if self.computed {
+                let how = if self.computed || self.gathered_from.is_some() {
                     "uploaded to"
                 } else {
                     "downloaded from"
@@ -50,6 +53,16 @@ impl BuildReport {
                 self.encoded,
                 secs,
                 self.encoded as f64 / secs.max(1e-9),
+                self.path.display()
+            )
+        } else if let Some(tables) = self.gathered_from {
+            format!(
+                "feature cache: {} tower on {} gathered for {} rows from {tables} table{} in {:.1} s -> {}{remote}",
+                self.tower,
+                self.split,
+                self.encoded,
+                if tables == 1 { "" } else { "s" },
+                secs,
                 self.path.display()
             )
         } else {

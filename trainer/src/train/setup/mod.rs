@@ -366,6 +366,7 @@ fn log_cache_reports(reports: &[BuildReport]) {
             tower = r.tower,
             rows = r.encoded,
             computed = r.computed,
+            gathered_from = r.gathered_from,
             ms = r.elapsed.as_millis() as u64,
             "feature cache ready"
         );
