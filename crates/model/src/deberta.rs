@@ -74,6 +74,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 use super::bert::{real_rows, unpack_rows};
 use super::error::ModelError;
 use super::kernels::{attention_probs, dropout, gelu, layer_norm};
+use super::weights::norm_param;
 
 /// The Hugging Face `model_type` of DeBERTa-v2 and v3 checkpoints.
 pub const DEBERTA_V2_MODEL_TYPE: &str = "deberta-v2";
@@ -726,13 +727,7 @@ impl<B: Backend> DebertaV2<B> {
 /// `encoder.layer.3.attention.self.query_proj.weight`.
 pub fn deberta_file_key(burn_path: &str) -> String {
     let parts: Vec<&str> = burn_path.split('.').collect();
-    let norm = |p: &str| -> String {
-        match p {
-            "gamma" => "weight".into(),
-            "beta" => "bias".into(),
-            _ => p.into(),
-        }
-    };
+    let norm = norm_param;
     match parts.as_slice() {
         ["embeddings", "layer_norm", p] => format!("embeddings.LayerNorm.{}", norm(p)),
         ["embeddings", table, p] => format!("embeddings.{table}.{p}"),
@@ -752,7 +747,7 @@ pub fn deberta_file_key(burn_path: &str) -> String {
                 "ffn_norm" => ("output.LayerNorm", true),
                 other => (other, false),
             };
-            let p = if is_norm { norm(p) } else { p.to_string() };
+            let p = if is_norm { norm(p) } else { p };
             format!("encoder.layer.{i}.{hf}.{p}")
         }
         _ => burn_path.to_string(),

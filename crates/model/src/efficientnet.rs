@@ -24,7 +24,7 @@ use burn::tensor::backend::Backend;
 
 use super::error::ModelError;
 use super::kernels::{channel_affine, channel_scale, depthwise_conv2d, generic_ops};
-use super::weights::{KeyMap, WeightsFormat, load_strict};
+use super::weights::{KeyMap, WeightsFormat, load_strict, norm_param};
 use vigil_config::TrainLayers;
 
 /// BatchNorm with frozen running statistics: `y = (x - mean) / sqrt(var + eps) * γ + β`.
@@ -275,11 +275,7 @@ pub struct EfficientNetB0<B: Backend> {
 /// The torchvision key of one of our EfficientNet parameter paths.
 pub fn efficientnet_file_key(burn_path: &str) -> String {
     let parts: Vec<&str> = burn_path.split('.').collect();
-    let bn = |p: &str| match p {
-        "gamma" => "weight".to_string(),
-        "beta" => "bias".to_string(),
-        other => other.to_string(),
-    };
+    let bn = norm_param;
     let conv_bn = |prefix: String, rest: &[&str]| match rest {
         ["conv", p] => format!("{prefix}.0.{p}"),
         ["bn", p] => format!("{prefix}.1.{}", bn(p)),

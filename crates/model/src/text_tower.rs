@@ -21,7 +21,7 @@ use super::deberta::{DebertaV2, deberta_file_key, deberta_ignorable};
 use super::error::ModelError;
 use super::text_config::TextEncoderConfig;
 use super::vision::{JointKind, JointTextTransformer, joint_text_file_key, joint_text_ignorable};
-use super::weights::{KeyMap, WeightsFormat, load_strict};
+use super::weights::{KeyMap, WeightsFormat, load_strict, norm_param};
 use vigil_config::{Pooling, TrainLayers};
 
 /// The encoder of a text tower, one variant per arithmetic (a view of the
@@ -108,13 +108,7 @@ pub struct TextTower<B: Backend> {
 /// The Hugging Face key of one of our BERT parameter paths (without `bert.`).
 pub fn bert_file_key(burn_path: &str) -> String {
     let parts: Vec<&str> = burn_path.split('.').collect();
-    let param = |p: &str, norm: bool| -> String {
-        match (norm, p) {
-            (true, "gamma") => "weight".into(),
-            (true, "beta") => "bias".into(),
-            _ => p.into(),
-        }
-    };
+    let param = |p: &str, norm: bool| if norm { norm_param(p) } else { p }.to_string();
     match parts.as_slice() {
         ["embeddings", "layer_norm", p] => format!("embeddings.LayerNorm.{}", param(p, true)),
         ["embeddings", table, p] => format!("embeddings.{table}.{p}"),
@@ -148,13 +142,7 @@ pub fn bert_ignorable(key: &str) -> bool {
 /// (without `distilbert.`).
 pub fn distilbert_file_key(burn_path: &str) -> String {
     let parts: Vec<&str> = burn_path.split('.').collect();
-    let param = |p: &str, norm: bool| -> String {
-        match (norm, p) {
-            (true, "gamma") => "weight".into(),
-            (true, "beta") => "bias".into(),
-            _ => p.into(),
-        }
-    };
+    let param = |p: &str, norm: bool| if norm { norm_param(p) } else { p }.to_string();
     match parts.as_slice() {
         ["embeddings", "layer_norm", p] => format!("embeddings.LayerNorm.{}", param(p, true)),
         ["embeddings", table, p] => format!("embeddings.{table}.{p}"),

@@ -30,6 +30,17 @@ use burn_store::{
 
 use super::error::ModelError;
 
+/// A normalisation parameter's name in published files: burn's LayerNorm and
+/// BatchNorm `gamma` / `beta` are PyTorch's `weight` / `bias`; anything else as is.
+/// Every tower's key map uses it.
+pub(crate) fn norm_param(p: &str) -> &str {
+    match p {
+        "gamma" => "weight",
+        "beta" => "bias",
+        other => other,
+    }
+}
+
 /// The pretrained-weights cache `scripts/fetch-pretrained.sh` fills:
 /// `$VIGIL_PRETRAINED`, else `~/.cache/vigil/pretrained`; None when neither
 /// variable is set.

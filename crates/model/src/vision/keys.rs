@@ -19,15 +19,7 @@
 //! LayerNorm `gamma` / `beta` are `weight` / `bias`.
 
 use super::config::{JointKind, VisionKind};
-
-/// LayerNorm `gamma`/`beta` → `weight`/`bias`; anything else as is.
-fn norm_param(p: &str) -> &str {
-    match p {
-        "gamma" => "weight",
-        "beta" => "bias",
-        other => other,
-    }
-}
+use crate::weights::norm_param;
 
 /// A block parameter `layers.N.<module>.<param>` in ViT's (`legacy`) or CLIP's naming.
 fn block_key(vit: bool, i: &str, module: &str, p: &str) -> String {
