@@ -35,6 +35,7 @@ BURN_FREE = [
     "vigil-report",
     "vigil-launch",
     "vigil-curate",
+    "vigil-recall",
 ]
 
 # (crate, forbidden dependency, direct only, why)

@@ -76,6 +76,10 @@ pub struct EmbedOptions {
     /// Batches embedded at once, one per thread, each with its own copy of the
     /// encoders (`--threads`; the vectors do not depend on it).
     pub threads: usize,
+    /// With a trained model: also write `"scores"`, the head's probability per label
+    /// computed from the same fused vector (what `vigil index build` stores beside
+    /// each vector). Ignored for pretrained encoders.
+    pub scores: bool,
 }
 
 /// The one label the data layer needs; embed rows carry none.
@@ -215,6 +219,7 @@ struct Vectors {
     text: Option<Vec<f32>>,
     image: Option<Vec<f32>>,
     fused: Option<Vec<f32>>,
+    scores: Option<Vec<f32>>,
 }
 
 fn rows_of<B: Backend>(t: Tensor<B, 2>) -> Vec<Vec<f32>> {
@@ -256,6 +261,11 @@ pub fn run_embed<B: Backend>(
     } else {
         1
     };
+    let labels: Option<Vec<String>> = match &embedder {
+        Embedder::Model { model, .. } if opts.scores => Some(model.labels().to_vec()),
+        _ => None,
+    };
+    let with_scores = labels.is_some();
     let write = |out: &mut dyn Write, batch_rows: &[usize], vectors: Vec<Vectors>| {
         for (&row, v) in batch_rows.iter().zip(vectors) {
             let mut obj = serde_json::Map::new();
@@ -268,6 +278,14 @@ pub fn run_embed<B: Backend>(
                 if let Some(v) = v {
                     obj.insert(key.into(), serde_json::json!(v));
                 }
+            }
+            if let (Some(scores), Some(labels)) = (v.scores, &labels) {
+                let map: serde_json::Map<String, serde_json::Value> = labels
+                    .iter()
+                    .cloned()
+                    .zip(scores.into_iter().map(|p| serde_json::json!(p)))
+                    .collect();
+                obj.insert("scores".into(), map.into());
             }
             let line = serde_json::Value::Object(obj).to_string();
             writeln!(out, "{line}").map_err(|source| ServeError::Write {
@@ -291,7 +309,7 @@ pub fn run_embed<B: Backend>(
                 vec![model.as_ref().clone(); threads],
                 loader.map(|b| b.map_err(ServeError::from)),
                 |model, batch: Batch| {
-                    let vectors = embed_with_model(model, tokenizer, &batch, device)?;
+                    let vectors = embed_with_model(model, tokenizer, &batch, with_scores, device)?;
                     Ok((batch.rows, vectors))
                 },
                 |(rows, vectors)| write(&mut *out, &rows, vectors),
@@ -331,10 +349,13 @@ fn embed_with_model<B: Backend>(
     model: &ModerationModel<B>,
     tokenizer: Option<&TextTokenizer>,
     batch: &Batch,
+    scores: bool,
     device: &B::Device,
 ) -> Result<Vec<Vectors>, ServeError> {
     let (input, _) = ModelInput::<B>::from_batch(tokenizer, batch, None, device)?;
     let e = model.embed(&input);
+    let probabilities =
+        scores.then(|| rows_of(model.probabilities(model.head.forward(e.fused.clone()))));
     let mut out: Vec<Vectors> = (0..batch.len()).map(|_| Vectors::default()).collect();
     if let Some(t) = e.text {
         for (i, v) in rows_of(t).into_iter().enumerate() {
@@ -348,6 +369,9 @@ fn embed_with_model<B: Backend>(
     }
     for (i, v) in rows_of(e.fused).into_iter().enumerate() {
         out[i].fused = Some(v);
+    }
+    for (i, p) in probabilities.into_iter().flatten().enumerate() {
+        out[i].scores = Some(p);
     }
     Ok(out)
 }

@@ -28,7 +28,7 @@ pub mod thumbs;
 
 pub use bootstrap::{Bootstrap, Interval};
 pub use error::ReportError;
-pub use html::{ReportOptions, parse_slice_by, render, render_issues};
+pub use html::{ReportOptions, parse_slice_by, render, render_issues, render_recall};
 pub use input::{BURN_VERSION, EvalPoint, ReportInput, eval_steps, skipped_rows, train_loss};
 
 /// Writes `html` to `path` whole or not at all (temporary file, fsync, rename).

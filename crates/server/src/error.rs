@@ -59,6 +59,16 @@ pub enum ServerError {
         #[source]
         source: std::io::Error,
     },
+    /// The `--recall-index` repository cannot be opened (it does not exist, or
+    /// its bucket cannot be reached).
+    #[error("--recall-index {index}")]
+    Recall {
+        /// The directory or bucket URL.
+        index: String,
+        /// Why.
+        #[source]
+        source: vigil_recall::RecallError,
+    },
     /// The HTTP server or a worker thread failed.
     #[error("the server failed")]
     Io(#[from] std::io::Error),
@@ -74,6 +84,7 @@ impl ServerError {
             | Self::TokenFile { .. }
             | Self::Exposed { .. }
             | Self::Bind { .. } => true,
+            Self::Recall { source, .. } => source.is_usage(),
             Self::Io(_) | Self::Storage(_) => false,
         }
     }

@@ -6,7 +6,12 @@
 //! every refusal is a JSON `{"error": ...}` body with the status the protocol
 //! expects (400 bad input, 401 no token, 404 unknown model or version not
 //! loaded, 408 body too slow, 413 body too large, 503 overloaded, over the
-//! in-flight byte budget, or draining).
+//! in-flight byte budget, draining, or no recall index loaded yet).
+//!
+//! With `--recall-index` the same routes serve a second model, `<model>-recall`:
+//! its rows are queued like the model's (the same limits, batches and workers),
+//! answered with their fused vectors, and searched in the index paired with the
+//! version that embedded them ([`Serving`]): one snapshot of the pair per request.
 //!
 //! The token is checked in the middleware, before any handler reads a byte of
 //! the body: an unauthenticated client cannot make the server buffer anything.
@@ -31,11 +36,12 @@ use prometheus_client::encoding::prometheus_text;
 
 use crate::auth::Token;
 use crate::budget::{Budget, Reservation};
-use crate::engine::{Current, Engine, Job, JobError, Loaded, Scored, check_image_header};
+use crate::engine::{Current, Engine, Job, JobError, Loaded, Scored, Serving, check_image_header};
 use crate::limits::Limits;
 use crate::metrics::Metrics;
 use crate::protocol::{
-    self, BadInput, DECISIONS, IMAGE, InferRequest, Rows, SCORES, TEXT, encode_response,
+    self, BadInput, DECISIONS, Encoded, IDS, IMAGE, InferRequest, RecallHeader, Rows, SCORE,
+    SCORES, SIMILARITY, TEXT, choose_label, encode_recall, encode_response, parse_recall,
 };
 
 /// The header naming the JSON part's length in a binary-extension body.
@@ -62,6 +68,19 @@ pub struct App {
     pub budget: Arc<Budget>,
     /// Set on SIGTERM: readiness answers 503 while the server drains.
     pub draining: AtomicBool,
+    /// The recall model, when `--recall-index` is given.
+    pub recall: Option<RecallSettings>,
+}
+
+/// The recall model's settings (`--recall-index`).
+#[derive(Debug, Clone)]
+pub struct RecallSettings {
+    /// Its name in the routes, `<model>-recall`.
+    pub name: String,
+    /// `--recall-max-k`: the most neighbours a row may ask for.
+    pub max_k: usize,
+    /// The index repository, for messages.
+    pub index: String,
 }
 
 /// The router over `app`.
@@ -94,9 +113,17 @@ fn bad(b: &BadInput) -> Response {
     (StatusCode::BAD_REQUEST, axum::Json(b.to_json())).into_response()
 }
 
-/// The endpoint label of a path, for metrics.
-fn endpoint(path: &str) -> &'static str {
-    if path.ends_with("/infer") {
+/// The endpoint label of a path, for metrics: the recall model's infer is
+/// `recall` (`recall`: its name, when served).
+fn endpoint(path: &str, recall: Option<&str>) -> &'static str {
+    let recall_model = recall.is_some_and(|name| {
+        path.strip_prefix("/v2/models/")
+            .and_then(|rest| rest.strip_prefix(name))
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+    });
+    if recall_model && path.ends_with("/infer") {
+        "recall"
+    } else if path.ends_with("/infer") {
         "infer"
     } else if path == "/v1/moderate" {
         "moderate"
@@ -115,7 +142,10 @@ fn endpoint(path: &str) -> &'static str {
 /// token) and per-request metrics.
 async fn guard(State(app): State<Arc<App>>, req: Request, next: Next) -> Response {
     let started = Instant::now();
-    let label = endpoint(req.uri().path());
+    let label = endpoint(
+        req.uri().path(),
+        app.recall.as_ref().map(|r| r.name.as_str()),
+    );
     let response = match &app.token {
         Some(token) if label != "health" && !authorized(req.headers(), token) => {
             let mut r = error(
@@ -129,11 +159,12 @@ async fn guard(State(app): State<Arc<App>>, req: Request, next: Next) -> Respons
         _ => next.run(req).await,
     };
     let timed = matches!(label, "infer" | "moderate");
-    app.metrics.request(
-        label,
-        response.status().as_u16(),
-        timed.then(|| started.elapsed().as_secs_f64()),
-    );
+    let seconds = started.elapsed().as_secs_f64();
+    app.metrics
+        .request(label, response.status().as_u16(), timed.then_some(seconds));
+    if label == "recall" {
+        app.metrics.recall_latency(seconds);
+    }
     response
 }
 
@@ -164,17 +195,63 @@ async fn ready(State(app): State<Arc<App>>) -> StatusCode {
     }
 }
 
+/// What a `/v2/models/{name}` route names.
+enum Target {
+    /// The model, at its loaded version.
+    Model(Arc<Loaded>),
+    /// The recall model: the pair served (its index loaded).
+    Recall(Serving),
+}
+
+/// The loaded version if `params` name this model and (if any) that version;
+/// the served pair if they name the recall model (503 while it has no index).
+#[allow(clippy::result_large_err)]
+fn resolve_target(app: &App, params: &HashMap<String, String>) -> Result<Target, Response> {
+    let name = params.get("name").map(String::as_str).unwrap_or_default();
+    match &app.recall {
+        Some(r) if name == r.name => {}
+        _ => return resolve(app, params).map(Target::Model),
+    }
+    let serving = app.current.serving();
+    let Some(index) = &serving.index else {
+        return Err(error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!(
+                "model '{name}' is not ready: no recall index is loaded for version {} of '{}' \
+                 (none in {} names it yet: vigil index build --model ... --out {})",
+                serving.model.version,
+                app.model,
+                app.recall.as_ref().map_or("", |r| r.index.as_str()),
+                app.recall.as_ref().map_or("", |r| r.index.as_str()),
+            ),
+        ));
+    };
+    if let Some(v) = params.get("version")
+        && v.parse::<u64>().ok() != Some(index.version)
+    {
+        return Err(error(
+            StatusCode::NOT_FOUND,
+            format!(
+                "version {v} of model '{name}' is not loaded; loaded version: {}",
+                index.version
+            ),
+        ));
+    }
+    Ok(Target::Recall(serving))
+}
+
 /// The loaded version if `params` name this model and (if any) that version.
 #[allow(clippy::result_large_err)]
 fn resolve(app: &App, params: &HashMap<String, String>) -> Result<Arc<Loaded>, Response> {
     let name = params.get("name").map(String::as_str).unwrap_or_default();
     if name != app.model {
+        let served = match &app.recall {
+            Some(r) => format!("'{}', '{}'", app.model, r.name),
+            None => format!("'{}'", app.model),
+        };
         return Err(error(
             StatusCode::NOT_FOUND,
-            format!(
-                "unknown model '{name}' (this server serves '{}')",
-                app.model
-            ),
+            format!("unknown model '{name}' (this server serves {served})"),
         ));
     }
     let loaded = app.current.get();
@@ -192,15 +269,8 @@ fn resolve(app: &App, params: &HashMap<String, String>) -> Result<Arc<Loaded>, R
     Ok(loaded)
 }
 
-async fn model_metadata(
-    State(app): State<Arc<App>>,
-    Path(params): Path<HashMap<String, String>>,
-) -> Response {
-    let loaded = match resolve(&app, &params) {
-        Ok(l) => l,
-        Err(r) => return r,
-    };
-    let l = loaded.labels.len() as i64;
+/// The inputs a version takes, for metadata.
+fn input_metadata(loaded: &Loaded) -> Vec<Value> {
     let mut inputs = Vec::new();
     if loaded.towers.text {
         inputs.push(json!({ "name": TEXT, "datatype": "BYTES", "shape": [-1] }));
@@ -208,11 +278,24 @@ async fn model_metadata(
     if loaded.towers.image {
         inputs.push(json!({ "name": IMAGE, "datatype": "BYTES", "shape": [-1] }));
     }
+    inputs
+}
+
+async fn model_metadata(
+    State(app): State<Arc<App>>,
+    Path(params): Path<HashMap<String, String>>,
+) -> Response {
+    let loaded = match resolve_target(&app, &params) {
+        Ok(Target::Model(l)) => l,
+        Ok(Target::Recall(s)) => return recall_metadata(&app, &s),
+        Err(r) => return r,
+    };
+    let l = loaded.labels.len() as i64;
     axum::Json(json!({
         "name": app.model,
         "versions": [loaded.version.to_string()],
         "platform": "vigil",
-        "inputs": inputs,
+        "inputs": input_metadata(&loaded),
         "outputs": [
             { "name": SCORES, "datatype": "FP32", "shape": [-1, l] },
             { "name": DECISIONS, "datatype": "BOOL", "shape": [-1, l] },
@@ -226,10 +309,41 @@ async fn model_ready(
     State(app): State<Arc<App>>,
     Path(params): Path<HashMap<String, String>>,
 ) -> Response {
-    match resolve(&app, &params) {
+    match resolve_target(&app, &params) {
         Ok(_) => StatusCode::OK.into_response(),
         Err(r) => r,
     }
+}
+
+/// The recall model's metadata: the model's inputs, the neighbours' outputs, and
+/// the pair behind them.
+fn recall_metadata(app: &App, serving: &Serving) -> Response {
+    let (Some(r), Some(index)) = (&app.recall, &serving.index) else {
+        return error(StatusCode::NOT_FOUND, "recall is not served".into());
+    };
+    let mut outputs = vec![
+        json!({ "name": IDS, "datatype": "BYTES", "shape": [-1, -1] }),
+        json!({ "name": SIMILARITY, "datatype": "FP32", "shape": [-1, -1] }),
+    ];
+    if !index.labels.is_empty() {
+        outputs.push(json!({ "name": SCORE, "datatype": "FP32", "shape": [-1, -1] }));
+    }
+    axum::Json(json!({
+        "name": r.name,
+        "versions": [index.version.to_string()],
+        "platform": "vigil-recall",
+        "inputs": input_metadata(&serving.model),
+        "outputs": outputs,
+        "parameters": {
+            "embedding_model": app.model,
+            "embedding_model_version": serving.model.version.to_string(),
+            "labels": index.labels,
+            "items": index.len(),
+            "k": { "default": protocol::DEFAULT_K.min(r.max_k), "max": r.max_k },
+            "pinned": app.pinned.is_some(),
+        },
+    }))
+    .into_response()
 }
 
 fn retry_later(status: StatusCode, message: String) -> Response {
@@ -336,12 +450,14 @@ fn check_images(rows: &Rows, limits: &Limits) -> Result<(), BadInput> {
     Ok(())
 }
 
-/// Queues `rows` on `model`'s version and waits for the scores.
-async fn run(app: &App, rows: Rows, model: Arc<Loaded>) -> Result<Scored, Response> {
+/// Queues `rows` on `model`'s version and waits for the scores (and, with
+/// `embed`, the fused vectors).
+async fn run(app: &App, rows: Rows, model: Arc<Loaded>, embed: bool) -> Result<Scored, Response> {
     let (tx, rx) = oneshot::channel();
     let job = Job {
         rows,
         model,
+        embed,
         enqueued: Instant::now(),
         reply: tx,
     };
@@ -368,59 +484,23 @@ async fn run(app: &App, rows: Rows, model: Arc<Loaded>) -> Result<Scored, Respon
     }
 }
 
-async fn infer(
-    State(app): State<Arc<App>>,
-    Path(params): Path<HashMap<String, String>>,
-    headers: HeaderMap,
-    body: Body,
-) -> Response {
-    let loaded = match resolve(&app, &params) {
-        Ok(l) => l,
-        Err(r) => return r,
-    };
-    let (body, _held) = match read_body(&app, &headers, body).await {
-        Ok(b) => b,
-        Err(r) => return r,
-    };
-    let header_len = match headers.get(HEADER_LENGTH) {
-        None => None,
+/// `Inference-Header-Content-Length`, when given.
+#[allow(clippy::result_large_err)]
+fn header_length(headers: &HeaderMap) -> Result<Option<usize>, Response> {
+    match headers.get(HEADER_LENGTH) {
+        None => Ok(None),
         Some(v) => match v.to_str().ok().and_then(|s| s.trim().parse::<usize>().ok()) {
-            Some(n) => Some(n),
-            None => {
-                return error(
-                    StatusCode::BAD_REQUEST,
-                    "Inference-Header-Content-Length must be a non-negative integer".into(),
-                );
-            }
+            Some(n) => Ok(Some(n)),
+            None => Err(error(
+                StatusCode::BAD_REQUEST,
+                "Inference-Header-Content-Length must be a non-negative integer".into(),
+            )),
         },
-    };
-    let req: InferRequest =
-        match protocol::parse_infer(&body, header_len, loaded.towers, &app.limits) {
-            Ok(r) => r,
-            Err(b) => return bad(&b),
-        };
-    // The rows hold copies of what they need; the body is not held past parsing.
-    drop(body);
-    if loaded.towers.image
-        && let Err(b) = check_images(&req.rows, &app.limits)
-    {
-        return bad(&b);
     }
-    let version = loaded.version;
-    let labels = loaded.labels.len();
-    let scored = match run(&app, req.rows, loaded).await {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
-    let enc = encode_response(
-        &app.model,
-        version,
-        req.id.as_deref(),
-        req.outputs,
-        labels,
-        &scored.probs,
-        &scored.decisions,
-    );
+}
+
+/// An encoded response: JSON, or JSON then the raw outputs.
+fn encoded(enc: Encoded) -> Response {
     match enc.binary {
         None => ([(header::CONTENT_TYPE, "application/json")], enc.json).into_response(),
         Some(tail) => {
@@ -440,6 +520,126 @@ async fn infer(
                 .into_response()
         }
     }
+}
+
+async fn infer(
+    State(app): State<Arc<App>>,
+    Path(params): Path<HashMap<String, String>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let loaded = match resolve_target(&app, &params) {
+        Ok(Target::Model(l)) => l,
+        Ok(Target::Recall(s)) => return recall(&app, s, &headers, body).await,
+        Err(r) => return r,
+    };
+    let (body, _held) = match read_body(&app, &headers, body).await {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    let header_len = match header_length(&headers) {
+        Ok(n) => n,
+        Err(r) => return r,
+    };
+    let req: InferRequest =
+        match protocol::parse_infer(&body, header_len, loaded.towers, &app.limits) {
+            Ok(r) => r,
+            Err(b) => return bad(&b),
+        };
+    // The rows hold copies of what they need; the body is not held past parsing.
+    drop(body);
+    if loaded.towers.image
+        && let Err(b) = check_images(&req.rows, &app.limits)
+    {
+        return bad(&b);
+    }
+    let version = loaded.version;
+    let labels = loaded.labels.len();
+    let scored = match run(&app, req.rows, loaded, false).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    encoded(encode_response(
+        &app.model,
+        version,
+        req.id.as_deref(),
+        req.outputs,
+        labels,
+        &scored.probs,
+        &scored.decisions,
+    ))
+}
+
+/// The recall model's infer: the rows parsed and bounded as the model's, `k`
+/// within `--recall-max-k`, embedded by the pair's model through the queue, each
+/// row's nearest items searched in the pair's index.
+async fn recall(app: &App, serving: Serving, headers: &HeaderMap, body: Body) -> Response {
+    let (Some(settings), Some(index)) = (&app.recall, serving.index.clone()) else {
+        return error(StatusCode::NOT_FOUND, "recall is not served".into());
+    };
+    let model = serving.model;
+    let (body, _held) = match read_body(app, headers, body).await {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    let header_len = match header_length(headers) {
+        Ok(n) => n,
+        Err(r) => return r,
+    };
+    let req = match parse_recall(&body, header_len, model.towers, &app.limits, settings.max_k) {
+        Ok(r) => r,
+        Err(b) => return bad(&b),
+    };
+    drop(body);
+    if model.towers.image
+        && let Err(b) = check_images(&req.rows, &app.limits)
+    {
+        return bad(&b);
+    }
+    let label = match choose_label(&index.labels, req.label.as_deref()) {
+        Ok(l) => l,
+        Err(b) => return bad(&b),
+    };
+    let mut outputs = req.outputs;
+    if label.is_none() && outputs[2].is_some() {
+        if req.explicit_outputs {
+            return bad(&BadInput {
+                input: Some(SCORE.into()),
+                row: None,
+                message: format!("the index holds no scores (it returns: {IDS}, {SIMILARITY})"),
+            });
+        }
+        outputs[2] = None;
+    }
+    let model_version = model.version;
+    let scored = match run(app, req.rows, model, true).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let Some(vectors) = scored.embeddings else {
+        return error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "the worker returned no embeddings".into(),
+        );
+    };
+    let rows = match index.search(vectors, req.k, label).await {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("vigil serve: error: a recall search failed: {e}");
+            return error(StatusCode::INTERNAL_SERVER_ERROR, e);
+        }
+    };
+    encoded(encode_recall(
+        &RecallHeader {
+            model: &settings.name,
+            index_version: index.version,
+            model_version,
+            id: req.id.as_deref(),
+            label: label.map(|l| index.labels[l].as_str()),
+        },
+        outputs,
+        &rows,
+    ))
 }
 
 async fn moderate(State(app): State<Arc<App>>, headers: HeaderMap, body: Body) -> Response {
@@ -464,7 +664,7 @@ async fn moderate(State(app): State<Arc<App>>, headers: HeaderMap, body: Body) -
         return bad(&b);
     }
     let (version, labels) = (loaded.version, loaded.labels.clone());
-    let scored = match run(&app, rows, loaded).await {
+    let scored = match run(&app, rows, loaded, false).await {
         Ok(s) => s,
         Err(r) => return r,
     };
@@ -518,9 +718,19 @@ mod tests {
 
     #[test]
     fn endpoints_are_labelled_for_metrics() {
-        assert_eq!(endpoint("/v2/models/tiny/versions/2/infer"), "infer");
-        assert_eq!(endpoint("/v2/health/ready"), "health");
-        assert_eq!(endpoint("/v2/models/tiny"), "metadata");
-        assert_eq!(endpoint("/v1/moderate"), "moderate");
+        assert_eq!(endpoint("/v2/models/tiny/versions/2/infer", None), "infer");
+        assert_eq!(endpoint("/v2/health/ready", None), "health");
+        assert_eq!(endpoint("/v2/models/tiny", None), "metadata");
+        assert_eq!(endpoint("/v1/moderate", None), "moderate");
+        let r = Some("tiny-recall");
+        assert_eq!(endpoint("/v2/models/tiny-recall/infer", r), "recall");
+        assert_eq!(
+            endpoint("/v2/models/tiny-recall/versions/3/infer", r),
+            "recall"
+        );
+        assert_eq!(endpoint("/v2/models/tiny-recall", r), "metadata");
+        assert_eq!(endpoint("/v2/models/tiny/infer", r), "infer");
+        assert_eq!(endpoint("/v2/models/tiny-recallx/infer", r), "infer");
+        assert_eq!(endpoint("/v2/models/tiny-recall/infer", None), "infer");
     }
 }

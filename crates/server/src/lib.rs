@@ -7,12 +7,19 @@
 //! atomically, so that "publish" means "in production"; requests in flight
 //! finish on the version they started on.
 //!
+//! With `--recall-index` ([`RecallServe`]) it also serves nearest-known-bad
+//! search as a second KServe model, `<model>-recall`: rows are embedded by the
+//! served model version (its fused vector, the head's input) and searched in the
+//! index version built from that same model version; the two are loaded and
+//! swapped as one pair (`pairing.rs` has the rule).
+//!
 //! # Layout
 //! - `protocol/`: KServe request parsing and validation, response encoding
 //!   (pure; every bad input names the input and row).
 //! - `moderate.rs`: the `/v1/moderate` JSON body into the same rows (pure).
 //! - `batcher.rs`: the dynamic batcher's decisions (admit, flush, take; pure).
 //! - `pickup.rs`: the version-pickup decision (keep / load N / pinned; pure).
+//! - `pairing.rs`: which recall index serves beside which model version (pure).
 //! - `limits.rs`: [`Limits`] — connections, timeouts, body, in-flight bytes,
 //!   rows, text, pixels, queue.
 //! - `auth.rs`: [`Token`] — the token file's validation, the constant-time check.
@@ -42,6 +49,7 @@ mod limits;
 mod listen;
 mod metrics;
 mod moderate;
+mod pairing;
 mod pickup;
 mod protocol;
 mod verified;
@@ -52,17 +60,18 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use vigil_recall::IndexRepo;
 use vigil_store::storage::Location;
 
 pub use auth::{Token, TokenProblem};
 pub use batcher::{Decision, Overloaded};
-pub use engine::{BatchSettings, Loaded, error_chain};
+pub use engine::{BatchSettings, Loaded, RecallIndex, error_chain, model_identity};
 pub use error::ServerError;
 pub use limits::Limits;
 pub use pickup::Pickup;
 pub use protocol::{BadInput, join_bytes};
 
-use engine::{Current, Engine, Stop, report_skipped, start_poller};
+use engine::{Current, Engine, Poller, RecallSource, Stop, report_skipped, start_poller};
 use metrics::Metrics;
 
 /// Everything `vigil serve` is told.
@@ -90,6 +99,42 @@ pub struct ServeOptions {
     /// they are closed (a client that never finishes its request cannot hold the
     /// process past it).
     pub drain: Duration,
+}
+
+/// `--recall-index` and the flags that go with it: serve nearest-known-bad search
+/// as the KServe model `<model>-recall`.
+#[derive(Debug, Clone)]
+pub struct RecallServe {
+    /// The index repository (`vigil index build --out`), a directory or a bucket URL.
+    pub index: Location,
+    /// `--recall-max-k`: the most neighbours one row may ask for.
+    pub max_k: usize,
+    /// `--recall-ef-search`: the search width (None: each index version's own).
+    pub ef_search: Option<usize>,
+}
+
+impl RecallServe {
+    /// The default of `--recall-max-k`.
+    pub const DEFAULT_MAX_K: usize = 100;
+
+    /// Every unusable value, by flag.
+    pub fn problems(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if self.max_k == 0 {
+            out.push("--recall-max-k must be at least 1".into());
+        }
+        if let Some(ef) = self.ef_search
+            && !(1..=4096).contains(&ef)
+        {
+            out.push(format!("--recall-ef-search must be in 1..=4096 (got {ef})"));
+        }
+        out
+    }
+
+    /// The recall model's name beside `model`.
+    pub fn model_name(model: &str) -> String {
+        format!("{model}-recall")
+    }
 }
 
 /// Which model directory `--model-repository DIR [--model NAME]` means, and its
@@ -214,6 +259,18 @@ impl Server {
     /// Validates the options, loads the version to serve and starts the workers
     /// and (unless pinned) the poller.
     pub fn start(opts: ServeOptions) -> Result<Self, ServerError> {
+        Self::start_with_recall(opts, None)
+    }
+
+    /// [`Server::start`], also serving `recall` (when given) as the model
+    /// `<model>-recall`: the index repository must exist; the index version for
+    /// the loaded model version is loaded now when there is one (else the recall
+    /// model answers 503 until one is published), and the poller runs even with a
+    /// pinned version, to follow the index.
+    pub fn start_with_recall(
+        opts: ServeOptions,
+        recall: Option<RecallServe>,
+    ) -> Result<Self, ServerError> {
         let mut problems = opts.limits.problems();
         if opts.max_batch == 0 {
             problems.push("--max-batch must be at least 1".into());
@@ -224,15 +281,46 @@ impl Server {
         if opts.poll.is_zero() {
             problems.push("--poll-secs must be more than 0".into());
         }
+        problems.extend(recall.iter().flat_map(RecallServe::problems));
         if !problems.is_empty() {
             return Err(ServerError::BadOptions { problems });
         }
-        let loaded = Loaded::load(&opts.model_dir, opts.version, opts.threads)?;
+        let source = match &recall {
+            None => None,
+            Some(r) => Some(RecallSource {
+                repo: IndexRepo::open(&r.index).map_err(|source| ServerError::Recall {
+                    index: r.index.to_string(),
+                    source,
+                })?,
+                ef_search: r.ef_search,
+                threads: opts.threads,
+            }),
+        };
+        let mut loaded = Loaded::load(&opts.model_dir, opts.version, opts.threads)?;
         let mut reported = Vec::new();
         report_skipped(&loaded.skipped, &mut reported);
-        let metrics = Arc::new(Metrics::new(&opts.model_name));
+        let recall_name = recall
+            .as_ref()
+            .map(|_| RecallServe::model_name(&opts.model_name));
+        let metrics = Arc::new(Metrics::with_recall(
+            &opts.model_name,
+            recall_name.as_deref(),
+        ));
         metrics.set_version(loaded.version, false);
-        let current = Arc::new(Current::new(loaded));
+        let mut failed_indexes = Vec::new();
+        let index = match &source {
+            None => None,
+            Some(source) => {
+                loaded = loaded.identified(&opts.model_dir).map_err(|message| {
+                    ServerError::Repository {
+                        dir: opts.model_dir.to_string(),
+                        message,
+                    }
+                })?;
+                first_index(source, &loaded, &metrics, &mut failed_indexes)
+            }
+        };
+        let current = Arc::new(Current::new(loaded, index));
         let engine = Engine::new(
             BatchSettings {
                 max_batch: opts.max_batch,
@@ -244,18 +332,23 @@ impl Server {
             metrics.clone(),
         );
         let workers = engine.start_workers(opts.threads)?;
-        let poller = match opts.version {
-            Some(_) => None,
-            None => {
+        let poller = match (opts.version, &source) {
+            (Some(_), None) => None,
+            _ => {
                 let stop = Arc::new(Stop::default());
                 let handle = start_poller(
-                    opts.model_dir.clone(),
-                    opts.poll,
-                    opts.threads,
-                    current.clone(),
-                    metrics.clone(),
-                    stop.clone(),
+                    Poller {
+                        repo: opts.model_dir.clone(),
+                        every: opts.poll,
+                        replicas: opts.threads,
+                        pinned: opts.version,
+                        recall: source.clone(),
+                        current: current.clone(),
+                        metrics: metrics.clone(),
+                        stop: stop.clone(),
+                    },
                     reported,
+                    failed_indexes,
                 )?;
                 Some((stop, handle))
             }
@@ -270,6 +363,13 @@ impl Server {
             metrics,
             token: opts.token,
             draining: Default::default(),
+            recall: recall
+                .zip(recall_name)
+                .map(|(r, name)| http::RecallSettings {
+                    name,
+                    max_k: r.max_k,
+                    index: r.index.to_string(),
+                }),
         });
         Ok(Self {
             app,
@@ -277,6 +377,13 @@ impl Server {
             poller,
             drain: opts.drain,
         })
+    }
+
+    /// The recall index version served now and where it was read from (None:
+    /// recall not served, or no index for the served version yet).
+    pub fn recall_serving(&self) -> Option<(u64, String)> {
+        let s = self.app.current.serving();
+        s.index.map(|i| (i.version, i.location.clone()))
     }
 
     /// The version served now and its directory.
@@ -326,6 +433,52 @@ impl Server {
         .await
         .map_err(std::io::Error::other)?;
         Ok(())
+    }
+}
+
+/// The index version for the model version loaded at start: loaded now, or
+/// None (logged) when there is none yet or it fails to load (remembered in
+/// `failed`, so the poller does not try it again).
+fn first_index(
+    source: &RecallSource,
+    loaded: &Loaded,
+    metrics: &Metrics,
+    failed: &mut Vec<u64>,
+) -> Option<RecallIndex> {
+    let id = loaded.identity.as_deref().unwrap_or_default();
+    let location = source.repo.location();
+    match source.repo.newest_for_model(id) {
+        Ok(Some(v)) => match source.load(v, loaded) {
+            Ok(index) => {
+                metrics.set_recall_version(v, false);
+                Some(index)
+            }
+            Err(e) => {
+                failed.push(v);
+                metrics.recall_load_failed();
+                eprintln!(
+                    "vigil serve: error: recall index version {v} failed to load; the recall \
+                     model answers 503 until another is published: {e}"
+                );
+                None
+            }
+        },
+        Ok(None) => {
+            eprintln!(
+                "vigil serve: no recall index in {location} names version {} yet; the recall \
+                 model answers 503 until one is published",
+                loaded.version
+            );
+            None
+        }
+        Err(e) => {
+            eprintln!(
+                "vigil serve: warning: {location}: {}; the recall model answers 503 until the \
+                 index can be read",
+                error_chain(&e)
+            );
+            None
+        }
     }
 }
 

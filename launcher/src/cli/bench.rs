@@ -32,6 +32,8 @@ enum BenchCommand {
     Encoders(super::bench_encoders::EncodersArgs),
     /// `vigil serve` throughput and p50/p99 at concurrency 1 and 16, batching on and off.
     Serve(super::bench_serve::ServeBenchArgs),
+    /// HNSW index (`vigil index`'s graph) on .npy vectors: build time, memory, queries/s, recall@k.
+    Recall(super::bench_recall::RecallBenchArgs),
     /// Internal: one rank of `vigil bench allreduce`.
     #[command(name = "__allreduce-rank", hide = true)]
     AllreduceRank,
@@ -151,6 +153,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         BenchCommand::Image(a) => super::bench_image::run(a),
         BenchCommand::Encoders(a) => super::bench_encoders::run(a),
         BenchCommand::Serve(a) => super::bench_serve::run(a),
+        BenchCommand::Recall(a) => super::bench_recall::run(a),
         BenchCommand::AllreduceRank => {
             vigil_collective::bench::run_rank_from_env()?;
             Ok(ExitCode::SUCCESS)

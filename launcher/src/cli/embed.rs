@@ -69,6 +69,7 @@ pub fn run(args: EmbedArgs) -> anyhow::Result<ExitCode> {
         threads: args
             .threads
             .map_or_else(vigil_model::parallel::default_threads, |t| t as usize),
+        scores: false,
     };
     match &args.output {
         None => {

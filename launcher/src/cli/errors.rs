@@ -45,6 +45,8 @@ pub fn code_for(err: &anyhow::Error) -> u8 {
                 .is_some_and(ReportError::is_user_error)
             || e.downcast_ref::<vigil_curate::CurateError>()
                 .is_some_and(vigil_curate::CurateError::is_usage)
+            || e.downcast_ref::<vigil_recall::RecallError>()
+                .is_some_and(vigil_recall::RecallError::is_usage)
             || matches!(
                 e.downcast_ref::<LaunchError>(),
                 Some(LaunchError::NoToken { .. } | LaunchError::DuplicateNode { .. })

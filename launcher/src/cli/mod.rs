@@ -8,6 +8,7 @@ mod bench;
 mod bench_cache;
 mod bench_encoders;
 mod bench_image;
+mod bench_recall;
 mod bench_serve;
 mod crossval;
 mod datasets;
@@ -19,9 +20,12 @@ mod eval;
 mod export;
 mod guard;
 mod help_markdown;
+mod index;
+mod index_source;
 pub(crate) mod launch;
 mod predict;
 mod queue;
+mod recall;
 mod render;
 mod report;
 mod serve;
@@ -70,6 +74,10 @@ enum Command {
     Datasets(datasets::DatasetsArgs),
     /// Build one deduplicated, budgeted annotation queue (Label Studio, Argilla, JSONL).
     Queue(queue::QueueArgs),
+    /// Build and change a versioned nearest-neighbour index of a corpus' embeddings.
+    Index(index::IndexArgs),
+    /// Find the corpus items nearest to known violations (seed rows or a label).
+    Recall(recall::RecallArgs),
     /// Write text / image / fused embeddings of JSONL rows (pretrained encoders or a trained model).
     Embed(embed::EmbedArgs),
     /// Score JSONL rows with an exported model version; rank them for review or annotation.
@@ -116,6 +124,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Datasets(args) => datasets::run(args),
         Command::Queue(args) => queue::run(args),
         Command::Embed(args) => embed::run(args),
+        Command::Index(args) => index::run(args),
+        Command::Recall(args) => recall::run(args),
         Command::Predict(args) => predict::run(args),
         Command::Eval(args) => eval::run(args),
         Command::Report(args) => report::run(args),

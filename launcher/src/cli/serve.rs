@@ -9,8 +9,8 @@ use vigil_store::storage::Location;
 
 use clap::Args;
 use vigil_server::{
-    Limits, ServeOptions, Server, ServerError, Token, check_exposure, fd_limit_warning,
-    resolve_model, shutdown_signal,
+    Limits, RecallServe, ServeOptions, Server, ServerError, Token, check_exposure,
+    fd_limit_warning, resolve_model, shutdown_signal,
 };
 
 /// Arguments of `vigil serve`.
@@ -21,7 +21,11 @@ use vigil_server::{
     /v2/models/NAME[/versions/V]/ready; POST /v2/models/NAME[/versions/V]/infer (inputs text and \
     image: BYTES [n], an empty element means that modality is missing; outputs scores FP32 [n, labels] \
     and decisions BOOL [n, labels]); POST /v1/moderate {\"items\": [{\"id\", \"text\"?, \
-    \"image_base64\"?}]}; GET /metrics (Prometheus). Exit codes: 0 stopped by SIGTERM/SIGINT after \
+    \"image_base64\"?}]}; GET /metrics (Prometheus). With --recall-index, the model NAME-recall \
+    on the same /v2/models routes: the same inputs plus parameters k (default 10, at most \
+    --recall-max-k) and label; outputs ids BYTES [n, k], similarity FP32 [n, k] and score FP32 \
+    [n, k] (the nearest indexed items, searched in the index built from the served model version; \
+    503 until one exists). Exit codes: 0 stopped by SIGTERM/SIGINT after \
     draining; 2 bad flag, no usable version, unreadable or invalid token file, a non-loopback \
     --listen without a token or --insecure, address in use; 1 other failures. Each open connection \
     is a file descriptor: keep the limit (ulimit -n, systemd LimitNOFILE) above --max-connections \
@@ -102,6 +106,21 @@ pub struct ServeArgs {
     /// `Authorization: Bearer TOKEN`.
     #[arg(long, value_name = "FILE")]
     auth_token_file: Option<PathBuf>,
+    /// Also serve nearest-known-bad search as the model NAME-recall, from this
+    /// index repository (`vigil index build --model ... --out DIR|URL`, by
+    /// convention `<export.dir>/<model>-recall`): the index version built from the
+    /// served model version, loaded and swapped with it as one pair; a new model
+    /// version without an index yet waits until one is published.
+    #[arg(long, value_name = "DIR|URL")]
+    recall_index: Option<Location>,
+    /// Most neighbours one row of a recall request may ask for (parameter k; more
+    /// is a 400 naming this limit).
+    #[arg(long, default_value_t = RecallServe::DEFAULT_MAX_K, value_name = "N", requires = "recall_index")]
+    recall_max_k: usize,
+    /// Candidate list of the recall search (HNSW efSearch, 1..=4096; default:
+    /// each index version's own).
+    #[arg(long, value_name = "N", requires = "recall_index")]
+    recall_ef_search: Option<usize>,
 }
 
 /// Loads the model, listens, serves until SIGTERM/SIGINT, drains, exits 0.
@@ -189,10 +208,18 @@ fn serve(args: ServeArgs) -> Result<(), ServerError> {
         token,
         drain: Duration::from_secs_f64(args.drain_secs),
     };
+    let recall = args.recall_index.map(|index| RecallServe {
+        index,
+        max_k: args.recall_max_k,
+        ef_search: args.recall_ef_search,
+    });
+    let recall_name = recall
+        .as_ref()
+        .map(|_| RecallServe::model_name(&model_name));
     let listener = vigil_server::bind(&args.listen)?;
     let exposure = check_exposure(listener.local_addr()?, opts.token.is_some(), args.insecure)?;
     listener.set_nonblocking(true)?;
-    let server = Server::start(opts)?;
+    let server = Server::start_with_recall(opts, recall)?;
     let (version, dir) = server.serving();
     let addr = listener.local_addr()?;
     eprintln!(
@@ -203,6 +230,14 @@ fn serve(args: ServeArgs) -> Result<(), ServerError> {
             None => format!(", polling every {}s", args.poll_secs),
         }
     );
+    if let Some(name) = &recall_name {
+        match server.recall_serving() {
+            Some((v, location)) => {
+                eprintln!("vigil serve: model '{name}': recall index version {v} ({location})")
+            }
+            None => eprintln!("vigil serve: model '{name}': no recall index loaded yet (503)"),
+        }
+    }
     for warning in exposure
         .into_iter()
         .chain(fd_limit_warning(args.max_connections))

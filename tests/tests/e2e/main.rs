@@ -30,6 +30,7 @@ mod launch_bench;
 mod nothing_lost;
 mod precision;
 mod readme;
+mod recall;
 mod render;
 mod report;
 mod resume;

@@ -37,6 +37,7 @@ fn run(source: EmbedSource, input: std::path::PathBuf) -> Vec<serde_json::Value>
             max_text_len: 16,
             image_size: 16,
             threads,
+            scores: false,
         };
         let mut out = Vec::new();
         let n = run_embed::<B>(&opts, &mut out, &Default::default()).unwrap();
@@ -154,6 +155,7 @@ fn a_bad_row_names_its_line() {
         max_text_len: 16,
         image_size: 16,
         threads: 1,
+        scores: false,
     };
     let err = run_embed::<B>(&opts, &mut Vec::new(), &Default::default()).unwrap_err();
     assert!(

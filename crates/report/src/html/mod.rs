@@ -35,6 +35,7 @@ mod errors;
 mod issues;
 mod labels;
 mod options;
+mod recall;
 mod run;
 mod slices;
 #[cfg(test)]
@@ -49,6 +50,7 @@ use vigil_eval::label_errors;
 
 pub use issues::render_issues;
 pub use options::{ReportOptions, parse_slice_by};
+pub use recall::render_recall;
 
 /// The page's policy: no scripts, no network; inline styles and `data:` images only.
 const CSP: &str = "default-src 'none'; img-src data:; style-src 'unsafe-inline'";

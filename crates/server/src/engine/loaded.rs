@@ -1,6 +1,6 @@
 //! [`Loaded`]: one exported version with a model replica per worker, and how it
-//! scores rows; [`Current`]: the version new requests run on, replaced whole on
-//! a swap.
+//! scores (and embeds) rows; [`Current`]: the version new requests run on, with
+//! the recall index paired with it ([`Serving`]), replaced whole on a swap.
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, RwLock};
@@ -13,6 +13,7 @@ use vigil_model::{ModelInput, ModerationModel, TextTokenizer};
 use vigil_store::storage::Location;
 
 use super::error_chain;
+use super::recall::RecallIndex;
 use crate::protocol::Towers;
 use crate::verified::Skipped;
 
@@ -32,6 +33,12 @@ pub struct Loaded {
     /// Newer versions passed over when it was located, with why (none for an
     /// explicit version): reported at start by [`report_skipped`](super::report_skipped).
     pub skipped: Skipped,
+    /// Width of the fused vector (the head's input) that recall searches with.
+    pub embedding_dims: usize,
+    /// sha256 of the version's `MANIFEST.json` as its repository holds it: the
+    /// key its recall index is found by (set only when recall is served, by
+    /// [`Loaded::identified`]).
+    pub identity: Option<String>,
     replicas: Vec<Mutex<ModerationModel<B>>>,
     tokenizer: Option<TextTokenizer>,
     pub(super) image: ImageSpec,
@@ -62,6 +69,8 @@ impl Loaded {
             labels: served.labels().to_vec(),
             towers,
             skipped: served.version.skipped.clone(),
+            embedding_dims: served.model.fusion.output_dim(),
+            identity: None,
             replicas,
             task: served.task(),
             tokenizer: served.tokenizer,
@@ -70,14 +79,22 @@ impl Loaded {
         })
     }
 
-    /// Scores rows on `worker`'s replica: probabilities `[n, labels]`.
+    /// With [`Loaded::identity`] read from `repo` (where it was loaded from).
+    pub fn identified(mut self, repo: &Location) -> Result<Self, String> {
+        self.identity = Some(super::recall::model_identity(repo, self.version)?);
+        Ok(self)
+    }
+
+    /// Scores rows on `worker`'s replica: probabilities `[n, labels]` and, when
+    /// `fused`, the fused vectors `[n, embedding_dims]` the head scored them from.
     pub(super) fn score(
         &self,
         worker: usize,
         texts: &[Option<String>],
         images: &[f32],
         present: &[bool],
-    ) -> Result<Vec<f32>, String> {
+        fused: bool,
+    ) -> Result<(Vec<f32>, Option<Vec<f32>>), String> {
         let device = Default::default();
         let replica = &self.replicas[worker % self.replicas.len()];
         let model = replica.lock().unwrap_or_else(|p| p.into_inner());
@@ -90,33 +107,72 @@ impl Loaded {
             &device,
         )
         .map_err(|e| error_chain(&e))?;
-        let probs = model.probabilities(model.forward(&input)).into_data();
-        probs
+        // `forward` is `head(embed(x).fused)`: the same pass, the vector kept.
+        let embedded = model.embed(&input).fused;
+        let vectors = match fused {
+            false => None,
+            true => Some(
+                embedded
+                    .clone()
+                    .into_data()
+                    .convert::<f32>()
+                    .into_vec::<f32>()
+                    .map_err(|_| "the model's embeddings are not f32".to_string())?,
+            ),
+        };
+        let probs = model
+            .probabilities(model.head.forward(embedded))
+            .into_data();
+        let probs = probs
             .convert::<f32>()
             .into_vec::<f32>()
-            .map_err(|_| "the model's probabilities are not f32".to_string())
+            .map_err(|_| "the model's probabilities are not f32".to_string())?;
+        Ok((probs, vectors))
     }
 }
 
-/// The version served now; replaced whole on a swap.
+/// A model version and the recall index embedded by it, served as one unit: a
+/// request that takes it embeds with this model and searches this index.
+#[derive(Debug, Clone)]
+pub struct Serving {
+    /// The model version.
+    pub model: Arc<Loaded>,
+    /// Its recall index (None: recall not served, or no index for it yet).
+    pub index: Option<Arc<RecallIndex>>,
+}
+
+/// The pair served now; replaced whole on a swap.
 #[derive(Debug)]
-pub struct Current(RwLock<Arc<Loaded>>);
+pub struct Current(RwLock<Serving>);
 
 impl Current {
-    /// Starts with `loaded`.
-    pub fn new(loaded: Loaded) -> Self {
-        Self(RwLock::new(Arc::new(loaded)))
+    /// Starts with `loaded` and its index, if any.
+    pub fn new(loaded: Loaded, index: Option<RecallIndex>) -> Self {
+        Self(RwLock::new(Serving {
+            model: Arc::new(loaded),
+            index: index.map(Arc::new),
+        }))
     }
 
     /// The version new requests run on.
     pub fn get(&self) -> Arc<Loaded> {
+        self.0
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .model
+            .clone()
+    }
+
+    /// The pair new recall requests run on.
+    pub fn serving(&self) -> Serving {
         self.0.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
-    pub(super) fn set(&self, loaded: Arc<Loaded>) -> Arc<Loaded> {
+    /// Replaces the pair; returns the one it replaced.
+    pub(super) fn set(&self, serving: Serving) -> Serving {
         std::mem::replace(
             &mut *self.0.write().unwrap_or_else(|p| p.into_inner()),
-            loaded,
+            serving,
         )
     }
 }

@@ -1,6 +1,6 @@
 //! The poller: a thread that lists the repository every `--poll-secs`, loads
-//! a newer complete version in the background and swaps it in, and [`Stop`],
-//! which ends it.
+//! a newer complete version in the background and swaps it in (with its recall
+//! index, through `pairs.rs`), and [`Stop`], which ends it.
 
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
@@ -12,7 +12,8 @@ use vigil_store::repo::ModelRepo;
 use vigil_store::repo::{LocateError, newest_listed};
 use vigil_store::storage::Location;
 
-use super::{Current, Loaded, error_chain};
+use super::pairs::{Pairs, RecallSource};
+use super::{Current, Loaded, Serving, error_chain};
 use crate::metrics::Metrics;
 use crate::pickup::{Pickup, decide as pickup};
 use crate::verified::{Skipped, Stamp, Verdict, VerifyCache};
@@ -101,17 +102,37 @@ pub fn report_skipped(skipped: &[(u64, String)], reported: &mut Vec<u64>) {
     }
 }
 
-/// Polls `repo` every `every`, loads a newer complete version in the background
-/// and swaps it in; logs every swap, failed load and damaged version once
-/// (`reported`: the versions the start-up load already named).
+/// What the poller thread is given.
+#[derive(Debug)]
+pub struct Poller {
+    /// The model repository.
+    pub repo: Location,
+    /// How often it is polled.
+    pub every: Duration,
+    /// Model replicas per loaded version.
+    pub replicas: usize,
+    /// `--version`: the model never moves (the poller then runs for the recall
+    /// index alone).
+    pub pinned: Option<u64>,
+    /// The recall index repository, when recall is served.
+    pub recall: Option<RecallSource>,
+    /// The pair served.
+    pub current: Arc<Current>,
+    /// Metrics.
+    pub metrics: Arc<Metrics>,
+    /// Ends the thread.
+    pub stop: Arc<Stop>,
+}
+
+/// Polls the model repository every `every`, loads a newer complete version in
+/// the background and swaps it in — with its recall index, when recall is served
+/// ([`crate::pairing`]); logs every swap, failed load and damaged version once
+/// (`reported`: the versions the start-up load already named; `failed_indexes`:
+/// index versions that already failed to load).
 pub fn start_poller(
-    repo: Location,
-    every: Duration,
-    replicas: usize,
-    current: Arc<Current>,
-    metrics: Arc<Metrics>,
-    stop: Arc<Stop>,
+    p: Poller,
     mut reported: Vec<u64>,
+    failed_indexes: Vec<u64>,
 ) -> std::io::Result<JoinHandle<()>> {
     std::thread::Builder::new()
         .name("vigil-serve-poll".into())
@@ -119,36 +140,50 @@ pub fn start_poller(
             let mut failed: Vec<u64> = Vec::new();
             let mut last_error = String::new();
             let mut cache = VerifyCache::default();
-            while !stop.sleep(every) {
-                let newest = match poll_newest(&repo, &failed, &mut cache) {
-                    Ok((newest, skipped)) => {
-                        last_error.clear();
-                        report_skipped(&skipped, &mut reported);
-                        newest
-                    }
-                    Err(e) => {
-                        let msg = error_chain(&e);
-                        if msg != last_error {
-                            eprintln!("vigil serve: warning: {msg}; keeping the loaded version");
-                            last_error = msg;
+            let mut pairs = p.recall.as_ref().map(|_| Pairs::new(failed_indexes));
+            while !p.stop.sleep(p.every) {
+                let newest = match p.pinned {
+                    Some(_) => None,
+                    None => match poll_newest(&p.repo, &failed, &mut cache) {
+                        Ok((newest, skipped)) => {
+                            last_error.clear();
+                            report_skipped(&skipped, &mut reported);
+                            newest
                         }
-                        None
-                    }
+                        Err(e) => {
+                            let msg = error_chain(&e);
+                            if msg != last_error {
+                                eprintln!(
+                                    "vigil serve: warning: {msg}; keeping the loaded version"
+                                );
+                                last_error = msg;
+                            }
+                            None
+                        }
+                    },
                 };
-                let loaded = current.get().version;
-                let Pickup::Load(v) = pickup(loaded, None, newest, &failed) else {
+                let loaded = p.current.get().version;
+                let decision = pickup(loaded, p.pinned, newest, &failed);
+                if let (Some(pairs), Some(source)) = (pairs.as_mut(), p.recall.as_ref()) {
+                    pairs.step(&p, source, decision, &mut failed);
+                    continue;
+                }
+                let Pickup::Load(v) = decision else {
                     continue;
                 };
                 eprintln!("vigil serve: loading version {v}");
-                match Loaded::load(&repo, Some(v), replicas) {
+                match Loaded::load(&p.repo, Some(v), p.replicas) {
                     Ok(new) => {
-                        current.set(Arc::new(new));
-                        metrics.set_version(v, true);
+                        p.current.set(Serving {
+                            model: Arc::new(new),
+                            index: None,
+                        });
+                        p.metrics.set_version(v, true);
                         eprintln!("vigil serve: swapped: serving version {v} (was {loaded})");
                     }
                     Err(e) => {
                         failed.push(v);
-                        metrics.load_failed();
+                        p.metrics.load_failed();
                         eprintln!(
                             "vigil serve: error: version {v} failed to load, still serving {loaded}: {}",
                             error_chain(&e)

@@ -1,6 +1,7 @@
 //! [`Engine`]: the bounded queue of [`Job`]s and its worker threads. A worker
 //! takes a batch of requests admitted on the same version, decodes their images,
-//! scores the rows in one forward pass and answers each request with its share.
+//! scores the rows in one forward pass and answers each request with its share
+//! (and, to a recall request, its rows' fused vectors from the same pass).
 
 use std::collections::VecDeque;
 use std::panic::AssertUnwindSafe;
@@ -23,6 +24,8 @@ pub struct Scored {
     pub probs: Vec<f32>,
     /// Decisions at the version's thresholds.
     pub decisions: Vec<bool>,
+    /// The fused vectors `[n, embedding_dims]`, when the job asked ([`Job::embed`]).
+    pub embeddings: Option<Vec<f32>>,
 }
 
 /// Why a queued request failed.
@@ -41,6 +44,8 @@ pub struct Job {
     pub rows: Rows,
     /// The version it was admitted on.
     pub model: Arc<Loaded>,
+    /// Whether it wants its rows' fused vectors (a recall request).
+    pub embed: bool,
     /// When it was queued.
     pub enqueued: Instant,
     /// Where the answer goes.
@@ -223,13 +228,24 @@ impl Engine {
         }
         let rows = texts.len();
         self.metrics.batch(rows);
+        let fused = live.iter().any(|j| j.embed);
         let result = std::panic::catch_unwind(AssertUnwindSafe(|| {
-            model.score(worker, &texts, &images, &present)
+            model.score(worker, &texts, &images, &present, fused)
         }));
-        let probs = match result {
-            Ok(Ok(p)) if p.len() == rows * model.labels.len() => p,
-            Ok(Ok(p)) => {
-                let msg = format!("the model returned {} values for {rows} rows", p.len());
+        let dims = model.embedding_dims;
+        let (probs, vectors) = match result {
+            Ok(Ok((p, v)))
+                if p.len() == rows * model.labels.len()
+                    && v.as_ref().is_none_or(|v| v.len() == rows * dims) =>
+            {
+                (p, v)
+            }
+            Ok(Ok((p, v))) => {
+                let msg = format!(
+                    "the model returned {} values ({} embedding values) for {rows} rows",
+                    p.len(),
+                    v.map_or(0, |v| v.len())
+                );
                 return fail_all(live, &msg);
             }
             Ok(Err(e)) => return fail_all(live, &e),
@@ -240,6 +256,10 @@ impl Engine {
         for job in live {
             let n = job.rows.len();
             let p = probs[offset * l..(offset + n) * l].to_vec();
+            let embeddings = match (&vectors, job.embed) {
+                (Some(v), true) => Some(v[offset * dims..(offset + n) * dims].to_vec()),
+                _ => None,
+            };
             offset += n;
             let d = p
                 .chunks(l.max(1))
@@ -248,6 +268,7 @@ impl Engine {
             let _ = job.reply.send(Ok(Scored {
                 probs: p,
                 decisions: d,
+                embeddings,
             }));
         }
     }

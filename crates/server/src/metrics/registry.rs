@@ -56,11 +56,29 @@ pub struct Metrics {
     version: Gauge<u64, AtomicU64>,
     swaps: Counter,
     load_failures: Counter,
+    recall: Option<RecallSeries>,
+}
+
+/// The series of the recall model `<model>-recall`: the same families, labelled
+/// with its name; its version is the index version.
+#[derive(Debug)]
+struct RecallSeries {
+    latency: AtomicHistogram,
+    version: Gauge<u64, AtomicU64>,
+    swaps: Counter,
+    load_failures: Counter,
 }
 
 impl Metrics {
     /// Every family registered, with `model`'s series at zero.
+    #[cfg(test)]
     pub fn new(model: &str) -> Self {
+        Self::with_recall(model, None)
+    }
+
+    /// [`Metrics::new`], and the series of the recall model `recall` (its
+    /// latency, index version, swaps and load failures) when it is served.
+    pub fn with_recall(model: &str, recall: Option<&str>) -> Self {
         let mut registry = Registry::default();
         let requests = Family::<RequestLabels, Counter>::default();
         let errors = Family::<EndpointLabels, Counter>::default();
@@ -118,7 +136,19 @@ impl Metrics {
         let m = ModelLabels {
             model: model.to_owned(),
         };
+        let recall = recall.map(|name| {
+            let r = ModelLabels {
+                model: name.to_owned(),
+            };
+            RecallSeries {
+                latency: latency.get_or_create_owned(&r),
+                version: version.get_or_create_owned(&r),
+                swaps: swaps.get_or_create_owned(&r),
+                load_failures: load_failures.get_or_create_owned(&r),
+            }
+        });
         Self {
+            recall,
             registry,
             requests,
             errors,
@@ -171,6 +201,30 @@ impl Metrics {
     /// A version failed to load.
     pub fn load_failed(&self) {
         self.load_failures.inc();
+    }
+
+    /// One recall request's latency (the request itself is counted by [`Metrics::request`]).
+    pub fn recall_latency(&self, seconds: f64) {
+        if let Some(r) = &self.recall {
+            r.latency.observe(seconds);
+        }
+    }
+
+    /// The recall index version now served; `swap`: it replaced another.
+    pub fn set_recall_version(&self, version: u64, swap: bool) {
+        if let Some(r) = &self.recall {
+            r.version.set(version);
+            if swap {
+                r.swaps.inc();
+            }
+        }
+    }
+
+    /// A recall index version failed to load.
+    pub fn recall_load_failed(&self) {
+        if let Some(r) = &self.recall {
+            r.load_failures.inc();
+        }
     }
 
     /// The text exposition (format 0.0.4) of every metric.
@@ -313,6 +367,30 @@ mod tests {
             .find(|s| s.name == "vigil_serve_request_duration_seconds_sum")
             .unwrap();
         assert!((sum.value - 0.004).abs() < 1e-12, "{text}");
+    }
+
+    #[test]
+    fn the_recall_model_has_its_own_series_only_when_served() {
+        let m = Metrics::with_recall("tiny", Some("tiny-recall"));
+        m.recall_latency(0.002);
+        m.set_recall_version(3, false);
+        m.set_recall_version(4, true);
+        m.recall_load_failed();
+        let text = m.render();
+        for line in [
+            "vigil_serve_request_duration_seconds_count{model=\"tiny-recall\"} 1",
+            "vigil_serve_request_duration_seconds_count{model=\"tiny\"} 0",
+            "vigil_serve_model_version{model=\"tiny-recall\"} 4",
+            "vigil_serve_model_swaps_total{model=\"tiny-recall\"} 1",
+            "vigil_serve_model_load_failures_total{model=\"tiny-recall\"} 1",
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line} missing:\n{text}");
+        }
+        parse_exposition(&text).unwrap();
+        let plain = Metrics::new("tiny");
+        plain.recall_latency(0.002);
+        plain.set_recall_version(4, true);
+        assert!(!plain.render().contains("tiny-recall"));
     }
 
     #[test]

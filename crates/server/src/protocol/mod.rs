@@ -25,16 +25,21 @@
 //! - `rows.rs`: [`Rows`] — texts from raw elements, and the inputs combined into rows.
 //! - `response.rs`: the outputs asked for ([`OutputSpec`]) and the response
 //!   that carries them ([`encode_response`]).
+//! - `recall.rs`: the `<model>-recall` model's body — the same rows, a bounded
+//!   `k` — and its neighbours as outputs ([`parse_recall`], [`encode_recall`]).
 
 mod bad_input;
+mod recall;
 mod request;
 mod response;
 mod rows;
 mod tensor;
 
 pub use bad_input::BadInput;
+pub(crate) use recall::{DEFAULT_K, IDS, SCORE, SIMILARITY};
+pub use recall::{Neighbour, RecallHeader, choose_label, encode_recall, parse_recall};
 pub use request::{InferRequest, parse_infer};
-pub use response::{OutputSpec, encode_response};
+pub use response::{Encoded, OutputSpec, encode_response};
 pub(crate) use rows::to_texts;
 pub use rows::{Rows, combine};
 pub use tensor::join_bytes;

@@ -2,7 +2,7 @@
 //! or from the binary tail, in input order), the outputs asked for, and the
 //! checks that bind them to the loaded version's towers and the limits.
 
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 use super::response::parse_outputs;
 use super::rows::{combine, to_texts};
@@ -29,6 +29,29 @@ pub fn parse_infer(
     towers: Towers,
     limits: &Limits,
 ) -> Result<InferRequest, BadInput> {
+    let Parsed { head, id, rows } = parse_rows(body, header_len, towers, limits)?;
+    let outputs = parse_outputs(&head)?;
+    Ok(InferRequest { id, rows, outputs })
+}
+
+/// What every model served here reads alike from an infer body.
+pub(crate) struct Parsed {
+    /// The JSON header, for the caller's outputs and parameters.
+    pub head: Map<String, Value>,
+    /// The request `id`.
+    pub id: Option<String>,
+    /// The rows of its `text` and `image` inputs.
+    pub rows: Rows,
+}
+
+/// The part of an infer body every model served here reads alike ([`Parsed`]),
+/// the rows bound by the limits.
+pub(crate) fn parse_rows(
+    body: &[u8],
+    header_len: Option<usize>,
+    towers: Towers,
+    limits: &Limits,
+) -> Result<Parsed, BadInput> {
     let json_len = header_len.unwrap_or(body.len());
     if json_len > body.len() {
         return Err(BadInput::new(
@@ -43,9 +66,13 @@ pub fn parse_infer(
     let (head, mut tail) = body.split_at(json_len);
     let req: Value = serde_json::from_slice(head)
         .map_err(|e| BadInput::new(None, None, format!("malformed JSON: {e}")))?;
-    let req = req
-        .as_object()
-        .ok_or_else(|| BadInput::new(None, None, "the request must be a JSON object"))?;
+    let Value::Object(req) = req else {
+        return Err(BadInput::new(
+            None,
+            None,
+            "the request must be a JSON object",
+        ));
+    };
     let id = match req.get("id") {
         None | Some(Value::Null) => None,
         Some(Value::String(s)) => Some(s.clone()),
@@ -112,8 +139,11 @@ pub fn parse_infer(
         ));
     }
     let rows = combine(texts, images, limits)?;
-    let outputs = parse_outputs(req)?;
-    Ok(InferRequest { id, rows, outputs })
+    Ok(Parsed {
+        head: req,
+        id,
+        rows,
+    })
 }
 
 fn input_names(towers: Towers) -> String {

@@ -15,6 +15,19 @@ pub struct OutputSpec {
     pub decisions: Option<bool>,
 }
 pub(super) fn parse_outputs(req: &Map<String, Value>) -> Result<OutputSpec, BadInput> {
+    let [scores, decisions] = requested_outputs(req, [SCORES, DECISIONS])?;
+    Ok(OutputSpec { scores, decisions })
+}
+
+/// Which of the `known` outputs a request asks for, each `Some(binary?)` or
+/// None, in `known`'s order: from its `outputs` (each output's
+/// `parameters.binary_data`, else the request's `parameters.binary_data_output`),
+/// every one of `known` when it names none. An output not in `known` is refused
+/// naming the ones the model returns.
+pub(crate) fn requested_outputs<const N: usize>(
+    req: &Map<String, Value>,
+    known: [&str; N],
+) -> Result<[Option<bool>; N], BadInput> {
     let default_binary = match req
         .get("parameters")
         .and_then(|p| p.get("binary_data_output"))
@@ -30,18 +43,12 @@ pub(super) fn parse_outputs(req: &Map<String, Value>) -> Result<OutputSpec, BadI
         }
     };
     let Some(outputs) = req.get("outputs") else {
-        return Ok(OutputSpec {
-            scores: Some(default_binary),
-            decisions: Some(default_binary),
-        });
+        return Ok([Some(default_binary); N]);
     };
     let outputs = outputs
         .as_array()
         .ok_or_else(|| BadInput::new(None, None, "'outputs' must be an array"))?;
-    let mut spec = OutputSpec {
-        scores: None,
-        decisions: None,
-    };
+    let mut spec = [None; N];
     for out in outputs {
         let name = out
             .get("name")
@@ -58,14 +65,13 @@ pub(super) fn parse_outputs(req: &Map<String, Value>) -> Result<OutputSpec, BadI
                 ));
             }
         };
-        match name {
-            SCORES => spec.scores = Some(binary),
-            DECISIONS => spec.decisions = Some(binary),
-            other => {
+        match known.iter().position(|k| *k == name) {
+            Some(i) => spec[i] = Some(binary),
+            None => {
                 return Err(BadInput::new(
-                    Some(other),
+                    Some(name),
                     None,
-                    "unknown output (the model returns: scores, decisions)",
+                    format!("unknown output (the model returns: {})", known.join(", ")),
                 ));
             }
         }
